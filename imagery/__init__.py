@@ -1,0 +1,1 @@
+"""Pixels: the tile grid over an AOI, windowed reads with validity masks, normalisation, synthetic scenes."""

@@ -1,0 +1,136 @@
+"""Reading the pixels of one tile from a scene: only the blocks the tile overlaps, with a validity mask.
+
+When the scene is already on the tile grid (same CRS, same pixel size, aligned origin), the tile is a
+plain window read, clipped to the file and pasted into an invalid-filled array. Otherwise each band is
+read through a :class:`rasterio.vrt.WarpedVRT` onto the tile grid. Either way, pixels outside the
+scene, nodata pixels and (where no nodata is declared) pixels that are zero in every band are invalid:
+gaps are never silently filled with zeros that a detector would take for dark ground.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window, from_bounds
+
+from fieldtruth.imagery.chip import Chip
+from fieldtruth.imagery.errors import ImageryReadError
+from fieldtruth.imagery.grid import Tile
+from fieldtruth.ingest.rasters import open_raster
+from fieldtruth.ingest.scene import Scene
+
+log = logging.getLogger(__name__)
+
+
+def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) -> Chip:
+    """Read a tile's halo window from a scene, onto the tile grid.
+
+    Args:
+        scene: the scene to read.
+        tile: the tile whose halo is read.
+        bands: band names in the order wanted (e.g. a model card's); all scene bands when None.
+
+    Raises:
+        KeyError: a requested band is not in the scene.
+        ImageryReadError: a file could not be read (truncated, corrupt); the message names the file.
+    """
+    names = tuple(bands or scene.band_names)
+    missing = [n for n in names if n not in scene.bands]
+    if missing:
+        raise KeyError(f"scene {scene.id!r} has no band(s) {missing!r}; it has {list(scene.band_names)!r}")
+    rows, cols = tile.shape
+    data = np.zeros((len(names), rows, cols), dtype=np.float32)
+    valid = np.ones((rows, cols), dtype=bool)
+    for i, name in enumerate(names):
+        source = scene.bands[name]
+        try:
+            with open_raster(source.href) as dataset:
+                band, band_valid = _read_band(dataset, source.index, tile, scene.nodata)
+        except RasterioError as exc:
+            raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: {exc}") from exc
+        data[i] = band
+        valid &= band_valid
+    if scene.nodata is None:
+        valid &= np.any(data != 0, axis=0)
+    data[:, ~valid] = 0.0
+    return Chip(data, valid, tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
+
+
+def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
+    if dataset.crs != CRS.from_user_input(tile.crs):
+        return False
+    xres, yres = dataset.res
+    res = tile.resolution
+    if abs(xres - res) > 1e-6 * res or abs(yres - res) > 1e-6 * res:
+        return False
+    col_off = (tile.halo.left - dataset.bounds.left) / res
+    row_off = (dataset.bounds.top - tile.halo.top) / res
+    return abs(col_off - round(col_off)) < 1e-6 and abs(row_off - round(row_off)) < 1e-6
+
+
+def _read_band(
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if _aligned(dataset, tile):
+        return _read_window(dataset, index, tile, nodata)
+    return _read_warped(dataset, index, tile, nodata)
+
+
+def _read_window(
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain window read, clipped to the file; the rest of the tile is invalid."""
+    rows, cols = tile.shape
+    out = np.zeros((rows, cols), dtype=np.float32)
+    valid = np.zeros((rows, cols), dtype=bool)
+    window = from_bounds(*tile.halo, transform=dataset.transform).round_offsets().round_lengths()
+    clipped = window.intersection(Window(0, 0, dataset.width, dataset.height)) if _overlaps(window, dataset) else None
+    if clipped is None:
+        return out, valid
+    r0, c0 = int(clipped.row_off - window.row_off), int(clipped.col_off - window.col_off)
+    h, w = int(clipped.height), int(clipped.width)
+    pixels = dataset.read(index, window=clipped)
+    out[r0 : r0 + h, c0 : c0 + w] = pixels
+    inside = np.ones((h, w), dtype=bool) if nodata is None else pixels != nodata
+    valid[r0 : r0 + h, c0 : c0 + w] = inside
+    return out, valid
+
+
+def _overlaps(window: Window, dataset: rasterio.DatasetReader) -> bool:
+    return (
+        window.col_off < dataset.width
+        and window.row_off < dataset.height
+        and window.col_off + window.width > 0
+        and window.row_off + window.height > 0
+    )
+
+
+def _read_warped(
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read through a WarpedVRT onto the tile grid; the VRT's mask marks what the scene covers."""
+    rows, cols = tile.shape
+    src_nodata = nodata if nodata is not None else dataset.nodata
+    with WarpedVRT(
+        dataset,
+        crs=CRS.from_user_input(tile.crs),
+        transform=tile.transform,
+        width=cols,
+        height=rows,
+        resampling=Resampling.bilinear,
+        src_nodata=src_nodata,
+        nodata=src_nodata if src_nodata is not None else 0,
+        add_alpha=src_nodata is None,
+    ) as vrt:
+        out = vrt.read(index, out_dtype=np.float32)
+        if src_nodata is None:
+            valid = vrt.read(vrt.count) > 0
+        else:
+            valid = vrt.read_masks(index) > 0
+    return out, valid

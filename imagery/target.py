@@ -1,0 +1,64 @@
+"""Choosing the tile grid for scenes: a metric CRS and a pixel size, and the AOI's bounds in that CRS."""
+
+from __future__ import annotations
+
+import logging
+
+from pyproj import CRS as ProjCRS
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_utm_crs_info
+from rasterio.coords import BoundingBox
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from fieldtruth.imagery.grid import TileGrid
+from fieldtruth.ingest.scene import Scene
+
+log = logging.getLogger(__name__)
+
+#: CRSs whose pixels are not true ground distances away from the equator; scans go to UTM instead.
+_DISTORTING = {3857, 900913, 3395, 4326}
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS84 UTM zone CRS containing a point."""
+    infos = query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+    )
+    if not infos:
+        raise ValueError(f"no UTM zone for lon/lat {(lon, lat)!r}; check the AOI is in EPSG:4326 degrees")
+    return CRS.from_epsg(int(infos[0].code))
+
+
+def is_metric(crs: CRS) -> bool:
+    """Whether a CRS is projected in metres and keeps ground distances (not Web Mercator)."""
+    if crs is None or not crs.is_projected or crs.to_epsg() in _DISTORTING:
+        return False
+    units = ProjCRS.from_user_input(crs.to_wkt()).axis_info[0].unit_name
+    return units in ("metre", "meter")
+
+
+def grid_for_scene(scene: Scene, *, resolution: float | None = None, tile_size: int = 512, halo: int = 32) -> TileGrid:
+    """A tile grid over a scene's footprint: the scene's own CRS if metric, else its UTM zone.
+
+    Args:
+        scene: the scene to cover.
+        resolution: pixel size in metres; the scene's own where it is metric and this is None.
+        tile_size: core side in pixels.
+        halo: halo margin in pixels.
+    """
+    if is_metric(scene.crs):
+        crs, bounds = scene.crs, scene.bounds
+        res = resolution or float(scene.resolution[0])
+    else:
+        wgs84 = transform_bounds(scene.crs, "EPSG:4326", *scene.bounds)
+        crs = utm_crs_for((wgs84[0] + wgs84[2]) / 2, (wgs84[1] + wgs84[3]) / 2)
+        bounds = BoundingBox(*transform_bounds(scene.crs, crs, *scene.bounds, densify_pts=21))
+        res = resolution or _ground_resolution(scene, bounds)
+        log.info("scene %s is in %s; scanning on %s at %.2f m", scene.id, scene.crs, crs, res)
+    return TileGrid(bounds=bounds, crs=crs, resolution=res, tile_size=tile_size, halo=halo)
+
+
+def _ground_resolution(scene: Scene, metric_bounds: BoundingBox) -> float:
+    """Pixel size on the ground that keeps the scene's pixel count across its width."""
+    return (metric_bounds.right - metric_bounds.left) / scene.width

@@ -1,0 +1,1 @@
+"""The world coming in: imagery sources, AOIs, labour-sector datasets, their provenance and validation."""

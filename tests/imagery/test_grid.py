@@ -1,0 +1,70 @@
+"""The tile grid: cores partition the AOI exactly; halos and ownership of points."""
+
+from __future__ import annotations
+
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.coords import BoundingBox
+from rasterio.crs import CRS
+
+from fieldtruth.imagery.errors import GridError
+from fieldtruth.imagery.grid import TileGrid
+
+UTM = CRS.from_epsg(32645)
+
+
+@st.composite
+def grids(draw: st.DrawFn) -> TileGrid:
+    left = draw(st.floats(-1e5, 1e6, allow_nan=False))
+    bottom = draw(st.floats(0, 9e6, allow_nan=False))
+    resolution = draw(st.sampled_from([0.5, 3.0, 10.0, 20.0, 30.0]))
+    tile_size = draw(st.integers(16, 1024))
+    span = tile_size * resolution  # at most 12 x 12 tiles, so the property is checked quickly
+    width = draw(st.floats(resolution, 12 * span))
+    height = draw(st.floats(resolution, 12 * span))
+    halo = draw(st.integers(0, 64))
+    return TileGrid(BoundingBox(left, bottom, left + width, bottom + height), UTM, resolution, tile_size, halo)
+
+
+@settings(max_examples=60, deadline=None)
+@given(grids())
+def test_cores_partition_the_aoi_without_gap_or_overlap(grid: TileGrid) -> None:
+    cores = [shapely.box(*t.core) for t in grid]
+    aoi = shapely.box(*grid.bounds)
+    union = shapely.union_all(cores)
+    assert union.symmetric_difference(aoi).area <= 1e-6 * aoi.area
+    assert sum(c.area for c in cores) == pytest.approx(aoi.area, rel=1e-9)
+    assert len(cores) == len(grid)
+
+
+@settings(max_examples=60, deadline=None)
+@given(grids(), st.floats(0, 1), st.floats(0, 1))
+def test_every_point_of_the_aoi_belongs_to_exactly_one_core(grid: TileGrid, fx: float, fy: float) -> None:
+    left, bottom, right, top = grid.bounds
+    x = left + fx * (right - left) * 0.999999
+    y = top - fy * (top - bottom) * 0.999999
+    owners = [t.id for t in grid if t.in_core(x, y)]
+    assert len(owners) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(grids())
+def test_halo_grows_the_core_by_the_margin(grid: TileGrid) -> None:
+    tile = next(iter(grid))
+    margin = grid.halo * grid.resolution
+    assert tile.halo.left == pytest.approx(tile.core.left - margin)
+    assert tile.halo.top == pytest.approx(tile.core.top + margin)
+    rows, cols = tile.shape
+    assert cols * grid.resolution == pytest.approx(tile.halo.right - tile.halo.left, abs=grid.resolution)
+
+
+def test_geographic_crs_is_refused() -> None:
+    with pytest.raises(GridError, match="projected"):
+        TileGrid(BoundingBox(0, 0, 1, 1), CRS.from_epsg(4326), 0.0001)
+
+
+def test_empty_aoi_is_refused() -> None:
+    with pytest.raises(GridError, match="empty"):
+        TileGrid(BoundingBox(10, 10, 10, 20), UTM, 10.0)

@@ -1,0 +1,73 @@
+"""Reading tiles: exact windows on aligned grids, warping otherwise, and honest validity masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.coords import BoundingBox
+
+from fieldtruth.imagery.errors import ImageryReadError
+from fieldtruth.imagery.grid import TileGrid
+from fieldtruth.imagery.read import read_chip
+from fieldtruth.imagery.target import grid_for_scene
+from fieldtruth.ingest.scene import open_scene
+from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
+
+
+def test_aligned_tile_reads_exactly_the_window_and_masks_outside(tmp_path: Path) -> None:
+    scene = open_scene(scene_folder(tmp_path / "s", size=200))
+    grid = grid_for_scene(scene, tile_size=128, halo=16)
+    tile = grid.tile(0, 1)
+    chip = read_chip(scene, tile)
+    assert chip.data.shape == (4, 128 + 32, 72 + 32)  # edge tile: core 72 px wide
+    with rasterio.open(tmp_path / "s" / "B03.tif") as band:
+        expected = band.read(1)[0 : 128 + 16, 128 - 16 : 200].astype(np.float32)
+    np.testing.assert_array_equal(chip.data[1, 16:, : 200 - 112], expected)
+    assert not chip.valid[:16].any(), "rows above the scene must be invalid"
+    assert not chip.valid[:, 200 - 112 :].any(), "columns right of the scene must be invalid"
+    assert chip.valid[16:, : 200 - 112].all()
+
+
+def test_nodata_pixels_are_invalid_not_zero_ground(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "s", size=64, nodata=0)
+    with rasterio.open(folder / "B02.tif", "r+") as band:
+        data = band.read(1)
+        data[10:20, 10:20] = 0
+        band.write(data, 1)
+    scene = open_scene(folder)
+    chip = read_chip(scene, grid_for_scene(scene, tile_size=64, halo=0).tile(0, 0))
+    assert not chip.valid[10:20, 10:20].any()
+    assert chip.valid.sum() == 64 * 64 - 100
+
+
+def test_reprojected_read_matches_rasterio_reproject(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "s", size=128, crs="EPSG:3857", origin=(9_680_000.0, 3_000_000.0))
+    scene = open_scene(folder)
+    grid = grid_for_scene(scene, resolution=10.0, tile_size=64, halo=0)
+    assert grid.crs.to_epsg() == 32645
+    tile = grid.tile(1, 1)
+    chip = read_chip(scene, tile, ("red",))
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(folder / "B04.tif") as src:
+        expected = np.zeros(tile.shape, dtype=np.float32)
+        reproject(rasterio.band(src, 1), expected, dst_transform=tile.transform, dst_crs=grid.crs,
+                  resampling=Resampling.bilinear)
+    inner = chip.valid.copy()
+    inner[[0, -1], :] = inner[:, [0, -1]] = False
+    assert inner.sum() > 0.8 * inner.size
+    np.testing.assert_allclose(chip.data[0][inner], expected[inner], rtol=0.02)
+
+
+def test_truncated_file_fails_with_its_name(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "s", size=256)
+    scene = open_scene(folder)
+    truncated_copy(folder / "B04.tif", tmp_path / "cut.tif", keep_fraction=0.3)
+    (folder / "B04.tif").write_bytes((tmp_path / "cut.tif").read_bytes())
+    grid = TileGrid(BoundingBox(*scene.bounds), scene.crs, 10.0, 128, 0)
+    with pytest.raises(ImageryReadError, match="B04.tif"):
+        for tile in grid:
+            read_chip(scene, tile)
