@@ -10,19 +10,24 @@ gaps are never silently filled with zeros that a detector would take for dark gr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import rasterio
+import shapely
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import Tile
 from fieldtruth.ingest.rasters import open_raster
+from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -47,11 +52,12 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
     rows, cols = tile.shape
     data = np.zeros((len(names), rows, cols), dtype=np.float32)
     valid = np.ones((rows, cols), dtype=bool)
+    remote = any(is_remote(scene.bands[n].href) for n in names)
     for i, name in enumerate(names):
         source = scene.bands[name]
         try:
-            with open_raster(source.href) as dataset:
-                band, band_valid = _read_band(dataset, source.index, tile, scene.nodata)
+            with gdal_http_env() if remote else nullcontext():
+                band, band_valid = _read_source(source.href, source.index, tile, scene.nodata)
         except RasterioError as exc:
             raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: {exc}") from exc
         data[i] = band
@@ -60,6 +66,42 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
         valid &= np.any(data != 0, axis=0)
     data[:, ~valid] = 0.0
     return Chip(data, valid, tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
+
+
+def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | None = None) -> Chip:
+    """Read a tile from several scenes: each pixel from the first scene (in the given order) that has it.
+
+    Scenes that do not reach the tile are not opened. Order the scenes by preference (least cloud first).
+
+    Raises:
+        ImageryReadError: a file of a scene that reaches the tile could not be read.
+    """
+    halo = shapely.box(*tile.halo)
+    chip: Chip | None = None
+    for scene in scenes:
+        footprint = shapely.box(*transform_bounds(scene.crs, tile.crs, *scene.bounds, densify_pts=21))
+        if not footprint.intersects(halo):
+            continue
+        part = read_chip(scene, tile, bands)
+        if chip is None:
+            chip = part
+        else:
+            fill = part.valid & ~chip.valid
+            chip.data[:, fill] = part.data[:, fill]
+            chip.valid[fill] = True
+        if chip.valid.all():
+            break
+    if chip is None:
+        rows, cols = tile.shape
+        names = tuple(bands or scenes[0].band_names)
+        chip = Chip(np.zeros((len(names), rows, cols), np.float32), np.zeros((rows, cols), bool), tile.transform,
+                    CRS.from_user_input(tile.crs), tile.id, names)
+    return chip
+
+
+def _read_source(href: str, index: int, tile: Tile, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+    with open_raster(href) as dataset:
+        return _read_band(dataset, index, tile, nodata)
 
 
 def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 
 from pyproj import CRS as ProjCRS
 from pyproj.aoi import AreaOfInterest
@@ -57,6 +59,52 @@ def grid_for_scene(scene: Scene, *, resolution: float | None = None, tile_size: 
         res = resolution or _ground_resolution(scene, bounds)
         log.info("scene %s is in %s; scanning on %s at %.2f m", scene.id, scene.crs, crs, res)
     return TileGrid(bounds=bounds, crs=crs, resolution=res, tile_size=tile_size, halo=halo)
+
+
+def grid_for_scenes(
+    scenes: Sequence[Scene], *, resolution: float | None = None, tile_size: int = 512, halo: int = 32,
+    aoi_bounds: tuple[float, float, float, float] | None = None,
+) -> TileGrid:
+    """A tile grid over several scenes (or an AOI): their shared metric CRS, else the UTM zone of the centre.
+
+    Args:
+        scenes: the scenes to cover; their union is the AOI when ``aoi_bounds`` is None.
+        resolution: pixel size in metres; the finest scene's when None.
+        tile_size: core side in pixels.
+        halo: halo margin in pixels.
+        aoi_bounds: AOI as (west, south, east, north) in EPSG:4326 degrees.
+    """
+    if len(scenes) == 1 and aoi_bounds is None:
+        return grid_for_scene(scenes[0], resolution=resolution, tile_size=tile_size, halo=halo)
+    crss = {s.crs.to_wkt() for s in scenes}
+    if len(crss) == 1 and is_metric(scenes[0].crs):
+        crs = scenes[0].crs
+    else:
+        west, south, east, north = aoi_bounds or _union_wgs84(scenes)
+        crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+    if aoi_bounds is not None:
+        bounds = BoundingBox(*transform_bounds("EPSG:4326", crs, *aoi_bounds, densify_pts=21))
+    else:
+        boxes = [transform_bounds(s.crs, crs, *s.bounds, densify_pts=21) for s in scenes]
+        bounds = BoundingBox(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                             max(b[3] for b in boxes))
+    res = resolution or min(_ground_resolution(s, BoundingBox(*transform_bounds(s.crs, crs, *s.bounds))) for s in scenes)
+    if is_metric(scenes[0].crs) and crs == scenes[0].crs and resolution is None:
+        res = float(scenes[0].resolution[0])
+    return TileGrid(bounds=_snap(bounds, res), crs=crs, resolution=res, tile_size=tile_size, halo=halo)
+
+
+def _union_wgs84(scenes: Sequence[Scene]) -> tuple[float, float, float, float]:
+    boxes = [transform_bounds(s.crs, "EPSG:4326", *s.bounds, densify_pts=21) for s in scenes]
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _snap(bounds: BoundingBox, res: float) -> BoundingBox:
+    """Grow bounds outward to whole pixels of the grid, so tiles align with the pixel lattice."""
+    return BoundingBox(
+        math.floor(bounds.left / res) * res, math.floor(bounds.bottom / res) * res,
+        math.ceil(bounds.right / res) * res, math.ceil(bounds.top / res) * res,
+    )
 
 
 def _ground_resolution(scene: Scene, metric_bounds: BoundingBox) -> float:

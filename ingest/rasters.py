@@ -13,6 +13,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from fieldtruth.ingest.errors import InputNotFoundError, NotARasterError, RasterRefusedError
+from fieldtruth.ingest.remote import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,6 @@ MAX_SIDE = 120_000
 #: Largest ratio of claimed pixels to bytes on disk for a local GeoTIFF; compressed imagery of real
 #: scenes stays far below this (sparse all-nodata files are the exception, hence the generous bound).
 MAX_PIXELS_PER_BYTE = 2_000
-
-
-def _is_remote(href: str) -> bool:
-    return href.startswith(("http://", "https://", "/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/"))
 
 
 def open_raster(href: str | Path) -> rasterio.DatasetReader:
@@ -50,7 +47,7 @@ def open_raster(href: str | Path) -> rasterio.DatasetReader:
         raise RasterRefusedError(
             f"raster {href!r} has suffix {suffix!r}; only {sorted(ALLOWED_DRIVERS)} are read (convert it with gdal_translate)"
         )
-    local = not _is_remote(href)
+    local = not is_remote(href)
     if local and not Path(href).exists():
         raise InputNotFoundError(f"raster {href!r} does not exist")
     try:

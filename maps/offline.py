@@ -1,0 +1,196 @@
+"""Make a Folium map one self-contained HTML file that opens offline and requests nothing.
+
+Folium's default template loads Leaflet, jQuery, Bootstrap and Font Awesome from CDNs. Here the CDN
+links are removed, the vendored Leaflet 1.9.4 (``maps/vendor``) is inlined (its CSS images as
+``data:`` URIs), a Content-Security-Policy meta tag forbids every fetch, and inline scripts are
+pinned by their SHA-256 so an injected script or event handler would not run even if escaping failed.
+:func:`remote_references` is the guard, used before writing and in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import logging
+import re
+from functools import cache
+from html.parser import HTMLParser
+from importlib import resources
+from typing import Any
+
+import folium
+from branca.element import Element, Figure
+
+from fieldtruth.maps.errors import OfflineMapError
+
+log = logging.getLogger(__name__)
+
+CSP_PLACEHOLDER = "__FIELDTRUTH_CSP__"
+CSP_BASE = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+_URL_ATTRS = frozenset(
+    {
+        "src",
+        "href",
+        "srcset",
+        "action",
+        "formaction",
+        "poster",
+        "data",
+        "background",
+        "xlink:href",
+        "manifest",
+        "ping",
+        "cite",
+        "longdesc",
+    }
+)
+_REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+_CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])([^'")\s]+)""", re.IGNORECASE)
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+
+
+class RawHTML(Element):
+    """A branca element that renders its text verbatim (never through Jinja, so ``{{`` stays text)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        """Return the text unchanged."""
+        return self.text
+
+
+@cache
+def leaflet_assets() -> tuple[str, str]:
+    """Return the vendored Leaflet ``(css, js)``, CSS image references replaced by ``data:`` URIs.
+
+    Raises:
+        OfflineMapError: If a vendored file is missing (a broken install).
+    """
+    vendor = resources.files("fieldtruth.maps.vendor")
+    try:
+        css = vendor.joinpath("leaflet.css").read_text(encoding="utf-8")
+        js = vendor.joinpath("leaflet.js").read_text(encoding="utf-8")
+
+        def inline(match: re.Match[str]) -> str:
+            try:
+                data = vendor.joinpath("images", match.group(1)).read_bytes()
+            except OSError:  # a cosmetic icon only: never fall back to a remote or relative URL
+                log.warning("vendored Leaflet image %s is missing; drawing without it", match.group(1))
+                return "none"
+            return f"url(data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+
+        css = re.sub(r"url\(images/([A-Za-z0-9_.-]+\.png)\)", inline, css)
+    except (FileNotFoundError, OSError) as exc:
+        raise OfflineMapError(
+            f"expected the vendored Leaflet files in fieldtruth/maps/vendor; reading them failed: {exc}. "
+            "Reinstall fieldtruth (the package data includes them)."
+        ) from exc
+    if re.search(r"</(script|style)", js + css, re.IGNORECASE):
+        raise OfflineMapError("expected vendored assets without closing tags; got a '</script' or '</style'.")
+    return css, js
+
+
+def offline_map(**map_kwargs: Any) -> folium.Map:
+    """Create a :class:`folium.Map` with no CDN resources, inlined Leaflet and a CSP placeholder.
+
+    Args:
+        **map_kwargs: Passed to :class:`folium.Map`; ``tiles`` is forced to None (no tile server).
+
+    Returns:
+        The map, already added to its own :class:`branca.element.Figure`.
+    """
+    css, js = leaflet_assets()
+    figure = Figure()
+    figure.header.add_child(
+        RawHTML(f'<meta http-equiv="Content-Security-Policy" content="{CSP_PLACEHOLDER}">'), name="csp"
+    )
+    figure.header.add_child(RawHTML(f"<style>{css}</style>"), name="leaflet_css")
+    figure.header.add_child(RawHTML(f"<script>{js}</script>"), name="leaflet_js")
+    fmap = folium.Map(tiles=None, **map_kwargs)
+    fmap.default_js = []  # instance attributes shadow the class's CDN lists
+    fmap.default_css = []
+    figure.add_child(fmap)
+    return fmap
+
+
+def script_json(value: Any) -> str:
+    """Encode ``value`` as JSON that is safe inside an inline ``<script>`` (no ``<``, ``>``, ``&``)."""
+    text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def finalise_html(page: str) -> str:
+    """Fill the CSP with the hashes of the page's inline scripts and refuse anything remote.
+
+    Args:
+        page: The rendered page from :func:`offline_map`'s figure.
+
+    Returns:
+        The page with its Content-Security-Policy filled in.
+
+    Raises:
+        OfflineMapError: If the page has an external script, a remote reference, or no CSP placeholder.
+    """
+    page = page.replace("\r\n", "\n").replace("\r", "\n")  # browsers normalise newlines before hashing
+    if page.count(CSP_PLACEHOLDER) != 1:
+        raise OfflineMapError(
+            "expected exactly one CSP placeholder in the page; build it with offline_map()."
+        )
+    hashes = []
+    for attrs, body in _SCRIPT.findall(page):
+        if attrs.strip():
+            raise OfflineMapError(f"expected only inline scripts without attributes; got <script{attrs}>.")
+        digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+        hashes.append(f"'sha256-{digest}'")
+    csp = f"{CSP_BASE}; script-src {' '.join(sorted(set(hashes)))} 'unsafe-inline'"
+    page = page.replace(CSP_PLACEHOLDER, html.escape(csp, quote=False))
+    remote = remote_references(page)
+    if remote:
+        raise OfflineMapError(
+            f"expected a map that loads nothing from the network; it references {remote[:5]!r}. "
+            "Remove the element (or folium plugin) that adds them."
+        )
+    return page
+
+
+class _RefCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.refs: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name.lower() in _URL_ATTRS:
+                self.refs.extend(v.strip().split(" ")[0] for v in value.split(","))
+            elif name.lower() == "style":
+                self.refs.extend(_CSS_URL.findall(value))
+            elif name.lower() == "http-equiv" and value.lower() == "refresh":
+                self.refs.append(dict(attrs).get("content") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.refs.extend(_CSS_URL.findall(data))
+
+
+def remote_references(page: str) -> list[str]:
+    """Return every URL the page's markup or CSS would fetch from a host (``scheme://``, ``//host``).
+
+    Script bodies are not parsed; they are pinned by the CSP and checked by the browser test. Links
+    inside licence comments or attribution text are not loads and are not reported.
+    """
+    collector = _RefCollector()
+    collector.feed(page)
+    collector.close()
+    refresh = [r for r in collector.refs if "url=" in r.lower()]
+    return [r for r in collector.refs if _REMOTE.match(r) and not r.lower().startswith("data:")] + refresh
