@@ -210,7 +210,7 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
                 headers[name] = (dataset.crs, dataset.bounds, dataset.res, dataset.tags().get("TIFFTAG_DATETIME"), dataset.nodata)
         except RasterioIOError as exc:
             raise NotARasterError(f"band {name!r} file {source.href!r} could not be opened: {exc}") from exc
-    crs, bounds, res = _check_bands_align(headers)
+    crs, bounds, res = _check_bands_align(headers, {name: src.href for name, src in bands.items()})
     xres, yres = res
     width = round((bounds.right - bounds.left) / xres)
     height = round((bounds.top - bounds.bottom) / yres)
@@ -233,23 +233,26 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
     )
 
 
-def _check_bands_align(headers: dict[str, tuple]) -> tuple[CRS, BoundingBox, tuple[float, float]]:
+def _check_bands_align(headers: dict[str, tuple], hrefs: dict[str, str]) -> tuple[CRS, BoundingBox, tuple[float, float]]:
     """Check every band has the same CRS and footprint; return them and the finest resolution."""
     names = list(headers)
     crs0, bounds0, _, _, _ = headers[names[0]]
     if crs0 is None:
-        raise BandMismatchError(f"band {names[0]!r} has no CRS; georeference the file (e.g. gdal_edit.py -a_srs)")
+        raise BandMismatchError(
+            f"band {names[0]!r} ({hrefs[names[0]]!r}) has no CRS; georeference the file (e.g. gdal_edit.py -a_srs)"
+        )
     finest = min((h[2] for h in headers.values()), key=lambda r: r[0] * r[1])
     for name in names[1:]:
         crs, bounds, res, _, _ = headers[name]
         if crs != crs0:
             raise BandMismatchError(
-                f"band {name!r} is in {crs!r} but band {names[0]!r} is in {crs0!r}; bands of one scene must share a CRS"
+                f"band {name!r} ({hrefs[name]!r}) is in {crs!r} but band {names[0]!r} ({hrefs[names[0]]!r}) is in "
+                f"{crs0!r}; bands of one scene must share a CRS"
             )
         tolerance = max(res[0], res[1], finest[0])
         if any(abs(a - b) > tolerance for a, b in zip(bounds, bounds0, strict=True)):
             raise BandMismatchError(
-                f"band {name!r} covers {tuple(bounds)!r} but band {names[0]!r} covers {tuple(bounds0)!r}; "
+                f"band {name!r} ({hrefs[name]!r}) covers {tuple(bounds)!r} but band {names[0]!r} covers {tuple(bounds0)!r}; "
                 "bands of one scene must have the same size and footprint"
             )
     return crs0, bounds0, finest

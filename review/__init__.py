@@ -1,6 +1,9 @@
-"""Human verification of leads: the tamper-evident decision ledger.
+"""Human verification of leads: the tamper-evident decision ledger and everything built on it.
 
 A detection is a lead, never a finding. This room records who decided what about each site, when,
-how and on what evidence, in an append-only hash chain (:mod:`fieldtruth.review.ledger`). It reads the
-run folder's ``detections.parquet`` directly and imports no other fieldtruth room.
+how and on what evidence, in an append-only hash chain (:mod:`~fieldtruth.review.ledger`), orders the
+verification queue (:mod:`~fieldtruth.review.queue`), imports field decisions all-or-nothing
+(:mod:`~fieldtruth.review.fieldfile`), writes the only actionable list
+(:mod:`~fieldtruth.review.actionable`) and erases sites for good (:mod:`~fieldtruth.review.erasure`).
+It reads the run folder's files directly and imports no other fieldtruth room.
 """

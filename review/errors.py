@@ -28,3 +28,29 @@ class LedgerError(ReviewError, OSError):
 
 class LedgerTamperedError(ReviewError, RuntimeError):
     """The decision chain does not verify: an entry was edited, deleted, reordered or inserted."""
+
+
+class FieldFileError(ReviewError, ValueError):
+    """A file of field decisions has bad rows; nothing of it was applied.
+
+    Attributes:
+        problems: One ``(line, message)`` per bad row, in file order.
+    """
+
+    def __init__(self, path: str, problems: list[tuple[int, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "; ".join(f"line {line}: {msg}" for line, msg in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(
+            f"expected every row of {path!r} to be a valid decision; {len(problems)} bad row(s), so NOTHING "
+            f"was applied: {lines}{more}. Fix those rows and import the whole file again."
+        )
+
+
+class NotActionableError(ReviewError, ValueError):
+    """No site of the run meets the rule for an actionable export, or the chain does not verify."""
+
+
+class ErasureError(ReviewError, OSError):
+    """A site could not be erased from a file of the run folder."""

@@ -3,6 +3,11 @@
 Everything here is pure (no SQLite) so the rules can be tested and reused by importers of field
 decisions. An entry's hash is the SHA-256 of a canonical JSON document of all its fields, including the
 hash of the entry before it, so editing, deleting, inserting or reordering entries breaks the chain.
+
+The evidence (scene references, photo hashes, the note) enters the hash only through a salted SHA-256
+commitment (``evidence_sha256``). The evidence text and its salt can therefore be erased (right to
+erasure) while the chain still verifies; the random salt keeps the remaining digest from revealing a
+short note by guessing. An erased entry is accepted only when a tombstone for its site follows it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +40,13 @@ METHODS: tuple[str, ...] = ("imagery", "field", "other")
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first entry of every chain."""
 
-CHAIN_VERSION = 1
+TOMBSTONE = "erased"
+"""``decision`` of the entry appended when a site's data is erased: it says when and why, not what."""
+
+ENTRY_KINDS: tuple[str, ...] = (*DECISIONS, TOMBSTONE)
+"""Every value the ``decision`` column of the chain may hold."""
+
+CHAIN_VERSION = 2
 """Bumped whenever the canonical document below changes shape."""
 
 MAX_NOTE_CHARS = 2000
@@ -84,11 +96,24 @@ class LedgerEntry:
     method: str
     reviewer: str
     decided_at: str
-    evidence: dict[str, Any] = field(hash=False)
+    evidence: dict[str, Any] | None = field(hash=False)
+    evidence_salt: str | None
+    evidence_sha256: str
     bundle_sha256: str
     score: float
     prev_hash: str
     entry_hash: str
+
+    @property
+    def erased(self) -> bool:
+        """True when the evidence (and its salt) of this entry was erased."""
+        return self.evidence is None or self.evidence_salt is None
+
+    def evidence_matches(self) -> bool:
+        """Return True when the stored evidence matches its commitment (False if erased)."""
+        if self.erased:
+            return False
+        return commit_evidence(self.evidence or {}, self.evidence_salt or "") == self.evidence_sha256
 
     def canonical(self) -> bytes:
         """Return the canonical JSON bytes this entry's hash is computed over."""
@@ -99,15 +124,15 @@ class LedgerEntry:
             method=self.method,
             reviewer=self.reviewer,
             decided_at=self.decided_at,
-            evidence=self.evidence,
+            evidence_sha256=self.evidence_sha256,
             bundle_sha256=self.bundle_sha256,
             score=self.score,
             prev_hash=self.prev_hash,
         )
 
-    def canonical_evidence(self) -> str:
-        """Return the evidence as the canonical JSON text stored in the ledger."""
-        return json.dumps(self.evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    def canonical_evidence(self) -> str | None:
+        """Return the evidence as the canonical JSON text stored in the ledger (None when erased)."""
+        return None if self.evidence is None else evidence_text(self.evidence)
 
     def computed_hash(self) -> str:
         """Return the SHA-256 hex digest the entry *should* carry."""
@@ -153,14 +178,15 @@ def canonical_bytes(
     method: str,
     reviewer: str,
     decided_at: str,
-    evidence: Mapping[str, Any],
+    evidence_sha256: str,
     bundle_sha256: str,
     score: float,
     prev_hash: str,
 ) -> bytes:
     """Serialise an entry's fields (not its own hash) as canonical JSON.
 
-    Keys sorted, no whitespace, UTF-8, floats as Python's shortest round-trip repr.
+    Keys sorted, no whitespace, UTF-8, floats as Python's shortest round-trip repr. The evidence is
+    represented by its commitment only, so erasing it leaves the entry's hash unchanged.
     """
     doc = {
         "v": CHAIN_VERSION,
@@ -170,7 +196,7 @@ def canonical_bytes(
         "method": method,
         "reviewer": reviewer,
         "decided_at": decided_at,
-        "evidence": evidence,
+        "evidence_sha256": evidence_sha256,
         "bundle_sha256": bundle_sha256,
         "score": float(score),
         "prev_hash": prev_hash,
@@ -178,6 +204,21 @@ def canonical_bytes(
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )
+
+
+def evidence_text(evidence: Mapping[str, Any]) -> str:
+    """Return evidence as canonical JSON text (sorted keys, no whitespace)."""
+    return json.dumps(evidence, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_salt() -> str:
+    """Return a fresh random salt (32 hex characters) for an evidence commitment."""
+    return secrets.token_hex(16)
+
+
+def commit_evidence(evidence: Mapping[str, Any], salt: str) -> str:
+    """Return the salted SHA-256 commitment of ``evidence`` that an entry's hash covers."""
+    return hashlib.sha256(f"{salt}\n{evidence_text(evidence)}".encode()).hexdigest()
 
 
 def validate_choice(value: object, allowed: Sequence[str], what: str) -> str:

@@ -278,3 +278,27 @@ def test_open_refuses_non_sqlite(tmp_path: Path) -> None:
         Ledger.open(bad)
     with pytest.raises(LedgerError, match="folder"):
         Ledger.open(tmp_path / "missing" / "review.sqlite")
+
+
+def _v1_file(path: Path, with_decision: bool) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        "CREATE TABLE sites (site_id TEXT PRIMARY KEY NOT NULL, label TEXT NOT NULL, score REAL NOT NULL, "
+        "bundle_sha256 TEXT NOT NULL, scene_id TEXT NOT NULL, registered_at TEXT NOT NULL);"
+        "CREATE TABLE decisions (seq INTEGER PRIMARY KEY NOT NULL, site_id TEXT, evidence TEXT);"
+        "INSERT INTO sites VALUES ('site-0000', 'brick_kiln', 0.9, 'x', 's', 't'); PRAGMA user_version=1;"
+    )
+    if with_decision:
+        db.execute("INSERT INTO decisions VALUES (1, 'site-0000', '{}')")
+    db.close()
+
+
+def test_empty_version_1_ledger_is_upgraded_and_a_used_one_refused(tmp_path: Path) -> None:
+    _v1_file(tmp_path / "empty.sqlite", with_decision=False)
+    with Ledger.open(tmp_path / "empty.sqlite") as led:
+        assert led.statuses() == {"site-0000": "unverified"}
+        led.decide("site-0000", "confirmed", "imagery", "rv07")
+        assert led.verify().ok
+    _v1_file(tmp_path / "used.sqlite", with_decision=True)
+    with pytest.raises(LedgerError, match="version 1"):
+        Ledger.open(tmp_path / "used.sqlite")

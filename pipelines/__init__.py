@@ -1,0 +1,1 @@
+"""Orchestration with Dask: scan, train and evaluate runs, run folders, resumability; the command line."""

@@ -1,0 +1,193 @@
+"""``fieldtruth review``, ``fieldtruth export actionable`` and ``fieldtruth forget``: human verification.
+
+Thin commands over :mod:`fieldtruth.review`: they parse, call the library and print. The actionable
+export is the only command that writes an actionable list, and it refuses unless sites were confirmed
+independently and the decision chain verifies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+
+DECISION_WORDS = ("confirmed", "rejected", "uncertain", "field-visit")
+STATUS_WORDS = ("unverified", "confirmed", "rejected", "uncertain", "field-visit")
+RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+
+
+def _word(value: str) -> str:
+    return value.replace("-", "_")
+
+
+@click.group(name="review")
+def review_group() -> None:
+    """Verify leads: queue, show, decide, import field decisions, verify the ledger, status."""
+
+
+@review_group.command(name="queue")
+@RUN
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
+              help="Only sites with this status (repeatable) [default: all].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
+@click.pass_context
+@reports_errors
+def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None) -> None:
+    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status."""
+    from fieldtruth.review.queue import review_queue
+
+    items = review_queue(run, tuple(_word(s) for s in statuses))
+    click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
+    for item in items[:limit]:
+        risk = "-" if item.risk is None else f"{item.risk:.3f}"
+        click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} {item.decisions}")
+    echo_for(ctx)(f"{len(items)} site(s); these are leads, not findings")
+
+
+@review_group.command(name="show")
+@RUN
+@click.argument("site")
+@click.option("--chip-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the site's image chip (PNG) to this file.")
+@click.pass_context
+@reports_errors
+def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None) -> None:
+    """Show every fact about SITE and its decision trail; optionally write its image chip."""
+    from fieldtruth.pipelines.chips import write_site_chip
+    from fieldtruth.review.errors import UnknownSiteError
+    from fieldtruth.review.ledger import Ledger
+    from fieldtruth.review.sitedata import site_facts
+
+    facts = site_facts(run).get(site)
+    with Ledger.open(run / "review.sqlite") as ledger:
+        ledger.register_sites(run / "detections.parquet")
+        status = ledger.statuses().get(site)
+        erased = ledger.erased_sites().get(site)
+        entries = list(ledger.entries(site))
+    if facts is None and not entries:
+        raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
+    click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
+    for key, value in (facts or {}).items():
+        click.echo(f"  {key}: {value}")
+    click.echo(f"decision trail ({len(entries)}):")
+    for e in entries:
+        ev = e.evidence
+        detail = "[evidence erased]" if ev is None else (
+            f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
+        )
+        click.echo(f"  #{e.seq} {e.decided_at} {e.decision} by {e.reviewer} ({e.method}) {detail} hash={e.entry_hash[:12]}")
+    if chip_out is not None and facts is not None and "lon" in facts:
+        source = write_site_chip(run, site, facts["lon"], facts["lat"], chip_out)
+        echo_for(ctx)(f"chip from {source} -> {chip_out}")
+
+
+@review_group.command(name="decide")
+@RUN
+@click.argument("site")
+@click.option("--decision", required=True, type=click.Choice(DECISION_WORDS))
+@click.option("--method", required=True, type=click.Choice(["imagery", "field", "other"]))
+@click.option("--reviewer", required=True, help="Your pseudonymous id (e.g. rv07), never a name or e-mail.")
+@click.option("--note", default="", help="Short note; no names or details that identify people.")
+@click.option("--scene", "scenes", multiple=True, help="Scene looked at: ID or ID:SHA256 (repeatable).")
+@click.option("--photo", "photos", multiple=True, help="SHA-256 of a field photo kept elsewhere (repeatable).")
+@reports_errors
+def decide_command(run: Path, site: str, decision: str, method: str, reviewer: str, note: str,
+                   scenes: tuple[str, ...], photos: tuple[str, ...]) -> None:
+    """Record a decision about SITE (appended; a later decision supersedes, nothing is edited)."""
+    from fieldtruth.review.fieldfile import scene_ref
+    from fieldtruth.review.ledger import Ledger
+
+    with Ledger.open(run / "review.sqlite") as ledger:
+        ledger.register_sites(run / "detections.parquet")
+        entry = ledger.decide(site, _word(decision), method, reviewer, note=note,
+                              evidence={"scenes": [scene_ref(s) for s in scenes], "photos": list(photos)})
+    click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {reviewer} ({method}), hash {entry.entry_hash}")
+
+
+@review_group.command(name="import")
+@RUN
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@reports_errors
+def import_command(run: Path, file: Path) -> None:
+    """Import field decisions from a CSV or GeoJSON FILE: all rows valid, or nothing applied."""
+    from fieldtruth.review.errors import FieldFileError
+    from fieldtruth.review.fieldfile import import_field_file
+
+    try:
+        count = import_field_file(run, file)
+    except FieldFileError as exc:
+        for line, message in exc.problems:
+            click.echo(f"{file}:{line}: {message}", err=True)
+        raise
+    click.echo(f"imported {count} decision(s) from {file}")
+
+
+@review_group.command(name="verify")
+@RUN
+@reports_errors
+def verify_command(run: Path) -> None:
+    """Check the decision chain; exit 1 naming the first bad entry if it was tampered with."""
+    from fieldtruth.review.ledger import Ledger
+
+    with Ledger.open(run / "review.sqlite") as ledger:
+        check = ledger.verify()
+    check.raise_for_error()
+    click.echo(f"chain intact: {check.entries} entries, head {check.head_hash}")
+
+
+@review_group.command(name="status")
+@RUN
+@reports_errors
+def status_command(run: Path) -> None:
+    """Count sites per review status."""
+    from fieldtruth.review.ledger import Ledger
+
+    with Ledger.open(run / "review.sqlite") as ledger:
+        ledger.register_sites(run / "detections.parquet")
+        counts, erased, check = ledger.counts(), len(ledger.erased_sites()), ledger.verify()
+    for status, count in counts.items():
+        click.echo(f"{status.replace('_', '-'):<12} {count}")
+    click.echo(f"{'erased':<12} {erased}")
+    click.echo(f"chain: {'intact' if check.ok else 'BROKEN at entry ' + str(check.first_bad_seq)} ({check.entries} entries)")
+
+
+@click.group(name="export")
+def export_group() -> None:
+    """Export verified results."""
+
+
+@export_group.command(name="actionable")
+@RUN
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
+@click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
+              help="Different reviewers whose latest decision must be 'confirmed'.")
+@click.option("--require-field-visit", is_flag=True, help="At least one confirmation must be by field visit.")
+@reports_errors
+def actionable_command(run: Path, out: Path, min_confirmations: int, require_field_visit: bool) -> None:
+    """Write ONLY independently confirmed sites, each with its decision trail; refuse otherwise."""
+    from fieldtruth.review.actionable import Rule, export_actionable
+
+    sites = export_actionable(run, out, Rule(min_confirmations, require_field_visit))
+    click.echo(f"{len(sites)} actionable site(s) -> {out} (restricted: exact locations)")
+
+
+@click.command(name="forget")
+@RUN
+@click.argument("site")
+@click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
+@click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
+@reports_errors
+def forget_command(run: Path, site: str, reason: str, by: str) -> None:
+    """Erase SITE from every file of RUN and leave a tombstone (when and why, not what) in the ledger."""
+    from fieldtruth.pipelines.forget import forget_everywhere
+
+    report = forget_everywhere(run, site, reason, by)
+    click.echo(f"erased {site}; tombstone #{report.tombstone_seq}")
+    for path in report.rewritten:
+        click.echo(f"  rewrote {path}")
+    for path in report.deleted:
+        click.echo(f"  deleted {path}")
+    for path in report.maps_deleted:
+        click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {run}`")

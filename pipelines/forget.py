@@ -1,0 +1,81 @@
+"""``fieldtruth forget``: erase one site from a whole run folder, tile results included.
+
+The review room erases the site from every file that names it by ``site_id`` and from the ledger
+(:func:`fieldtruth.review.erasure.forget_site`). The per-tile results under ``tiles/`` hold raw detections
+in the grid CRS without site ids (a resumed scan re-merges them), so this module first removes from them
+every detection that merges into the site, or lies within the duplicate-suppression distance of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from pyproj import Transformer
+
+from fieldtruth.pipelines.merge import site_id as make_site_id
+from fieldtruth.review.erasure import ErasureReport, check_erasure_args, forget_site, shred_replace
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.sitedata import site_facts
+
+log = logging.getLogger(__name__)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _matches(det: dict[str, Any], site: str, crs: str, centre: tuple[float, float], radius: float) -> bool:
+    x, y = float(det.get("x", math.nan)), float(det.get("y", math.nan))
+    if make_site_id(str(det.get("label")), crs, x, y) == site:
+        return True
+    return math.hypot(x - centre[0], y - centre[1]) <= radius
+
+
+def scrub_tile_results(run_dir: Path, site: str, lon: float, lat: float) -> list[str]:
+    """Remove the site's raw detections from ``tiles/*.json``; return the files rewritten (relative)."""
+    run_json, card = _json(run_dir / "run.json"), _json(run_dir / "model_card.json")
+    grid = run_json.get("grid") or {}
+    tiles = sorted((run_dir / "tiles").glob("*.json")) if (run_dir / "tiles").is_dir() else []
+    if not tiles or "crs" not in grid:
+        return []
+    crs, resolution = str(grid["crs"]), float(grid.get("resolution", 10.0))
+    centre = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    radius = max(float(card.get("min_distance_px", 1)) * resolution, resolution)
+    rewritten = []
+    for path in tiles:
+        result = _json(path)
+        dets = result.get("detections") or []
+        kept = [d for d in dets if not _matches(d, site, crs, centre, radius)]
+        if len(kept) != len(dets):
+            result["detections"] = kept
+            text = json.dumps(result, indent=2, sort_keys=True, default=str) + "\n"
+            shred_replace(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+            rewritten.append(str(path.relative_to(run_dir)))
+    return rewritten
+
+
+def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure") -> ErasureReport:
+    """Erase a site from the run folder: tile results, every file naming it, chips, maps, the ledger.
+
+    Raises:
+        fieldtruth.review.errors.UnknownSiteError: If the site is unknown or already erased.
+        fieldtruth.review.errors.LedgerTamperedError: If the chain does not verify (nothing touched).
+    """
+    check_erasure_args(reason, by)
+    facts = site_facts(run_dir).get(site) if (run_dir / "detections.parquet").exists() else None
+    with Ledger.open(run_dir / "review.sqlite") as ledger:
+        if facts is not None:
+            ledger.register_sites(run_dir / "detections.parquet")
+        ledger.verify().raise_for_error()
+        known = site in ledger.sites()
+    tiles = scrub_tile_results(run_dir, site, facts["lon"], facts["lat"]) if known and facts and "lon" in facts else []
+    report = forget_site(run_dir, site, reason, by)
+    report.rewritten = tiles + report.rewritten
+    return report

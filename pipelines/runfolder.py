@@ -1,0 +1,107 @@
+"""The run folder: one per scan, holding everything a run produced, traceable to its inputs.
+
+Layout (the contract between rooms)::
+
+    run.json            config, versions, inputs with provenance, bundle sha256, timings, tile counts
+    tiles/<tile>.json   one atomic result per tile (detections and coverage, or its error)
+    detections.parquet  GeoParquet, EPSG:4326, one row per site
+    coverage.parquet    GeoParquet, EPSG:4326, one row per tile core
+    review.sqlite       the review ledger
+    model_card.json     the detector's model card
+    maps/               HTML maps
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths of one run folder."""
+
+    root: Path
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def tiles(self) -> Path:
+        return self.root / "tiles"
+
+    @property
+    def detections(self) -> Path:
+        return self.root / "detections.parquet"
+
+    @property
+    def coverage(self) -> Path:
+        return self.root / "coverage.parquet"
+
+    @property
+    def review(self) -> Path:
+        return self.root / "review.sqlite"
+
+    @property
+    def model_card(self) -> Path:
+        return self.root / "model_card.json"
+
+    @property
+    def maps(self) -> Path:
+        return self.root / "maps"
+
+    def tile_result(self, tile_id: str) -> Path:
+        return self.tiles / f"{tile_id}.json"
+
+    def create(self) -> RunFolder:
+        """Create the folder and its sub-folders (idempotent)."""
+        self.tiles.mkdir(parents=True, exist_ok=True)
+        self.maps.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that readers see either the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, then renamed over ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON atomically (see :func:`write_atomic`)."""
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that shapes a run's results."""
+    versions = {"python": platform.python_version()}
+    for package in ("fieldtruth", "torch", "torchvision", "rasterio", "numpy", "dask", "distributed", "geopandas"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    try:
+        import rasterio
+
+        versions["gdal"] = rasterio.__gdal_version__
+    except ImportError:  # pragma: no cover - rasterio is a hard dependency
+        pass
+    return versions

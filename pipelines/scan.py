@@ -1,0 +1,256 @@
+"""The scan: imagery + detector bundle -> run folder, on a local Dask cluster or a remote scheduler.
+
+Tiles are submitted in bounded batches (a sliding window of futures), so the scheduler's graph stays
+small whatever the region's size. Each finished tile is written to ``tiles/<id>.json`` atomically by
+the client as it arrives, so a killed scan loses only the tiles in flight; ``resume`` skips tiles with
+a result and retries failed ones. When all tiles are done, results are merged into GeoParquet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, LocalCluster, as_completed
+
+from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
+from fieldtruth.imagery.grid import Tile, TileGrid
+from fieldtruth.imagery.target import grid_for_scenes
+from fieldtruth.ingest.aoi import read_aoi
+from fieldtruth.ingest.scene import Scene
+from fieldtruth.ingest.sources import open_imagery
+from fieldtruth.pipelines.errors import ClusterError, RunFolderError
+from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
+from fieldtruth.pipelines.progress import TileProgress
+from fieldtruth.pipelines.runfolder import RunFolder, software_versions, write_json_atomic
+from fieldtruth.pipelines.tilework import DetectorPlugin, process_tile
+from fieldtruth.review.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What a scan needs.
+
+    Attributes:
+        imagery: scene folder, raster file, STAC Item/catalogue JSON, or STAC API URL.
+        detector: model bundle file.
+        out: run folder to write.
+        tile_size: tile core side in pixels.
+        halo: halo in pixels; at least the detector's receptive field when None.
+        workers: local Dask worker processes (ignored with ``scheduler``).
+        threads_per_worker: threads per local worker (torch intra-op threads too).
+        scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
+        resume: skip tiles that already have a result, retry failed ones.
+        max_in_flight: most tiles submitted and unfinished at once; 4 per worker thread when None.
+        aoi: AOI file or bbox ``west,south,east,north``; the imagery footprint when None.
+        collection: STAC API collection (with a STAC API URL as imagery).
+        datetime: STAC API date or range.
+        max_cloud: STAC API largest cloud cover in percent.
+        allow_hosts: hosts that may be read although loopback/private or plain http.
+    """
+
+    imagery: str | Path
+    detector: Path
+    out: Path
+    aoi: str | None = None
+    collection: str | None = None
+    datetime: str | None = None
+    max_cloud: float | None = None
+    allow_hosts: tuple[str, ...] = ()
+    tile_size: int = 512
+    halo: int | None = None
+    workers: int = 2
+    threads_per_worker: int = 1
+    scheduler: str | None = None
+    resume: bool = False
+    max_in_flight: int | None = None
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did."""
+
+    run_dir: Path
+    tiles: int
+    done: int = 0
+    skipped: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    detections: int = 0
+    seconds: float = 0.0
+
+
+def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
+    """Run a scan and write its run folder.
+
+    Args:
+        config: the scan's inputs and settings.
+        progress: called with one-line messages for the user (the CLI passes ``click.echo``).
+
+    Raises:
+        RunFolderError: the output folder holds a different run and ``resume`` was not asked for.
+        ClusterError: the scheduler could not be reached.
+    """
+    started = time.perf_counter()
+    say = progress or (lambda message: log.info("%s", message))
+    bundle = load_bundle(config.detector)
+    aoi = read_aoi(config.aoi) if config.aoi else None
+    scenes = open_imagery(
+        config.imagery, collection=config.collection, datetime=config.datetime, max_cloud=config.max_cloud,
+        bbox=aoi.bounds if aoi is not None else None, allow_hosts=config.allow_hosts,
+    )
+    scenes = sorted(scenes, key=_cloud_order)
+    halo = config.halo if config.halo is not None else max(32, int(bundle.card.receptive_field_px) // 2 + 1)
+    grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
+                           aoi_bounds=aoi.bounds if aoi is not None else None)
+    run = _prepare_run_folder(config)
+    todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
+    summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo))
+    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo) on {grid.crs} at {grid.resolution:g} m; "
+        f"{len(todo)} to do, {summary.skipped} already done")
+    with _cluster(config, say) as client:
+        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
+        limit = config.max_in_flight or 4 * _worker_threads(client)
+        with TileProgress(total=len(todo)) as bar:
+            for result in _run_tiles(client, scenes, todo, limit):
+                write_json_atomic(run.tile_result(result["tile_id"]), result)
+                bar.update(failed=result["status"] != "ok")
+    return _finish(run, grid, scenes, bundle, config, summary, started)
+
+
+def _cloud_order(scene: Scene) -> tuple[bool, float]:
+    cloud = scene.metadata.get("cloud_cover")
+    return (cloud is None, float(cloud or 0.0))
+
+
+def _prepare_run_folder(config: ScanConfig) -> RunFolder:
+    run = RunFolder(config.out)
+    if run.root.exists() and any(run.tiles.glob("*.json")) and not config.resume:
+        raise RunFolderError(
+            f"run folder {str(run.root)!r} already holds tile results; pass --resume to continue it, "
+            "or choose a new --out"
+        )
+    return run.create()
+
+
+def _finished(run: RunFolder, tile_id: str) -> bool:
+    path = run.tile_result(tile_id)
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
+    except ValueError:
+        return False
+
+
+@contextmanager
+def _cluster(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]:
+    if config.scheduler:
+        try:
+            client = Client(config.scheduler, timeout="15s")
+        except OSError as exc:
+            raise ClusterError(
+                f"could not reach the Dask scheduler at {config.scheduler!r}: {exc}; check the address and that "
+                "`dask scheduler` is running"
+            ) from exc
+        say(f"scan: using scheduler {config.scheduler} (dashboard {client.dashboard_link})")
+        with client:
+            yield client
+        return
+    with LocalCluster(
+        n_workers=config.workers, threads_per_worker=config.threads_per_worker, processes=True,
+        dashboard_address=":0", host="127.0.0.1",
+    ) as cluster, Client(cluster) as client:
+        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} thread(s); "
+            f"dashboard {client.dashboard_link}")
+        yield client
+
+
+def _worker_threads(client: Client) -> int:
+    return max(1, sum(client.nthreads().values()))
+
+
+def _run_tiles(client: Client, scenes: list[Scene], tiles: list[Tile], limit: int) -> Iterator[dict[str, Any]]:
+    """Submit tiles in a sliding window of at most ``limit`` futures; yield results as they finish."""
+    pending = iter(tiles)
+    scene_future = client.scatter(scenes, broadcast=True)
+    window = as_completed()
+    for tile in _take(pending, limit):
+        window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
+    for future in window:
+        result = future.result()
+        future.release()
+        for tile in _take(pending, 1):
+            window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
+        yield result
+
+
+def _take(iterator: Iterator[Tile], n: int) -> list[Tile]:
+    taken = []
+    for item in iterator:
+        taken.append(item)
+        if len(taken) == n:
+            break
+    return taken
+
+
+def _finish(
+    run: RunFolder, grid: TileGrid, scenes: list[Scene], bundle: LoadedBundle, config: ScanConfig,
+    summary: ScanSummary, started: float,
+) -> ScanSummary:
+    """Merge tile results into the run's files, register sites in the ledger, and write run.json."""
+    results = load_tile_results(run.tiles)
+    card = bundle.card
+    context = DetectionContext(
+        scene_id=",".join(s.id for s in scenes), acquired=_date_range(scenes), detector=card.architecture, bundle_sha256=bundle.sha256,
+        min_distance_m=float(card.min_distance_px) * grid.resolution,
+    )
+    detections = merge_detections(results.values(), grid, context)
+    detections.to_parquet(run.detections, index=False)
+    merge_coverage(results, grid, grid).to_parquet(run.coverage, index=False)
+    write_json_atomic(run.model_card, card.to_dict())
+    with Ledger.open(run.review) as ledger:
+        ledger.register_sites(run.detections)
+    summary.failed = [{"tile_id": r["tile_id"], "error": r["error"]} for r in results.values() if r["status"] != "ok"]
+    summary.done = sum(1 for r in results.values() if r["status"] == "ok")
+    summary.detections = len(detections)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    _write_run_json(run, grid, scenes, bundle, config, summary)
+    return summary
+
+
+def _date_range(scenes: list[Scene]) -> str | None:
+    dates = sorted(s.acquired[:10] for s in scenes if s.acquired)
+    if not dates:
+        return None
+    return dates[0] if dates[0] == dates[-1] else f"{dates[0]}/{dates[-1]}"
+
+
+def _write_run_json(
+    run: RunFolder, grid: TileGrid, scenes: list[Scene], bundle: LoadedBundle, config: ScanConfig,
+    summary: ScanSummary,
+) -> None:
+    payload = {
+        "kind": "scan",
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "imagery_dates": _date_range(scenes),
+        "grid": {"crs": grid.crs.to_string(), "bounds": list(grid.bounds), "resolution": grid.resolution,
+                 "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
+        "inputs": {"scenes": [s.describe() for s in scenes]},
+        "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
+                     "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
+        "versions": software_versions(),
+        "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed), "skipped_on_resume": summary.skipped},
+        "failed_tiles": summary.failed,
+        "detections": summary.detections,
+        "timings": {"total_seconds": summary.seconds},
+        "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
+    }
+    write_json_atomic(run.run_json, payload)

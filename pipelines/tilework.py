@@ -1,0 +1,104 @@
+"""The work done for one tile on a Dask worker: read the chip, detect, keep the core's detections.
+
+The detector is loaded once per worker by :class:`DetectorPlugin` (its bytes travel once to each worker,
+never inside tasks); tasks carry only the scene description and the tile. A tile that cannot be read
+returns a failed result naming the file, and the rest of the scan goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from distributed import Worker, WorkerPlugin, get_worker
+from rasterio.errors import RasterioError
+
+from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
+from fieldtruth.detectors.predict import detect_array
+from fieldtruth.errors import FieldtruthError
+from fieldtruth.imagery.grid import Tile
+from fieldtruth.imagery.read import read_mosaic
+from fieldtruth.ingest.scene import Scene
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "fieldtruth-detector"
+
+
+class DetectorPlugin(WorkerPlugin):
+    """Loads the detector bundle once on each worker and keeps it there for every task.
+
+    Args:
+        bundle_bytes: the bundle file's bytes (small), so workers need no shared filesystem.
+        expected_sha256: the bundle's sha256 as the client computed it; loading checks it.
+        threads: torch intra-op threads per worker.
+    """
+
+    name = PLUGIN_NAME
+
+    def __init__(self, bundle_bytes: bytes, expected_sha256: str, threads: int = 1) -> None:
+        self.bundle_bytes = bundle_bytes
+        self.expected_sha256 = expected_sha256
+        self.threads = threads
+        self.bundle: LoadedBundle | None = None
+
+    def setup(self, worker: Worker) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        with tempfile.TemporaryDirectory(prefix="fieldtruth-bundle-") as tmp:
+            path = Path(tmp) / "bundle.safetensors"
+            path.write_bytes(self.bundle_bytes)
+            self.bundle = load_bundle(path)
+        if self.bundle.sha256 != self.expected_sha256:
+            raise FieldtruthError(
+                f"detector bundle on worker {worker.address} has sha256 {self.bundle.sha256!r}, "
+                f"expected {self.expected_sha256!r}"
+            )
+        self.bundle_bytes = b""
+        log.info("worker %s loaded detector %s", worker.address, self.expected_sha256[:12])
+
+
+def worker_bundle() -> LoadedBundle:
+    """The detector loaded on the current worker."""
+    plugin = get_worker().plugins[PLUGIN_NAME]
+    if plugin.bundle is None:  # pragma: no cover - setup always runs before tasks
+        raise FieldtruthError("the detector plugin did not load its bundle on this worker")
+    return plugin.bundle
+
+
+def process_tile(scenes: list[Scene], tile: Tile) -> dict[str, Any]:
+    """Detect in one tile; return its result (detections in the tile CRS, coverage, or the error)."""
+    return detect_tile(worker_bundle(), scenes, tile)
+
+
+def detect_tile(bundle: LoadedBundle, scenes: list[Scene], tile: Tile) -> dict[str, Any]:
+    """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core."""
+    started = time.perf_counter()
+    result: dict[str, Any] = {"tile_id": tile.id, "status": "ok", "valid_fraction": 0.0, "detections": [], "error": None}
+    try:
+        chip = read_mosaic(scenes, tile, tuple(bundle.card.bands))
+    except (FieldtruthError, RasterioError, OSError, KeyError) as exc:
+        log.warning("tile %s failed: %s", tile.id, exc)
+        result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        return result
+    core_valid = _core_valid_fraction(chip, tile)
+    result["valid_fraction"] = core_valid
+    if core_valid > 0:
+        for found in detect_array(bundle, chip.data, chip.valid):
+            x, y = chip.transform * (found.col, found.row)
+            if tile.in_core(x, y):
+                result["detections"].append({"x": x, "y": y, "score": float(found.score), "label": found.label})
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _core_valid_fraction(chip, tile: Tile) -> float:
+    """Fraction of the core's pixels (not the halo's) that hold data."""
+    halo = round((tile.core.left - tile.halo.left) / tile.resolution)
+    rows, cols = chip.valid.shape
+    core = chip.valid[halo : rows - halo, halo : cols - halo]
+    return float(core.mean()) if core.size else 0.0

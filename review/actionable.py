@@ -1,0 +1,141 @@
+"""The ONLY way to an actionable list: sites independently confirmed by enough different reviewers.
+
+A site qualifies when at least ``min_confirmations`` different reviewers' latest decision about it is
+``confirmed`` (a later decision by the same reviewer supersedes their earlier one), no reviewer's latest
+decision about it is ``rejected``, and, when ``require_field_visit`` is set, at least one of those
+confirmations was made in the field. The export refuses when the chain does not verify or no site
+qualifies. Every exported site carries its full decision trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fieldtruth.review.errors import InvalidDecisionError, NotActionableError
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.records import TOMBSTONE, LedgerEntry
+from fieldtruth.review.sitedata import site_facts
+
+log = logging.getLogger(__name__)
+
+STATEMENT = (
+    "Sites confirmed by independent human reviewers in the fieldtruth review ledger. Each carries its "
+    "decision trail; check it before acting, and keep this file restricted: it holds exact locations."
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What makes a site actionable."""
+
+    min_confirmations: int = 2
+    require_field_visit: bool = False
+
+
+def qualifies(entries: Iterable[LedgerEntry], rule: Rule) -> bool:
+    """Apply ``rule`` to one site's entries (in ``seq`` order)."""
+    latest: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        if entry.decision == TOMBSTONE:
+            return False
+        latest[entry.reviewer] = entry
+    confirmed = [e for e in latest.values() if e.decision == "confirmed"]
+    if any(e.decision == "rejected" for e in latest.values()):
+        return False
+    if rule.require_field_visit and not any(e.method == "field" for e in confirmed):
+        return False
+    return len(confirmed) >= rule.min_confirmations
+
+
+def trail(entries: Iterable[LedgerEntry]) -> list[dict[str, Any]]:
+    """Return a site's decision trail as JSON-ready dicts."""
+    return [
+        {
+            "seq": e.seq, "decision": e.decision, "method": e.method, "reviewer": e.reviewer,
+            "decided_at": e.decided_at, "evidence": e.evidence, "entry_hash": e.entry_hash,
+        }
+        for e in entries
+    ]
+
+
+def _by_site(ledger: Ledger) -> dict[str, list[LedgerEntry]]:
+    sites: dict[str, list[LedgerEntry]] = {}
+    for entry in ledger.entries():
+        sites.setdefault(entry.site_id, []).append(entry)
+    return sites
+
+
+def _refusal(by_site: dict[str, list[LedgerEntry]], rule: Rule) -> str:
+    best = max((len({e.reviewer for e in es if e.decision == "confirmed"}) for es in by_site.values()), default=0)
+    field = " including one made in the field," if rule.require_field_visit else ""
+    return (
+        f"expected at least one site confirmed by {rule.min_confirmations} different reviewers,{field} whose "
+        f"latest decisions are not rejections; got none (the best site has {best} confirming reviewer(s)). "
+        "Nothing was written: record more independent decisions with `fieldtruth review decide` or "
+        "`fieldtruth review import` first."
+    )
+
+
+def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str]:
+    """Write the actionable sites of a run as GeoJSON (EPSG:4326) and return their ids.
+
+    Raises:
+        InvalidDecisionError: If ``min_confirmations`` is below 1.
+        LedgerTamperedError: If the decision chain does not verify (nothing is written).
+        NotActionableError: If no site qualifies (nothing is written).
+    """
+    if rule.min_confirmations < 1:
+        raise InvalidDecisionError(f"expected --min-confirmations of at least 1; got {rule.min_confirmations!r}.")
+    facts = site_facts(run_dir)
+    with Ledger.open(run_dir / "review.sqlite") as ledger:
+        check = ledger.verify()
+        check.raise_for_error()
+        by_site = _by_site(ledger)
+    chosen = sorted(s for s, es in by_site.items() if s in facts and qualifies(es, rule))
+    if not chosen:
+        raise NotActionableError(_refusal(by_site, rule))
+    features = [_feature(facts[s], by_site[s]) for s in chosen]
+    doc = {
+        "type": "FeatureCollection",
+        "statement": STATEMENT,
+        "rule": {"min_confirmations": rule.min_confirmations, "require_field_visit": rule.require_field_visit},
+        "ledger_head_hash": check.head_hash,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "features": features,
+    }
+    write_text_atomic(out, json.dumps(doc, indent=1, ensure_ascii=False))
+    log.info("wrote %d actionable site(s) to %s", len(chosen), out)
+    return chosen
+
+
+def _feature(facts: dict[str, Any], entries: list[LedgerEntry]) -> dict[str, Any]:
+    keep = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
+    props = {k: facts.get(k) for k in keep}
+    props["confirmed_by"] = sorted({e.reviewer for e in entries if e.decision == "confirmed"})
+    props["decision_trail"] = trail(entries)
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [facts["lon"], facts["lat"]]},
+        "properties": props,
+    }
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

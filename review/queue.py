@@ -1,0 +1,45 @@
+"""The verification queue: sites of a run ordered by risk (when known) and score, with their status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.sitedata import site_facts, site_risk
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One line of the queue."""
+
+    site_id: str
+    label: str
+    score: float
+    risk: float | None
+    status: str
+    decisions: int
+
+
+def review_queue(run_dir: Path, statuses: tuple[str, ...] = ()) -> list[QueueItem]:
+    """Return the run's sites, highest risk first (sites without a risk last), then highest score.
+
+    Args:
+        run_dir: The run folder (``detections.parquet`` and ``review.sqlite``).
+        statuses: Keep only sites with one of these statuses (all when empty).
+    """
+    facts = site_facts(run_dir)
+    risk = site_risk(run_dir, facts)
+    with Ledger.open(run_dir / "review.sqlite") as ledger:
+        ledger.register_sites(run_dir / "detections.parquet")
+        status = ledger.statuses()
+        counts: dict[str, int] = {}
+        for entry in ledger.entries():
+            counts[entry.site_id] = counts.get(entry.site_id, 0) + 1
+    items = [
+        QueueItem(sid, str(row["label"]), float(row["score"]), risk.get(sid), status[sid], counts.get(sid, 0))
+        for sid, row in facts.items()
+        if sid in status and (not statuses or status[sid] in statuses)
+    ]
+    items.sort(key=lambda i: (i.risk is None, -(i.risk or 0.0), -i.score, i.site_id))
+    return items

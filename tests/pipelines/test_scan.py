@@ -1,0 +1,106 @@
+"""The scan on a local Dask cluster: the run folder, failures of single tiles, and resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import rasterio
+
+from fieldtruth.imagery.target import grid_for_scene
+from fieldtruth.ingest.provenance import file_sha256
+from fieldtruth.ingest.scene import open_scene
+from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
+
+pytestmark = pytest.mark.slow
+
+
+def _config(scene: Path, bundle: Path, out: Path, **extra: object) -> ScanConfig:
+    return ScanConfig(imagery=scene, detector=bundle, out=out, tile_size=256, workers=1, **extra)
+
+
+@pytest.fixture(scope="module")
+def run(small_scene: Path, quick_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "run"
+    summary = scan(_config(small_scene, quick_bundle, out))
+    assert summary.tiles == 9 and summary.done == 9 and not summary.failed
+    return out
+
+
+def test_run_folder_holds_detections_coverage_ledger_and_provenance(run: Path, small_scene: Path, quick_bundle: Path) -> None:
+    detections = gpd.read_parquet(run / "detections.parquet")
+    assert detections.crs.to_epsg() == 4326
+    assert {"site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id"} <= set(detections.columns)
+    assert detections.site_id.is_unique
+    scene = open_scene(small_scene)
+    with rasterio.Env():
+        footprint = gpd.GeoSeries.from_xy([scene.bounds.left, scene.bounds.right], [scene.bounds.bottom, scene.bounds.top],
+                                          crs=scene.crs).to_crs(4326).total_bounds
+    if len(detections):
+        assert detections.total_bounds[0] >= footprint[0] and detections.total_bounds[2] <= footprint[2]
+    coverage = gpd.read_parquet(run / "coverage.parquet")
+    assert len(coverage) == 9 and set(coverage.status) == {"covered"}
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["detector"]["sha256"] == file_sha256(quick_bundle)
+    hashes = {p["href"]: p["sha256"] for p in meta["inputs"]["scenes"][0]["provenance"]}
+    assert hashes[str((small_scene / "B04.tif").resolve())] == file_sha256(small_scene / "B04.tif")
+    assert meta["tiles"] == {"total": 9, "ok": 9, "failed": 0, "skipped_on_resume": 0}
+    with Ledger.open(run / "review.sqlite") as ledger:
+        statuses = ledger.statuses()
+    assert set(statuses) == set(detections.site_id)
+    assert set(statuses.values()) <= {"unverified"}
+
+
+def test_detections_lie_in_exactly_one_tile_core(run: Path, small_scene: Path) -> None:
+    detections = gpd.read_parquet(run / "detections.parquet")
+    grid = grid_for_scene(open_scene(small_scene), tile_size=256, halo=32)
+    points = detections.to_crs(grid.crs)
+    for tile_id, point in zip(points.tile_id, points.geometry, strict=True):
+        owners = [t.id for t in grid if t.in_core(point.x, point.y)]
+        assert owners == [tile_id]
+
+
+def test_a_second_scan_into_the_same_folder_needs_resume(run: Path, small_scene: Path, quick_bundle: Path) -> None:
+    with pytest.raises(RunFolderError, match="--resume"):
+        scan(_config(small_scene, quick_bundle, run))
+
+
+def test_resume_redoes_only_missing_tiles_and_gives_the_same_output(
+    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    tiles = sorted((copy / "tiles").glob("*.json"))
+    removed = tiles[:4]
+    for path in removed:
+        path.unlink()
+    kept = {p: os.stat(p).st_mtime_ns for p in tiles[4:]}
+    summary = scan(_config(small_scene, quick_bundle, copy, resume=True))
+    assert summary.skipped == 5 and summary.done == 9
+    assert {p: os.stat(p).st_mtime_ns for p in kept} == kept, "finished tiles must not be redone"
+    before = gpd.read_parquet(run / "detections.parquet")
+    after = gpd.read_parquet(copy / "detections.parquet")
+    assert before.drop(columns="geometry").equals(after.drop(columns="geometry"))
+    assert before.geometry.geom_equals_exact(after.geometry, tolerance=0).all()
+
+
+def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Path) -> None:
+    whole = scene_folder(tmp_path / "whole", size=640)  # 64 px blocks stored row by row
+    broken = scene_folder(tmp_path / "broken", size=640)
+    truncated_copy(whole / "B08.tif", broken / "B08.tif", keep_fraction=0.6)
+    summary = scan(_config(broken, quick_bundle, tmp_path / "run"))
+    assert summary.failed, "tiles over the missing bytes must fail"
+    assert summary.done + len(summary.failed) == 9 and summary.done > 0
+    assert all("B08.tif" in f["error"] for f in summary.failed)
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert {f["tile_id"] for f in meta["failed_tiles"]} == {f["tile_id"] for f in summary.failed}
+    coverage = gpd.read_parquet(tmp_path / "run" / "coverage.parquet")
+    assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f["tile_id"] for f in summary.failed}
