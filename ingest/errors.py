@@ -21,3 +21,31 @@ class BandMismatchError(IngestError, ValueError):
 
 class RasterRefusedError(IngestError, ValueError):
     """A raster was refused before any pixel was read (format not allowed, implausible size)."""
+
+
+class SectorError(IngestError):
+    """Root of every error raised while taking in a labour-sector dataset."""
+
+
+class SectorDeclarationError(SectorError, ValueError):
+    """A sector dataset declaration (YAML) is missing, malformed or inconsistent with its file."""
+
+
+class SectorDataError(SectorError, ValueError):
+    """A sector dataset holds malformed rows (bad numbers, missing coordinates, out-of-range values)."""
+
+
+class EmptySectorDataError(SectorError, ValueError):
+    """A sector dataset file holds no rows."""
+
+
+class SectorCrsError(SectorError, ValueError):
+    """The declared CRS does not fit the coordinates (out of the CRS's area of use) or is missing."""
+
+
+class PersonalDataError(SectorError, ValueError):
+    """A kept column looks like personal data and was not declared with a reason."""
+
+
+class UnsafeArchiveError(SectorError, ValueError):
+    """A zip archive was refused before extraction (path traversal, zip bomb, too many members)."""

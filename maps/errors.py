@@ -17,3 +17,15 @@ class MapInputError(MapsError, ValueError):
 
 class OfflineMapError(MapsError, RuntimeError):
     """A rendered map would load something from the network, or a vendored asset is missing."""
+
+
+class RiskError(MapsError):
+    """Root of every error raised while scoring risk cells."""
+
+
+class RiskConfigError(RiskError, ValueError):
+    """A risk scoring config (YAML) or argument is malformed (weights, bands, cell size, k)."""
+
+
+class RiskInputError(RiskError, ValueError):
+    """A run-folder or area-statistics input of the risk cells has the wrong shape or is missing."""

@@ -1,196 +1,145 @@
-"""Leaflet layers and page furniture for offline lead maps, without Folium's jQuery-based popups.
+"""The data of a map's layers as plain JSON-ready values; the page script draws them.
 
-Folium's ``Popup`` pastes raw HTML into a JavaScript template literal and needs jQuery. Here every
-layer's data is one JSON document (:func:`fieldtruth.maps.offline.script_json`) whose strings were
-HTML-escaped in Python before encoding, and Leaflet builds the markers, shapes, popups and tooltips.
+Nothing here makes HTML. Every string from a run or a dataset travels as a JSON string value
+(encoded by :func:`fieldtruth.maps.offline.script_json`, which also escapes ``<``, ``>`` and ``&``)
+and the page puts it on screen with ``textContent``, so it can only ever appear as text.
+Coordinates are EPSG:4326, rounded to 6 decimals (~0.1 m).
 """
 
 from __future__ import annotations
 
-import html
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import geopandas as gpd
-from branca.element import MacroElement
-from jinja2 import Template
+import numpy as np
+import pandas as pd
 from shapely.geometry import mapping
-
-from fieldtruth.maps.offline import RawHTML, script_json
 
 log = logging.getLogger(__name__)
 
-
-class PointItem(NamedTuple):
-    """One circle marker: position, Leaflet path options, and already-escaped popup/tooltip HTML."""
-
-    lat: float
-    lon: float
-    style: Mapping[str, Any]
-    popup_html: str
-    tooltip_html: str
-
-
-class JsonPoints(MacroElement):
-    """Circle markers drawn by Leaflet from one JSON array, added to the parent layer."""
-
-    _template = Template(
-        """
-{% macro script(this, kwargs) %}
-(function () {
-  var layer = {{ this._parent.get_name() }};
-  var items = {{ this.data }};
-  items.forEach(function (d) {
-    var m = L.circleMarker([d.lat, d.lon], d.style);
-    if (d.popup) { m.bindPopup(d.popup, {maxWidth: 360}); }
-    if (d.tip) { m.bindTooltip(d.tip); }
-    m.addTo(layer);
-  });
-})();
-{% endmacro %}
-"""
-    )
-
-    def __init__(self, items: Sequence[PointItem]) -> None:
-        super().__init__()
-        self._name = "JsonPoints"
-        self.data = script_json(
-            [
-                {
-                    "lat": round(i.lat, 7),
-                    "lon": round(i.lon, 7),
-                    "style": dict(i.style),
-                    "popup": i.popup_html,
-                    "tip": i.tooltip_html,
-                }
-                for i in items
-            ]
-        )
-
-
-class JsonShapes(MacroElement):
-    """Polygons drawn by ``L.geoJSON`` from one JSON document, added to the parent layer.
-
-    Each feature's ``properties`` hold only ``style`` (Leaflet path options), ``tip`` (escaped HTML)
-    and ``tipOptions``; nothing else from the data reaches the page.
-    """
-
-    _template = Template(
-        """
-{% macro script(this, kwargs) %}
-(function () {
-  var layer = {{ this._parent.get_name() }};
-  L.geoJSON({{ this.data }}, {
-    style: function (f) { return f.properties.style; },
-    onEachFeature: function (f, l) {
-      if (f.properties.tip) { l.bindTooltip(f.properties.tip, f.properties.tipOptions); }
-    }
-  }).addTo(layer);
-})();
-{% endmacro %}
-"""
-    )
-
-    def __init__(
-        self,
-        shapes: gpd.GeoDataFrame,
-        styles: Iterable[Mapping[str, Any]],
-        tips: Iterable[str],
-        tip_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self._name = "JsonShapes"
-        features = [
-            {
-                "type": "Feature",
-                "geometry": mapping(geom),
-                "properties": {
-                    "style": dict(style),
-                    "tip": tip,
-                    "tipOptions": dict(tip_options or {"sticky": True}),
-                },
-            }
-            for geom, style, tip in zip(shapes.geometry, styles, tips, strict=True)
-        ]
-        self.data = script_json({"type": "FeatureCollection", "features": features})
-
-
-class OfflineAttribution(MacroElement):
-    """Replace Leaflet's linked attribution prefix by plain text (no link to a host)."""
-
-    _template = Template(
-        """
-{% macro script(this, kwargs) %}
-if ({{ this._parent.get_name() }}.attributionControl) {
-  {{ this._parent.get_name() }}.attributionControl.setPrefix("Leaflet 1.9.4 (BSD-2-Clause), offline copy");
+STATUS_COLOURS: dict[str, str] = {
+    "unverified": "#ff8c00",
+    "confirmed": "#d7191c",
+    "field_visit": "#2c7bb6",
+    "uncertain": "#8e44ad",
+    "rejected": "#8c8c8c",
 }
-{% endmacro %}
-"""
-    )
+RISK_COLOURS: dict[str, str] = {
+    "low": "#fee8c8",
+    "medium": "#fdbb84",
+    "high": "#e34a33",
+    "not covered": "#6b6b6b",
+}
+NOT_COVERED = "not covered - no imagery, NOT low risk"
+MAX_COVERAGE_LABELS = 40
+MAX_SECTOR_FIELDS = 4
+DIGITS = 6
 
 
-def escape_rows(rows: Iterable[tuple[str, object]]) -> str:
-    """Return an HTML ``<table>`` of label/value rows, every label and value HTML-escaped."""
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f'<table class="ft-popup">{cells}</table>'
+def _round(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, DIGITS)
+    if isinstance(value, (list, tuple)):
+        return [_round(v) for v in value]
+    return value
 
 
-PAGE_CSS = """
-<style>
-.ft-banner { position: fixed; top: 0; left: 0; right: 0; z-index: 2000; padding: 8px 14px;
-  background: #7a1212; color: #fff; font: bold 15px/1.35 system-ui, sans-serif; text-align: center;
-  box-shadow: 0 2px 6px rgba(0,0,0,.4); }
-.ft-banner small { display: block; font-weight: normal; font-size: 12px; opacity: .95; }
-.folium-map { top: 0; }
-.leaflet-top { margin-top: 64px; }
-.ft-legend { position: fixed; bottom: 52px; left: 10px; z-index: 1500; max-width: 330px;
-  background: rgba(255,255,255,.95); border: 1px solid #888; border-radius: 4px; padding: 8px 10px;
-  font: 12px/1.4 system-ui, sans-serif; color: #111; }
-.ft-legend h4 { margin: 2px 0 4px; font-size: 13px; }
-.ft-legend .sw { display: inline-block; width: 12px; height: 12px; margin-right: 6px;
-  vertical-align: -2px; border: 1px solid #333; }
-.ft-legend .sw.round { border-radius: 50%; }
-.ft-legend svg { vertical-align: -3px; margin-right: 6px; }
-.ft-popup th { text-align: left; padding-right: 8px; vertical-align: top; }
-.ft-popup td { word-break: break-word; }
-.ft-popup code, .ft-cmd { font: 11px/1.3 monospace; background: #f2f2f2; padding: 2px; display: block; }
-.ft-nocov { fill: url(#ft-hatch-dark); }
-.ft-partial { fill: url(#ft-hatch-light); }
-.ft-nocov-label { background: rgba(40,40,40,.85); color: #fff; border: 0; font-weight: bold; }
-.leaflet-container { background: #eef0ea; }
-</style>
-"""
-
-SVG_PATTERNS = """
-<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>
-<pattern id="ft-hatch-dark" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
-<rect width="10" height="10" fill="#6b6b6b" fill-opacity="0.45"/>
-<line x1="0" y1="0" x2="0" y2="10" stroke="#222" stroke-width="3" stroke-opacity="0.6"/></pattern>
-<pattern id="ft-hatch-light" width="10" height="10" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)">
-<rect width="10" height="10" fill="#9a9a9a" fill-opacity="0.2"/>
-<line x1="0" y1="0" x2="0" y2="10" stroke="#444" stroke-width="1.5" stroke-opacity="0.5"/></pattern>
-</defs></svg>
-"""
+def _text(value: Any) -> str | None:
+    """A cell value as display text (None for missing)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
 
 
-def page_furniture(banner_html: str, legend_html: str) -> list[tuple[str, RawHTML]]:
-    """Return (name, element) pairs for the page: CSS and hatch patterns, the banner, the legend."""
-    return [
-        ("ft_patterns", RawHTML(SVG_PATTERNS)),
-        ("ft_banner", RawHTML(f'<div class="ft-banner" role="alert">{banner_html}</div>')),
-        ("ft_legend", RawHTML(f'<div class="ft-legend">{legend_html}</div>')),
+def features(frame: gpd.GeoDataFrame, props: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of ``frame``'s geometries with the given properties."""
+    out = []
+    for geom, prop in zip(frame.geometry, props, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        shape = mapping(geom)
+        out.append({"type": "Feature", "geometry": {"type": shape["type"],
+                    "coordinates": _round(shape["coordinates"])}, "properties": dict(prop)})
+    return {"type": "FeatureCollection", "features": out}
+
+
+def coverage_layer(coverage: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Coverage tiles with status, and the merged areas without imagery to label ``not covered``."""
+    props = [
+        {"tile": _text(r.tile_id), "status": _text(r.status), "valid": float(r.valid_fraction or 0.0),
+         "error": _text(r.error)}
+        for r in coverage.itertuples(index=False)
     ]
+    uncovered = coverage[coverage["status"].isin(["not covered", "failed"])]
+    labels: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+    if not uncovered.empty:
+        merged = uncovered.union_all()
+        areas = gpd.GeoDataFrame(geometry=list(getattr(merged, "geoms", [merged])), crs=coverage.crs)
+        if len(areas) > MAX_COVERAGE_LABELS:
+            log.info("%d uncovered areas; labelling the %d largest", len(areas), MAX_COVERAGE_LABELS)
+            areas = areas.assign(a=areas.to_crs("EPSG:6933").area).nlargest(MAX_COVERAGE_LABELS, "a")
+        labels = features(areas, [{"label": NOT_COVERED}] * len(areas))
+    return {"tiles": features(coverage, props), "labels": labels}
 
 
-def swatch(colour: str, round_: bool = False) -> str:
-    """Return a legend colour swatch (``colour`` must be a trusted CSS colour)."""
-    return f'<span class="sw{" round" if round_ else ""}" style="background:{colour}"></span>'
+def risk_layer(cells: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Risk cells (``cell_id``, ``score``, ``band``, ``explanation``) from the risk room."""
+    props = []
+    for row in cells.itertuples(index=False):
+        score = getattr(row, "score", None)
+        props.append({
+            "cell": _text(getattr(row, "cell_id", None)),
+            "band": _text(getattr(row, "band", None)) or "not covered",
+            "score": None if score is None or pd.isna(score) else round(float(score), 3),
+            "why": _text(getattr(row, "explanation", None)),
+        })
+    return features(cells, props)
 
 
-def hatch_swatch(pattern: str) -> str:
-    """Return a legend swatch filled with one of the page's hatch patterns."""
-    return (
-        f'<svg width="14" height="14"><rect width="14" height="14" fill="url(#{pattern})" '
-        'stroke="#333"/></svg>'
-    )
+def count_layer(cells: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Cells of :func:`fieldtruth.maps.cells.aggregate_cells` (``cell_id``, ``count``)."""
+    return features(cells, [{"cell": _text(r.cell_id), "count": int(r.count)}
+                            for r in cells.itertuples(index=False)])
+
+
+LEAD_FIELDS = ("lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip")
+
+
+def lead_rows(
+    detections: gpd.GeoDataFrame, statuses: Mapping[str, str], chips: Mapping[str, str]
+) -> dict[str, Any]:
+    """Detections as columnar rows (``fields`` + ``rows``) with review status and chip URI."""
+    lat = np.round(detections.geometry.y.to_numpy(), DIGITS)
+    lon = np.round(detections.geometry.x.to_numpy(), DIGITS)
+    rows = []
+    for i, row in enumerate(detections.itertuples(index=False)):
+        site = str(row.site_id)
+        rows.append([
+            float(lat[i]), float(lon[i]), statuses.get(site, "unverified"), site, _text(row.label),
+            round(float(row.score), 4), _text(row.acquired), _text(row.scene_id), _text(row.detector),
+            chips.get(site),
+        ])
+    return {"fields": list(LEAD_FIELDS), "rows": rows}
+
+
+def sector_rows(sectors: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Sector sites (points; polygons by their centroid) with up to four text columns."""
+    columns = [c for c in sectors.columns if c != sectors.geometry.name][:MAX_SECTOR_FIELDS]
+    points = sectors.geometry.representative_point()
+    rows = []
+    for i, row in enumerate(sectors[columns].itertuples(index=False)):
+        point = points.iloc[i]
+        if point is None or point.is_empty:
+            continue
+        rows.append([round(point.y, DIGITS), round(point.x, DIGITS), *[_text(v) for v in row]])
+    return {"fields": ["lat", "lon", *[str(c) for c in columns]], "rows": rows}
+
+
+def date_range(dates: list[str | None]) -> str | None:
+    """``"first/last"`` ISO dates (or one date), None if none is known."""
+    clean = sorted({str(d)[:10] for d in dates if d})
+    if not clean:
+        return None
+    return clean[0] if clean[0] == clean[-1] else f"{clean[0]}/{clean[-1]}"

@@ -1,15 +1,16 @@
 """The leads map of a run: one offline HTML file for field teams (restricted) or partners (shared).
 
-Restricted tier: every detection as a circle marker coloured by its review status from the run's
-ledger, with a popup saying what it is and how to record a decision. Shared tier: no points, only the
-number of leads per ~5 km equal-area cell, cells under 3 suppressed. Both tiers show the imagery
-coverage (areas without imagery hatched and labelled: not covered is NOT low risk), a legend, a layer
-control, and a banner: these are unverified leads, not findings.
+Restricted tier: every detection coloured by its review status from the run's ledger (clustered when
+many), a popup with what it is, the detector's tested precision/recall, an image chip and how to record
+a decision; risk cells; sector sites; coverage with areas without imagery hatched and labelled; a
+quicklook of the scanned imagery as background. Encrypted by default (:mod:`fieldtruth.maps.crypto`).
+Shared tier: risk cells only (``risk_shared.geojson``, else lead counts per cell with small counts
+suppressed), never a point, chip or site attribute. Both: legend, layer control, imagery dates, the
+model card, and the banner: these are unverified leads that need human verification before any action.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -18,128 +19,129 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import folium
 import geopandas as gpd
 
+from fieldtruth.maps import layers
 from fieldtruth.maps.cells import DEFAULT_CELL_M, DEFAULT_MIN_COUNT, aggregate_cells
+from fieldtruth.maps.crypto import check_passphrase, seal
 from fieldtruth.maps.errors import MapInputError, RunFolderError
-from fieldtruth.maps.layers import (
-    PAGE_CSS,
-    JsonPoints,
-    JsonShapes,
-    OfflineAttribution,
-    PointItem,
-    escape_rows,
-    hatch_swatch,
-    page_furniture,
-    swatch,
-)
-from fieldtruth.maps.offline import RawHTML, finalise_html, offline_map
+from fieldtruth.maps.layers import NOT_COVERED, STATUS_COLOURS
+from fieldtruth.maps.offline import finalise_html, render_page, script_json
+from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import STATUSES
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BANNER", "NOT_COVERED", "STATUS_COLOURS", "TIERS", "build_leads_map", "read_layer"]
 
 TIERS: tuple[str, ...] = ("restricted", "shared")
 BANNER = (
     "Unverified leads: every point is a lead, not a finding; "
     "human verification is required before any action."
 )
-NOT_COVERED = "not covered - no imagery, NOT low risk"
-STATUS_COLOURS: dict[str, str] = {
-    "unverified": "#ff8c00",
-    "confirmed": "#d7191c",
-    "field_visit": "#2c7bb6",
-    "uncertain": "#8e44ad",
-    "rejected": "#8c8c8c",
+PASSPHRASE_ENV = "FIELDTRUTH_PASSPHRASE"
+ONLINE_BASEMAP = {
+    "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "host": "https://tile.openstreetmap.org",
+    "attribution": "(c) OpenStreetMap contributors",
 }
-DETECTION_COLUMNS = (
-    "site_id",
-    "label",
-    "score",
-    "scene_id",
-    "acquired",
-    "detector",
-    "bundle_sha256",
-    "tile_id",
+BASEMAP_WARNING = (
+    "Online basemap ON: viewing this map asks tile.openstreetmap.org for the tiles of the area on screen, "
+    "which tells that server your IP address and where you are looking."
 )
+UNENCRYPTED_NOTE = "NOT ENCRYPTED (--no-encrypt): anyone who gets this file sees the exact lead locations."
+DETECTION_COLUMNS = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
 COVERAGE_COLUMNS = ("tile_id", "valid_fraction", "status", "error")
-MAX_COVERAGE_LABELS = 40
+RISK_COLUMNS = ("cell_id",)
 
 
-def build_leads_map(run_dir: Path, out: Path | None = None, tier: str = "restricted") -> Path:
-    """Write the run's leads map as one self-contained HTML file that makes no network request.
+def build_leads_map(
+    run_dir: Path,
+    out: Path | None = None,
+    tier: str = "restricted",
+    *,
+    passphrase: str | None = None,
+    encrypt: bool = True,
+    online_basemap: bool = False,
+    chip_px: int = 48,
+    quicklook_px: int = 2048,
+) -> Path:
+    """Write the run's leads map as one self-contained HTML file.
 
     Args:
-        run_dir: A run folder with ``detections.parquet`` and ``coverage.parquet``. Its
-            ``review.sqlite`` is opened (created if absent) and every detection registered.
-        out: The HTML file to write; default ``run_dir / "maps" / f"leads_{tier}.html"``.
-        tier: ``"restricted"`` (exact points; for the verification team only) or ``"shared"``
-            (counts per ~5 km cell, cells with fewer than 3 leads suppressed; no points).
+        run_dir: A run folder with ``detections.parquet`` and ``coverage.parquet`` (and optionally
+            ``run.json`` scenes, ``model_card.json``, ``risk.parquet``, ``risk_shared.geojson``,
+            ``sectors.parquet``). Its ``review.sqlite`` is opened (created if absent).
+        out: The HTML file; default ``run_dir / "maps" / f"leads_{tier}.html"``.
+        tier: ``"restricted"`` (exact sites; verification team only) or ``"shared"`` (cells only).
+        passphrase: Seals a restricted map; default ``$FIELDTRUTH_PASSPHRASE``.
+        encrypt: Seal the restricted map (AES-GCM). False writes it readable by anyone with the file.
+        online_basemap: Add OpenStreetMap tiles (the page then contacts that host; it says so).
+        chip_px: Side of each site's image chip in scene pixels (0: no chips).
+        quicklook_px: Longest side of the imagery quicklook (0: no quicklook).
 
     Returns:
-        The path written.
+        The path written (restricted maps with mode 0600).
 
     Raises:
-        MapInputError: If ``tier`` is unknown or a run-folder file lacks contract columns.
-        RunFolderError: If a run-folder file is missing.
+        MapInputError: Unknown tier, missing passphrase, or a run-folder file without contract columns.
+        RunFolderError: If a required run-folder file is missing.
         fieldtruth.review.errors.LedgerTamperedError: If the review ledger does not verify.
     """
     if tier not in TIERS:
-        raise MapInputError(
-            f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'."
-        )
+        raise MapInputError(f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'.")
     run_dir = Path(run_dir)
-    detections = _read_layer(run_dir / "detections.parquet", DETECTION_COLUMNS)
-    coverage = _read_layer(run_dir / "coverage.parquet", COVERAGE_COLUMNS)
+    sealed = tier == "restricted" and encrypt
+    if sealed:
+        passphrase = check_passphrase(passphrase or os.environ.get(PASSPHRASE_ENV))
+    detections = read_layer(run_dir / "detections.parquet", DETECTION_COLUMNS)
+    coverage = read_layer(run_dir / "coverage.parquet", COVERAGE_COLUMNS)
     statuses = _review_statuses(run_dir)
-    fmap = offline_map(control_scale=True, zoom_start=11, location=_centre(coverage, detections))
-    fmap.get_root().header.add_child(RawHTML(PAGE_CSS), name="ft_css")
-    _add_coverage(fmap, coverage)
+    payload = _common(run_dir, detections, online_basemap)
     if tier == "restricted":
-        _add_leads(fmap, detections, statuses, run_dir.name)
-        legend = _restricted_legend(statuses)
-        banner_note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
+        payload.update(_restricted(run_dir, detections, coverage, statuses, chip_px, quicklook_px))
+        note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
+        note += "" if sealed else " " + UNENCRYPTED_NOTE
     else:
-        cells = _add_cells(fmap, detections, statuses)
-        legend = _shared_legend(len(cells))
-        banner_note = (
-            f"SHARED map: number of leads per ~{DEFAULT_CELL_M / 1000:g} km cell only; "
-            f"cells with fewer than {DEFAULT_MIN_COUNT} leads are hidden."
-        )
-    legend += _run_legend(run_dir)
-    for name, element in page_furniture(
-        f"{html.escape(BANNER)}<small>{html.escape(banner_note)}</small>", legend
-    ):
-        fmap.get_root().html.add_child(element, name=name)
-    fmap.add_child(OfflineAttribution())
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.fit_bounds(_bounds(coverage, detections if tier == "restricted" else None))
-    page = finalise_html(fmap.get_root().render())
+        payload.update(_shared(run_dir, detections, coverage, statuses))
+        note = "SHARED map: risk cells only; no site, point or image of a site."
+    data: dict[str, Any] = {"payload": payload}
+    if sealed:
+        data = {"sealed": seal(script_json(payload).encode("utf-8"), passphrase or "")}
+    page = render_page(
+        title=f"fieldtruth {tier} map", banner=BANNER, note=note,
+        warning=BASEMAP_WARNING if online_basemap else None, data=data, sealed=sealed,
+    )
+    page = finalise_html(page, img_hosts=(ONLINE_BASEMAP["host"],) if online_basemap else ())
     out = Path(out) if out is not None else run_dir / "maps" / f"leads_{tier}.html"
     _write_private(out, page, private=tier == "restricted")
-    log.info("wrote %s leads map of %d detection(s) to %s", tier, len(detections), out)
+    log.info("wrote %s map (%s) of %d detection(s) to %s", tier, "encrypted" if sealed else "plain",
+             len(detections), out)
     return out
 
 
-def _read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Read a GeoParquet of the run folder, check its columns, return it in EPSG:4326."""
+def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Read a GeoParquet of the run folder, check its columns, return it in EPSG:4326.
+
+    Raises:
+        RunFolderError: If the file is missing.
+        MapInputError: If it cannot be read, lacks ``columns`` or declares no CRS.
+    """
     if not path.is_file():
         raise RunFolderError(
             f"expected {path.name} in the run folder {str(path.parent)!r}; it is missing. "
             "Run `fieldtruth scan` into that folder first."
         )
     try:
-        frame = gpd.read_parquet(path)
+        frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     except (OSError, ValueError) as exc:
-        raise MapInputError(
-            f"expected a GeoParquet file at {str(path)!r}; reading it failed: {exc}."
-        ) from exc
+        raise MapInputError(f"expected a GeoParquet/GeoJSON file at {str(path)!r}; reading it failed: {exc}.") from exc
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise MapInputError(
             f"expected columns {list(columns)} in {str(path)!r}; missing {missing!r}. "
-            "Re-run the scan with this fieldtruth version."
+            "Re-run the step that writes it with this fieldtruth version."
         )
     if frame.crs is None:
         raise MapInputError(f"expected {str(path)!r} to declare its CRS (EPSG:4326); it has none.")
@@ -157,200 +159,92 @@ def _review_statuses(run_dir: Path) -> dict[str, str]:
         return ledger.statuses()
 
 
-def _centre(coverage: gpd.GeoDataFrame, detections: gpd.GeoDataFrame) -> list[float]:
-    west, south, east, north = _bounds_xy(coverage, detections)
-    return [(south + north) / 2, (west + east) / 2]
-
-
-def _bounds_xy(coverage: gpd.GeoDataFrame, detections: gpd.GeoDataFrame | None) -> tuple[float, ...]:
-    frames = [f for f in (coverage, detections) if f is not None and not f.empty]
-    if not frames:
-        return (-180.0, -60.0, 180.0, 75.0)
-    boxes = [f.total_bounds for f in frames]
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
-
-
-def _bounds(coverage: gpd.GeoDataFrame, detections: gpd.GeoDataFrame | None) -> list[list[float]]:
-    west, south, east, north = _bounds_xy(coverage, detections)
-    return [[south, west], [north, east]]
-
-
-def _coverage_style(status: str) -> tuple[dict[str, object], str]:
-    """Leaflet style and tooltip headline for a coverage tile status."""
-    if status == "covered":
-        return {
-            "color": "#4d7d4d",
-            "weight": 1,
-            "fill": False,
-            "interactive": False,
-        }, "covered: imagery scanned"
-    if status == "partial":
-        return (
-            {"color": "#555", "weight": 1, "fillOpacity": 1, "className": "ft-partial"},
-            "partial: parts of this tile had no valid imagery - those parts are NOT low risk",
-        )
-    headline = NOT_COVERED if status == "not covered" else f"scan failed - {NOT_COVERED}"
-    return {"color": "#222", "weight": 1.5, "fillOpacity": 1, "className": "ft-nocov"}, headline
-
-
-def _add_coverage(fmap: folium.Map, coverage: gpd.GeoDataFrame) -> None:
-    """Tiles outlined or hatched by status, and a permanent label on each area without imagery."""
-    group = folium.FeatureGroup(name="Imagery coverage", show=True).add_to(fmap)
-    styles, tips = [], []
-    for row in coverage.itertuples(index=False):
-        style, headline = _coverage_style(str(row.status))
-        rows = [
-            ("tile", row.tile_id),
-            ("status", row.status),
-            ("valid fraction", f"{float(row.valid_fraction):.0%}"),
-        ]
-        if row.error:
-            rows.append(("error", row.error))
-        styles.append(style)
-        tips.append(f"<b>{html.escape(headline)}</b>{escape_rows(rows)}")
-    group.add_child(JsonShapes(coverage, styles, tips))
-    uncovered = coverage[coverage["status"].isin(["not covered", "failed"])]
-    if uncovered.empty:
-        return
-    areas = gpd.GeoDataFrame(
-        geometry=list(getattr(uncovered.union_all(), "geoms", [uncovered.union_all()])), crs=coverage.crs
-    )
-    if len(areas) > MAX_COVERAGE_LABELS:
-        log.info("%d uncovered areas; labelling only the %d largest", len(areas), MAX_COVERAGE_LABELS)
-        areas = areas.assign(a=areas.to_crs("EPSG:6933").area).nlargest(MAX_COVERAGE_LABELS, "a")
-    label_style = {"stroke": False, "fill": False, "interactive": False}
-    group.add_child(
-        JsonShapes(
-            areas,
-            [label_style] * len(areas),
-            [html.escape(NOT_COVERED)] * len(areas),
-            {"permanent": True, "direction": "center", "className": "ft-nocov-label"},
-        )
-    )
-
-
-def _add_leads(
-    fmap: folium.Map, detections: gpd.GeoDataFrame, statuses: dict[str, str], run_name: str
-) -> None:
-    """One layer per review status, each detection a circle marker with an escaped popup."""
-    by_status: dict[str, list[PointItem]] = {s: [] for s in STATUSES}
-    for row in detections.itertuples(index=False):
-        status = statuses.get(str(row.site_id), "unverified")
-        popup = _popup_html(row, status, run_name)
-        style = {
-            "radius": 7,
-            "color": "#1a1a1a",
-            "weight": 1.5,
-            "fillColor": STATUS_COLOURS[status],
-            "fillOpacity": 0.9,
-            "className": f"ft-lead ft-status-{status}",
-        }
-        tip = html.escape(f"{row.label} ({status}) - score {float(row.score):.2f}")
-        by_status[status].append(PointItem(row.geometry.y, row.geometry.x, style, popup, tip))
-    for status in STATUSES:
-        items = by_status[status]
-        group = folium.FeatureGroup(name=f"Leads: {status.replace('_', ' ')} ({len(items)})", show=True)
-        group.add_child(JsonPoints(items))
-        group.add_to(fmap)
-
-
-def _popup_html(row: Any, status: str, run_name: str) -> str:
-    rows = [
-        ("class", row.label),
-        ("score", f"{float(row.score):.3f}"),
-        ("status", status),
-        ("acquired", row.acquired),
-        ("scene", row.scene_id),
-        ("detector", row.detector),
-        ("bundle", str(row.bundle_sha256)[:16]),
-        ("site", row.site_id),
-    ]
-    command = (
-        f"fieldtruth review decide {run_name} {row.site_id} "
-        "--decision confirmed|rejected|uncertain|field_visit "
-        "--method imagery|field|other --reviewer YOUR_ID --note '...'"
-    )
-    return (
-        f"<b>Lead - not a finding ({html.escape(status)})</b>{escape_rows(rows)}"
-        "<div>Record what you verified:</div>"
-        f'<code class="ft-cmd">{html.escape(command)}</code>'
-    )
-
-
-def _add_cells(fmap: folium.Map, detections: gpd.GeoDataFrame, statuses: dict[str, str]) -> gpd.GeoDataFrame:
-    """Counts of leads (rejected ones excluded) per equal-area cell, small counts suppressed."""
-    rejected = detections["site_id"].map(lambda s: statuses.get(str(s)) == "rejected")
-    cells = aggregate_cells(detections[~rejected.astype(bool)])
-    group = folium.FeatureGroup(name=f"Leads per ~{DEFAULT_CELL_M / 1000:g} km cell ({len(cells)})").add_to(
-        fmap
-    )
-    top = max([int(c) for c in cells["count"]] or [1])
-    styles = [
-        {"color": "#7a1212", "weight": 1, "fillColor": "#d7191c", "fillOpacity": 0.15 + 0.6 * int(c) / top}
-        for c in cells["count"]
-    ]
-    tips = [
-        html.escape(f"{int(c)} unverified or reviewed leads in this cell (not findings)")
-        for c in cells["count"]
-    ]
-    group.add_child(JsonShapes(cells, styles, tips))
-    return cells
-
-
-def _coverage_legend() -> str:
-    return (
-        "<h4>Imagery coverage</h4>"
-        f"{swatch('transparent')}covered (scanned)<br>"
-        f"{hatch_swatch('ft-hatch-light')}partial: gaps are NOT low risk<br>"
-        f"{hatch_swatch('ft-hatch-dark')}{html.escape(NOT_COVERED)}<br>"
-    )
-
-
-def _restricted_legend(statuses: dict[str, str]) -> str:
-    counts = dict.fromkeys(STATUSES, 0)
-    for status in statuses.values():
-        counts[status] += 1
-    rows = "".join(
-        f"{swatch(STATUS_COLOURS[s], round_=True)}{html.escape(s.replace('_', ' '))}: {counts[s]}<br>"
-        for s in STATUSES
-    )
-    return f"<h4>Leads by review status</h4>{rows}{_coverage_legend()}"
-
-
-def _shared_legend(n_cells: int) -> str:
-    return (
-        f"<h4>Leads per ~{DEFAULT_CELL_M / 1000:g} km cell</h4>"
-        f"{swatch('#d7191c')}darker = more leads ({n_cells} cells shown)<br>"
-        f"Cells with fewer than {DEFAULT_MIN_COUNT} leads are hidden: an empty area is not evidence "
-        "that no sites exist. Rejected leads are not counted.<br>" + _coverage_legend()
-    )
-
-
-def _run_legend(run_dir: Path) -> str:
-    """Detector provenance and held-out metrics from the run's model card, where present."""
-    lines = [
-        f"Run {html.escape(run_dir.name)}, map made "
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC"
-    ]
-    card_path = run_dir / "model_card.json"
+def _json_file(path: Path) -> dict[str, Any]:
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+        value = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
-        log.warning("could not read %s; the legend will not show model metrics", card_path)
-        card = {}
-    metrics = card.get("metrics") if isinstance(card, dict) else None
-    if isinstance(metrics, dict):
-        shown = [f"{html.escape(str(k))} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float))][
-            :4
-        ]
-        if shown:
-            lines.append("Detector on held-out scenes: " + ", ".join(shown))
-    return "<hr>" + "<br>".join(lines)
+        log.warning("could not read %s; the map goes on without it", path)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _metrics(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(overall scalar metrics, per-class {precision, recall}) from a model card's ``metrics``."""
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    overall = metrics.get("overall") if isinstance(metrics.get("overall"), dict) else metrics
+    flat = {str(k): v for k, v in overall.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for key in ("threshold", "average_precision"):
+        if isinstance(metrics.get(key), (int, float)):
+            flat.setdefault(key, metrics[key])
+    per_class = {
+        str(name): {k: v for k, v in scores.items() if k in ("precision", "recall")}
+        for name, scores in (metrics.get("per_class") or {}).items() if isinstance(scores, dict)
+    }
+    return flat, per_class
+
+
+def _common(run_dir: Path, detections: gpd.GeoDataFrame, online_basemap: bool) -> dict[str, Any]:
+    run_json = _json_file(run_dir / "run.json")
+    card = _json_file(run_dir / "model_card.json")
+    flat, per_class = _metrics(card)
+    dates = run_json.get("imagery_dates") or layers.date_range(
+        [s.acquired for s in scene_refs(run_json)] or list(detections["acquired"])
+    )
+    return {
+        "run": run_dir.name, "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": card or None,
+        "metrics": flat, "perClass": per_class,
+        "basemap": {k: ONLINE_BASEMAP[k] for k in ("url", "attribution")} if online_basemap else None,
+    }
+
+
+def _restricted(
+    run_dir: Path, detections: gpd.GeoDataFrame, coverage: gpd.GeoDataFrame, statuses: dict[str, str],
+    chip_px: int, quicklook_px: int,
+) -> dict[str, Any]:
+    scenes = scene_refs(_json_file(run_dir / "run.json"))
+    sites = zip(detections["site_id"].astype(str), detections.geometry.x, detections.geometry.y, strict=True)
+    chips = site_chips(scenes, sites, size=chip_px) if chip_px > 0 else {}
+    look = quicklook(scenes, max_px=quicklook_px) if quicklook_px > 0 else None
+    counts = dict.fromkeys(STATUSES, 0)
+    for site in detections["site_id"].astype(str):
+        counts[statuses.get(site, "unverified")] += 1
+    part: dict[str, Any] = {
+        "leads": layers.lead_rows(detections, statuses, chips), "counts": counts,
+        "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
+        "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,
+    }
+    risk_path = run_dir / "risk.parquet"
+    if risk_path.is_file():
+        part.update(risk=layers.risk_layer(read_layer(risk_path, RISK_COLUMNS)), riskName="Risk cells")
+    sectors_path = run_dir / "sectors.parquet"
+    if sectors_path.is_file():
+        part["sectors"] = layers.sector_rows(read_layer(sectors_path, ()))
+    return part
+
+
+def _shared(
+    run_dir: Path, detections: gpd.GeoDataFrame, coverage: gpd.GeoDataFrame, statuses: dict[str, str]
+) -> dict[str, Any]:
+    shared_path = run_dir / "risk_shared.geojson"
+    if shared_path.is_file():
+        cells = read_layer(shared_path, RISK_COLUMNS)
+        return {"risk": layers.risk_layer(cells), "riskName": "Risk cells (shared)", "bounds": None}
+    log.info("no %s; the shared map shows lead counts per cell instead", shared_path.name)
+    rejected = detections["site_id"].astype(str).map(lambda s: statuses.get(s) == "rejected").astype(bool)
+    cells = aggregate_cells(detections[~rejected])
+    return {
+        "risk": layers.count_layer(cells), "riskCounts": True, "minCount": DEFAULT_MIN_COUNT,
+        "riskName": f"Leads per ~{DEFAULT_CELL_M / 1000:g} km cell (rejected not counted)",
+        "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage]),
+    }
+
+
+def _bounds(frames: list[gpd.GeoDataFrame]) -> list[list[float]]:
+    boxes = [f.total_bounds for f in frames if not f.empty]
+    if not boxes:
+        return [[-60.0, -180.0], [75.0, 180.0]]
+    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 
 
 def _write_private(out: Path, page: str, *, private: bool) -> None:

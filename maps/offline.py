@@ -123,11 +123,13 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def finalise_html(page: str) -> str:
+def finalise_html(page: str, img_hosts: tuple[str, ...] = ()) -> str:
     """Fill the CSP with the hashes of the page's inline scripts and refuse anything remote.
 
     Args:
-        page: The rendered page from :func:`offline_map`'s figure.
+        page: The rendered page (:func:`render_page` or :func:`offline_map`'s figure).
+        img_hosts: ``https://host`` origins images may load from (an explicitly asked-for online
+            basemap); empty for a fully offline page.
 
     Returns:
         The page with its Content-Security-Policy filled in.
@@ -146,9 +148,14 @@ def finalise_html(page: str) -> str:
             raise OfflineMapError(f"expected only inline scripts without attributes; got <script{attrs}>.")
         digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
         hashes.append(f"'sha256-{digest}'")
-    csp = f"{CSP_BASE}; script-src {' '.join(sorted(set(hashes)))} 'unsafe-inline'"
+    base = CSP_BASE
+    for host in img_hosts:
+        if not re.fullmatch(r"https://[a-z0-9.-]+", host):
+            raise OfflineMapError(f"expected an image host like 'https://tile.example.org'; got {host!r}.")
+        base = base.replace("img-src data:", f"img-src data: {host}", 1)
+    csp = f"{base}; script-src {' '.join(sorted(set(hashes)))} 'unsafe-inline'"
     page = page.replace(CSP_PLACEHOLDER, html.escape(csp, quote=False))
-    remote = remote_references(page)
+    remote = [r for r in remote_references(page) if not any(r.startswith(h + "/") for h in img_hosts)]
     if remote:
         raise OfflineMapError(
             f"expected a map that loads nothing from the network; it references {remote[:5]!r}. "
@@ -194,3 +201,63 @@ def remote_references(page: str) -> list[str]:
     collector.close()
     refresh = [r for r in collector.refs if "url=" in r.lower()]
     return [r for r in collector.refs if _REMOTE.match(r) and not r.lower().startswith("data:")] + refresh
+
+
+SVG_PATTERNS = (
+    '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+    '<pattern id="ft-hatch-dark" width="10" height="10" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="10" height="10" fill="#6b6b6b" fill-opacity="0.45"/>'
+    '<line x1="0" y1="0" x2="0" y2="10" stroke="#222" stroke-width="3" stroke-opacity="0.6"/></pattern>'
+    '<pattern id="ft-hatch-light" width="10" height="10" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(-45)"><rect width="10" height="10" fill="#9a9a9a" fill-opacity="0.2"/>'
+    '<line x1="0" y1="0" x2="0" y2="10" stroke="#444" stroke-width="1.5" stroke-opacity="0.5"/></pattern>'
+    "</defs></svg>"
+)
+
+
+@cache
+def page_assets() -> tuple[str, str]:
+    """Return ``(css, js)``: Leaflet, leaflet.markercluster and fieldtruth's page script and style."""
+    leaflet_css, leaflet_js = leaflet_assets()
+    vendor = resources.files("fieldtruth.maps.vendor")
+    try:
+        parts = {n: vendor.joinpath(n).read_text(encoding="utf-8") for n in
+                 ("MarkerCluster.css", "leaflet.markercluster.js", "fieldtruth-map.css", "fieldtruth-map.js")}
+    except OSError as exc:
+        raise OfflineMapError(f"expected the vendored map scripts in fieldtruth/maps/vendor; {exc}.") from exc
+    css = "\n".join([leaflet_css, parts["MarkerCluster.css"], parts["fieldtruth-map.css"]])
+    js = [leaflet_js, parts["leaflet.markercluster.js"], parts["fieldtruth-map.js"]]
+    if re.search(r"</(script|style)", css + "".join(js), re.IGNORECASE):
+        raise OfflineMapError("expected vendored assets without closing tags; got a '</script' or '</style'.")
+    return css, "\x00".join(js)
+
+
+def render_page(*, title: str, banner: str, note: str, warning: str | None, data: Any, sealed: bool) -> str:
+    """Return the whole HTML page: a static shell, the data as one JSON script, the page script.
+
+    Args:
+        title, banner, note, warning: Plain text (escaped here for HTML).
+        data: ``{"payload": ...}`` or ``{"sealed": ...}``; encoded by :func:`script_json`.
+        sealed: Whether to show the passphrase form.
+    """
+    css, js = page_assets()
+    leaflet_js, cluster_js, app_js = js.split("\x00")
+    warn = f'<span class="ft-warn">{html.escape(warning)}</span>' if warning else ""
+    unlock = (
+        '<form id="ft-unlock" class="ft-unlock" hidden autocomplete="off">'
+        '<label for="ft-pass"><b>This restricted map is encrypted.</b> Type its passphrase to open it '
+        "(it is decrypted in this browser only; nothing is sent anywhere).</label>"
+        '<input id="ft-pass" type="password" autocomplete="off" required>'
+        '<button type="submit">Open the map</button><p id="ft-error" class="ft-error" role="alert"></p></form>'
+        if sealed else ""
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP_PLACEHOLDER}">'
+        f"<title>{html.escape(title)}</title><style>{css}</style></head><body>{SVG_PATTERNS}"
+        f'<div class="ft-banner" role="alert">{html.escape(banner)}<small>{html.escape(note)}</small>{warn}</div>'
+        f'{unlock}<div id="ft-map" hidden></div><div id="ft-legend" class="ft-legend" hidden></div>'
+        f"<script>{leaflet_js}</script><script>{cluster_js}</script>"
+        f"<script>window.FT_DATA = {script_json(data)};</script><script>{app_js}</script></body></html>\n"
+    )

@@ -13,6 +13,7 @@ import click
 from fieldtruth.pipelines.cli_common import EXIT_FAILURE, configure_logging, echo_for, reports_errors
 from fieldtruth.pipelines.cli_maps import map_command
 from fieldtruth.pipelines.cli_review import export_group, forget_command, review_group
+from fieldtruth.pipelines.cli_risk import risk_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,6 +87,7 @@ cli.add_command(map_command)
 cli.add_command(review_group)
 cli.add_command(export_group)
 cli.add_command(forget_command)
+cli.add_command(risk_command)
 
 
 def main() -> None:

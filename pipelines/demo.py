@@ -8,6 +8,7 @@ labels, and both maps are drawn. The detector never sees the region it is scored
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import geopandas as gpd
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, Scores, match_points
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.synthetic import generate_scene
-from fieldtruth.maps.leads import build_leads_map
+from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
 from fieldtruth.pipelines.runfolder import write_json_atomic
 from fieldtruth.pipelines.scan import ScanConfig, ScanSummary, scan
 
@@ -88,8 +89,21 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     scores = score_run(run_dir / "detections.parquet", demo_scene.labels_path, tolerance_m=10.0)
     write_json_atomic(run_dir / "demo_scores.json", scores.summary())
     say("[5/5] drawing the restricted and shared maps")
-    maps = {tier: build_leads_map(run_dir, tier=tier) for tier in ("restricted", "shared")}
+    maps = draw_demo_maps(run_dir, say)
     return DemoReport(out, bundle_path, summary, scores, maps, time.perf_counter() - started)
+
+
+def draw_demo_maps(run_dir: Path, say: Callable[[str], None]) -> dict[str, Path]:
+    """Both maps of the demo run. The restricted one is encrypted when ``FIELDTRUTH_PASSPHRASE`` is set;
+    otherwise it is left unencrypted, which is acceptable only because every site in it is synthetic."""
+    encrypt = bool(os.environ.get(PASSPHRASE_ENV))
+    if not encrypt:
+        say(f"  {PASSPHRASE_ENV} is not set: the demo's restricted map is NOT encrypted (its sites are synthetic); "
+            "maps of real runs are encrypted by default")
+    return {
+        "restricted": build_leads_map(run_dir, tier="restricted", encrypt=encrypt),
+        "shared": build_leads_map(run_dir, tier="shared"),
+    }
 
 
 def training_progress(say: Callable[[str], None], every: float = 0.1) -> Callable[[int, int, float], None]:

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fieldtruth.ingest.errors import BandMismatchError, InputNotFoundError, NotARasterError, RasterRefusedError
+from fieldtruth.ingest.errors import (
+    BandMismatchError,
+    InputNotFoundError,
+    NotARasterError,
+    RasterRefusedError,
+)
 from fieldtruth.ingest.provenance import file_sha256
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.rasters import multiband_file, scene_folder, write_band

@@ -1,0 +1,181 @@
+"""Reading sector dataset files in chunks: CSV, GeoJSON, GeoPackage, Shapefile (also zipped), GeoParquet.
+
+Files over ``partition_bytes`` are read in partitions with dask (``dask.dataframe.read_csv``) or
+dask-geopandas (``read_file``/``read_parquet``), one partition in memory at a time. Zipped shapefiles are
+never extracted: the member list is validated (no absolute or ``..`` paths, no links, bounded member count,
+total size and compression ratio, measured by streaming decompression into nothing) and the shapefile is
+then read in place through GDAL's ``/vsizip/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from fieldtruth.ingest._sector_decl import Format, SectorDeclaration
+from fieldtruth.ingest.errors import EmptySectorDataError, SectorDataError, SectorError, UnsafeArchiveError
+
+log = logging.getLogger(__name__)
+
+#: Files larger than this are read in partitions.
+PARTITION_BYTES = 256 * 1024**2
+#: Zip limits: members, total uncompressed bytes, uncompressed/compressed ratio.
+ZIP_MAX_MEMBERS = 1_000
+ZIP_MAX_BYTES = 4 * 1024**3
+ZIP_MAX_RATIO = 100.0
+
+
+class RawChunk(NamedTuple):
+    """Rows of one file as read, before any check; ``first_row`` is the 0-based index of the first row."""
+
+    frame: pd.DataFrame
+    first_row: int
+
+
+def check_zip(path: Path, *, max_members: int = ZIP_MAX_MEMBERS, max_bytes: int = ZIP_MAX_BYTES,
+              max_ratio: float = ZIP_MAX_RATIO) -> list[str]:
+    """Validate a zip archive without extracting it and return its member names.
+
+    Raises:
+        UnsafeArchiveError: On absolute or ``..`` member paths, links, too many members, or when the
+            uncompressed size or the compression ratio exceeds the limits (measured, not trusted).
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnsafeArchiveError(f"expected a readable zip archive; {str(path)!r} is not: {exc}.") from exc
+    with archive:
+        members = archive.infolist()
+        if len(members) > max_members:
+            raise UnsafeArchiveError(f"expected at most {max_members} members in {str(path)!r}; got {len(members)}.")
+        for info in members:
+            _check_member_name(path, info)
+        total_in = sum(max(info.compress_size, 1) for info in members)
+        total_out = 0
+        for info in members:
+            total_out += _measure_member(path, archive, info, max_bytes - total_out)
+            if total_out / total_in > max_ratio:
+                raise UnsafeArchiveError(
+                    f"expected a compression ratio under {max_ratio:g} in {str(path)!r}; member "
+                    f"{info.filename!r} brings it over (a zip bomb?). Refused before extraction."
+                )
+    return [info.filename for info in members]
+
+
+def _check_member_name(path: Path, info: zipfile.ZipInfo) -> None:
+    name = info.filename.replace("\\", "/")
+    parts = PurePosixPath(name).parts
+    if name.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
+        raise UnsafeArchiveError(
+            f"expected relative member paths inside {str(path)!r}; got {info.filename!r} "
+            "(absolute or '..' path traversal). Refused before extraction; re-zip the files flat."
+        )
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise UnsafeArchiveError(f"expected plain files in {str(path)!r}; member {info.filename!r} is a link.")
+
+
+def _measure_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
+    if info.file_size > budget:
+        raise UnsafeArchiveError(
+            f"expected at most {ZIP_MAX_BYTES} uncompressed bytes in {str(path)!r}; member "
+            f"{info.filename!r} declares {info.file_size} (a zip bomb?). Refused before extraction."
+        )
+    size = 0
+    with archive.open(info) as stream:
+        while block := stream.read(1 << 20):
+            size += len(block)
+            if size > budget or size > info.compress_size * ZIP_MAX_RATIO + (1 << 20):
+                raise UnsafeArchiveError(
+                    f"expected member {info.filename!r} of {str(path)!r} to stay within its size limits; "
+                    "it decompresses to more (a zip bomb?). Refused before extraction."
+                )
+    return size
+
+
+def zipped_shapefile(path: Path, layer: str | None) -> str:
+    """Validate a zip and return the GDAL ``/vsizip/`` path of its one shapefile (or of ``layer``)."""
+    shapefiles = [m for m in check_zip(path) if m.lower().endswith(".shp")]
+    if layer is not None:
+        shapefiles = [m for m in shapefiles if PurePosixPath(m).stem == layer]
+    if len(shapefiles) != 1:
+        raise SectorDataError(
+            f"expected exactly one shapefile{' named ' + repr(layer) if layer else ''} in {str(path)!r}; "
+            f"found {shapefiles!r}. Declare `layer:` with the shapefile's name."
+        )
+    return f"/vsizip/{path.resolve()}/{shapefiles[0]}"
+
+
+def iter_raw_chunks(decl: SectorDeclaration, path: Path, fmt: Format,
+                    partition_bytes: int = PARTITION_BYTES) -> Iterator[RawChunk]:
+    """Yield the rows of one file in chunks (one chunk when the file is small).
+
+    Raises:
+        EmptySectorDataError: If the file is empty.
+        SectorDataError: If the file cannot be parsed.
+    """
+    if path.stat().st_size == 0:
+        raise EmptySectorDataError(f"expected rows in {str(path)!r}; the file is empty (0 bytes).")
+    large = path.stat().st_size > partition_bytes
+    try:
+        if fmt == "csv":
+            yield from _csv_chunks(path, large, partition_bytes)
+        elif fmt == "geoparquet":
+            yield from _parquet_chunks(path, large)
+        else:
+            source = zipped_shapefile(path, decl.layer) if path.suffix.lower() == ".zip" else str(path)
+            yield from _vector_chunks(source, decl.layer if fmt != "shapefile" else None, large)
+    except (pd.errors.ParserError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+            ValueError, OSError) as exc:
+        if isinstance(exc, SectorError):
+            raise
+        raise SectorDataError(f"expected a readable {fmt} file; reading {str(path)!r} failed: {exc}") from exc
+
+
+def _csv_chunks(path: Path, large: bool, partition_bytes: int) -> Iterator[RawChunk]:
+    if not large:
+        try:
+            yield RawChunk(pd.read_csv(path, dtype=str, skipinitialspace=True), 0)
+        except pd.errors.EmptyDataError as exc:
+            raise EmptySectorDataError(f"expected a header and rows in {str(path)!r}; it has none.") from exc
+        return
+    import dask.dataframe as dd
+
+    frame = dd.read_csv(str(path), dtype=str, blocksize=max(partition_bytes // 4, 1 << 16), skipinitialspace=True)
+    yield from _partitions(frame)
+
+
+def _parquet_chunks(path: Path, large: bool) -> Iterator[RawChunk]:
+    if not large:
+        yield RawChunk(gpd.read_parquet(path), 0)
+        return
+    import dask_geopandas
+
+    yield from _partitions(dask_geopandas.read_parquet(str(path)))
+
+
+def _vector_chunks(source: str, layer: str | None, large: bool) -> Iterator[RawChunk]:
+    if not large:
+        yield RawChunk(pyogrio.read_dataframe(source, layer=layer), 0)
+        return
+    import dask_geopandas
+
+    n = max(1, pyogrio.read_info(source, layer=layer)["features"] // 500_000)
+    yield from _partitions(dask_geopandas.read_file(source, layer=layer, npartitions=n))
+
+
+def _partitions(frame: object) -> Iterator[RawChunk]:
+    """Compute one partition at a time (bounded memory), numbering rows across partitions."""
+    first = 0
+    for i in range(frame.npartitions):  # type: ignore[attr-defined]
+        part = frame.get_partition(i).compute()  # type: ignore[attr-defined]
+        log.debug("partition %d: %d row(s)", i, len(part))
+        yield RawChunk(part.reset_index(drop=True), first)
+        first += len(part)

@@ -1,0 +1,109 @@
+"""Exports of the restricted sites for field tools: GeoPackage, KML, and the review queue as CSV.
+
+These files carry exact site locations and are NOT encrypted: they are written readable by the owner
+only (0600) and belong on the verification team's devices. Every row says it is an unverified lead
+unless the ledger records a decision.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import geopandas as gpd
+
+from fieldtruth.maps.errors import MapInputError
+from fieldtruth.maps.leads import DETECTION_COLUMNS, _review_statuses, read_layer
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("gpkg", "kml", "csv")
+STATEMENT = "Unverified lead, not a finding: human verification is required before any action."
+QUEUE_COLUMNS = ("site_id", "status", "label", "score", "lat", "lon", "acquired", "scene_id", "detector",
+                 "decide_command")
+
+
+def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
+    """The run's detections (EPSG:4326) with review ``status`` and the command to record a decision,
+    highest score first among unverified sites (the verification queue order)."""
+    run_dir = Path(run_dir)
+    sites = read_layer(run_dir / "detections.parquet", DETECTION_COLUMNS)
+    statuses = _review_statuses(run_dir)
+    sites = sites.assign(
+        status=[statuses.get(str(s), "unverified") for s in sites["site_id"]],
+        lat=sites.geometry.y.round(6), lon=sites.geometry.x.round(6), note=STATEMENT,
+        decide_command=[f"fieldtruth review decide {run_dir.name} {s} --decision ... --method ... --reviewer ID"
+                        for s in sites["site_id"]],
+    )
+    order = sites.assign(_u=sites["status"] != "unverified").sort_values(["_u", "score"], ascending=[True, False])
+    return order.drop(columns="_u").reset_index(drop=True)
+
+
+def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
+    """Write the restricted sites as ``gpkg`` (layer ``sites``), ``kml`` or the queue as ``csv``.
+
+    Args:
+        run_dir: The run folder (detections.parquet and review.sqlite).
+        fmt: One of :data:`FORMATS`.
+        out: The file to write (replaced if present; mode 0600).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        MapInputError: If ``fmt`` is unknown.
+    """
+    if fmt not in FORMATS:
+        raise MapInputError(f"expected an export format in {FORMATS}; got {fmt!r}.")
+    sites = sites_table(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    old = os.umask(0o077)
+    try:
+        if fmt == "gpkg":
+            keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note", "geometry"]
+            sites[keep].to_file(out, layer="sites", driver="GPKG", engine="pyogrio")
+        elif fmt == "kml":
+            out.write_text(kml(sites), encoding="utf-8")
+        else:
+            with out.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(QUEUE_COLUMNS)
+                for row in sites.itertuples(index=False):
+                    writer.writerow([_cell(getattr(row, c)) for c in QUEUE_COLUMNS])
+    finally:
+        os.umask(old)
+    os.chmod(out, 0o600)
+    log.info("exported %d site(s) as %s to %s (unencrypted, exact locations)", len(sites), fmt, out)
+    return out
+
+
+def _cell(value: object) -> object:
+    """Neutralise spreadsheet formulas (a value starting with = + - @ is prefixed with ')."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def kml(sites: gpd.GeoDataFrame) -> str:
+    """A KML 2.2 document of the sites (points), every text XML-escaped."""
+    marks = []
+    for row in sites.itertuples(index=False):
+        rows = "".join(
+            f'<Data name="{escape(k, {chr(34): "&quot;"})}"><value>{escape(str(getattr(row, k)))}</value></Data>'
+            for k in ("site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note")
+        )
+        marks.append(
+            f"<Placemark><name>{escape(str(row.site_id))} ({escape(str(row.status))})</name>"
+            f"<ExtendedData>{rows}</ExtendedData>"
+            f"<Point><coordinates>{row.lon:.6f},{row.lat:.6f}</coordinates></Point></Placemark>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+        f"<name>fieldtruth leads</name><description>{escape(STATEMENT)}</description>"
+        + "".join(marks) + "</Document></kml>\n"
+    )
