@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +26,10 @@ EXIT_FAILURE = 1
 
 
 def configure_logging(verbosity: int) -> None:
+    """Set the log level from -v/-q; Dask's own chatter only from -vv on (also in worker processes)."""
+    if verbosity < 2:
+        # Read by dask.config when distributed is first imported, here and in spawned workers.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("distributed", "tornado", "bokeh", "rasterio", "fiona", "pyogrio"):

@@ -2,7 +2,7 @@
 
 Two regions are generated from seeds (one to train on, one to scan), a small detector is trained on
 the first, the second is scanned on a local Dask cluster, the leads are matched to the second region's
-labels, and both maps are drawn. The detector never sees the region it is scored on.
+labels, risk cells are scored with a synthetic kiln registry, and both maps are drawn. The detector never sees the region it is scored on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import geopandas as gpd
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, Scores, match_points
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.synthetic import generate_scene
+from fieldtruth.ingest.sectors import load_declaration
 from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
+from fieldtruth.maps.risk import build_risk_cells, write_risk
+from fieldtruth.pipelines.demo_registry import write_registry
 from fieldtruth.pipelines.runfolder import write_json_atomic
 from fieldtruth.pipelines.scan import ScanConfig, ScanSummary, scan
 
@@ -75,20 +78,23 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     say = progress or (lambda message: log.info("%s", message))
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    say(f"[1/5] generating two synthetic regions of {size} x {size} px (seeds {seed}, {seed + 1})")
+    say(f"[1/6] generating two synthetic regions of {size} x {size} px (seeds {seed}, {seed + 1})")
     train_scene = generate_scene(out / "scenes" / "train", seed=seed, size=size)
     demo_scene = generate_scene(out / "scenes" / "scan", seed=seed + 1, size=size)
-    say(f"[2/5] training a detector on the first region ({sum(train_scene.counts.values())} labelled sites)")
+    say(f"[2/6] training a detector on the first region ({sum(train_scene.counts.values())} labelled sites)")
     bundle_path = out / "detector.safetensors"
     train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(), progress=training_progress(say))
-    say("[3/5] scanning the second region on a local Dask cluster")
+    say("[3/6] scanning the second region on a local Dask cluster")
     run_dir = out / "run"
     _clear_run(run_dir)
     summary = scan(ScanConfig(imagery=demo_scene.path, detector=bundle_path, out=run_dir, workers=workers), progress=say)
-    say("[4/5] scoring the leads against the generator's labels")
+    say("[4/6] scoring the leads against the generator's labels")
     scores = score_run(run_dir / "detections.parquet", demo_scene.labels_path, tolerance_m=10.0)
     write_json_atomic(run_dir / "demo_scores.json", scores.summary())
-    say("[5/5] drawing the restricted and shared maps")
+    say("[5/6] scoring risk cells with a synthetic kiln registry (a sector dataset)")
+    declaration = write_registry(demo_scene.labels_path, out / "sectors", seed=seed + 1)
+    write_risk(run_dir, build_risk_cells(run_dir, [load_declaration(declaration)], progress=say))
+    say("[6/6] drawing the restricted and shared maps")
     maps = draw_demo_maps(run_dir, say)
     return DemoReport(out, bundle_path, summary, scores, maps, time.perf_counter() - started)
 

@@ -62,7 +62,7 @@
       ['site', r[f.site]]]));
     box.appendChild(el('div', null, 'Record what you verified (then redraw the map):'));
     box.appendChild(el('code', 'ft-cmd', 'fieldtruth review decide ' + P.run + ' ' + r[f.site] +
-      ' --decision confirmed|rejected|uncertain|field_visit --method imagery|field|other --reviewer YOUR_ID'));
+      ' --decision confirmed|rejected|uncertain|field-visit --method imagery|field|other --reviewer YOUR_ID'));
     return box;
   }
   function index(fields) { var f = {}; fields.forEach(function (n, i) { f[n] = i; }); return f; }
@@ -141,6 +141,11 @@
   function addRisk(P, map, overlays) {
     var layer = L.geoJSON(P.risk, {
       style: function (ft) {
+        var n = ft.properties.count;
+        if (n !== undefined) {  // lead counts per cell (no risk run): darker red = more leads
+          return {color: '#7a1212', weight: 1, fillColor: '#d7191c', fillOpacity: Math.min(0.15 + 0.07 * n, 0.8),
+            className: 'ft-cell ft-count'};
+        }
         var b = bandOf(ft.properties.band);
         if (b === 'not covered') { return {color: '#222', weight: 1, fillOpacity: 1, className: 'ft-cell ft-nocov'}; }
         return {color: '#7a1212', weight: 1, fillColor: RISK[b], fillOpacity: 0.35,

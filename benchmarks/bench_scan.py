@@ -1,0 +1,127 @@
+"""Benchmark of the scan: end-to-end throughput against the model alone, memory by region size, workers.
+
+Run by hand (not in CI)::
+
+    .venv/bin/python benchmarks/bench_scan.py --repeats 3 --out benchmarks/out
+
+It generates synthetic regions of 1x, 4x and 16x area (1024^2, 2048^2, 4096^2 px at 10 m), trains a
+throwaway detector for a few steps (weights do not change the cost of a forward pass), and measures:
+
+- model-only: the detector's forward pass + peak extraction over the same tiles held in memory,
+  one process, one torch thread;
+- end-to-end: ``fieldtruth scan`` with one worker of one thread (the same compute), and with two;
+- peak memory: the sum of resident memory of the scan's process tree, sampled every 50 ms;
+- the number of tasks the scheduler saw for each scan.
+
+Results print as a Markdown table; copy them into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from fieldtruth.detectors.bundle import load_bundle
+from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.train import TrainConfig, train_detector
+from fieldtruth.imagery.read import read_chip
+from fieldtruth.imagery.synthetic import generate_scene
+from fieldtruth.imagery.target import grid_for_scene
+from fieldtruth.ingest.scene import open_scene
+from fieldtruth.pipelines.scan import ScanConfig, scan
+
+SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and all its children."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def model_only(scene_dir: Path, bundle_path: Path) -> float:
+    """Seconds for the detector over every tile, chips already in memory, one thread."""
+    torch.set_num_threads(1)
+    bundle = load_bundle(bundle_path)
+    scene = open_scene(scene_dir)
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=512, halo=32)
+    chips = [read_chip(scene, tile, tuple(bundle.card.bands)) for tile in grid]
+    started = time.perf_counter()
+    for chip in chips:
+        detect_array(bundle, chip.data, chip.valid)
+    return time.perf_counter() - started
+
+
+def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int) -> tuple[float, int, int]:
+    """Seconds, peak memory (bytes) and task count of a scan."""
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=512,
+                                  halo=32))
+        seconds = time.perf_counter() - started
+    return seconds, memory.peak, summary.tiles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    bundle = args.out / "bench.safetensors"
+    if not bundle.exists():
+        train = generate_scene(args.out / "train", seed=11, size=512).path
+        train_detector([train], bundle, TrainConfig.demo(steps=10, num_threads=2, eval_tile=256))
+    rows = []
+    for name in args.sizes:
+        size = SIZES[name]
+        scene = args.out / f"scene-{name}"
+        if not (scene / "scene.json").exists():
+            generate_scene(scene, seed=21, size=size)
+        mpx = size * size / 1e6
+        model = statistics.median(model_only(scene, bundle) for _ in range(args.repeats))
+        one = [end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1) for i in range(args.repeats)]
+        two = [end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2) for i in range(args.repeats)]
+        t1, t2 = statistics.median(r[0] for r in one), statistics.median(r[0] for r in two)
+        rows.append((name, mpx, mpx / model, mpx / t1, model / t1, mpx / t2, t1 / t2,
+                     max(r[1] for r in one) / 2**20, max(r[1] for r in two) / 2**20, one[0][2]))
+        print(f"{name}: done", flush=True)
+    print("| area | Mpx | model-only Mpx/s | scan 1w Mpx/s | scan/model | scan 2w Mpx/s | 2w/1w | "
+          "peak MiB 1w | peak MiB 2w | tiles |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print("| {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |".format(*row))
+    print("km2/s at 10 m = Mpx/s x 100")
+
+
+if __name__ == "__main__":
+    main()
