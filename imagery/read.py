@@ -10,6 +10,7 @@ gaps are never silently filled with zeros that a detector would take for dark gr
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -31,6 +32,11 @@ from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import Scene
 
 log = logging.getLogger(__name__)
+
+# GDAL's block cache defaults to 5% of RAM per process (1.2 GB on a 24 GB machine), which would make a
+# scan's memory depend on the machine rather than on tile size and workers. Tiles are read once, so a
+# small cache loses nothing; set GDAL_CACHEMAX yourself to override.
+os.environ.setdefault("GDAL_CACHEMAX", "128")
 
 
 def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) -> Chip:
@@ -57,14 +63,13 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
         source = scene.bands[name]
         try:
             with gdal_http_env() if remote else nullcontext():
-                band, band_valid = _read_source(source.href, source.index, tile, scene.nodata)
+                valid &= _read_source(source.href, source.index, tile, scene.nodata, data[i])
         except RasterioError as exc:
             raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: {exc}") from exc
-        data[i] = band
-        valid &= band_valid
     if scene.nodata is None:
-        valid &= np.any(data != 0, axis=0)
-    data[:, ~valid] = 0.0
+        valid &= data.any(axis=0)
+    if not valid.all():
+        np.multiply(data, valid, out=data)
     return Chip(data, valid, tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
 
 
@@ -99,9 +104,12 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
     return chip
 
 
-def _read_source(href: str, index: int, tile: Tile, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_source(href: str, index: int, tile: Tile, nodata: float | None, dest: np.ndarray) -> np.ndarray:
+    """Read one band of a tile into ``dest`` (float32, tile shape); return where it holds data."""
     with open_raster(href) as dataset:
-        return _read_band(dataset, index, tile, nodata)
+        if _aligned(dataset, tile):
+            return _read_window(dataset, index, tile, nodata, dest)
+        return _read_warped(dataset, index, tile, nodata, dest)
 
 
 def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
@@ -116,32 +124,21 @@ def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
     return abs(col_off - round(col_off)) < 1e-6 and abs(row_off - round(row_off)) < 1e-6
 
 
-def _read_band(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    if _aligned(dataset, tile):
-        return _read_window(dataset, index, tile, nodata)
-    return _read_warped(dataset, index, tile, nodata)
-
-
 def _read_window(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Plain window read, clipped to the file; the rest of the tile is invalid."""
-    rows, cols = tile.shape
-    out = np.zeros((rows, cols), dtype=np.float32)
-    valid = np.zeros((rows, cols), dtype=bool)
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray
+) -> np.ndarray:
+    """Plain window read, clipped to the file, in the file's own dtype (converted once, into ``dest``)."""
+    valid = np.zeros(dest.shape, dtype=bool)
     window = from_bounds(*tile.halo, transform=dataset.transform).round_offsets().round_lengths()
-    clipped = window.intersection(Window(0, 0, dataset.width, dataset.height)) if _overlaps(window, dataset) else None
-    if clipped is None:
-        return out, valid
+    if not _overlaps(window, dataset):
+        return valid
+    clipped = window.intersection(Window(0, 0, dataset.width, dataset.height))
     r0, c0 = int(clipped.row_off - window.row_off), int(clipped.col_off - window.col_off)
     h, w = int(clipped.height), int(clipped.width)
     pixels = dataset.read(index, window=clipped)
-    out[r0 : r0 + h, c0 : c0 + w] = pixels
-    inside = np.ones((h, w), dtype=bool) if nodata is None else pixels != nodata
-    valid[r0 : r0 + h, c0 : c0 + w] = inside
-    return out, valid
+    dest[r0 : r0 + h, c0 : c0 + w] = pixels
+    valid[r0 : r0 + h, c0 : c0 + w] = True if nodata is None else pixels != nodata
+    return valid
 
 
 def _overlaps(window: Window, dataset: rasterio.DatasetReader) -> bool:
@@ -154,8 +151,8 @@ def _overlaps(window: Window, dataset: rasterio.DatasetReader) -> bool:
 
 
 def _read_warped(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray
+) -> np.ndarray:
     """Read through a WarpedVRT onto the tile grid; the VRT's mask marks what the scene covers."""
     rows, cols = tile.shape
     src_nodata = nodata if nodata is not None else dataset.nodata
@@ -170,9 +167,7 @@ def _read_warped(
         nodata=src_nodata if src_nodata is not None else 0,
         add_alpha=src_nodata is None,
     ) as vrt:
-        out = vrt.read(index, out_dtype=np.float32)
+        dest[:] = vrt.read(index)
         if src_nodata is None:
-            valid = vrt.read(vrt.count) > 0
-        else:
-            valid = vrt.read_masks(index) > 0
-    return out, valid
+            return vrt.read(vrt.count) > 0
+        return vrt.read_masks(index) > 0
