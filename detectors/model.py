@@ -1,0 +1,170 @@
+"""Architectures: small fully convolutional point detectors, and the registry bundles name them by.
+
+A point detector maps a ``(N, bands, H, W)`` normalised image to per-class centre heatmap logits at
+``1 / output_stride`` of the input resolution (CenterNet's idea, scaled down for 10 m imagery where a
+site is 5 to 25 pixels across). It is fully convolutional, so it runs on any chip size, and it reports
+its receptive field so scans can choose a tile halo that keeps tile edges out of every prediction.
+
+A bundle records ``architecture`` (a key of :data:`ARCHITECTURES`) and ``architecture_args`` (keyword
+arguments of the constructor); :func:`build_model` rebuilds the network from those two alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torchvision.ops import Conv2dNormActivation
+
+from fieldtruth.detectors.errors import UnknownArchitectureError
+
+log = logging.getLogger(__name__)
+
+#: Prior probability of a site at an output cell; the heatmap bias starts at its logit (focal-loss practice).
+HEATMAP_PRIOR = 0.01
+
+
+class Heads(NamedTuple):
+    """What a point detector returns: heatmap logits ``(N, classes, h, w)``; log box sizes ``(N, 2, h, w)`` or None."""
+
+    heatmap: torch.Tensor
+    size: torch.Tensor | None
+
+
+class LayerSpec(NamedTuple):
+    """Kernel, stride and dilation of one convolution on the longest path (for receptive field maths)."""
+
+    kernel: int
+    stride: int
+    dilation: int
+
+
+def receptive_field(layers: list[LayerSpec]) -> int:
+    """Receptive field in input pixels of a chain of convolutions (``rf += (k - 1) * d * jump``)."""
+    rf, jump = 1, 1
+    for spec in layers:
+        rf += (spec.kernel - 1) * spec.dilation * jump
+        jump *= spec.stride
+    return rf
+
+
+class ResidualBlock(nn.Module):
+    """Two dilated 3 x 3 convolutions with batch norm and an identity shortcut (ResNet basic block)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        """Build the block.
+
+        Args:
+            channels: input and output channels.
+            dilation: dilation of both convolutions (padding keeps the size).
+        """
+        super().__init__()
+        self.conv1 = Conv2dNormActivation(channels, channels, 3, dilation=dilation, padding=dilation)
+        self.conv2 = Conv2dNormActivation(
+            channels, channels, 3, dilation=dilation, padding=dilation, activation_layer=None
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``relu(x + conv2(conv1(x)))``."""
+        return self.act(x + self.conv2(self.conv1(x)))
+
+
+class CentreNet(nn.Module):
+    """A small fully convolutional centre-point detector.
+
+    Stem: a 3 x 3 convolution at full resolution, then a stride-2 3 x 3 convolution; body: residual
+    blocks with growing then shrinking dilation at half resolution; heads: a 3 x 3 convolution and 1 x 1
+    convolutions to per-class heatmap logits and (optionally) log box height and width in pixels.
+
+    Args:
+        in_channels: number of input bands (any).
+        num_classes: number of heatmap channels (one per class).
+        width: channels of the body.
+        dilations: dilation of each residual block.
+        size_head: add a head predicting ``log(height), log(width)`` of each site's box (pixels).
+    """
+
+    output_stride = 2
+
+    def __init__(
+        self,
+        in_channels: int = 4,
+        num_classes: int = 2,
+        width: int = 32,
+        dilations: tuple[int, ...] = (1, 2, 3, 1),
+        size_head: bool = False,
+    ) -> None:
+        """Build the network (see the class docstring for the arguments)."""
+        super().__init__()
+        if in_channels < 1 or num_classes < 1 or width < 4:
+            raise ValueError(
+                f"CentreNet needs in_channels >= 1, num_classes >= 1 and width >= 4, got "
+                f"{in_channels!r}, {num_classes!r}, {width!r}"
+            )
+        self.in_channels, self.num_classes, self.dilations = in_channels, num_classes, tuple(dilations)
+        self.stem = nn.Sequential(
+            Conv2dNormActivation(in_channels, width // 2, 3),
+            Conv2dNormActivation(width // 2, width, 3, stride=2),
+        )
+        self.body = nn.Sequential(*(ResidualBlock(width, d) for d in self.dilations))
+        self.neck = Conv2dNormActivation(width, width, 3)
+        self.heatmap = nn.Conv2d(width, num_classes, 1)
+        self.size = nn.Conv2d(width, 2, 1) if size_head else None
+        nn.init.constant_(self.heatmap.bias, -math.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR))
+
+    @property
+    def receptive_field_px(self) -> int:
+        """Receptive field of one output cell, in input pixels."""
+        layers = [LayerSpec(3, 1, 1), LayerSpec(3, 2, 1)]
+        for d in self.dilations:
+            layers += [LayerSpec(3, 1, d), LayerSpec(3, 1, d)]
+        layers.append(LayerSpec(3, 1, 1))
+        return receptive_field(layers)
+
+    def forward(self, x: torch.Tensor) -> Heads:
+        """Return heatmap logits (and log sizes) at half the input resolution (``ceil(H / 2)``)."""
+        features = self.neck(self.body(self.stem(x)))
+        size = self.size(features) if self.size is not None else None
+        return Heads(self.heatmap(features), size)
+
+
+#: Architecture name -> constructor taking ``in_channels``, ``num_classes`` and its own keyword arguments.
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"centrenet": CentreNet}
+#: Modules that register further architectures when imported (loaded on demand by :func:`build_model`).
+_REGISTERING_MODULES = ("fieldtruth.detectors.baseline",)
+
+
+def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.Module:
+    """Build a registered architecture from its name and constructor arguments.
+
+    Args:
+        architecture: a key of :data:`ARCHITECTURES`.
+        architecture_args: keyword arguments of the constructor (JSON values; lists become tuples).
+
+    Raises:
+        UnknownArchitectureError: the name is not registered.
+        ValueError: the arguments do not fit the constructor.
+    """
+    if architecture not in ARCHITECTURES:
+        for module in _REGISTERING_MODULES:
+            importlib.import_module(module)
+    if architecture not in ARCHITECTURES:
+        raise UnknownArchitectureError(
+            f"architecture {architecture!r} is not registered; known: {sorted(ARCHITECTURES)!r}"
+        )
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture_args.items()}
+    try:
+        return ARCHITECTURES[architecture](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"arguments {dict(architecture_args)!r} do not fit architecture {architecture!r}: {exc}") from exc
+
+
+def output_stride(model: nn.Module) -> int:
+    """Output stride of a point detector (input pixels per heatmap cell); 1 when it does not say."""
+    return int(getattr(model, "output_stride", 1))

@@ -1,0 +1,190 @@
+"""Running a detector on pixels: normalise with the card, forward, and turn the heatmap into points.
+
+Coordinates: :class:`PixelDetection` ``row`` and ``col`` are continuous pixel coordinates of the chip
+handed in (pixel ``(r, c)`` spans ``[r, r + 1)``; its centre is ``(r + 0.5, c + 0.5)``), so a point's CRS
+position is ``chip.transform * (col, row)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fieldtruth.detectors.bundle import LoadedBundle
+from fieldtruth.detectors.card import ModelCard
+from fieldtruth.detectors.errors import InputMismatchError
+from fieldtruth.detectors.model import output_stride
+
+log = logging.getLogger(__name__)
+
+
+class PixelDetection(NamedTuple):
+    """One detected site on a chip: continuous pixel position, score in [0, 1], class."""
+
+    row: float
+    col: float
+    score: float
+    label: str
+
+
+class Peak(NamedTuple):
+    """A local maximum of a heatmap: class channel, sub-cell position (cell units), score."""
+
+    channel: int
+    row: float
+    col: float
+    score: float
+
+
+def normalise(card: ModelCard, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+    """Check the input against the card, fill invalid pixels with the band means, standardise.
+
+    Args:
+        card: the model card (band order, normalisation statistics).
+        data: float ``(bands, h, w)`` raw values in ``card.bands`` order.
+        valid: bool ``(h, w)``.
+
+    Returns:
+        float32 tensor ``(1, bands, h, w)``.
+
+    Raises:
+        InputMismatchError: wrong number of bands or a mask of another shape.
+    """
+    if data.ndim != 3 or data.shape[0] != len(card.bands):
+        raise InputMismatchError(
+            f"detector expects {len(card.bands)} band(s) {card.bands!r} as (bands, h, w); got an array of shape "
+            f"{data.shape!r}; read the chip with the card's bands, in its order"
+        )
+    if valid.shape != data.shape[1:]:
+        raise InputMismatchError(f"validity mask of shape {valid.shape!r} does not match the data {data.shape!r}")
+    mean = np.asarray(card.norm_mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(card.norm_std, dtype=np.float32)[:, None, None]
+    x = np.where(valid[None], data.astype(np.float32, copy=False), mean)
+    x = np.nan_to_num((x - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+
+
+def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> list[Peak]:
+    """Local maxima of a ``(classes, h, w)`` probability heatmap, by max-pool non-maximum suppression.
+
+    A cell is a peak when its best class score is >= ``threshold`` and is the largest within
+    ``min_distance`` cells (any class). Its position is refined to the score-weighted centroid of its
+    3 x 3 neighbourhood in its class channel.
+
+    Args:
+        heat: probabilities ``(classes, h, w)``.
+        threshold: minimum score.
+        min_distance: suppression radius in cells (>= 1).
+    """
+    if heat.ndim != 3:
+        raise ValueError(f"heatmap must be (classes, h, w), got shape {tuple(heat.shape)!r}")
+    best, channel = heat.max(dim=0)
+    radius = max(int(min_distance), 1)
+    pooled = F.max_pool2d(best[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+    keep = (best >= threshold) & (best == pooled)
+    rows, cols = torch.nonzero(keep, as_tuple=True)
+    padded = F.pad(heat, (1, 1, 1, 1))
+    offsets = torch.tensor([-1.0, 0.0, 1.0])
+    peaks = []
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        k = int(channel[r, c])
+        window = padded[k, r : r + 3, c : c + 3].clamp(min=0)
+        total = float(window.sum()) or 1.0
+        dr = float((window.sum(dim=1) * offsets).sum()) / total
+        dc = float((window.sum(dim=0) * offsets).sum()) / total
+        peaks.append(Peak(k, r + dr, c + dc, float(best[r, c])))
+    peaks.sort(key=lambda p: -p.score)
+    return peaks
+
+
+@torch.no_grad()
+def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+    """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` for a chip of raw values."""
+    x = normalise(bundle.card, data, valid)
+    heads = bundle.model(x)
+    logits = heads.heatmap if hasattr(heads, "heatmap") else heads
+    return torch.sigmoid(logits[0])
+
+
+def detect_array(
+    bundle: LoadedBundle,
+    data: np.ndarray,
+    valid: np.ndarray,
+    *,
+    threshold: float | None = None,
+    min_distance_px: int | None = None,
+) -> list[PixelDetection]:
+    """Detect sites on one chip of raw band values.
+
+    Args:
+        bundle: a loaded detector.
+        data: float32 ``(bands, h, w)`` raw values in ``bundle.card.bands`` order (not normalised).
+        valid: bool ``(h, w)``, True where every band holds data; no detection is reported on invalid pixels.
+        threshold: score threshold; the card's operating threshold when None.
+        min_distance_px: minimum distance between detections in pixels; the card's when None.
+
+    Returns:
+        Detections sorted by decreasing score.
+
+    Raises:
+        InputMismatchError: the data do not have the card's band count, or the mask's shape differs.
+    """
+    card = bundle.card
+    threshold = card.threshold if threshold is None else float(threshold)
+    min_distance_px = card.min_distance_px if min_distance_px is None else int(min_distance_px)
+    if not valid.any():
+        _ = normalise(card, data, valid)  # still validate the input
+        return []
+    heat = heatmap(bundle, data, valid)
+    stride = output_stride(bundle.model)
+    peaks = extract_peaks(heat, threshold, max(1, round(min_distance_px / stride)))
+    h, w = valid.shape
+    out = []
+    for peak in peaks:
+        row = min(max((peak.row + 0.5) * stride, 0.0), h - 1e-3)
+        col = min(max((peak.col + 0.5) * stride, 0.0), w - 1e-3)
+        if valid[int(row), int(col)]:
+            out.append(PixelDetection(row, col, peak.score, card.classes[peak.channel]))
+    return out
+
+
+def detect_scene(
+    bundle: LoadedBundle,
+    data: np.ndarray,
+    valid: np.ndarray,
+    *,
+    tile: int = 512,
+    halo: int = 32,
+    threshold: float | None = None,
+) -> list[PixelDetection]:
+    """Detect over a whole in-memory scene in tiles with a halo, as a scan does (for evaluation).
+
+    Each tile's detections are kept only inside its core, so every point comes from exactly one tile.
+
+    Args:
+        bundle: a loaded detector.
+        data: float32 ``(bands, H, W)`` raw values of the whole scene.
+        valid: bool ``(H, W)``.
+        tile: core size in pixels.
+        halo: pixels read around each core.
+        threshold: score threshold (the card's when None).
+    """
+    if tile < 1 or halo < 0:
+        raise ValueError(f"tile must be >= 1 and halo >= 0, got {tile!r}, {halo!r}")
+    height, width = valid.shape
+    found: list[PixelDetection] = []
+    for r0 in range(0, height, tile):
+        for c0 in range(0, width, tile):
+            hr0, hc0 = max(r0 - halo, 0), max(c0 - halo, 0)
+            hr1, hc1 = min(r0 + tile + halo, height), min(c0 + tile + halo, width)
+            chip = detect_array(bundle, data[:, hr0:hr1, hc0:hc1], valid[hr0:hr1, hc0:hc1], threshold=threshold)
+            for d in chip:
+                row, col = d.row + hr0, d.col + hc0
+                if r0 <= row < r0 + tile and c0 <= col < c0 + tile:
+                    found.append(PixelDetection(row, col, d.score, d.label))
+    found.sort(key=lambda d: -d.score)
+    return found

@@ -1,0 +1,108 @@
+"""Training: the loss falls, the bundle is complete and round-trips, runs are seeded, bad input is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
+from fieldtruth.detectors.errors import InputMismatchError, TrainingError
+from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.train import TrainConfig, focal_loss, one_cycle_lr, train_detector
+from fieldtruth.imagery.synthetic import SyntheticScene, generate_scene
+from fieldtruth.ingest.scene import open_scene
+
+
+def test_loss_falls(trained: tuple[LoadedBundle, list[float]], quick_config: TrainConfig) -> None:
+    _, losses = trained
+    assert len(losses) == quick_config.steps
+    assert all(math.isfinite(v) for v in losses)
+    assert np.mean(losses[-8:]) < 0.5 * np.mean(losses[:4])
+
+
+def test_card_records_training(trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene) -> None:
+    bundle, _ = trained
+    card = bundle.card
+    assert card.classes == ("brick_kiln", "fishing_camp")
+    assert card.bands == ("blue", "green", "red", "nir") and card.gsd_m == 10.0
+    assert 0.05 <= card.threshold <= 0.95
+    assert card.receptive_field_px == bundle.model.receptive_field_px
+    assert all(s > 0 for s in card.norm_std) and 500 < card.norm_mean[3] < 5000
+    assert card.split["validation"] == [] and "training" in card.split["threshold_chosen_on"]
+    assert card.metrics["measured_on_held_out"] is False
+    assert {"precision", "recall", "f1"} <= set(card.metrics["overall"])
+    assert card.training_data[0]["provenance"][0]["sha256"]
+
+
+def test_bundle_round_trips_outputs(trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene) -> None:
+    bundle, _ = trained
+    again = load_bundle(bundle.path)
+    assert again.sha256 == bundle.sha256
+    scene = open_scene(small_scene.path)
+    data = scene.read(bundle.card.bands)[:, :160, :160]
+    valid = np.ones(data.shape[1:], dtype=bool)
+    assert detect_array(bundle, data, valid, threshold=0.01) == detect_array(again, data, valid, threshold=0.01)
+    with pytest.raises(InputMismatchError):
+        detect_array(again, data[:3], valid)
+
+
+def test_training_is_seeded(tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig) -> None:
+    config = dataclasses.replace(quick_config, steps=6, mine_at=())
+    a = train_detector([small_scene.path], tmp_path / "a.safetensors", config)
+    b = train_detector([small_scene.path], tmp_path / "b.safetensors", config)
+    assert a.card.weights_sha256 == b.card.weights_sha256
+    c = train_detector([small_scene.path], tmp_path / "c.safetensors", dataclasses.replace(config, seed=1))
+    assert c.card.weights_sha256 != a.card.weights_sha256
+
+
+def test_holds_out_the_last_scene(tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig) -> None:
+    other = generate_scene(tmp_path / "s6", seed=6, size=256)
+    before = torch.get_num_threads()
+    config = dataclasses.replace(quick_config, steps=4, mine_at=(), num_threads=1)
+    bundle = train_detector([small_scene.path, other.path], tmp_path / "m.safetensors", config)
+    assert bundle.card.split["train"] == ["synthetic-seed5-384"]
+    assert bundle.card.split["validation"] == ["synthetic-seed6-256"]
+    assert bundle.card.metrics["measured_on_held_out"] is True
+    assert torch.get_num_threads() == before  # restored afterwards
+
+
+def test_no_labelled_site_is_a_training_error(tmp_path: Path, quick_config: TrainConfig) -> None:
+    empty = generate_scene(tmp_path / "empty", seed=2, size=128, n_kilns=0, n_camps=0)
+    with pytest.raises(TrainingError, match="no labelled site"):
+        train_detector([empty.path], tmp_path / "x.safetensors", quick_config)
+    with pytest.raises(TrainingError, match="at least one"):
+        train_detector([], tmp_path / "x.safetensors", quick_config)
+
+
+def test_config_is_validated_and_demo_defaults() -> None:
+    with pytest.raises(ValueError, match="chip_size"):
+        TrainConfig(chip_size=33)
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
+    demo = TrainConfig.demo()
+    assert demo.classes == ("brick_kiln", "fishing_camp") and demo.num_threads == 2
+    assert TrainConfig.demo(steps=5).steps == 5
+
+
+def test_focal_loss_and_schedule() -> None:
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, 1, 1] = 1.0
+    good = torch.full((1, 1, 4, 4), -8.0)
+    good[0, 0, 1, 1] = 8.0
+    assert focal_loss(good, target) < 0.01 < focal_loss(torch.zeros(1, 1, 4, 4), target)
+    assert one_cycle_lr(0.15, 1.0) == pytest.approx(1.0)
+    assert one_cycle_lr(0.0, 1.0) == pytest.approx(0.04)
+    assert one_cycle_lr(1.0, 1.0) < 1e-5
+
+
+def test_size_head_trains_and_round_trips(tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig) -> None:
+    args = {"width": 8, "dilations": [1, 2], "size_head": True}
+    config = dataclasses.replace(quick_config, steps=6, mine_at=(), architecture_args=args)
+    bundle = train_detector([small_scene.path], tmp_path / "s.safetensors", config)
+    assert bundle.card.architecture_args["size_head"] is True
+    assert load_bundle(bundle.path).model.size is not None
