@@ -209,7 +209,7 @@ def _finish(
     results = load_tile_results(run.tiles)
     card = bundle.card
     context = DetectionContext(
-        scene_id=",".join(s.id for s in scenes), acquired=_date_range(scenes), detector=card.architecture, bundle_sha256=bundle.sha256,
+        scene_id=",".join(s.id for s in scenes), acquired=_date_range(scenes), detector=card.name or card.architecture, bundle_sha256=bundle.sha256,
         min_distance_m=float(card.min_distance_px) * grid.resolution,
     )
     detections = merge_detections(results.values(), grid, context)
