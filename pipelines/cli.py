@@ -64,6 +64,8 @@ def demo(ctx: click.Context, out: Path, seed: int, workers: int) -> None:
 @click.option("--threads-per-worker", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--resume", is_flag=True, help="Continue a run folder: skip finished tiles, retry failed ones.")
+@click.option("--performance-report", is_flag=True,
+              help="Save Dask's performance report of the tile phase as RUN/dask-performance-report.html.")
 @click.pass_context
 @reports_errors
 def scan(ctx: click.Context, **options: Any) -> None:

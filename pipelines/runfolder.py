@@ -85,6 +85,18 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_geoparquet_atomic(path: Path, frame: Any) -> None:
+    """Write a GeoDataFrame as GeoParquet atomically (temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON atomically (see :func:`write_atomic`)."""
     write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

@@ -12,12 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.imagery.grid import Tile, TileGrid
@@ -28,7 +28,12 @@ from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
 from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
 from fieldtruth.pipelines.progress import TileProgress
-from fieldtruth.pipelines.runfolder import RunFolder, software_versions, write_json_atomic
+from fieldtruth.pipelines.runfolder import (
+    RunFolder,
+    software_versions,
+    write_geoparquet_atomic,
+    write_json_atomic,
+)
 from fieldtruth.pipelines.tilework import DetectorPlugin, process_tile
 from fieldtruth.review.ledger import Ledger
 
@@ -50,6 +55,7 @@ class ScanConfig:
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
         resume: skip tiles that already have a result, retry failed ones.
         max_in_flight: most tiles submitted and unfinished at once; 4 per worker thread when None.
+        performance_report: save Dask's performance report of the tile phase in the run folder.
         aoi: AOI file or bbox ``west,south,east,north``; the imagery footprint when None.
         collection: STAC API collection (with a STAC API URL as imagery).
         datetime: STAC API date or range.
@@ -72,6 +78,7 @@ class ScanConfig:
     scheduler: str | None = None
     resume: bool = False
     max_in_flight: int | None = None
+    performance_report: bool = False
 
 
 @dataclass
@@ -85,6 +92,7 @@ class ScanSummary:
     failed: list[dict[str, str]] = field(default_factory=list)
     detections: int = 0
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -118,11 +126,21 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     with _cluster(config, say) as client:
         client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
         limit = config.max_in_flight or 4 * _worker_threads(client)
-        with TileProgress(total=len(todo)) as bar:
+        summary.timings["startup"] = time.perf_counter() - started
+        tiles_started = time.perf_counter()
+        with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
             for result in _run_tiles(client, scenes, todo, limit):
                 write_json_atomic(run.tile_result(result["tile_id"]), result)
                 bar.update(failed=result["status"] != "ok")
+        summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)
+
+
+def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractContextManager[object]:
+    """Dask's performance report of the tile phase, saved in the run folder when asked for."""
+    if not config.performance_report:
+        return nullcontext()
+    return performance_report(filename=str(run.root / "dask-performance-report.html"))
 
 
 def _cloud_order(scene: Scene) -> tuple[bool, float]:
@@ -206,15 +224,17 @@ def _finish(
     summary: ScanSummary, started: float,
 ) -> ScanSummary:
     """Merge tile results into the run's files, register sites in the ledger, and write run.json."""
+    merge_started = time.perf_counter()
     results = load_tile_results(run.tiles)
     card = bundle.card
     context = DetectionContext(
-        scene_id=",".join(s.id for s in scenes), acquired=_date_range(scenes), detector=card.name or card.architecture, bundle_sha256=bundle.sha256,
+        scene_id=",".join(s.id for s in scenes), acquired=_date_range(scenes),
+        detector=card.name or card.architecture, bundle_sha256=bundle.sha256,
         min_distance_m=float(card.min_distance_px) * grid.resolution,
     )
     detections = merge_detections(results.values(), grid, context)
-    detections.to_parquet(run.detections, index=False)
-    merge_coverage(results, grid, grid).to_parquet(run.coverage, index=False)
+    write_geoparquet_atomic(run.detections, detections)
+    write_geoparquet_atomic(run.coverage, merge_coverage(results, grid, grid))
     write_json_atomic(run.model_card, card.to_dict())
     with Ledger.open(run.review) as ledger:
         ledger.register_sites(run.detections)
@@ -222,6 +242,7 @@ def _finish(
     summary.done = sum(1 for r in results.values() if r["status"] == "ok")
     summary.detections = len(detections)
     summary.seconds = round(time.perf_counter() - started, 2)
+    summary.timings["merge"] = time.perf_counter() - merge_started
     _write_run_json(run, grid, scenes, bundle, config, summary)
     return summary
 
@@ -250,7 +271,7 @@ def _write_run_json(
         "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed), "skipped_on_resume": summary.skipped},
         "failed_tiles": summary.failed,
         "detections": summary.detections,
-        "timings": {"total_seconds": summary.seconds},
+        "timings": {"total_seconds": summary.seconds, **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
         "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
     }
     write_json_atomic(run.run_json, payload)

@@ -83,8 +83,9 @@ def test_resume_redoes_only_missing_tiles_and_gives_the_same_output(
     for path in removed:
         path.unlink()
     kept = {p: os.stat(p).st_mtime_ns for p in tiles[4:]}
-    summary = scan(_config(small_scene, quick_bundle, copy, resume=True))
+    summary = scan(_config(small_scene, quick_bundle, copy, resume=True, performance_report=True))
     assert summary.skipped == 5 and summary.done == 9
+    assert "Dask Performance Report" in (copy / "dask-performance-report.html").read_text(encoding="utf-8")
     assert {p: os.stat(p).st_mtime_ns for p in kept} == kept, "finished tiles must not be redone"
     before = gpd.read_parquet(run / "detections.parquet")
     after = gpd.read_parquet(copy / "detections.parquet")
