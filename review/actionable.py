@@ -74,7 +74,8 @@ def _by_site(ledger: Ledger) -> dict[str, list[LedgerEntry]]:
 
 
 def _refusal(by_site: dict[str, list[LedgerEntry]], rule: Rule) -> str:
-    best = max((len({e.reviewer for e in es if e.decision == "confirmed"}) for es in by_site.values()), default=0)
+    live = [es for es in by_site.values() if not any(e.decision == TOMBSTONE for e in es)]
+    best = max((len({e.reviewer for e in es if e.decision == "confirmed"}) for es in live), default=0)
     field = " including one made in the field," if rule.require_field_visit else ""
     return (
         f"expected at least one site confirmed by {rule.min_confirmations} different reviewers,{field} whose "
