@@ -4,6 +4,7 @@ Layout (the contract between rooms)::
 
     run.json            config, versions, inputs with provenance, bundle sha256, timings, tile counts
     tiles/<tile>.json   one atomic result per tile (detections and coverage, or its error)
+    tiles/manifest.jsonl one line per tile result written, with status, time and process
     detections.parquet  GeoParquet, EPSG:4326, one row per site
     coverage.parquet    GeoParquet, EPSG:4326, one row per tile core
     review.sqlite       the review ledger
@@ -18,6 +19,7 @@ import os
 import platform
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,23 @@ class RunFolder:
     def maps(self) -> Path:
         return self.root / "maps"
 
+    @property
+    def manifest(self) -> Path:
+        return self.tiles / "manifest.jsonl"
+
     def tile_result(self, tile_id: str) -> Path:
         return self.tiles / f"{tile_id}.json"
+
+    def record_in_manifest(self, result: dict[str, Any]) -> None:
+        """Append a line saying a tile's result was written (after its file was renamed into place).
+
+        The manifest is the run's history: one line per tile result, with its status and UTC time, so a
+        resumed run shows which tiles were done in which attempt. Tile files remain the source of truth.
+        """
+        line = {"tile_id": result["tile_id"], "status": result["status"],
+                "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "pid": os.getpid()}
+        with open(self.manifest, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, sort_keys=True) + "\n")
 
     def create(self) -> RunFolder:
         """Create the folder and its sub-folders (idempotent)."""

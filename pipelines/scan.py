@@ -131,6 +131,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
             for result in _run_tiles(client, scenes, todo, limit):
                 write_json_atomic(run.tile_result(result["tile_id"]), result)
+                run.record_in_manifest(result)
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)
@@ -247,6 +248,19 @@ def _finish(
     return summary
 
 
+def _describe_input(scene: Scene, grid: TileGrid) -> dict[str, Any]:
+    """A scene's provenance, plus how its pixels were brought onto the tile grid."""
+    described = scene.describe()
+    same_crs = scene.crs == grid.crs
+    same_res = abs(scene.resolution[0] - grid.resolution) < 1e-6 * grid.resolution
+    described["read_as"] = {
+        "method": "window" if same_crs and same_res else "warped (bilinear, GDAL WarpedVRT)",
+        "reprojected": None if same_crs else {"from": scene.crs.to_string(), "to": grid.crs.to_string()},
+        "resampled": None if same_res else {"from_m": list(scene.resolution), "to_m": grid.resolution},
+    }
+    return described
+
+
 def _date_range(scenes: list[Scene]) -> str | None:
     dates = sorted(s.acquired[:10] for s in scenes if s.acquired)
     if not dates:
@@ -264,7 +278,7 @@ def _write_run_json(
         "imagery_dates": _date_range(scenes),
         "grid": {"crs": grid.crs.to_string(), "bounds": list(grid.bounds), "resolution": grid.resolution,
                  "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
-        "inputs": {"scenes": [s.describe() for s in scenes]},
+        "inputs": {"scenes": [_describe_input(s, grid) for s in scenes]},
         "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),

@@ -101,3 +101,31 @@ def test_stac_item_pointing_at_loopback_is_refused_without_permission(folder: Pa
     item = item_for_folder(folder, "sneaky", href_base="http://127.0.0.1:9")
     with pytest.raises(RasterRefusedError, match="127.0.0.1"):
         scene_from_item(item)
+
+
+def test_stac_api_search_filters_by_cloud_and_reads_end_to_end(tmp_path: Path) -> None:
+    from fieldtruth.tests.data.stacapi import stac_api
+
+    clear = scene_folder(tmp_path / "clear", size=128, seed=4)
+    cloudy = scene_folder(tmp_path / "cloudy", size=128, seed=5)
+    items = [item_for_folder(clear, "clear", cloud=3.0), item_for_folder(cloudy, "cloudy", cloud=80.0)]
+    for item in items:
+        item.collection_id = "synthetic-l2a"
+    with stac_api(items) as url:
+        everything = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31",
+                                  allow_hosts=["127.0.0.1"])
+        few_clouds = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31", max_cloud=20,
+                                  allow_hosts=["127.0.0.1"])
+        with pytest.raises(StacError, match="found no"):
+            open_imagery(url, collection="other", allow_hosts=["127.0.0.1"])
+    assert [s.id for s in everything] == ["clear", "cloudy"], "least cloudy first"
+    assert [s.id for s in few_clouds] == ["clear"]
+    scene = few_clouds[0]
+    chip = read_chip(scene, grid_for_scene(scene, tile_size=128, halo=0).tile(0, 0))
+    with rasterio.open(clear / "B02.tif") as band:
+        np.testing.assert_array_equal(chip.data[0], band.read(1).astype(np.float32))
+
+
+def test_stac_api_on_loopback_is_refused_without_permission() -> None:
+    with pytest.raises(RasterRefusedError, match="127.0.0.1"):
+        open_imagery("https://127.0.0.1:9/", collection="x")

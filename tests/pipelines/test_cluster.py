@@ -134,6 +134,7 @@ def test_a_killed_scan_resumes_without_redoing_finished_tiles(
         process.wait()
     finished = {p.name: p.stat().st_mtime_ns for p in (out / "tiles").glob("*.json")}
     assert 5 <= len(finished) < 25, "the scan must have been killed mid-run"
+    before = len((out / "tiles" / "manifest.jsonl").read_text().splitlines())
     assert not (out / "detections.parquet").exists()
     result = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -141,4 +142,9 @@ def test_a_killed_scan_resumes_without_redoing_finished_tiles(
     assert {n: (out / "tiles" / n).stat().st_mtime_ns for n in finished} == finished
     assert len(list((out / "tiles").glob("*.json"))) == 25
     assert not list((out / "tiles").glob(".*.tmp")), "no temporary file may be left behind"
+    lines = [json.loads(x) for x in (out / "tiles" / "manifest.jsonl").read_text().splitlines()]
+    redone = {line["tile_id"] + ".json" for line in lines[before:]}
+    assert not redone & set(finished), "the manifest must show no finished tile written again"
+    all_tiles = {p.stem for p in (out / "tiles").glob("*.json")}
+    assert len(all_tiles) == 25 and {line["tile_id"] for line in lines} == all_tiles
     assert _same(gpd.read_parquet(out / "detections.parquet"), reference)
