@@ -29,9 +29,13 @@ from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import Tile
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.remote import gdal_http_env, is_remote
-from fieldtruth.ingest.scene import Scene
+from fieldtruth.ingest.scene import CLOUD_MASK, Scene
 
 log = logging.getLogger(__name__)
+
+#: Sentinel-2 SCL classes whose pixels do not show the ground: no data, saturated or defective, cloud
+#: shadow, cloud (medium and high probability), thin cirrus.
+SCL_UNUSABLE = (0, 1, 3, 8, 9, 10)
 
 # GDAL's block cache defaults to 5% of RAM per process (1.2 GB on a 24 GB machine), which would make a
 # scan's memory depend on the machine rather than on tile size and workers. Tiles are read once, so a
@@ -66,6 +70,8 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
                 valid &= _read_source(source.href, source.index, tile, scene.nodata, data[i])
         except RasterioError as exc:
             raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: {exc}") from exc
+    if CLOUD_MASK in scene.bands and CLOUD_MASK not in names:
+        valid &= _clear_sky(scene, tile)
     if scene.nodata is None:
         valid &= data.any(axis=0)
     if not valid.all():
@@ -104,12 +110,28 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
     return chip
 
 
-def _read_source(href: str, index: int, tile: Tile, nodata: float | None, dest: np.ndarray) -> np.ndarray:
-    """Read one band of a tile into ``dest`` (float32, tile shape); return where it holds data."""
+def _read_source(
+    href: str, index: int, tile: Tile, nodata: float | None, dest: np.ndarray,
+    resampling: Resampling = Resampling.bilinear,
+) -> np.ndarray:
+    """Read one band of a tile into ``dest`` (tile shape); return where it holds data."""
     with open_raster(href) as dataset:
         if _aligned(dataset, tile):
             return _read_window(dataset, index, tile, nodata, dest)
-        return _read_warped(dataset, index, tile, nodata, dest)
+        return _read_warped(dataset, index, tile, nodata, dest, resampling)
+
+
+def _clear_sky(scene: Scene, tile: Tile) -> np.ndarray:
+    """Where the scene's classification band (Sentinel-2 SCL) says the ground is seen: not cloud,
+    cloud shadow, cirrus, saturated or nodata. Classes are read with nearest resampling, never blended."""
+    source = scene.bands[CLOUD_MASK]
+    classes = np.zeros(tile.shape, dtype=np.float32)
+    try:
+        with gdal_http_env() if is_remote(source.href) else nullcontext():
+            inside = _read_source(source.href, source.index, tile, None, classes, Resampling.nearest)
+    except RasterioError as exc:
+        raise ImageryReadError(f"could not read the cloud mask of tile {tile.id} from {source.href!r}: {exc}") from exc
+    return inside & ~np.isin(classes, SCL_UNUSABLE)
 
 
 def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
@@ -151,7 +173,8 @@ def _overlaps(window: Window, dataset: rasterio.DatasetReader) -> bool:
 
 
 def _read_warped(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray
+    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray,
+    resampling: Resampling = Resampling.bilinear,
 ) -> np.ndarray:
     """Read through a WarpedVRT onto the tile grid; the VRT's mask marks what the scene covers."""
     rows, cols = tile.shape
@@ -162,7 +185,7 @@ def _read_warped(
         transform=tile.transform,
         width=cols,
         height=rows,
-        resampling=Resampling.bilinear,
+        resampling=resampling,
         src_nodata=src_nodata,
         nodata=src_nodata if src_nodata is not None else 0,
         add_alpha=src_nodata is None,

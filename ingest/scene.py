@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Sentinel-2 band file stems and the common names fieldtruth uses for them.
 SENTINEL2_BANDS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B8A": "nir08", "B11": "swir16"}
-COMMON_NAMES = ("blue", "green", "red", "nir", "nir08", "swir16", "swir22", "coastal", "rededge")
+COMMON_NAMES = ("blue", "green", "red", "nir", "nir08", "swir16", "swir22", "coastal", "rededge", "scl")
+#: The Sentinel-2 scene classification band: not a model input, but a per-pixel cloud and nodata mask.
+CLOUD_MASK = "scl"
 DEFAULT_BANDS = ("blue", "green", "red", "nir")
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 
@@ -73,8 +75,8 @@ class Scene:
 
     @property
     def band_names(self) -> tuple[str, ...]:
-        """Band common names in the scene's order."""
-        return tuple(self.bands)
+        """Names of the image bands in the scene's order (the cloud mask, if any, is not one of them)."""
+        return tuple(name for name in self.bands if name != CLOUD_MASK)
 
     @property
     def transform(self) -> rasterio.Affine:
@@ -155,6 +157,8 @@ def _band_name_for(stem: str, declared: dict[str, str]) -> str | None:
     if stem in declared:
         return declared[stem]
     upper = stem.upper()
+    if upper.endswith("SCL"):
+        return CLOUD_MASK
     match = re.search(r"(?:^|_)(B0?\d{1,2}A?)$", upper)
     if match:
         key = match.group(1)

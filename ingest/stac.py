@@ -22,7 +22,7 @@ from fieldtruth.ingest.errors import IngestError, NotARasterError
 from fieldtruth.ingest.provenance import Provenance
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.remote import check_href, gdal_http_env, is_remote
-from fieldtruth.ingest.scene import COMMON_NAMES, SENTINEL2_BANDS, BandSource, Scene
+from fieldtruth.ingest.scene import CLOUD_MASK, COMMON_NAMES, SENTINEL2_BANDS, BandSource, Scene
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,16 @@ def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands
         name = _common_name(key, asset)
         if name in wanted and name not in found and _is_raster(asset):
             found[name] = BandSource(check_href(asset.href, allow_hosts=allow_hosts))
+    mask = next((BandSource(check_href(a.href, allow_hosts=allow_hosts)) for k, a in item.assets.items()
+                 if k.lower() == CLOUD_MASK and _is_raster(a)), None)
     missing = [b for b in wanted if b not in found]
     if missing:
         raise StacError(
             f"STAC item {item.id!r} has no asset for band(s) {missing!r}; its assets are {sorted(item.assets)!r}"
         )
     ordered = {name: found[name] for name in wanted}
+    if mask is not None and CLOUD_MASK not in ordered:
+        ordered[CLOUD_MASK] = mask
     crs, bounds, res, width, height = _grid_of(item, ordered)
     props = item.properties
     licence = props.get("license")

@@ -71,3 +71,28 @@ def test_truncated_file_fails_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(ImageryReadError, match="B04.tif"):
         for tile in grid:
             read_chip(scene, tile)
+
+
+def test_sentinel2_scl_masks_clouds_and_the_mosaic_fills_them_from_the_next_scene(tmp_path: Path) -> None:
+    from fieldtruth.imagery.read import read_mosaic
+    from fieldtruth.tests.data.rasters import write_band
+
+    cloudy = scene_folder(tmp_path / "cloudy", size=64, seed=1)
+    classes = np.full((64, 64), 4)  # vegetation
+    classes[:20, :20] = 9  # high-probability cloud
+    classes[40:, 40:] = 3  # cloud shadow
+    write_band(cloudy / "SCL.tif", classes)
+    clear = scene_folder(tmp_path / "clear", size=64, seed=2)
+    first, second = open_scene(cloudy), open_scene(clear)
+    assert "scl" in first.bands and first.band_names == ("blue", "green", "red", "nir")
+    tile = grid_for_scene(first, tile_size=64, halo=0).tile(0, 0)
+    chip = read_chip(first, tile)
+    assert chip.data.shape[0] == 4, "the cloud mask is not an image band"
+    assert not chip.valid[:20, :20].any() and not chip.valid[40:, 40:].any()
+    assert chip.valid.sum() == 64 * 64 - 400 - 576
+    mosaic = read_mosaic([first, second], tile)
+    assert mosaic.valid.all()
+    with rasterio.open(clear / "B02.tif") as band:
+        np.testing.assert_array_equal(mosaic.data[0, :20, :20], band.read(1)[:20, :20].astype(np.float32))
+    with rasterio.open(cloudy / "B02.tif") as band:
+        np.testing.assert_array_equal(mosaic.data[0, 30:35, 30:35], band.read(1)[30:35, 30:35].astype(np.float32))
