@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from xml.etree import ElementTree
 
 import rasterio
 from rasterio.errors import RasterioIOError
@@ -50,6 +51,8 @@ def open_raster(href: str | Path) -> rasterio.DatasetReader:
     local = not is_remote(href)
     if local and not Path(href).exists():
         raise InputNotFoundError(f"raster {href!r} does not exist")
+    if driver == "VRT":
+        _check_vrt_sources(href)
     try:
         dataset = rasterio.open(href, driver=driver)
     except RasterioIOError as exc:
@@ -60,6 +63,24 @@ def open_raster(href: str | Path) -> rasterio.DatasetReader:
         dataset.close()
         raise
     return dataset
+
+
+def _check_vrt_sources(href: str) -> None:
+    """A VRT may name any file or URL as its source: allow only local rasters on the allow-list."""
+    if is_remote(href):
+        raise RasterRefusedError(f"VRT {href!r} is remote; only local VRTs are read (their sources are checked)")
+    try:
+        root = ElementTree.parse(href).getroot()
+    except ElementTree.ParseError as exc:
+        raise NotARasterError(f"VRT {href!r} is not valid XML: {exc}") from exc
+    for element in root.iter("SourceFilename"):
+        source = (element.text or "").strip()
+        if element.get("relativeToVRT") == "1":
+            source = str(Path(href).parent / source)
+        if source.startswith("/vsi") or "://" in source or Path(source).suffix.lower() not in (".tif", ".tiff"):
+            raise RasterRefusedError(
+                f"VRT {href!r} reads from {source!r}; a VRT may only read local GeoTIFFs"
+            )
 
 
 def _check_claimed_size(dataset: rasterio.DatasetReader, href: str, *, local: bool) -> None:

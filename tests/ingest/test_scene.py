@@ -121,3 +121,30 @@ def test_sen2ships_port_opens_with_its_date_and_bands() -> None:
     assert scene.acquired.startswith("2022-05-14")
     assert scene.band_names == ("blue", "green", "red", "nir")
     assert scene.crs.to_epsg() == 3857
+
+
+def _vrt(path: Path, source: str, relative: bool = False) -> Path:
+    path.write_text(
+        '<VRTDataset rasterXSize="64" rasterYSize="64"><SRS>EPSG:32645</SRS>'
+        "<GeoTransform>500000, 10, 0, 2800000, 0, -10</GeoTransform>"
+        '<VRTRasterBand dataType="UInt16" band="1"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="{int(relative)}">{source}</SourceFilename><SourceBand>1</SourceBand>'
+        "</SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    return path
+
+
+def test_a_vrt_of_local_geotiffs_opens(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "s", size=64)
+    scene = open_scene(_vrt(tmp_path / "mosaic.vrt", "s/B02.tif", relative=True))
+    assert scene.width == 64 and scene.bands["blue"].href.endswith("mosaic.vrt")
+    import rasterio
+
+    with rasterio.open(folder / "B02.tif") as band:
+        np.testing.assert_array_equal(scene.read()[0], band.read(1).astype(np.float32))
+
+
+@pytest.mark.parametrize("source", ["/vsicurl/http://169.254.169.254/x.tif", "http://127.0.0.1/x.tif", "/etc/passwd"])
+def test_a_vrt_reading_anything_but_local_geotiffs_is_refused(tmp_path: Path, source: str) -> None:
+    with pytest.raises(RasterRefusedError, match="may only read local GeoTIFFs"):
+        open_scene(_vrt(tmp_path / "evil.vrt", source))
