@@ -90,6 +90,27 @@ def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int) -> t
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
 
+def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int]:
+    """Tiles of a scan, and the most tasks the scheduler held at once while it ran."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        peak, stop = [0], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], len(cluster.scheduler.tasks))
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, tile_size=512, halo=32,
+                                  scheduler=cluster.scheduler_address))
+        stop.set()
+        sampler.join()
+    return summary.tiles, peak[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
@@ -123,6 +144,11 @@ def main() -> None:
         print("| {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |"
               .format(*row))
     print("km2/s at 10 m = Mpx/s x 100")
+    ten = args.out / "scene-10mpx"
+    if not (ten / "scene.json").exists():
+        generate_scene(ten, seed=41, size=3200)
+    tiles, peak = graph_size(ten, bundle, args.out / "run-10mpx")
+    print(f"10.24 Mpx scene: {tiles} tiles; at most {peak} tasks held by the scheduler at once")
 
 
 if __name__ == "__main__":
