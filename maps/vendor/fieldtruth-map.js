@@ -84,7 +84,7 @@
       var markers = rows.map(function (r) {
         var m = L.circleMarker([r[f.lat], r[f.lon]], {radius: 7, color: '#1a1a1a', weight: 1.5, fillColor: STATUS[s],
           fillOpacity: 0.9, className: 'ft-lead ft-status-' + s});
-        m.bindPopup(function () { return leadPopup(P, f, r); }, {maxWidth: 380, minWidth: 260});
+        m.bindPopup(function () { return leadPopup(P, f, r); }, {maxWidth: 380, minWidth: 260, autoPanPaddingTopLeft: L.point(20, 90)});
         return m;
       });
       if (group.addLayers) { group.addLayers(markers); } else { markers.forEach(function (m) { group.addLayer(m); }); }
