@@ -105,3 +105,14 @@ def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Pa
     assert {f["tile_id"] for f in meta["failed_tiles"]} == {f["tile_id"] for f in summary.failed}
     coverage = gpd.read_parquet(tmp_path / "run" / "coverage.parquet")
     assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f["tile_id"] for f in summary.failed}
+
+
+def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path) -> None:
+    """Small tiles (many core boundaries) find the same sites as one tile over the whole scene."""
+    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole", tile_size=1024,
+                            workers=1))
+    assert whole.tiles == 1
+    tiled = gpd.read_parquet(run / "detections.parquet")
+    single = gpd.read_parquet(tmp_path / "whole" / "detections.parquet")
+    assert len(tiled) == len(single) > 0
+    assert set(tiled.site_id) == set(single.site_id)
