@@ -20,7 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from fieldtruth.detectors.errors import TrainingError
-from fieldtruth.detectors.labels import PixelLabel, read_labels
+from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
 from fieldtruth.ingest.errors import IngestError
 from fieldtruth.ingest.scene import open_scene
 
@@ -41,10 +41,11 @@ class TrainingScene:
     valid: np.ndarray
     labels: list[PixelLabel]
     provenance: dict[str, Any] = field(default_factory=dict)
+    ground_gsd_m: float = 10.0
 
 
 def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
-    """Read a scene folder's bands and its ``labels.geojson`` onto the scene grid.
+    """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
     Raises:
         TrainingError: the folder is not a readable scene or lacks one of ``bands``.
@@ -61,9 +62,28 @@ def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
     data = scene.read(bands)
     valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)
-    labels = read_labels(path / "labels.geojson", scene.crs, scene.transform)
+    labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
     described = {k: v for k, v in scene.describe().items() if k in ("id", "crs", "size", "acquired", "provenance")}
-    return TrainingScene(scene.id, data, valid, labels, described)
+    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
+
+
+def ground_pixel_size(scene: Any) -> float:
+    """Ground size (metres) of a scene pixel at its centre: geodesic distance to the next pixel.
+
+    Web Mercator and geographic pixels are not ground metres (a 10 m EPSG:3857 pixel at 54 N spans 5.9 m).
+    """
+    from pyproj import Geod, Transformer
+
+    height, width = scene.height, scene.width
+    to_lonlat = Transformer.from_crs(scene.crs, "EPSG:4326", always_xy=True)
+    x0, y0 = scene.transform * (width / 2, height / 2)
+    x1, y1 = scene.transform * (width / 2 + 1, height / 2)
+    x2, y2 = scene.transform * (width / 2, height / 2 + 1)
+    (lon0, lon1, lon2), (lat0, lat1, lat2) = to_lonlat.transform([x0, x1, x2], [y0, y1, y2])
+    geod = Geod(ellps="WGS84")
+    across = geod.inv(lon0, lat0, lon1, lat1)[2]
+    down = geod.inv(lon0, lat0, lon2, lat2)[2]
+    return float((across + down) / 2)
 
 
 def band_statistics(scenes: list[TrainingScene], step: int = 4) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -123,9 +143,10 @@ class RandomGain(v2.Transform):
         return tv_tensors.wrap(inpt.as_subclass(torch.Tensor) * params["gain"][:, None, None], like=inpt)
 
 
-def default_augmentation() -> v2.Transform:
-    """Flips, quarter turns and brightness, applied jointly to the image and its boxes."""
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain()])
+def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: float = 0.03) -> v2.Transform:
+    """Flips, quarter turns and brightness (overall gain range, per-band jitter), applied jointly to the
+    image and its boxes."""
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain(*gain, band_jitter)])
 
 
 def render_targets(
@@ -229,6 +250,12 @@ class ChipDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (normalised image, heatmap, log sizes, size mask) for chip ``index``."""
+        x, boxes, kinds = self.boxes_item(index)
+        heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride, self.sigma_px)
+        return x, heat, sizes, mask
+
+    def boxes_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (normalised image, XYXY boxes in chip pixels, class indices) for chip ``index``."""
         s, r0, c0 = self._origin(np.random.default_rng((self.seed, index)))
         chip = self.chip
         image = tv_tensors.Image(torch.from_numpy(self.fills[s][:, r0 : r0 + chip, c0 : c0 + chip].copy()))
@@ -244,7 +271,4 @@ class ChipDataset(Dataset):
         if self.augment is not None:
             image, box_tv, kinds = self.augment(image, box_tv, kinds)
         x = (image.as_subclass(torch.Tensor) - self.mean) / self.std
-        heat, sizes, mask = render_targets(
-            box_tv.as_subclass(torch.Tensor), kinds, len(self.classes), chip, self.stride, self.sigma_px
-        )
-        return x, heat, sizes, mask
+        return x, box_tv.as_subclass(torch.Tensor), kinds

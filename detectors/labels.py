@@ -1,8 +1,14 @@
-"""Labels: GeoJSON site polygons (EPSG:4326) brought onto a scene's pixel grid.
+"""Labels: site points, boxes or polygons brought onto a scene's pixel grid.
 
-A label in pixels is a shapely polygon in continuous pixel coordinates (``x`` = column, ``y`` = row,
+A scene folder holds one label file: ``labels.geojson`` / ``.gpkg`` / ``.shp`` / ``.parquet`` (any
+CRS the file declares; GeoJSON without one is RFC 7946 lon/lat) with a ``class`` property, or a COCO
+``labels_coco.json`` in the pixel coordinates of the scene's band rasters (every annotation belongs
+to the folder's scene, whatever its ``images`` list says).
+
+A label in pixels is a shapely geometry in continuous pixel coordinates (``x`` = column, ``y`` = row,
 pixel corners at integers, as rasterio's ``~transform`` gives them) with its class; its centre is the
-centroid of the polygon, which is what a point detector is trained to find.
+centroid, which is what a point detector is trained to find. Points are kept as small boxes
+(``point_size_px`` across) so that matching and targets treat them like any site.
 """
 
 from __future__ import annotations
@@ -13,16 +19,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
-from shapely.geometry import shape
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from fieldtruth.detectors.errors import LabelError
 
 log = logging.getLogger(__name__)
+
+#: Label file names looked for in a scene folder, in order of preference.
+LABEL_FILES = ("labels.geojson", "labels.gpkg", "labels.shp", "labels.parquet", "labels.geoparquet", "labels_coco.json")
+#: Side (pixels) of the box a point label becomes.
+POINT_SIZE_PX = 3.0
 
 
 class PixelLabel(NamedTuple):
@@ -43,65 +55,161 @@ class PixelLabel(NamedTuple):
         return float(c.y), float(c.x)
 
 
-def read_labels(path: Path, crs: CRS, transform: Affine, classes: Iterable[str] | None = None) -> list[PixelLabel]:
-    """Read a GeoJSON label file (EPSG:4326, property ``class``) onto a scene's pixel grid.
+def find_label_file(folder: Path) -> Path:
+    """The label file of a scene folder (see :data:`LABEL_FILES`).
+
+    Raises:
+        LabelError: the folder holds none of them.
+    """
+    for name in LABEL_FILES:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    raise LabelError(f"scene folder {str(folder)!r} holds no label file; add one of {list(LABEL_FILES)!r}")
+
+
+def read_labels(
+    path: Path, crs: CRS, transform: Affine, classes: Iterable[str] | None = None,
+    shape: tuple[int, int] | None = None,
+) -> list[PixelLabel]:
+    """Read a label file (vector in any declared CRS, or COCO in pixels) onto a scene's pixel grid.
 
     Args:
-        path: the ``labels.geojson`` file.
+        path: the label file.
         crs: the scene's CRS.
         transform: the scene's pixel -> CRS transform.
         classes: keep only these classes (all when None).
+        shape: the scene's (height, width); when given, labels wholly outside it are refused.
 
     Raises:
-        LabelError: the file is missing or malformed, a feature has no ``class``, or a geometry is invalid.
+        LabelError: the file is missing, empty or malformed, a feature has no ``class``, the file has no
+            CRS and its coordinates are not lon/lat, a geometry is invalid, or labels lie outside the scene.
     """
     path = Path(path)
-    features = _features(path)
+    if not path.is_file():
+        raise LabelError(f"labels {str(path)!r} do not exist; a training scene needs a label file ({LABEL_FILES[0]})")
+    if path.name.endswith("coco.json"):
+        labels = _coco_labels(path)
+    else:
+        labels = _vector_labels(path, crs, transform)
+    if not labels:
+        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
+    if shape is not None:
+        _check_inside(path, labels, shape)
     keep = None if classes is None else set(classes)
-    to_scene = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    inverse = ~transform
-    out: list[PixelLabel] = []
-    for i, feature in enumerate(features):
-        props = feature.get("properties") or {}
-        label = props.get("class")
-        if not isinstance(label, str) or not label:
-            raise LabelError(f"labels {str(path)!r}: feature {i} has no string property 'class' (got {label!r})")
-        if keep is not None and label not in keep:
-            continue
-        try:
-            geom = shape(feature["geometry"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise LabelError(f"labels {str(path)!r}: feature {i} has no usable geometry ({exc})") from exc
-        pixel_geom = shapely.transform(geom, lambda xy: _lonlat_to_pixel(xy, to_scene, inverse))
-        if pixel_geom.is_empty or not pixel_geom.is_valid:
-            raise LabelError(f"labels {str(path)!r}: feature {i} ({label!r}) has an empty or invalid geometry")
-        out.append(PixelLabel(label, pixel_geom))
+    out = [lab for lab in labels if keep is None or lab.label in keep]
     log.debug("read %d label(s) from %s", len(out), path)
     return out
 
 
-def _features(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise LabelError(f"labels {str(path)!r} do not exist; a training scene needs a labels.geojson")
+def _check_inside(path: Path, labels: list[PixelLabel], shape: tuple[int, int]) -> None:
+    frame = box(0, 0, shape[1], shape[0])
+    outside = [i for i, lab in enumerate(labels) if not lab.geometry.intersects(frame)]
+    if outside:
+        first = labels[outside[0]].geometry.centroid
+        raise LabelError(
+            f"labels {str(path)!r}: {len(outside)} of {len(labels)} label(s) lie outside the imagery "
+            f"({shape[1]} x {shape[0]} px), e.g. feature {outside[0]} at pixel (col {first.x:.0f}, row {first.y:.0f}); "
+            "check that the labels belong to this scene and declare their CRS"
+        )
+
+
+def _read_frame(path: Path):  # noqa: ANN202 - a GeoDataFrame
+    import geopandas as gpd
+
+    try:
+        if path.suffix in (".parquet", ".geoparquet"):
+            return gpd.read_parquet(path)
+        if path.suffix == ".geojson":
+            _check_geojson(path)
+        return gpd.read_file(path)
+    except LabelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyogrio/pyarrow raise many kinds; all mean "unreadable"
+        raise LabelError(f"labels {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_geojson(path: Path) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LabelError(f"labels {str(path)!r} are not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise LabelError(f"labels {str(path)!r}: expected a GeoJSON FeatureCollection")
-    crs_name = str(((data.get("crs") or {}).get("properties") or {}).get("name", "EPSG:4326"))
-    if not any(tag in crs_name.upper() for tag in ("4326", "CRS84")):
-        raise LabelError(f"labels {str(path)!r} are in {crs_name!r}; expected EPSG:4326 (lon, lat) as RFC 7946 says")
-    features = data.get("features")
-    if not isinstance(features, list):
-        raise LabelError(f"labels {str(path)!r}: 'features' must be a list")
-    return features
+    if not data.get("features"):
+        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
 
 
-def _lonlat_to_pixel(xy, to_scene: Transformer, inverse: Affine):  # noqa: ANN001, ANN202 - shapely callback
+def _vector_labels(path: Path, crs: CRS, transform: Affine) -> list[PixelLabel]:
+    frame = _read_frame(path)
+    if len(frame) == 0:
+        return []
+    if "class" not in frame.columns:
+        raise LabelError(f"labels {str(path)!r}: feature 0 has no string property 'class' (columns {list(frame.columns)!r})")
+    source_crs = frame.crs
+    if source_crs is None or (path.suffix == ".geojson" and source_crs.to_epsg() == 4326):
+        lon_lat = _looks_lon_lat(frame.total_bounds)
+        if not lon_lat:
+            raise LabelError(
+                f"labels {str(path)!r} declare no CRS but their coordinates {tuple(np.round(frame.total_bounds, 1))!r} "
+                "are not lon/lat degrees; write the file with its CRS (e.g. GeoPackage) or reproject it to EPSG:4326"
+            )
+        source_crs = "EPSG:4326"
+    to_scene = Transformer.from_crs(source_crs, crs, always_xy=True)
+    inverse = ~transform
+    out = []
+    for i, (label, geom) in enumerate(zip(frame["class"], frame.geometry, strict=True)):
+        if not isinstance(label, str) or not label:
+            raise LabelError(f"labels {str(path)!r}: feature {i} has no string property 'class' (got {label!r})")
+        if geom is None or geom.is_empty:
+            raise LabelError(f"labels {str(path)!r}: feature {i} ({label!r}) has an empty geometry")
+        with np.errstate(invalid="ignore", over="ignore"):
+            pixel_geom = shapely.transform(geom, lambda xy: _to_pixel(xy, to_scene, inverse))
+        if not np.all(np.isfinite(shapely.get_coordinates(pixel_geom))):
+            raise LabelError(
+                f"labels {str(path)!r}: feature {i} ({label!r}) lies outside the imagery (it cannot even be projected "
+                f"to the scene's CRS); check that the labels belong to this scene and declare their CRS"
+            )
+        out.append(PixelLabel(label, _as_area(pixel_geom, path, i)))
+    return out
+
+
+def _looks_lon_lat(bounds: np.ndarray) -> bool:
+    west, south, east, north = (float(v) for v in bounds)
+    return -180.0 <= west <= east <= 180.0 and -90.0 <= south <= north <= 90.0
+
+
+def _as_area(geom: BaseGeometry, path: Path, index: int) -> BaseGeometry:
+    if geom.geom_type in ("Point", "MultiPoint"):
+        return geom.centroid.buffer(POINT_SIZE_PX / 2, cap_style="square")
+    if not geom.is_valid or geom.area <= 0:
+        raise LabelError(f"labels {str(path)!r}: feature {index} has an invalid or zero-area geometry ({geom.geom_type})")
+    return geom
+
+
+def _to_pixel(xy, to_scene: Transformer, inverse: Affine):  # noqa: ANN001, ANN202 - shapely callback
     x, y = to_scene.transform(xy[:, 0], xy[:, 1])
-    cols = inverse.a * x + inverse.b * y + inverse.c
-    rows = inverse.d * x + inverse.e * y + inverse.f
     xy = xy.copy()
-    xy[:, 0], xy[:, 1] = cols, rows
+    xy[:, 0] = inverse.a * x + inverse.b * y + inverse.c
+    xy[:, 1] = inverse.d * x + inverse.e * y + inverse.f
     return xy
+
+
+def _coco_labels(path: Path) -> list[PixelLabel]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LabelError(f"labels {str(path)!r} are not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise LabelError(f"labels {str(path)!r}: expected a COCO object with an 'annotations' list")
+    names = {c.get("id"): c.get("name") for c in data.get("categories") or [] if isinstance(c, dict)}
+    out = []
+    for i, ann in enumerate(data["annotations"]):
+        bbox = ann.get("bbox") if isinstance(ann, dict) else None
+        label = names.get(ann.get("category_id")) if isinstance(ann, dict) else None
+        if not isinstance(label, str) or not isinstance(bbox, list) or len(bbox) != 4:
+            raise LabelError(f"labels {str(path)!r}: annotation {i} lacks a known category or a bbox [x, y, w, h]")
+        x, y, w, h = (float(v) for v in bbox)
+        if w <= 0 or h <= 0:
+            raise LabelError(f"labels {str(path)!r}: annotation {i} has an empty bbox {bbox!r}")
+        out.append(PixelLabel(label, box(x, y, x + w, y + h)))
+    return out

@@ -88,6 +88,18 @@ class CentreNet(nn.Module):
         width: channels of the body.
         dilations: dilation of each residual block.
         size_head: add a head predicting ``log(height), log(width)`` of each site's box (pixels).
+        indices: band index pairs ``(a, b)`` whose normalised difference ``(a - b) / (a + b)`` is added as an
+            input channel (e.g. NDWI from green and nir: water/land context a few layers cannot compute).
+        norm_mean: the card's per-band means, to undo the normalisation before computing ``indices``.
+        norm_std: the card's per-band standard deviations (same use).
+        context_down: run the residual body at a quarter of the input resolution (a stride-2 convolution
+            before it, upsampling and a skip from the half-resolution stem after it): four times cheaper, and
+            twice the receptive field for water/land context; the heads stay at half resolution.
+        fast_stem: stride the stem's first convolution (no full-resolution feature map: several times
+            cheaper on a CPU; its 3 x 3 kernel still sees every pixel).
+        log_input: feed ``log(reflectance) - 6.5`` instead of the standardised bands (needs ``norm_mean`` /
+            ``norm_std``): contrasts in dark water stay visible beside bright land, and scenes of different
+            brightness look alike.
     """
 
     output_stride = 2
@@ -99,6 +111,12 @@ class CentreNet(nn.Module):
         width: int = 32,
         dilations: tuple[int, ...] = (1, 2, 3, 1),
         size_head: bool = False,
+        indices: tuple[tuple[int, int], ...] = (),
+        norm_mean: tuple[float, ...] = (),
+        norm_std: tuple[float, ...] = (),
+        context_down: bool = False,
+        fast_stem: bool = False,
+        log_input: bool = False,
     ) -> None:
         """Build the network (see the class docstring for the arguments)."""
         super().__init__()
@@ -108,10 +126,24 @@ class CentreNet(nn.Module):
                 f"{in_channels!r}, {num_classes!r}, {width!r}"
             )
         self.in_channels, self.num_classes, self.dilations = in_channels, num_classes, tuple(dilations)
+        self.indices = tuple((int(a), int(b)) for a, b in indices)
+        self.log_input = bool(log_input)
+        needs_raw = bool(self.indices) or self.log_input
+        if needs_raw and (len(norm_mean) != in_channels or len(norm_std) != in_channels):
+            raise ValueError(f"indices need norm_mean and norm_std of {in_channels} band(s), got {norm_mean!r}, {norm_std!r}")
+        if any(not (0 <= i < in_channels) for pair in self.indices for i in pair):
+            raise ValueError(f"indices {indices!r} name bands outside 0..{in_channels - 1}")
+        self.norm_mean, self.norm_std = tuple(norm_mean), tuple(norm_std)
+        stats = torch.tensor([norm_mean, norm_std], dtype=torch.float32) if needs_raw else torch.zeros(2, 0)
+        self.register_buffer("raw_stats", stats.reshape(2, -1, 1, 1), persistent=False)
+        self.fast_stem = bool(fast_stem)
+        first, second = (2, 1) if self.fast_stem else (1, 2)
         self.stem = nn.Sequential(
-            Conv2dNormActivation(in_channels, width // 2, 3),
-            Conv2dNormActivation(width // 2, width, 3, stride=2),
+            Conv2dNormActivation(in_channels + len(self.indices), width // 2, 3, stride=first),
+            Conv2dNormActivation(width // 2, width, 3, stride=second),
         )
+        self.context_down = bool(context_down)
+        self.down = Conv2dNormActivation(width, width, 3, stride=2) if self.context_down else None
         self.body = nn.Sequential(*(ResidualBlock(width, d) for d in self.dilations))
         self.neck = Conv2dNormActivation(width, width, 3)
         self.heatmap = nn.Conv2d(width, num_classes, 1)
@@ -121,15 +153,27 @@ class CentreNet(nn.Module):
     @property
     def receptive_field_px(self) -> int:
         """Receptive field of one output cell, in input pixels."""
-        layers = [LayerSpec(3, 1, 1), LayerSpec(3, 2, 1)]
+        layers = [LayerSpec(3, 2, 1), LayerSpec(3, 1, 1)] if self.fast_stem else [LayerSpec(3, 1, 1), LayerSpec(3, 2, 1)]
+        layers += ([LayerSpec(3, 2, 1)] if self.context_down else [])
         for d in self.dilations:
             layers += [LayerSpec(3, 1, d), LayerSpec(3, 1, d)]
-        layers.append(LayerSpec(3, 1, 1))
-        return receptive_field(layers)
+        layers.append(LayerSpec(3, 1, 1))  # the neck (at half resolution again after upsampling)
+        return receptive_field(layers) if not self.context_down else receptive_field(layers) + 4
 
     def forward(self, x: torch.Tensor) -> Heads:
         """Return heatmap logits (and log sizes) at half the input resolution (``ceil(H / 2)``)."""
-        features = self.neck(self.body(self.stem(x)))
+        if self.raw_stats.numel():
+            raw = (x * self.raw_stats[1] + self.raw_stats[0]).clamp(min=1.0)
+            x = torch.log(raw) - 6.5 if self.log_input else x
+            if self.indices:
+                extra = [(raw[:, a] - raw[:, b]) / (raw[:, a] + raw[:, b]) for a, b in self.indices]
+                x = torch.cat([x, 3 * torch.stack(extra, dim=1)], dim=1)
+        stem = self.stem(x)
+        if self.down is not None:
+            context = nn.functional.interpolate(self.body(self.down(stem)), scale_factor=2.0, mode="bilinear")
+            features = self.neck(stem + context[..., : stem.shape[-2], : stem.shape[-1]])
+        else:
+            features = self.neck(self.body(stem))
         size = self.size(features) if self.size is not None else None
         return Heads(self.heatmap(features), size)
 
@@ -137,7 +181,10 @@ class CentreNet(nn.Module):
 #: Architecture name -> constructor taking ``in_channels``, ``num_classes`` and its own keyword arguments.
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"centrenet": CentreNet}
 #: Modules that register further architectures when imported (loaded on demand by :func:`build_model`).
-_REGISTERING_MODULES = ("fieldtruth.detectors.baseline",)
+_REGISTERING_MODULES = (
+    "fieldtruth.detectors.baseline", "fieldtruth.detectors.vessel_baseline", "fieldtruth.detectors.tvmodels",
+    "fieldtruth.detectors.ensemble",
+)
 
 
 def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.Module:
@@ -158,11 +205,16 @@ def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.M
         raise UnknownArchitectureError(
             f"architecture {architecture!r} is not registered; known: {sorted(ARCHITECTURES)!r}"
         )
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture_args.items()}
+    kwargs = {k: _tuples(v) for k, v in architecture_args.items()}
     try:
         return ARCHITECTURES[architecture](**kwargs)
     except TypeError as exc:
         raise ValueError(f"arguments {dict(architecture_args)!r} do not fit architecture {architecture!r}: {exc}") from exc
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists (nested too) as tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def output_stride(model: nn.Module) -> int:

@@ -102,12 +102,38 @@ def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> li
 
 
 @torch.no_grad()
+def heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` and box sizes ``(2, ...)``
+    in pixels (height, width; None when the model has no size head) for a chip of raw values."""
+    x = normalise(bundle.card, data, valid)
+    out = bundle.model(x)
+    logits = out.heatmap if hasattr(out, "heatmap") else out
+    size = getattr(out, "size", None)
+    return torch.sigmoid(logits[0]), (None if size is None else torch.exp(size[0].clamp(max=6.0)))
+
+
 def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
     """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` for a chip of raw values."""
-    x = normalise(bundle.card, data, valid)
-    heads = bundle.model(x)
-    logits = heads.heatmap if hasattr(heads, "heatmap") else heads
-    return torch.sigmoid(logits[0])
+    return heads(bundle, data, valid)[0]
+
+
+def suppress_inside_boxes(peaks: list[Peak], sizes: torch.Tensor, stride: int, shrink: float = 0.5) -> list[Peak]:
+    """Drop peaks lying inside the predicted box of a stronger kept peak (one detection per large site).
+
+    Args:
+        peaks: peaks sorted by decreasing score.
+        sizes: predicted box (height, width) in pixels per cell, ``(2, h, w)``.
+        stride: output stride (pixels per cell).
+        shrink: fraction of the half box within which a weaker peak counts as the same site.
+    """
+    kept: list[tuple[Peak, float, float]] = []
+    h, w = sizes.shape[1:]
+    for peak in peaks:
+        if any(abs(peak.row - k.row) * stride < hr and abs(peak.col - k.col) * stride < wr for k, hr, wr in kept):
+            continue
+        r, c = min(max(round(peak.row), 0), h - 1), min(max(round(peak.col), 0), w - 1)
+        kept.append((peak, shrink * float(sizes[0, r, c]), shrink * float(sizes[1, r, c])))
+    return [k for k, _, _ in kept]
 
 
 def detect_array(
@@ -139,9 +165,13 @@ def detect_array(
     if not valid.any():
         _ = normalise(card, data, valid)  # still validate the input
         return []
-    heat = heatmap(bundle, data, valid)
+    if hasattr(bundle.model, "detect"):
+        return _box_detections(bundle, data, valid, threshold)
+    heat, sizes = heads(bundle, data, valid)
     stride = output_stride(bundle.model)
     peaks = extract_peaks(heat, threshold, max(1, round(min_distance_px / stride)))
+    if sizes is not None:
+        peaks = suppress_inside_boxes(peaks, sizes, stride)
     h, w = valid.shape
     out = []
     for peak in peaks:
@@ -149,6 +179,18 @@ def detect_array(
         col = min(max((peak.col + 0.5) * stride, 0.0), w - 1e-3)
         if valid[int(row), int(col)]:
             out.append(PixelDetection(row, col, peak.score, card.classes[peak.channel]))
+    return out
+
+
+def _box_detections(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray, threshold: float) -> list[PixelDetection]:
+    """Centres of a box detector's boxes (e.g. FCOS) with score >= threshold, on valid pixels."""
+    h, w = valid.shape
+    out = []
+    for row, col, score, k in bundle.model.detect(normalise(bundle.card, data, valid)):
+        row, col = min(max(row, 0.0), h - 1e-3), min(max(col, 0.0), w - 1e-3)
+        if score >= threshold and valid[int(row), int(col)]:
+            out.append(PixelDetection(row, col, score, bundle.card.classes[k]))
+    out.sort(key=lambda d: -d.score)
     return out
 
 

@@ -1,46 +1,39 @@
 """Training a point detector on labelled scenes, choosing its operating threshold, writing its bundle.
 
-Whole scenes are held out for validation when more than one is given (the last one named); the
-operating threshold is the one maximising F1 there (on the training scenes when only one is given,
-which the card says). Training is seeded (chip positions, augmentation, initial weights) and honours
-``TrainConfig.num_threads``.
+Three roles for whole scenes: training scenes (chips, normalisation statistics, hard negatives),
+validation scenes (early stopping and the operating threshold: F1-best there) and test scenes, which
+training never sees (``fieldtruth evaluate`` / cross-validation measure on them). Validation scenes are
+``val_dirs`` when given, else the last scene named when more than one is given; with a single scene the
+threshold is chosen on it and the card says so. Training is seeded (chip positions, augmentation, initial
+weights), honours ``TrainConfig.num_threads``, and writes checkpoints that ``resume`` continues.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
-from fieldtruth.detectors.data import (
-    ChipDataset,
-    TrainingScene,
-    band_statistics,
-    default_augmentation,
-    load_training_scene,
-)
+from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
+from fieldtruth.detectors.data import TrainingScene, band_statistics, load_training_scene
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
-from fieldtruth.detectors.model import build_model, output_stride
+from fieldtruth.detectors.fit import Progress, fit, focal_loss, one_cycle_lr
+from fieldtruth.detectors.model import build_model
 from fieldtruth.detectors.predict import detect_scene
 
-log = logging.getLogger(__name__)
+__all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
-#: Called after every optimisation step with (step, total steps, loss).
-Progress = Callable[[int, int, float], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,21 +47,28 @@ class TrainConfig:
         classes: classes to learn, in heatmap order; every class in the training labels (sorted) when None.
         bands: band names to read, in model input order.
         architecture: registered architecture. architecture_args: its keyword arguments (besides
-            ``in_channels`` and ``num_classes``, which come from ``bands`` and ``classes``).
+            ``in_channels`` and ``num_classes``, which come from ``bands`` and ``classes``; with
+            ``indices`` the normalisation statistics are added too).
         positive_fraction: share of chips centred near a labelled site.
         hard_fraction: share of chips centred on hard negatives (false detections of the model so far,
             mined on the training scenes at the fractions of training in ``mine_at``).
         mine_at: when to mine hard negatives, as fractions of ``steps``; empty to never mine.
-        sigma_px: radius of the Gaussian around each centre in the target heatmap (pixels).
+        sigma_px: least radius of the Gaussian around each centre in the target heatmap (pixels); larger
+            sites get a quarter of their box's geometric mean side.
         size_weight: weight of the box size loss (only with ``architecture_args["size_head"]``).
         min_distance_px: minimum distance between detections (pixels), written to the card.
         tolerance_px: match tolerance when choosing the threshold and measuring.
         num_threads: torch intra-op threads while training (restored afterwards); unchanged when None.
-        time_budget_s: wall-clock budget of the optimisation loop (seconds): when steps run slower than the
-            budget allows, the learning-rate schedule and mining follow elapsed time instead of steps and
-            training ends (annealed) when the budget is spent. None for no limit (fully reproducible).
-        eval_tile: tile core used when detecting over validation scenes. eval_halo: its halo.
-        gsd_m: ground sampling distance of the scenes (metres), written to the card.
+        time_budget_s: wall-clock budget of the optimisation loop (seconds); None for no limit.
+        validate_every: steps between validations (early stopping); 0 validates only at the end.
+        patience: validations without improvement before stopping; 0 never stops early.
+        checkpoint_dir: folder of ``checkpoint.safetensors``; None writes none.
+        checkpoint_every: steps between checkpoints. resume: continue from the checkpoint.
+        ensemble: number of members trained (seeds ``seed``, ``seed + 1``, ...) and averaged into one bundle.
+        gain: range of the random overall brightness gain (augmentation). band_jitter: per-band gain jitter.
+        eval_tile: tile core used when detecting over whole scenes. eval_halo: its halo.
+        gsd_m: ground sampling distance written to the card (metres); the training scenes' mean ground
+            pixel size when None.
         licence: licence of the trained weights.
     """
 
@@ -91,9 +91,17 @@ class TrainConfig:
     tolerance_px: float = 1.0
     num_threads: int | None = None
     time_budget_s: float | None = None
+    validate_every: int = 0
+    patience: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 100
+    resume: bool = False
+    ensemble: int = 1
+    gain: tuple[float, float] = (0.85, 1.15)
+    band_jitter: float = 0.03
     eval_tile: int = 512
     eval_halo: int = 32
-    gsd_m: float = 10.0
+    gsd_m: float | None = 10.0
     licence: str = "CC-BY-4.0"
 
     def __post_init__(self) -> None:
@@ -106,6 +114,8 @@ class TrainConfig:
             raise ValueError(f"positive_fraction must be within [0, 1], got {self.positive_fraction!r}")
         if self.lr <= 0 or self.sigma_px <= 0:
             raise ValueError(f"lr and sigma_px must be positive, got {self.lr!r}, {self.sigma_px!r}")
+        if self.validate_every < 0 or self.patience < 0 or self.checkpoint_every < 1:
+            raise ValueError("validate_every and patience must be >= 0 and checkpoint_every >= 1")
 
     @classmethod
     def demo(cls, **overrides: Any) -> TrainConfig:
@@ -117,32 +127,57 @@ class TrainConfig:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def vessels(cls, **overrides: Any) -> TrainConfig:
+        """Settings for small bright objects in water at 10 m (sen2ships): NDWI input, wide context, sizes."""
+        values: dict[str, Any] = {
+            "seed": 0, "steps": 700, "batch_size": 16, "chip_size": 64, "lr": 3e-3, "classes": ("vessel",),
+            "architecture_args": {"width": 32, "dilations": [1, 2, 4, 8, 2, 1], "size_head": True, "indices": [[1, 3]],
+                                  "context_down": True, "fast_stem": True},
+            "positive_fraction": 0.45, "hard_fraction": 0.3, "mine_at": (0.4,), "sigma_px": 1.5,
+            "min_distance_px": 4, "num_threads": 2, "validate_every": 175, "patience": 0, "gsd_m": None, "ensemble": 4,
+        }
+        values.update(overrides)
+        return cls(**values)
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, normalised by the number of centres (cells equal to 1)."""
-    pos = target.eq(1.0).float()
-    p = torch.sigmoid(logits)
-    pos_term = pos * (1 - p) ** alpha * F.logsigmoid(logits)
-    neg_term = (1 - pos) * (1 - target) ** beta * p**alpha * F.logsigmoid(-logits)
-    return -(pos_term.sum() + neg_term.sum()) / pos.sum().clamp(min=1.0)
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], preset: str = "default") -> TrainConfig:
+        """A config from a parsed YAML/JSON mapping on top of a preset (``default``, ``demo``, ``vessels``).
+
+        Raises:
+            ValueError: unknown keys or values training cannot work with.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown!r}; known: {sorted(known)!r}")
+        fixed = {k: tuple(v) if k in ("classes", "bands", "mine_at", "gain") and v is not None else v for k, v in values.items()}
+        base = {"default": cls, "demo": cls.demo, "vessels": cls.vessels}.get(preset)
+        if base is None:
+            raise ValueError(f"unknown preset {preset!r}; use default, demo or vessels")
+        return base(**fixed)
 
 
 def train_detector(
-    scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None
+    scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
+    *, val_dirs: Sequence[Path] | None = None,
 ) -> LoadedBundle:
     """Train a point detector on labelled scene folders and write its bundle.
 
     Args:
-        scene_dirs: scene folders (bands, ``labels.geojson``); with more than one, the last is held out.
+        scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the last
+            is held out for validation.
         out: the bundle file to write.
         config: training settings.
         progress: called after each step with (step, total steps, loss).
+        val_dirs: validation scene folders (early stopping, operating threshold); never trained on.
 
     Returns:
         The bundle as written and loaded back (verified).
 
     Raises:
-        TrainingError: no scene, unreadable scenes, or no labelled site of the classes to learn.
+        TrainingError: no scene, unreadable scenes, a scene both trained and validated on, or no labelled
+            site of the classes to learn.
         LabelError: a label file cannot be read.
     """
     if not scene_dirs:
@@ -151,115 +186,84 @@ def train_detector(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(list(scene_dirs), Path(out), config, progress)
+        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(scene_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None) -> LoadedBundle:
-    torch.manual_seed(config.seed)
+def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) -> tuple[list, list]:
+    overlap = {Path(p).resolve() for p in scene_dirs} & {Path(p).resolve() for p in val_dirs}
+    if overlap:
+        raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation scenes; keep them apart")
     scenes = [load_training_scene(d, config.bands) for d in scene_dirs]
-    train_scenes, val_scenes = (scenes[:-1], scenes[-1:]) if len(scenes) > 1 else (scenes, [])
+    vals = [load_training_scene(d, config.bands) for d in val_dirs]
+    if not vals and len(scenes) > 1:
+        scenes, vals = scenes[:-1], scenes[-1:]
+    return scenes, vals
+
+
+def _card(train_scenes: list[TrainingScene], config: TrainConfig) -> tuple[torch.nn.Module, ModelCard]:
     classes = config.classes or tuple(sorted({lab.label for s in train_scenes for lab in s.labels}))
     if not any(lab.label in classes for s in train_scenes for lab in s.labels):
         raise TrainingError(f"the training scenes {[s.id for s in train_scenes]!r} hold no labelled site of {classes!r}")
     norm = band_statistics(train_scenes)
     args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": len(classes)}
+    if args.get("indices") or args.get("log_input"):
+        args.update(norm_mean=list(norm[0]), norm_std=list(norm[1]))
+    torch.manual_seed(config.seed)
     model = build_model(config.architecture, args)
+    gsd = config.gsd_m if config.gsd_m is not None else float(np.mean([s.ground_gsd_m for s in train_scenes]))
     card = ModelCard(
-        architecture=config.architecture, architecture_args=args, bands=tuple(config.bands), gsd_m=config.gsd_m,
+        architecture=config.architecture, architecture_args=args, bands=tuple(config.bands), gsd_m=round(gsd, 2),
         norm_mean=norm[0], norm_std=norm[1], classes=tuple(classes), min_distance_px=config.min_distance_px,
         receptive_field_px=int(getattr(model, "receptive_field_px", 0)), licence=config.licence,
         training_data=tuple(s.provenance for s in train_scenes),
     )
+    return model, card
+
+
+def _member_config(config: TrainConfig, k: int) -> TrainConfig:
+    """Settings of ensemble member ``k``: its own seed and checkpoint folder (resumed only where one exists)."""
+    folder = Path(config.checkpoint_dir) / f"member{k}" if config.checkpoint_dir else None
+    resume = config.resume and folder is not None and (folder / CHECKPOINT_NAME).is_file()
+    return dataclasses.replace(config, seed=config.seed + k, checkpoint_dir=str(folder) if folder else None, resume=resume)
+
+
+def _train(
+    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None
+) -> LoadedBundle:
+    train_scenes, val_scenes = _split(scene_dirs, val_dirs, config)
     started = time.perf_counter()
-    losses = _fit(model, card, train_scenes, config, progress)
+    members = []
+    for k in range(max(1, config.ensemble)):
+        member_config = config if config.ensemble <= 1 else _member_config(config, k)
+        model, card = _card(train_scenes, member_config)
+        result = fit(model, card, train_scenes, val_scenes, member_config, progress)
+        members.append(model)
+    if len(members) > 1:
+        from fieldtruth.detectors.ensemble import ensemble_of
+
+        model, args = ensemble_of(members, card.architecture, card.architecture_args)
+        card = dataclasses.replace(card, architecture="ensemble", architecture_args=args, name="fieldtruth-ensemble")
     seconds = time.perf_counter() - started
-    model.eval()
     held_out = bool(val_scenes)
     threshold, metrics = _choose_threshold(model, card, val_scenes or train_scenes, config)
-    metrics.update({"train_seconds": round(seconds, 1), "steps_run": len(losses),
-                    "final_loss": round(float(np.mean(losses[-20:])), 4), "measured_on_held_out": held_out})
+    losses = result.state.losses
+    metrics.update({
+        "train_seconds": round(seconds, 1), "steps_run": len(losses), "final_loss": round(float(np.mean(losses[-20:])), 4),
+        "measured_on_held_out": held_out, "kept_step": result.state.best_step or len(losses),
+        "stopped_early": result.stopped_early, "validations": result.state.validations,
+        "note": "figures measured on the validation scenes the threshold was chosen on; test figures come from "
+                "`fieldtruth evaluate` on other scenes" if held_out else "figures measured on the training scenes",
+    })
     split = {
-        "train": [s.id for s in train_scenes], "validation": [s.id for s in val_scenes],
+        "train": [s.id for s in train_scenes], "validation": [s.id for s in val_scenes], "test": [],
         "threshold_chosen_on": "validation" if held_out else "training (no held-out scene was given)",
     }
     card = dataclasses.replace(card, threshold=threshold, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, threshold, metrics.get("overall"))
     return load_bundle(out)
-
-
-def _fit(
-    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig, progress: Progress | None
-) -> list[float]:
-    """Run the optimisation loop (mining hard negatives on the way); return the loss of every step."""
-    dataset = ChipDataset(
-        scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=config.chip_size,
-        length=config.steps * config.batch_size, stride=output_stride(model), positive_fraction=config.positive_fraction,
-        hard_fraction=config.hard_fraction, sigma_px=config.sigma_px, seed=config.seed, augment=default_augmentation(),
-    )
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=0)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    mine_left = sorted(config.mine_at) if config.hard_fraction > 0 else []
-    model.train()
-    losses: list[float] = []
-    started = time.perf_counter()
-    for step, (x, heat, sizes, mask) in enumerate(loader, start=1):
-        done = _progress_fraction(step - 1, config, time.perf_counter() - started)
-        for group in optimiser.param_groups:
-            group["lr"] = one_cycle_lr(done, config.lr)
-        heads = model(x)
-        loss = focal_loss(heads.heatmap, heat)
-        if heads.size is not None:
-            loss = loss + config.size_weight * (F.l1_loss(heads.size * mask, sizes * mask, reduction="sum") / mask.sum().clamp(min=1))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
-        if progress is not None:
-            progress(step, config.steps, losses[-1])
-        done = _progress_fraction(step, config, time.perf_counter() - started)
-        if mine_left and done >= mine_left[0]:
-            mine_left = [f for f in mine_left if f > done]
-            dataset.hard = _mine_hard_negatives(model, card, scenes, config)
-        if done >= 1.0:
-            if step < config.steps:
-                log.warning("training ended at step %d of %d: time budget of %.0f s spent", step, config.steps, config.time_budget_s)
-            break
-    return losses
-
-
-def _progress_fraction(step: int, config: TrainConfig, elapsed: float) -> float:
-    """How far training is: by steps, or by time when a time budget binds sooner."""
-    by_time = elapsed / config.time_budget_s if config.time_budget_s else 0.0
-    return max(step / config.steps, by_time)
-
-
-def one_cycle_lr(done: float, peak: float, warmup: float = 0.15) -> float:
-    """One-cycle learning rate at training progress ``done`` in [0, 1] (cosine warm-up, then cosine decay)."""
-    start, end = peak / 25, peak / 25 / 1e4
-    done = min(max(done, 0.0), 1.0)
-    if done < warmup:
-        return start + (peak - start) * (1 - math.cos(math.pi * done / warmup)) / 2
-    return end + (peak - end) * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup))) / 2
-
-
-def _mine_hard_negatives(
-    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
-) -> list[tuple[int, float, float]]:
-    """Detections of the current model on the training scenes that match no labelled site (of any class)."""
-    model.eval()
-    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
-    hard = []
-    for i, scene in enumerate(scenes):
-        zones = shapely.union_all([lab.geometry.buffer(config.tolerance_px + 2) for lab in scene.labels])
-        for d in detect_scene(bundle, scene.data, scene.valid, tile=config.eval_tile, halo=config.eval_halo, threshold=0.1):
-            if zones.is_empty or not zones.contains(shapely.Point(d.col, d.row)):
-                hard.append((i, d.row, d.col))
-    model.train()
-    log.debug("mined %d hard negative(s)", len(hard))
-    return hard
 
 
 def _choose_threshold(
@@ -273,7 +277,7 @@ def _choose_threshold(
         labels = [lab for lab in scene.labels if lab.label in card.classes]
         per_scene.append((found, labels))
     merged = merge_scores([score_detections(f, lab, tolerance_px=config.tolerance_px) for f, lab in per_scene])
-    threshold, best = merged.best_threshold()
+    threshold, _ = merged.best_threshold()
     threshold = float(min(max(threshold, 0.05), 0.95))
     metrics: dict[str, Any] = {
         "scenes": [s.id for s in scenes], "threshold": round(threshold, 4),

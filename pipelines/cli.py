@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from fieldtruth.pipelines.cli_common import EXIT_FAILURE, configure_logging, echo_for, reports_errors
+from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
 from fieldtruth.pipelines.cli_maps import map_command
 from fieldtruth.pipelines.cli_review import export_group, forget_command, review_group
 from fieldtruth.pipelines.cli_risk import risk_command
@@ -85,6 +86,8 @@ def scan(ctx: click.Context, **options: Any) -> None:
         ctx.exit(EXIT_FAILURE)
 
 
+cli.add_command(train_command)
+cli.add_command(evaluate_command)
 cli.add_command(map_command)
 cli.add_command(review_group)
 cli.add_command(export_group)

@@ -9,7 +9,7 @@ import pytest
 
 from fieldtruth.detectors.data import load_training_scene
 
-SEN2SHIPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sen2ships"
+SEN2SHIPS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sen2ships"
 
 
 @pytest.mark.skipif(not SEN2SHIPS.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
@@ -25,3 +25,17 @@ def test_sen2ships_port_loads_with_its_vessel_labels() -> None:
         assert 0 <= row < meta["height"] and 0 <= col < meta["width"]
         minx, miny, maxx, maxy = lab.geometry.bounds
         assert 1 <= max(maxx - minx, maxy - miny) <= 60  # vessels are 5 to 50 pixels long
+
+
+@pytest.mark.skipif(not SEN2SHIPS.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
+@pytest.mark.parametrize("port", ["busan", "klang"])
+def test_coco_and_geojson_labels_of_a_port_agree(port: str) -> None:
+    from fieldtruth.detectors.labels import read_labels
+    from fieldtruth.ingest.scene import open_scene
+
+    scene = open_scene(SEN2SHIPS / port, hash_files=False)
+    geo = read_labels(SEN2SHIPS / port / "labels.geojson", scene.crs, scene.transform)
+    coco = read_labels(SEN2SHIPS / port / "labels_coco.json", scene.crs, scene.transform)
+    assert len(geo) == len(coco) > 0
+    for a, b in zip(sorted(lab.geometry.bounds for lab in geo), sorted(lab.geometry.bounds for lab in coco), strict=True):
+        assert a == pytest.approx(b, abs=0.5)

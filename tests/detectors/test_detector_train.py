@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.errors import InputMismatchError, TrainingError
+from fieldtruth.detectors.errors import InputMismatchError, LabelError, TrainingError
 from fieldtruth.detectors.predict import detect_array
 from fieldtruth.detectors.train import TrainConfig, focal_loss, one_cycle_lr, train_detector
 from fieldtruth.imagery.synthetic import SyntheticScene, generate_scene
@@ -73,8 +73,11 @@ def test_holds_out_the_last_scene(tmp_path: Path, small_scene: SyntheticScene, q
 
 def test_no_labelled_site_is_a_training_error(tmp_path: Path, quick_config: TrainConfig) -> None:
     empty = generate_scene(tmp_path / "empty", seed=2, size=128, n_kilns=0, n_camps=0)
-    with pytest.raises(TrainingError, match="no labelled site"):
+    with pytest.raises(LabelError, match="hold no feature"):  # an empty label file is refused as such
         train_detector([empty.path], tmp_path / "x.safetensors", quick_config)
+    kilns = generate_scene(tmp_path / "kilns", seed=2, size=128)
+    with pytest.raises(TrainingError, match="no labelled site"):
+        train_detector([kilns.path], tmp_path / "x.safetensors", dataclasses.replace(quick_config, classes=("vessel",)))
     with pytest.raises(TrainingError, match="at least one"):
         train_detector([], tmp_path / "x.safetensors", quick_config)
 

@@ -1,0 +1,82 @@
+"""Benchmark: leave-ports-out cross-validation of the vessel detector on ../shared/data/sen2ships.
+
+3 folds of 3 ports (alphabetical): each fold trains on 5 ports, validates on 1 (the non-test port with most
+labels: early stopping and the operating threshold) and tests on 3 it never saw. The non-learned NDWI +
+contrast baseline gets its threshold on the same 6 non-test ports and is tested on the same 3. Optionally
+(``--all``) times training on all 9 ports (the last, by label count, as validation).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_detectors.py --out benchmarks/out/detectors [--folds 3] [--steps N] [--all]
+
+Writes ``OUT/crossval.json`` and ``OUT/table.md`` (the table of benchmarks/README_detectors.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from fieldtruth.detectors.crossval import make_folds, run_crossval
+from fieldtruth.detectors.train import TrainConfig, train_detector
+from fieldtruth.detectors.vessel_baseline import fit_vessel_baseline
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
+
+
+def _table(summary: dict) -> str:
+    learned, base = summary["learned"], summary["baseline"]
+    lines = ["| port | learned P | learned R | learned F1 | learned AP | baseline P | baseline R | baseline F1 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for scene, f in learned["per_scene"].items():
+        b = base["per_scene"][scene]
+        lines.append(f"| {scene} | {f['precision']:.2f} | {f['recall']:.2f} | {f['f1']:.2f} | {f['ap']:.2f} | "
+                     f"{b['precision']:.2f} | {b['recall']:.2f} | {b['f1']:.2f} |")
+    p, q = learned["pooled"], base["pooled"]
+    lines.append(f"| **pooled** | {p['precision']:.2f} | {p['recall']:.2f} | **{p['f1']:.2f}** | {p['ap']:.2f} | "
+                 f"{q['precision']:.2f} | {q['recall']:.2f} | **{q['f1']:.2f}** |")
+    ci, cb = p.get("ci95", {}), q.get("ci95", {})
+    if ci:
+        lines.append(f"\nBootstrap 95 % intervals over ports: learned F1 [{ci['f1'][0]:.2f}, {ci['f1'][1]:.2f}], "
+                     f"P [{ci['precision'][0]:.2f}, {ci['precision'][1]:.2f}], R [{ci['recall'][0]:.2f}, {ci['recall'][1]:.2f}]; "
+                     f"baseline F1 [{cb['f1'][0]:.2f}, {cb['f1'][1]:.2f}].")
+    lines.append(f"Learned minus baseline pooled F1: {p['f1'] - q['f1']:+.2f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Run the benchmark (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/detectors"))
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all", action="store_true", help="also time training on all 9 ports")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(2)
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} is absent; the benchmark needs ../shared/data/sen2ships")
+    ports = sorted(p for p in DATA.iterdir() if p.is_dir())
+    config = TrainConfig.vessels(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    started = time.perf_counter()
+    summary = run_crossval(make_folds(ports, args.folds), args.out, config, baseline=fit_vessel_baseline, say=print)
+    summary["crossval_seconds"] = round(time.perf_counter() - started, 1)
+    if args.all:
+        t0 = time.perf_counter()
+        by_labels = sorted(ports, key=lambda p: json.loads((p / "scene.json").read_text())["labels"])
+        train_detector(by_labels[:-1], args.out / "all-ports.safetensors", config, val_dirs=by_labels[-1:])
+        summary["train_all_ports_seconds"] = round(time.perf_counter() - t0, 1)
+    (args.out / "crossval.json").write_text(json.dumps(summary, indent=1))
+    (args.out / "table.md").write_text(_table(summary))
+    print(_table(summary))
+    print(json.dumps({k: v for k, v in summary.items() if k.endswith("seconds")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""`fieldtruth train` and `fieldtruth evaluate`: labelled scenes -> detector bundle -> evaluation report.
+
+The lead registers them in ``pipelines/cli.py``::
+
+    from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
+    cli.add_command(train_command)
+    cli.add_command(evaluate_command)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+
+log = logging.getLogger(__name__)
+
+_SCENE = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def _load_config(path: Path | None, preset: str, overrides: dict):  # noqa: ANN202 - a TrainConfig
+    import yaml
+
+    from fieldtruth.detectors.errors import TrainingError
+    from fieldtruth.detectors.train import TrainConfig
+
+    values = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise TrainingError(f"training config {str(path)!r} cannot be read as YAML ({exc})") from exc
+        if not isinstance(values, dict):
+            raise TrainingError(f"training config {str(path)!r} must be a mapping of settings, got {type(values).__name__}")
+        preset = str(values.pop("preset", preset))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.from_mapping(values, preset)
+    except ValueError as exc:
+        raise TrainingError(f"training config: {exc}") from exc
+
+
+@click.command("train")
+@click.argument("scenes", nargs=-1, required=True, type=_SCENE)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write (.safetensors).")
+@click.option("--val", "val", multiple=True, type=_SCENE,
+              help="Validation scene (repeatable): early stopping and the operating threshold; never trained on "
+                   "[default: the last SCENE when several are given].")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML file of training settings (keys of TrainConfig; 'preset: vessels|demo|default').")
+@click.option("--preset", type=click.Choice(["vessels", "default", "demo"]), default="vessels", show_default=True,
+              help="Settings to start from.")
+@click.option("--steps", type=click.IntRange(1), default=None, help="Optimisation steps.")
+@click.option("--seed", type=int, default=None, help="Seed of chips, augmentation and initial weights.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for checkpoint.safetensors (written every checkpoint_every steps).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Torch CPU threads.")
+@click.pass_context
+@reports_errors
+def train_command(
+    ctx: click.Context, scenes: tuple[Path, ...], out: Path, val: tuple[Path, ...], config_path: Path | None,
+    preset: str, steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
+) -> None:
+    """Train a detector on labelled scene folders (bands + labels.*) and write its bundle."""
+    from fieldtruth.detectors.errors import TrainingError
+    from fieldtruth.detectors.train import train_detector
+
+    if resume and checkpoint_dir is None:
+        raise TrainingError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
+    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
+                 "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
+    config = _load_config(config_path, preset, overrides)
+    say = echo_for(ctx)
+    started = time.perf_counter()
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % max(1, total // 20) == 0 or step == total:
+            say(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
+
+    bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
+    metrics = bundle.card.metrics.get("overall", {})
+    click.echo(
+        f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
+        f"threshold {bundle.card.threshold:.3f} chosen on {bundle.card.split.get('validation') or 'the training scenes'} "
+        f"(there: P {metrics.get('precision')} R {metrics.get('recall')} F1 {metrics.get('f1')}) -> {out} "
+        f"sha256 {bundle.sha256[:12]}"
+    )
+
+
+@click.command("evaluate")
+@click.argument("scenes", nargs=-1, required=True, type=_SCENE)
+@click.option("--detector", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model bundle (.safetensors).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.json and report.html.")
+@click.option("--tolerance-px", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="A detection matches a label when inside its polygon buffered by this many pixels.")
+@click.option("--baseline", is_flag=True,
+              help="Also evaluate the non-learned vessel baseline on the same scenes into OUT/baseline/ (its "
+                   "threshold chosen on --baseline-fit scenes, else its fixed default).")
+@click.option("--baseline-fit", multiple=True, type=_SCENE,
+              help="Scenes the baseline's threshold is chosen on (never the evaluated ones).")
+@click.pass_context
+@reports_errors
+def evaluate_command(
+    ctx: click.Context, scenes: tuple[Path, ...], detector: Path, out: Path, tolerance_px: float, baseline: bool,
+    baseline_fit: tuple[Path, ...],
+) -> None:
+    """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
+    from fieldtruth.detectors.bundle import load_bundle
+    from fieldtruth.detectors.errors import TrainingError
+    from fieldtruth.detectors.report import evaluate_bundle
+
+    say = echo_for(ctx)
+    bundle = load_bundle(detector)
+    report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px)
+    if report.get("warning"):
+        say(f"warning: {report['warning']}")
+    _echo_report("detector", report)
+    if baseline:
+        if {p.resolve() for p in baseline_fit} & {p.resolve() for p in scenes}:
+            raise TrainingError("--baseline-fit scenes must not be evaluated scenes; give scenes held out from evaluation")
+        fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
+        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px))
+    say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
+
+
+def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa: ANN001, ANN202
+    """The vessel baseline: threshold chosen on ``fit_on``, or its fixed default threshold without them."""
+    from fieldtruth.detectors.bundle import load_bundle, save_bundle
+    from fieldtruth.detectors.vessel_baseline import VesselBaseline, fit_vessel_baseline, vessel_baseline_card
+
+    if fit_on:
+        return fit_vessel_baseline(fit_on, out, tolerance_px=tolerance_px)
+    say("baseline: no --baseline-fit scenes, using its fixed default threshold 0.5")
+    save_bundle(out, VesselBaseline(), vessel_baseline_card(threshold=0.5))
+    return load_bundle(out)
+
+
+def _echo_report(name: str, report: dict) -> None:
+    pooled = report["pooled"]
+    ci = pooled.get("ci95", {}).get("f1")
+    ci_text = f" (95% CI over scenes {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+    click.echo(f"{name}: pooled P {pooled['precision']:.3f} R {pooled['recall']:.3f} F1 {pooled['f1']:.3f}{ci_text} "
+               f"AP {pooled['ap']:.3f} on {len(report['per_scene'])} scene(s)")
+    for scene, f in report["per_scene"].items():
+        click.echo(f"  {scene}: P {f['precision']:.3f} R {f['recall']:.3f} F1 {f['f1']:.3f} AP {f['ap']:.3f}")

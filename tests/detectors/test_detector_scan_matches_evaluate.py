@@ -1,0 +1,48 @@
+"""Real data: `fieldtruth scan` of a held-out port finds what `fieldtruth evaluate` reports for it.
+
+Evaluation runs on the scene's native pixel grid; the scan reads a UTM grid at the card's ``gsd_m``.
+With ``gsd_m`` equal to the port's ground pixel size (which training records), the two agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+from fieldtruth.detectors.bundle import load_bundle, save_bundle
+from fieldtruth.detectors.data import ground_pixel_size
+from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
+from fieldtruth.detectors.report import evaluate_bundle
+from fieldtruth.detectors.vessel_baseline import VesselBaseline, vessel_baseline_card
+from fieldtruth.ingest.scene import open_scene
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PORT = SHARED / "sen2ships" / "casablanca"
+
+
+@pytest.mark.skipif(not PORT.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
+def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path) -> None:
+    from fieldtruth.pipelines.scan import ScanConfig, scan
+
+    gsd = round(ground_pixel_size(open_scene(PORT, hash_files=False)), 2)
+    card = dataclasses.replace(vessel_baseline_card(threshold=0.5), gsd_m=gsd)
+    path = tmp_path / "baseline.safetensors"
+    save_bundle(path, VesselBaseline(), card)
+    bundle = load_bundle(path)
+    evaluated = evaluate_bundle(bundle, [PORT], tmp_path / "eval")["pooled"]
+
+    scan(ScanConfig(imagery=PORT, detector=path, out=tmp_path / "run", workers=1, threads_per_worker=1))
+    found = gpd.read_parquet(tmp_path / "run" / "detections.parquet")
+    labels = gpd.read_file(PORT / "labels.geojson")
+    utm = labels.estimate_utm_crs()
+    found, labels = found.to_crs(utm), labels.to_crs(utm)
+    points = [ScoredPoint(g.x, g.y, s, lab) for g, s, lab in zip(found.geometry, found["score"], found["label"], strict=True)]
+    shapes = [LabelShape(g, c) for g, c in zip(labels.geometry, labels["class"], strict=True)]
+    scanned = match_points(points, shapes, tolerance=gsd)
+    assert evaluated["tp"] > 0
+    assert abs(scanned.recall - evaluated["recall"]) <= 0.1
+    assert abs(scanned.f1 - evaluated["f1"]) <= 0.1
+    assert abs((scanned.tp + scanned.fp) - (evaluated["tp"] + evaluated["fp"])) <= max(3, 0.15 * (evaluated["tp"] + evaluated["fp"]))
