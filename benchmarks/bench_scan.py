@@ -35,6 +35,7 @@ from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.pipelines.tilework import tune_allocator
 
 SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}
 
@@ -68,8 +69,9 @@ class PeakMemory:
 
 
 def model_only(scene_dir: Path, bundle_path: Path) -> float:
-    """Seconds for the detector over every tile, chips already in memory, one thread."""
+    """Seconds for the detector over every tile, chips already in memory, one thread, the workers' allocator."""
     torch.set_num_threads(1)
+    tune_allocator()
     bundle = load_bundle(bundle_path)
     scene = open_scene(scene_dir)
     grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=512, halo=32)

@@ -7,6 +7,7 @@ returns a failed result naming the file, and the rest of the scan goes on.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import tempfile
 import time
@@ -26,6 +27,32 @@ from fieldtruth.ingest.scene import Scene
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "fieldtruth-detector"
+
+
+#: glibc mallopt parameters: the size from which allocations are mmapped, and how much free memory the
+#: heap keeps before trimming.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 512 << 20) -> bool:
+    """Let glibc reuse the heap for the model's large, short-lived tensors instead of mmapping each one.
+
+    Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in workers, which also freezes glibc's mmap
+    threshold at 128 KiB: every activation tensor is then mmapped, zero-filled by the kernel and
+    unmapped again, and a forward pass ran 1.8x slower (measured on this project's CentreNet). Here large
+    allocations stay on the heap up to ``mmap_threshold`` and the heap keeps at most ``trim_threshold``
+    of free memory: memory stays bounded by the tile size, and the pass runs at full speed.
+
+    Returns:
+        True when the settings were applied (Linux with glibc), False elsewhere.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    except (OSError, AttributeError):
+        log.debug("not glibc: allocator left as it is")
+        return False
 
 
 class DetectorPlugin(WorkerPlugin):
@@ -49,6 +76,7 @@ class DetectorPlugin(WorkerPlugin):
         import torch
 
         torch.set_num_threads(self.threads)
+        tune_allocator()
         with tempfile.TemporaryDirectory(prefix="fieldtruth-bundle-") as tmp:
             path = Path(tmp) / "bundle.safetensors"
             path.write_bytes(self.bundle_bytes)
