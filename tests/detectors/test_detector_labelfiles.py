@@ -37,7 +37,7 @@ def test_other_formats_and_crs_give_the_same_pixels(tmp_path: Path, small_scene:
 
 def test_points_become_small_boxes(tmp_path: Path, small_scene: SyntheticScene) -> None:
     frame = _frame(small_scene)
-    frame["geometry"] = frame.geometry.centroid
+    frame["geometry"] = frame.geometry.to_crs(small_scene.crs).centroid.to_crs(frame.crs)
     path = tmp_path / "labels.gpkg"
     frame.to_file(path)
     labels = read_labels(path, small_scene.crs, small_scene.transform)
