@@ -9,6 +9,7 @@ gaps are never silently filled with zeros that a detector would take for dark gr
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -90,8 +91,7 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
     halo = shapely.box(*tile.halo)
     chip: Chip | None = None
     for scene in scenes:
-        footprint = shapely.box(*transform_bounds(scene.crs, tile.crs, *scene.bounds, densify_pts=21))
-        if not footprint.intersects(halo):
+        if not _footprint(scene.crs.to_wkt(), tuple(scene.bounds), tile.crs).intersects(halo):
             continue
         part = read_chip(scene, tile, bands)
         if chip is None:
@@ -108,6 +108,12 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
         chip = Chip(np.zeros((len(names), rows, cols), np.float32), np.zeros((rows, cols), bool), tile.transform,
                     CRS.from_user_input(tile.crs), tile.id, names)
     return chip
+
+
+@functools.lru_cache(maxsize=256)
+def _footprint(scene_crs: str, bounds: tuple[float, ...], tile_crs: str) -> shapely.Polygon:
+    """A scene's footprint in a tile grid's CRS: the same for every tile, so computed once per scene."""
+    return shapely.box(*transform_bounds(scene_crs, tile_crs, *bounds, densify_pts=21))
 
 
 def _read_source(

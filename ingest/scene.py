@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import rasterio
@@ -206,15 +206,35 @@ def _bands_in_file(file: Path) -> dict[str, BandSource]:
     return {name: BandSource(href, i + 1) for i, name in enumerate(names)}
 
 
-def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *, hash_files: bool) -> Scene:
-    headers = {}
+class _Header(NamedTuple):
+    """What a band file's header says, read once per file."""
+
+    href: str
+    crs: CRS | None
+    bounds: BoundingBox
+    res: tuple[float, float]
+    datetime: str | None
+    nodata: float | None
+
+
+def _read_headers(bands: dict[str, BandSource]) -> dict[str, _Header]:
+    """Each band's file header; a multi-band file is opened once, not once per band."""
+    by_href: dict[str, _Header] = {}
     for name, source in bands.items():
+        if source.href in by_href:
+            continue
         try:
             with open_raster(source.href) as dataset:
-                headers[name] = (dataset.crs, dataset.bounds, dataset.res, dataset.tags().get("TIFFTAG_DATETIME"), dataset.nodata)
+                by_href[source.href] = _Header(source.href, dataset.crs, dataset.bounds, dataset.res,
+                                               dataset.tags().get("TIFFTAG_DATETIME"), dataset.nodata)
         except RasterioIOError as exc:
             raise NotARasterError(f"band {name!r} file {source.href!r} could not be opened: {exc}") from exc
-    crs, bounds, res = _check_bands_align(headers, {name: src.href for name, src in bands.items()})
+    return {name: by_href[source.href] for name, source in bands.items()}
+
+
+def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *, hash_files: bool) -> Scene:
+    headers = _read_headers(bands)
+    crs, bounds, res = _check_bands_align(headers)
     xres, yres = res
     width = round((bounds.right - bounds.left) / xres)
     height = round((bounds.top - bounds.bottom) / yres)
@@ -226,9 +246,9 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
         else Provenance(href=h, source=meta.get("source"), licence=licence, item_id=meta.get("id"))
         for h in hrefs
     )
-    acquired = meta.get("datetime") or meta.get("acquired") or next((h[3] for h in headers.values() if h[3]), None)
+    acquired = meta.get("datetime") or meta.get("acquired") or next((h.datetime for h in headers.values() if h.datetime), None)
     scene_id = str(meta.get("id") or (path.name if path.is_dir() else path.stem))
-    nodata = next(iter(headers.values()))[4]
+    nodata = next(iter(headers.values())).nodata
     extra = {k: meta[k] for k in ("platform", "processing_level", "cloud_cover", "licence", "source") if k in meta}
     log.debug("opened scene %s: %d bands, %dx%d px, %s", scene_id, len(bands), width, height, crs)
     return Scene(
@@ -237,26 +257,27 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
     )
 
 
-def _check_bands_align(headers: dict[str, tuple], hrefs: dict[str, str]) -> tuple[CRS, BoundingBox, tuple[float, float]]:
+def _check_bands_align(headers: dict[str, _Header]) -> tuple[CRS, BoundingBox, tuple[float, float]]:
     """Check every band has the same CRS and footprint; return them and the finest resolution."""
     names = list(headers)
-    crs0, bounds0, _, _, _ = headers[names[0]]
+    first = headers[names[0]]
+    crs0, bounds0 = first.crs, first.bounds
     if crs0 is None:
         raise BandMismatchError(
-            f"band {names[0]!r} ({hrefs[names[0]]!r}) has no CRS; georeference the file (e.g. gdal_edit.py -a_srs)"
+            f"band {names[0]!r} ({first.href!r}) has no CRS; georeference the file (e.g. gdal_edit.py -a_srs)"
         )
-    finest = min((h[2] for h in headers.values()), key=lambda r: r[0] * r[1])
+    finest = min((h.res for h in headers.values()), key=lambda r: r[0] * r[1])
     for name in names[1:]:
-        crs, bounds, res, _, _ = headers[name]
+        href, crs, bounds, res = headers[name][:4]
         if crs != crs0:
             raise BandMismatchError(
-                f"band {name!r} ({hrefs[name]!r}) is in {crs!r} but band {names[0]!r} ({hrefs[names[0]]!r}) is in "
+                f"band {name!r} ({href!r}) is in {crs!r} but band {names[0]!r} ({first.href!r}) is in "
                 f"{crs0!r}; bands of one scene must share a CRS"
             )
         tolerance = max(res[0], res[1], finest[0])
         if any(abs(a - b) > tolerance for a, b in zip(bounds, bounds0, strict=True)):
             raise BandMismatchError(
-                f"band {name!r} ({hrefs[name]!r}) covers {tuple(bounds)!r} but band {names[0]!r} covers {tuple(bounds0)!r}; "
+                f"band {name!r} ({href!r}) covers {tuple(bounds)!r} but band {names[0]!r} covers {tuple(bounds0)!r}; "
                 "bands of one scene must have the same size and footprint"
             )
     return crs0, bounds0, finest

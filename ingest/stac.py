@@ -63,10 +63,13 @@ def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands
     if item.get_self_href():
         item.make_asset_hrefs_absolute()
     found: dict[str, BandSource] = {}
+    sizes: dict[str, int | None] = {}
     for key, asset in item.assets.items():
         name = _common_name(key, asset)
         if name in wanted and name not in found and _is_raster(asset):
             found[name] = BandSource(check_href(asset.href, allow_hosts=allow_hosts))
+            size = asset.extra_fields.get("file:size")
+            sizes[found[name].href] = int(size) if size is not None else None
     mask = next((BandSource(check_href(a.href, allow_hosts=allow_hosts)) for k, a in item.assets.items()
                  if k.lower() == CLOUD_MASK and _is_raster(a)), None)
     missing = [b for b in wanted if b not in found]
@@ -82,7 +85,7 @@ def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands
     licence = props.get("license")
     provenance = tuple(
         Provenance(href=src.href, source=item.get_self_href() or "stac", licence=licence, item_id=item.id,
-                   size=_asset_size(item, src.href))
+                   size=sizes.get(src.href))
         for src in ordered.values()
     )
     metadata = {"platform": props.get("platform"), "cloud_cover": props.get("eo:cloud_cover"),
@@ -92,14 +95,6 @@ def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands
         acquired=props.get("datetime") or props.get("start_datetime"), provenance=provenance,
         nodata=None, metadata={k: v for k, v in metadata.items() if v is not None},
     )
-
-
-def _asset_size(item: pystac.Item, href: str) -> int | None:
-    for asset in item.assets.values():
-        if asset.href == href:
-            size = asset.extra_fields.get("file:size")
-            return int(size) if size is not None else None
-    return None
 
 
 def _grid_of(item: pystac.Item, bands: dict[str, BandSource]) -> tuple[CRS, BoundingBox, tuple[float, float], int, int]:

@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from fieldtruth.imagery.grid import Tile, TileGrid
+from fieldtruth.imagery.grid import TileGrid
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context:
     return gpd.GeoDataFrame(table, geometry=points.to_crs("EPSG:4326").to_numpy(), crs="EPSG:4326")
 
 
-def merge_coverage(results: dict[str, dict[str, Any]], tiles: Iterable[Tile], grid: TileGrid) -> gpd.GeoDataFrame:
+def merge_coverage(results: dict[str, dict[str, Any]], grid: TileGrid) -> gpd.GeoDataFrame:
     """One row per tile core: valid fraction and coverage status (tiles without a result are 'failed')."""
     ids, fractions, statuses, errors, polygons = [], [], [], [], []
-    for tile in tiles:
+    for tile in grid:
         result = results.get(tile.id, {"status": "failed", "valid_fraction": 0.0, "error": "no result recorded"})
         failed = result["status"] != "ok"
         ids.append(tile.id)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -201,23 +202,14 @@ def _run_tiles(client: Client, scenes: list[Scene], tiles: list[Tile], limit: in
     pending = iter(tiles)
     scene_future = client.scatter(scenes, broadcast=True)
     window = as_completed()
-    for tile in _take(pending, limit):
+    for tile in islice(pending, limit):
         window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
     for future in window:
         result = future.result()
         future.release()
-        for tile in _take(pending, 1):
+        for tile in islice(pending, 1):
             window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
         yield result
-
-
-def _take(iterator: Iterator[Tile], n: int) -> list[Tile]:
-    taken = []
-    for item in iterator:
-        taken.append(item)
-        if len(taken) == n:
-            break
-    return taken
 
 
 def _finish(
@@ -235,7 +227,7 @@ def _finish(
     )
     detections = merge_detections(results.values(), grid, context)
     write_geoparquet_atomic(run.detections, detections)
-    write_geoparquet_atomic(run.coverage, merge_coverage(results, grid, grid))
+    write_geoparquet_atomic(run.coverage, merge_coverage(results, grid))
     write_json_atomic(run.model_card, card.to_dict())
     with Ledger.open(run.review) as ledger:
         ledger.register_sites(run.detections)
