@@ -22,6 +22,7 @@ ARGS = {"in_channels": 4, "num_classes": 2, "width": 8, "dilations": [1, 2]}
 
 def card(**changes: object) -> ModelCard:
     base = ModelCard(
+        created="2026-01-02T03:04:05+00:00",  # fixed, so two cards made a second apart compare equal
         architecture="centrenet", architecture_args=dict(ARGS), bands=("blue", "green", "red", "nir"), gsd_m=10.0,
         norm_mean=(900.0, 1100.0, 1200.0, 2500.0), norm_std=(300.0, 300.0, 400.0, 900.0),
         classes=("brick_kiln", "fishing_camp"), threshold=0.3, receptive_field_px=29,
