@@ -19,6 +19,7 @@ Results print as a Markdown table; copy them into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import threading
 import time
@@ -34,7 +35,7 @@ from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
-from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.pipelines.scan import ScanConfig, default_halo, scan
 from fieldtruth.pipelines.tilework import tune_allocator
 
 SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}
@@ -74,7 +75,7 @@ def model_only(scene_dir: Path, bundle_path: Path) -> float:
     tune_allocator()
     bundle = load_bundle(bundle_path)
     scene = open_scene(scene_dir)
-    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=512, halo=32)
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=512, halo=default_halo(bundle))
     chips = [read_chip(scene, tile, tuple(bundle.card.bands)) for tile in grid]
     started = time.perf_counter()
     for chip in chips:
@@ -84,10 +85,10 @@ def model_only(scene_dir: Path, bundle_path: Path) -> float:
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
+    shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=512,
-                                  halo=32))
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=512))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
@@ -96,6 +97,7 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int]
     """Tiles of a scan, and the most tasks the scheduler held at once while it ran."""
     from distributed import LocalCluster
 
+    shutil.rmtree(out, ignore_errors=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         peak, stop = [0], threading.Event()
 
@@ -106,7 +108,7 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int]
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, tile_size=512, halo=32,
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, tile_size=512,
                                   scheduler=cluster.scheduler_address))
         stop.set()
         sampler.join()

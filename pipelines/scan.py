@@ -35,7 +35,7 @@ from fieldtruth.pipelines.runfolder import (
     write_geoparquet_atomic,
     write_json_atomic,
 )
-from fieldtruth.pipelines.tilework import DetectorPlugin, process_tile
+from fieldtruth.pipelines.tilework import DetectorPlugin, process_tile, worker_threads_for
 from fieldtruth.review.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ class ScanConfig:
         tile_size: tile core side in pixels.
         halo: halo in pixels; at least the detector's receptive field when None.
         workers: local Dask worker processes (ignored with ``scheduler``).
-        threads_per_worker: threads per local worker (torch intra-op threads too).
+        threads_per_worker: torch threads per local worker; each also gets one more task thread, which reads
+            the next tile while the model runs.
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
         resume: skip tiles that already have a result, retry failed ones.
         max_in_flight: most tiles submitted and unfinished at once; 4 per worker thread when None.
@@ -116,7 +117,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         bbox=aoi.bounds if aoi is not None else None, allow_hosts=config.allow_hosts,
     )
     scenes = sorted(scenes, key=_cloud_order)
-    halo = config.halo if config.halo is not None else max(32, int(bundle.card.receptive_field_px) // 2 + 1)
+    halo = config.halo if config.halo is not None else default_halo(bundle)
     grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
                            aoi_bounds=aoi.bounds if aoi is not None else None)
     run = _prepare_run_folder(config)
@@ -136,6 +137,15 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)
+
+
+def default_halo(bundle: LoadedBundle) -> int:
+    """Halo in pixels: the receptive field's radius plus one, at least 32.
+
+    A core pixel's prediction then sees only pixels inside its tile, so tiled and whole-image detections
+    agree exactly; neighbouring tiles overlap by twice the halo, more than the whole receptive field.
+    """
+    return max(32, int(bundle.card.receptive_field_px) // 2 + 1)
 
 
 def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractContextManager[object]:
@@ -185,11 +195,11 @@ def _cluster(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]
             yield client
         return
     with LocalCluster(
-        n_workers=config.workers, threads_per_worker=config.threads_per_worker, processes=True,
+        n_workers=config.workers, threads_per_worker=worker_threads_for(config.threads_per_worker), processes=True,
         dashboard_address=":0", host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
-        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} thread(s); "
-            f"dashboard {client.dashboard_link}")
+        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} model thread(s), "
+            f"each reading ahead on one more; dashboard {client.dashboard_link}")
         yield client
 
 

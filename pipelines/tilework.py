@@ -3,6 +3,10 @@
 The detector is loaded once per worker by :class:`DetectorPlugin` (its bytes travel once to each worker,
 never inside tasks); tasks carry only the scene description and the tile. A tile that cannot be read
 returns a failed result naming the file, and the rest of the scan goes on.
+
+Reads hide behind compute: a worker runs one more task thread than it has model slots, so while one
+task's tile passes through the model, the next task reads its tile (GDAL releases the GIL). The model
+slots are a semaphore in the plugin, so the model never runs on more threads than asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import tempfile
+import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +67,10 @@ class DetectorPlugin(WorkerPlugin):
     Args:
         bundle_bytes: the bundle file's bytes (small), so workers need no shared filesystem.
         expected_sha256: the bundle's sha256 as the client computed it; loading checks it.
-        threads: torch intra-op threads per worker.
+        threads: torch intra-op threads per model call.
+
+    On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once;
+    the remaining task thread reads the next tile meanwhile.
     """
 
     name = PLUGIN_NAME
@@ -71,6 +80,7 @@ class DetectorPlugin(WorkerPlugin):
         self.expected_sha256 = expected_sha256
         self.threads = threads
         self.bundle: LoadedBundle | None = None
+        self.model_slots: threading.Semaphore | None = None
 
     def setup(self, worker: Worker) -> None:
         import torch
@@ -87,24 +97,42 @@ class DetectorPlugin(WorkerPlugin):
                 f"expected {self.expected_sha256!r}"
             )
         self.bundle_bytes = b""
-        log.info("worker %s loaded detector %s", worker.address, self.expected_sha256[:12])
+        slots = model_slots(worker.state.nthreads, self.threads)
+        self.model_slots = threading.Semaphore(slots)
+        log.info("worker %s loaded detector %s (%d model slot(s))", worker.address, self.expected_sha256[:12], slots)
 
 
-def worker_bundle() -> LoadedBundle:
-    """The detector loaded on the current worker."""
+def model_slots(task_threads: int, torch_threads: int) -> int:
+    """How many tasks of a worker may run the model at once, keeping one task thread free for reading."""
+    return max(1, (task_threads - 1) // max(1, torch_threads))
+
+
+def worker_threads_for(torch_threads: int) -> int:
+    """Task threads a local worker needs: one model slot of ``torch_threads`` plus one reading ahead."""
+    return torch_threads + 1
+
+
+def worker_plugin() -> DetectorPlugin:
+    """The detector plugin of the current worker, its bundle loaded."""
     plugin = get_worker().plugins[PLUGIN_NAME]
     if plugin.bundle is None:  # pragma: no cover - setup always runs before tasks
         raise FieldtruthError("the detector plugin did not load its bundle on this worker")
-    return plugin.bundle
+    return plugin
 
 
 def process_tile(scenes: list[Scene], tile: Tile) -> dict[str, Any]:
     """Detect in one tile; return its result (detections in the tile CRS, coverage, or the error)."""
-    return detect_tile(worker_bundle(), scenes, tile)
+    plugin = worker_plugin()
+    return detect_tile(plugin.bundle, scenes, tile, model_slot=plugin.model_slots)
 
 
-def detect_tile(bundle: LoadedBundle, scenes: list[Scene], tile: Tile) -> dict[str, Any]:
-    """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core."""
+def detect_tile(
+    bundle: LoadedBundle, scenes: list[Scene], tile: Tile, model_slot: AbstractContextManager[Any] | None = None,
+) -> dict[str, Any]:
+    """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core.
+
+    ``model_slot`` is held while the model runs (not while reading), so reads of other tasks overlap it.
+    """
     started = time.perf_counter()
     result: dict[str, Any] = {"tile_id": tile.id, "status": "ok", "valid_fraction": 0.0, "detections": [], "error": None}
     try:
@@ -116,7 +144,9 @@ def detect_tile(bundle: LoadedBundle, scenes: list[Scene], tile: Tile) -> dict[s
     core_valid = _core_valid_fraction(chip, tile)
     result["valid_fraction"] = core_valid
     if core_valid > 0:
-        for found in detect_array(bundle, chip.data, chip.valid):
+        with model_slot or nullcontext():
+            found_all = detect_array(bundle, chip.data, chip.valid)
+        for found in found_all:
             x, y = chip.transform * (found.col, found.row)
             if tile.in_core(x, y):
                 result["detections"].append({"x": x, "y": y, "score": float(found.score), "label": found.label})
