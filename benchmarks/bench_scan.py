@@ -30,12 +30,13 @@ import torch
 
 from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
-from fieldtruth.pipelines.scan import ScanConfig, default_halo, scan
+from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.tilework import tune_allocator
 
 SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}

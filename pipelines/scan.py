@@ -21,6 +21,7 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
+from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.imagery.grid import Tile, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
@@ -137,15 +138,6 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)
-
-
-def default_halo(bundle: LoadedBundle) -> int:
-    """Halo in pixels: the receptive field's radius plus one, at least 32.
-
-    A core pixel's prediction then sees only pixels inside its tile, so tiled and whole-image detections
-    agree exactly; neighbouring tiles overlap by twice the halo, more than the whole receptive field.
-    """
-    return max(32, int(bundle.card.receptive_field_px) // 2 + 1)
 
 
 def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractContextManager[object]:

@@ -1,0 +1,102 @@
+"""Evaluation on the scan's grid: `evaluate` finds exactly what `scan` finds, also for Web-Mercator imagery."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
+from fieldtruth.detectors.labels import find_label_file, read_labels
+from fieldtruth.detectors.scangrid import (
+    default_halo,
+    detect_like_a_scan,
+    grid_transform,
+    labels_on_grid,
+    scan_grid,
+)
+from fieldtruth.imagery.synthetic import SyntheticScene
+from fieldtruth.ingest.scene import open_scene
+
+
+def web_mercator_copy(source: Path, target: Path) -> Path:
+    """The scene folder re-served in EPSG:3857 at 10 m map units (as sen2ships ports are), labels copied."""
+    target.mkdir(parents=True)
+    for band in sorted(source.glob("B*.tif")):
+        with rasterio.open(band) as src:
+            transform, width, height = calculate_default_transform(
+                src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=10.0)
+            profile = {**src.profile, "crs": "EPSG:3857", "transform": transform, "width": width, "height": height,
+                       "nodata": 0}
+            with rasterio.open(target / band.name, "w", **profile) as dst:
+                reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.bilinear)
+    shutil.copy(source / "labels.geojson", target / "labels.geojson")
+    return target
+
+
+@pytest.fixture(scope="module")
+def mercator(small_scene: SyntheticScene, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return web_mercator_copy(small_scene.path, tmp_path_factory.mktemp("mercator") / "s5")
+
+
+@pytest.fixture(scope="module")
+def eager(trained: tuple[LoadedBundle, list[float]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quick bundle with a low threshold, so a weak model still reports many points."""
+    bundle, _ = trained
+    path = tmp_path_factory.mktemp("eager") / "eager.safetensors"
+    save_bundle(path, bundle.model, dataclasses.replace(bundle.card, threshold=0.05))
+    return path
+
+
+def test_a_metric_scene_keeps_its_own_pixels_and_labels(small_scene: SyntheticScene, trained) -> None:
+    bundle, _ = trained
+    scene = open_scene(small_scene.path)
+    grid = scan_grid(bundle, scene)
+    assert grid.crs == scene.crs and grid.resolution == pytest.approx(scene.resolution[0])
+    assert grid.halo == default_halo(bundle) >= bundle.card.receptive_field_px // 2
+    native = read_labels(find_label_file(small_scene.path), scene.crs, scene.transform)
+    moved = labels_on_grid(small_scene.path, scene, grid)
+    offset = (scene.bounds.left - grid.bounds.left) / grid.resolution, (grid.bounds.top - scene.bounds.top) / grid.resolution
+    assert len(moved) == len(native) > 0
+    for a, b in zip(native, moved, strict=True):
+        assert b.centre == pytest.approx((a.centre[0] + offset[1], a.centre[1] + offset[0]), abs=1e-6)
+
+
+def test_web_mercator_labels_land_on_their_ground_position(mercator: Path, trained) -> None:
+    bundle, _ = trained
+    scene = open_scene(mercator)
+    grid = scan_grid(bundle, scene)
+    assert grid.crs != scene.crs and grid.crs.to_epsg() == 32645
+    labels = gpd.read_file(mercator / "labels.geojson").to_crs(grid.crs)
+    moved = labels_on_grid(mercator, scene, grid)
+    to_crs = grid_transform(grid)
+    for expected, label in zip(labels.geometry, moved, strict=True):
+        row, col = label.centre
+        x, y = to_crs * (col, row)
+        # a label's centre within a fifth of a pixel of where the ground truth puts it (box corners move
+        # a little under reprojection; centres barely)
+        assert np.hypot(x - expected.centroid.x, y - expected.centroid.y) < 0.2 * grid.resolution
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(mercator: Path, eager: Path, tmp_path: Path) -> None:
+    from fieldtruth.pipelines.scan import ScanConfig, scan
+
+    bundle = load_bundle(eager)
+    scene = open_scene(mercator)
+    grid = scan_grid(bundle, scene)
+    found = detect_like_a_scan(bundle, scene, grid)
+    scan(ScanConfig(imagery=mercator, detector=eager, out=tmp_path / "run", workers=1))
+    scanned = gpd.read_parquet(tmp_path / "run" / "detections.parquet").to_crs(grid.crs)
+    to_pixel = ~grid_transform(grid)
+    scanned_px = sorted((round(r, 3), round(c, 3), round(s, 5)) for (c, r), s in
+                        zip((to_pixel * (g.x, g.y) for g in scanned.geometry), scanned["score"], strict=True))
+    evaluated_px = sorted((round(d.row, 3), round(d.col, 3), round(d.score, 5)) for d in found)
+    assert len(found) > 5
+    assert scanned_px == evaluated_px
