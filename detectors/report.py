@@ -1,6 +1,7 @@
 """Evaluating a bundle on labelled scenes: per-scene and pooled figures, bootstrap intervals, a report.
 
-The detector runs over each whole scene in tiles with a halo (as a scan does), detections are matched
+The detector runs over each whole scene exactly as a scan does (by default on the scan's own grid, see
+:mod:`fieldtruth.detectors.scangrid`; or on the scene's native pixels), detections are matched
 to the labels (one-to-one, greedy by score, tolerance in pixels) and scored at the card's operating
 threshold; average precision uses every detection down to score 0.05. Confidence intervals resample
 whole scenes with replacement (scenes, not vessels, are the independent units), 1000 times, seeded.
@@ -23,8 +24,12 @@ import numpy as np
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.data import load_training_scene
+from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.predict import detect_scene
+from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
+from fieldtruth.ingest.errors import IngestError
+from fieldtruth.ingest.scene import open_scene
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +45,49 @@ class SceneResult:
     scores: Scores
 
 
+#: Where evaluation detects: the grid a scan reads (``scan``), or the scene's own pixels (``native``).
+GRIDS = ("scan", "native")
+
+
 def evaluate_scenes(
     bundle: LoadedBundle, scene_dirs: Sequence[Path], *, tolerance_px: float = 1.0, tile: int = 512,
-    halo: int | None = None,
+    halo: int | None = None, grid: str = "scan",
 ) -> list[SceneResult]:
     """Detect over each labelled scene and match the detections to its labels (the bundle's classes).
 
-    Tiles and halo are those of a scan (halo: half the receptive field, at least 32 px, when None).
+    Tiles and halo are those of a scan (see :func:`default_halo` when None). With ``grid="scan"`` the
+    scene is read onto the scan's grid (the card's pixel size; UTM for Web-Mercator imagery), so the
+    figures are those of ``fieldtruth scan``; the tolerance is in that grid's pixels. ``"native"`` reads
+    the scene's own pixels, as training's validation does.
     """
-    halo = halo if halo is not None else max(32, int(bundle.card.receptive_field_px) // 2 + 1)
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS!r}, got {grid!r}")
+    halo = halo if halo is not None else default_halo(bundle)
     out = []
     for path in scene_dirs:
-        scene = load_training_scene(Path(path), bundle.card.bands)
-        found = detect_scene(bundle, scene.data, scene.valid, tile=tile, halo=halo, threshold=CURVE_FLOOR)
-        labels = [lab for lab in scene.labels if lab.label in bundle.card.classes]
-        out.append(SceneResult(scene.id, score_detections(found, labels, tolerance_px=tolerance_px)))
-        log.info("evaluated %s: %d detection(s), %d label(s)", scene.id, len(found), len(labels))
+        if grid == "scan":
+            scene_id, found, labels = _on_scan_grid(bundle, Path(path), tile, halo)
+        else:
+            scene = load_training_scene(Path(path), bundle.card.bands)
+            scene_id, labels = scene.id, scene.labels
+            found = detect_scene(bundle, scene.data, scene.valid, tile=tile, halo=halo, threshold=CURVE_FLOOR)
+        labels = [lab for lab in labels if lab.label in bundle.card.classes]
+        out.append(SceneResult(scene_id, score_detections(found, labels, tolerance_px=tolerance_px)))
+        log.info("evaluated %s: %d detection(s), %d label(s)", scene_id, len(found), len(labels))
     return out
+
+
+def _on_scan_grid(bundle: LoadedBundle, path: Path, tile: int, halo: int) -> tuple[str, list, list]:
+    try:
+        scene = open_scene(path)
+    except IngestError as exc:
+        raise TrainingError(f"evaluation scene {str(path)!r} cannot be opened: {exc}") from exc
+    missing = [b for b in bundle.card.bands if b not in scene.bands]
+    if missing:
+        raise TrainingError(f"evaluation scene {str(path)!r} lacks band(s) {missing!r}; it has {scene.band_names!r}")
+    on_grid = scan_grid(bundle, scene, tile_size=tile, halo=halo)
+    found = detect_like_a_scan(bundle, scene, on_grid, threshold=CURVE_FLOOR)
+    return scene.id, found, labels_on_grid(path, scene, on_grid)
 
 
 def figures(scores: Scores, threshold: float) -> dict[str, Any]:
@@ -154,7 +185,7 @@ td:first-child{{text-align:left}}</style></head><body>
 <h1>Detector evaluation</h1>
 <p><b>{html.escape(str(det.get('name')))}</b> ({html.escape(str(det.get('architecture')))}), bundle sha256
 <code>{html.escape(str(det.get('sha256', ''))[:16])}</code>; operating threshold {report['threshold']:.3f};
-match tolerance {report['tolerance_px']} px.</p>
+match tolerance {report['tolerance_px']} px; detected on the {html.escape(str(report.get('grid', 'scan')))} grid.</p>
 <table><tr><th>scene</th><th>precision</th><th>recall</th><th>F1</th><th>AP</th><th>TP</th><th>FP</th><th>FN</th></tr>
 {rows}</table>
 <p>Bootstrap 95 % intervals over scenes: {html.escape(ci_text)}.</p>
@@ -174,12 +205,17 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
 
 def evaluate_bundle(
     bundle: LoadedBundle, scene_dirs: Sequence[Path], out_dir: Path | None = None, *, tolerance_px: float = 1.0,
+    grid: str = "scan",
 ) -> dict[str, Any]:
-    """Evaluate a bundle on labelled scenes at its operating threshold; write the report when ``out_dir`` is given."""
-    results = evaluate_scenes(bundle, scene_dirs, tolerance_px=tolerance_px)
+    """Evaluate a bundle on labelled scenes at its operating threshold; write the report when ``out_dir`` is given.
+
+    ``grid`` is where detection runs (see :func:`evaluate_scenes`); the report records it.
+    """
+    results = evaluate_scenes(bundle, scene_dirs, tolerance_px=tolerance_px, grid=grid)
     card = bundle.card
     detector = {"name": card.name, "architecture": card.architecture, "sha256": bundle.sha256, "split": card.split}
     report = build_report(results, card.threshold, detector=detector, tolerance_px=tolerance_px)
+    report["grid"] = grid
     overlap = set(report["scenes"]) & (set(card.split.get("train", [])) | set(card.split.get("validation", [])))
     report["warning"] = (f"scenes {sorted(overlap)!r} were used in training or to choose the threshold: their figures "
                          "are optimistic") if overlap else None

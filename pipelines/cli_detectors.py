@@ -99,6 +99,9 @@ def train_command(
               help="Folder for report.json and report.html.")
 @click.option("--tolerance-px", type=click.FloatRange(0), default=1.0, show_default=True,
               help="A detection matches a label when inside its polygon buffered by this many pixels.")
+@click.option("--grid", type=click.Choice(["scan", "native"]), default="scan", show_default=True,
+              help="Detect on the grid `fieldtruth scan` reads (the card's pixel size; UTM for Web-Mercator "
+                   "imagery), so the report is what a scan finds; or on the scene's own pixels.")
 @click.option("--baseline", is_flag=True,
               help="Also evaluate the non-learned vessel baseline on the same scenes into OUT/baseline/ (its "
                    "threshold chosen on --baseline-fit scenes, else its fixed default).")
@@ -107,8 +110,8 @@ def train_command(
 @click.pass_context
 @reports_errors
 def evaluate_command(
-    ctx: click.Context, scenes: tuple[Path, ...], detector: Path, out: Path, tolerance_px: float, baseline: bool,
-    baseline_fit: tuple[Path, ...],
+    ctx: click.Context, scenes: tuple[Path, ...], detector: Path, out: Path, tolerance_px: float, grid: str,
+    baseline: bool, baseline_fit: tuple[Path, ...],
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
@@ -117,7 +120,7 @@ def evaluate_command(
 
     say = echo_for(ctx)
     bundle = load_bundle(detector)
-    report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px)
+    report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
     if report.get("warning"):
         say(f"warning: {report['warning']}")
     _echo_report("detector", report)
@@ -125,7 +128,8 @@ def evaluate_command(
         if {p.resolve() for p in baseline_fit} & {p.resolve() for p in scenes}:
             raise TrainingError("--baseline-fit scenes must not be evaluated scenes; give scenes held out from evaluation")
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
-        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px))
+        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px,
+                                                 grid=grid))
     say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
 
 

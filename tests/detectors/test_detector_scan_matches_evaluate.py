@@ -1,7 +1,8 @@
-"""Real data: `fieldtruth scan` of a held-out port finds what `fieldtruth evaluate` reports for it.
+"""Real data: `fieldtruth scan` of a held-out port finds exactly what `fieldtruth evaluate` reports for it.
 
-Evaluation runs on the scene's native pixel grid; the scan reads a UTM grid at the card's ``gsd_m``.
-With ``gsd_m`` equal to the port's ground pixel size (which training records), the two agree.
+The port is served in Web Mercator; the scan reads a UTM grid at the card's ``gsd_m``, and evaluation
+detects on that same grid (``grid="scan"``), so the counts agree exactly. The card's pixel size here
+is deliberately not the port's own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PORT = SHARED / "sen2ships" / "casablanca"
 def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path) -> None:
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
-    gsd = round(ground_pixel_size(open_scene(PORT, hash_files=False)), 2)
+    gsd = round(ground_pixel_size(open_scene(PORT, hash_files=False)) * 0.93, 2)
     card = dataclasses.replace(vessel_baseline_card(threshold=0.5), gsd_m=gsd)
     path = tmp_path / "baseline.safetensors"
     save_bundle(path, VesselBaseline(), card)
@@ -43,6 +44,4 @@ def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path) -> None:
     shapes = [LabelShape(g, c) for g, c in zip(labels.geometry, labels["class"], strict=True)]
     scanned = match_points(points, shapes, tolerance=gsd)
     assert evaluated["tp"] > 0
-    assert abs(scanned.recall - evaluated["recall"]) <= 0.1
-    assert abs(scanned.f1 - evaluated["f1"]) <= 0.1
-    assert abs((scanned.tp + scanned.fp) - (evaluated["tp"] + evaluated["fp"])) <= max(3, 0.15 * (evaluated["tp"] + evaluated["fp"]))
+    assert (scanned.tp, scanned.fp, scanned.fn) == (evaluated["tp"], evaluated["fp"], evaluated["fn"])

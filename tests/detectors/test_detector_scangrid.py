@@ -13,7 +13,9 @@ import rasterio
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
+from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.labels import find_label_file, read_labels
+from fieldtruth.detectors.report import evaluate_bundle
 from fieldtruth.detectors.scangrid import (
     default_halo,
     detect_like_a_scan,
@@ -100,3 +102,20 @@ def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(mercator: P
     evaluated_px = sorted((round(d.row, 3), round(d.col, 3), round(d.score, 5)) for d in found)
     assert len(found) > 5
     assert scanned_px == evaluated_px
+
+
+def test_the_report_records_its_grid(small_scene: SyntheticScene, trained) -> None:
+    bundle, _ = trained
+    assert evaluate_bundle(bundle, [small_scene.path])["grid"] == "scan"
+    assert evaluate_bundle(bundle, [small_scene.path], grid="native")["grid"] == "native"
+    with pytest.raises(ValueError, match="grid must be one of"):
+        evaluate_bundle(bundle, [small_scene.path], grid="mercator")
+
+
+def test_a_scene_without_a_band_of_the_card_is_named(small_scene: SyntheticScene, trained, tmp_path: Path) -> None:
+    bundle, _ = trained
+    partial = shutil.copytree(small_scene.path, tmp_path / "partial")
+    (partial / "B08.tif").unlink()
+    with pytest.raises(TrainingError, match="partial") as info:
+        evaluate_bundle(bundle, [partial])
+    assert "nir" in str(info.value) or "B08" in str(info.value)
