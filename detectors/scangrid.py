@@ -57,7 +57,7 @@ def detect_like_a_scan(
     found: list[PixelDetection] = []
     for tile in grid:
         chip = read_mosaic([scene], tile, tuple(bundle.card.bands))
-        if not chip.valid.any():
+        if chip.core_valid_fraction(tile.halo_px) == 0:  # as a scan does: no data in the core, no model
             continue
         for d in detect_array(bundle, chip.data, chip.valid, threshold=threshold):
             x, y = chip.transform * (d.col, d.row)

@@ -33,3 +33,9 @@ class Chip:
     def valid_fraction(self) -> float:
         """Fraction of the chip's pixels that hold data."""
         return float(self.valid.mean()) if self.valid.size else 0.0
+
+    def core_valid_fraction(self, halo_px: int) -> float:
+        """Fraction of the core's pixels (the chip less ``halo_px`` on every side) that hold data."""
+        rows, cols = self.valid.shape
+        core = self.valid[halo_px : rows - halo_px, halo_px : cols - halo_px]
+        return float(core.mean()) if core.size else 0.0

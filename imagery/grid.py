@@ -51,6 +51,11 @@ class Tile:
         res = self.resolution
         return (round((self.halo.top - self.halo.bottom) / res), round((self.halo.right - self.halo.left) / res))
 
+    @property
+    def halo_px(self) -> int:
+        """The halo margin in pixels."""
+        return round((self.core.left - self.halo.left) / self.resolution)
+
     def in_core(self, x: float, y: float) -> bool:
         """Whether a point (in the grid CRS) belongs to this tile: inside the core, half-open on the right
         and bottom so that a point on a shared edge belongs to exactly one tile."""

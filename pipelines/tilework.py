@@ -141,7 +141,7 @@ def detect_tile(
         log.warning("tile %s failed: %s", tile.id, exc)
         result.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         return result
-    core_valid = _core_valid_fraction(chip, tile)
+    core_valid = chip.core_valid_fraction(tile.halo_px)
     result["valid_fraction"] = core_valid
     if core_valid > 0:
         with model_slot or nullcontext():
@@ -152,11 +152,3 @@ def detect_tile(
                 result["detections"].append({"x": x, "y": y, "score": float(found.score), "label": found.label})
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result
-
-
-def _core_valid_fraction(chip, tile: Tile) -> float:
-    """Fraction of the core's pixels (not the halo's) that hold data."""
-    halo = round((tile.core.left - tile.halo.left) / tile.resolution)
-    rows, cols = chip.valid.shape
-    core = chip.valid[halo : rows - halo, halo : cols - halo]
-    return float(core.mean()) if core.size else 0.0

@@ -68,3 +68,20 @@ def test_geographic_crs_is_refused() -> None:
 def test_empty_aoi_is_refused() -> None:
     with pytest.raises(GridError, match="empty"):
         TileGrid(BoundingBox(10, 10, 10, 20), UTM, 10.0)
+
+
+def test_core_valid_fraction_ignores_the_halo() -> None:
+    import numpy as np
+    from affine import Affine
+
+    from fieldtruth.imagery.chip import Chip
+
+    grid = TileGrid(BoundingBox(0, 0, 1000, 1000), CRS.from_epsg(32645), 10.0, tile_size=50, halo=7)
+    tile = grid.tile(0, 0)
+    assert tile.halo_px == 7 and tile.shape == (64, 64)
+    valid = np.zeros(tile.shape, bool)
+    valid[:7, :] = True  # data only in the top halo rows
+    chip = Chip(np.zeros((1, *tile.shape), np.float32), valid, tile.transform, grid.crs, tile.id, ("red",))
+    assert chip.valid_fraction > 0 and chip.core_valid_fraction(tile.halo_px) == 0
+    valid[7:32, 7:57] = True  # the core's upper half
+    assert chip.core_valid_fraction(tile.halo_px) == pytest.approx(0.5)
