@@ -70,13 +70,13 @@ class PeakMemory:
         self._thread.join()
 
 
-def model_only(scene_dir: Path, bundle_path: Path) -> float:
+def model_only(scene_dir: Path, bundle_path: Path, tile_size: int = 512) -> float:
     """Seconds for the detector over every tile, chips already in memory, one thread, the workers' allocator."""
     torch.set_num_threads(1)
     tune_allocator()
     bundle = load_bundle(bundle_path)
     scene = open_scene(scene_dir)
-    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=512, halo=default_halo(bundle))
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=tile_size, halo=default_halo(bundle))
     chips = [read_chip(scene, tile, tuple(bundle.card.bands)) for tile in grid]
     started = time.perf_counter()
     for chip in chips:
@@ -84,12 +84,12 @@ def model_only(scene_dir: Path, bundle_path: Path) -> float:
     return time.perf_counter() - started
 
 
-def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int) -> tuple[float, float, int, int]:
+def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=512))
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=tile_size))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
+    parser.add_argument("--tile-size", type=int, default=512)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / "bench.safetensors"
@@ -134,9 +135,9 @@ def main() -> None:
         if not (scene / "scene.json").exists():
             generate_scene(scene, seed=21, size=size)
         mpx = size * size / 1e6
-        model = statistics.median(model_only(scene, bundle) for _ in range(args.repeats))
-        one = [end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1) for i in range(args.repeats)]
-        two = [end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2) for i in range(args.repeats)]
+        model = statistics.median(model_only(scene, bundle, args.tile_size) for _ in range(args.repeats))
+        one = [end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size) for i in range(args.repeats)]
+        two = [end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size) for i in range(args.repeats)]
         t1, t2 = statistics.median(r[0] for r in one), statistics.median(r[0] for r in two)
         p1, p2 = statistics.median(r[1] for r in one), statistics.median(r[1] for r in two)
         rows.append((name, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,

@@ -96,6 +96,7 @@ class ScanSummary:
     detections: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    tile_work: dict[str, float] = field(default_factory=dict)
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -235,6 +236,9 @@ def _finish(
         ledger.register_sites(run.detections)
     summary.failed = [{"tile_id": r["tile_id"], "error": r["error"]} for r in results.values() if r["status"] != "ok"]
     summary.done = sum(1 for r in results.values() if r["status"] == "ok")
+    # summed over tiles (worker time, not wall time): reads longer than the model mean a read-bound scan
+    summary.tile_work = {k: round(sum(r.get(f"{k}_seconds", 0.0) for r in results.values()), 3)
+                         for k in ("read", "wait", "model")}
     summary.detections = len(detections)
     summary.seconds = round(time.perf_counter() - started, 2)
     summary.timings["merge"] = time.perf_counter() - merge_started
@@ -280,6 +284,7 @@ def _write_run_json(
         "failed_tiles": summary.failed,
         "detections": summary.detections,
         "timings": {"total_seconds": summary.seconds, **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
+        "tile_work_seconds": summary.tile_work,
         "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
     }
     write_json_atomic(run.run_json, payload)

@@ -51,6 +51,8 @@ def test_run_folder_holds_detections_coverage_ledger_and_provenance(run: Path, s
     hashes = {p["href"]: p["sha256"] for p in meta["inputs"]["scenes"][0]["provenance"]}
     assert hashes[str((small_scene / "B04.tif").resolve())] == file_sha256(small_scene / "B04.tif")
     assert meta["tiles"] == {"total": 9, "ok": 9, "failed": 0, "skipped_on_resume": 0}
+    work = meta["tile_work_seconds"]
+    assert set(work) == {"read", "wait", "model"} and work["read"] > 0 and work["model"] > 0
     with Ledger.open(run / "review.sqlite") as ledger:
         statuses = ledger.statuses()
     assert set(statuses) == set(detections.site_id)

@@ -63,6 +63,7 @@ def test_the_slot_is_held_for_the_model_and_not_for_the_read(
     assert held_during == {"read": False, "model": True} and slot.entries == 1 and not slot.held
     without = detect_tile(bundle, [scene], tile)
     assert with_slot["detections"] == without["detections"] and with_slot["status"] == "ok"
+    assert with_slot["read_seconds"] > 0 and with_slot["model_seconds"] > 0 and with_slot["wait_seconds"] >= 0
 
 
 def test_a_tile_that_cannot_be_read_never_takes_a_model_slot(quick_bundle: Path, tmp_path: Path) -> None:
