@@ -41,6 +41,8 @@ class ModelCard:
         classes: class of each heatmap channel.
         threshold: operating score threshold (detections below it are dropped).
         min_distance_px: peaks closer than this (pixels) are merged into the stronger one.
+        box_suppression: with a box size head, a weaker peak closer to a kept peak than this fraction of the
+            kept peak's predicted box (height, width) is the same site and is dropped (0.5: inside the box).
         receptive_field_px: receptive field of one output in pixels (a scan's halo should be >= half of it).
         metrics: measured figures (precision, recall, f1, average precision, counts) and where measured.
         split: scene ids used for training and validation, and what chose the threshold.
@@ -62,6 +64,7 @@ class ModelCard:
     classes: tuple[str, ...]
     threshold: float = 0.5
     min_distance_px: int = 6
+    box_suppression: float = 0.5
     receptive_field_px: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +88,8 @@ class ModelCard:
             raise ValueError(f"norm_std must be positive, got {self.norm_std!r}")
         if not self.classes:
             raise ValueError("a model card needs at least one class")
+        if self.box_suppression < 0:
+            raise ValueError(f"box_suppression must be >= 0, got {self.box_suppression!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold!r}")
 

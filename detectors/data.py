@@ -122,31 +122,45 @@ class RandomRot90(v2.Transform):
 
 
 class RandomGain(v2.Transform):
-    """Multiply raw band values by a random overall gain with a small per-band jitter (brightness)."""
+    """Multiply raw band values by a random overall gain with a per-band jitter (brightness), and
+    optionally add a random haze (atmospheric path radiance: a positive offset per band).
+
+    The haze offset of each band is ``u * haze * m * (1 + jitter)`` with ``u`` uniform in [0, 1] (one draw per
+    chip) and ``m`` the chip's mean of that band, so a chip may get up to ``haze`` times its own brightness
+    added (hazy, turbid scenes where even open water is bright). With ``haze == 0`` nothing extra is drawn.
+    """
 
     _transformed_types = (tv_tensors.Image,)
 
-    def __init__(self, low: float = 0.85, high: float = 1.15, band_jitter: float = 0.03) -> None:
-        """Build the transform: gain uniform in ``[low, high]``, each band jittered by ``+-band_jitter``."""
+    def __init__(self, low: float = 0.85, high: float = 1.15, band_jitter: float = 0.03, haze: float = 0.0) -> None:
+        """Build the transform: gain uniform in ``[low, high]``, each band jittered by ``+-band_jitter``;
+        haze offsets up to ``haze`` times each band's chip mean."""
         super().__init__()
-        self.low, self.high, self.band_jitter = low, high, band_jitter
+        self.low, self.high, self.band_jitter, self.haze = low, high, band_jitter, haze
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        """Draw the per-band gains."""
+        """Draw the per-band gains (and haze fractions)."""
         bands = next(x.shape[-3] for x in flat_inputs if isinstance(x, tv_tensors.Image))
         gain = torch.empty(()).uniform_(self.low, self.high)
         jitter = torch.empty(bands).uniform_(-self.band_jitter, self.band_jitter)
-        return {"gain": gain * (1 + jitter)}
+        params = {"gain": gain * (1 + jitter)}
+        if self.haze > 0:
+            amount = torch.empty(()).uniform_(0.0, self.haze)
+            params["haze"] = amount * (1 + torch.empty(bands).uniform_(-self.band_jitter, self.band_jitter))
+        return params
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        """Apply the gains to an image."""
-        return tv_tensors.wrap(inpt.as_subclass(torch.Tensor) * params["gain"][:, None, None], like=inpt)
+        """Apply the haze (if any) and the gains to an image."""
+        image = inpt.as_subclass(torch.Tensor)
+        if "haze" in params:
+            image = image + params["haze"][:, None, None] * image.mean(dim=(-2, -1), keepdim=True)
+        return tv_tensors.wrap(image * params["gain"][:, None, None], like=inpt)
 
 
-def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: float = 0.03) -> v2.Transform:
-    """Flips, quarter turns and brightness (overall gain range, per-band jitter), applied jointly to the
-    image and its boxes."""
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain(*gain, band_jitter)])
+def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: float = 0.03, haze: float = 0.0) -> v2.Transform:
+    """Flips, quarter turns, brightness (overall gain range, per-band jitter) and optional haze, applied
+    jointly to the image and its boxes."""
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain(*gain, band_jitter, haze)])
 
 
 def render_targets(

@@ -84,7 +84,7 @@ def fit(
         scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=config.chip_size,
         length=config.steps * config.batch_size, stride=output_stride(model), positive_fraction=config.positive_fraction,
         hard_fraction=config.hard_fraction, sigma_px=config.sigma_px, seed=config.seed,
-        augment=default_augmentation(tuple(config.gain), config.band_jitter),
+        augment=default_augmentation(tuple(config.gain), config.band_jitter, config.haze),
     )
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state, best = LoopState(fingerprint=fingerprint(config, card, scenes)), None

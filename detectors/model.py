@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
@@ -75,6 +76,56 @@ class ResidualBlock(nn.Module):
         return self.act(x + self.conv2(self.conv1(x)))
 
 
+def box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over a ``window`` x ``window`` box around each pixel (the box is cut at the edges).
+
+    Running sums along rows and columns (in float64), so the cost does not grow with the window.
+    """
+    pad = window // 2
+    out = x.double()
+    for dim in (-1, -2):
+        n = out.shape[dim]
+        padded = F.pad(out.movedim(dim, -1), (pad + 1, pad)).cumsum(dim=-1)
+        sums = padded[..., window:] - padded[..., : n]
+        index = torch.arange(n, device=x.device)
+        counts = (torch.clamp(index + pad, max=n - 1) - torch.clamp(index - pad, min=0) + 1).to(out.dtype)
+        out = (sums / counts).movedim(-1, dim)
+    return out.to(x.dtype)
+
+
+class LocalContrast(nn.Module):
+    """Radiometrically invariant bands: log reflectance against its local background.
+
+    For each band, ``l = log(reflectance)``, ``d = l - box_mean(l)`` (the pixel against the geometric mean
+    of its ``window`` x ``window`` neighbourhood) and ``z = d / (local std of l + 0.02)``. Both are unchanged
+    by a constant gain on the band (a constant offset in log space), and ``z`` also by a power law
+    (``reflectance ** k``, up to the 0.02 floor). Output: ``(N, 2 * bands, H, W)``, ``d`` channels then
+    ``z`` channels, scaled to about unit spread. Everything is local, so tiles with a halo of half the
+    window give the same values as the whole scene.
+
+    Args:
+        window: box side in pixels (odd).
+    """
+
+    def __init__(self, window: int) -> None:
+        """Build the layer (no weights)."""
+        super().__init__()
+        if window < 3 or window % 2 == 0:
+            raise ValueError(f"LocalContrast needs an odd window >= 3 pixels, got {window!r}")
+        self.window = int(window)
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        """Return ``d`` and ``z`` channels for raw reflectance ``(N, bands, H, W)`` (values >= 1)."""
+        logs = torch.log(raw)
+        # centring on the chip mean only keeps the squares small (float32); it cancels out exactly
+        logs = logs - logs.mean(dim=(-2, -1), keepdim=True).detach()
+        mean, square = box_mean(torch.cat([logs, logs * logs], dim=1), self.window).chunk(2, dim=1)
+        spread = (square - mean * mean).clamp(min=0.0).sqrt()
+        d = logs - mean
+        z = (d / (spread + 0.02)).clamp(-20.0, 20.0)
+        return torch.cat([4.0 * d, z / 2.0], dim=1)
+
+
 class CentreNet(nn.Module):
     """A small fully convolutional centre-point detector.
 
@@ -100,6 +151,12 @@ class CentreNet(nn.Module):
         log_input: feed ``log(reflectance) - 6.5`` instead of the standardised bands (needs ``norm_mean`` /
             ``norm_std``): contrasts in dark water stay visible beside bright land, and scenes of different
             brightness look alike.
+        local_window: when > 0 (odd), feed radiometrically invariant bands instead of the standardised ones
+            (needs ``norm_mean`` / ``norm_std``; see :class:`LocalContrast`): per band, log reflectance minus
+            its mean over a ``local_window`` box around each pixel, and that difference divided by the local
+            spread of log reflectance. A constant gain on any band (another sun angle, calibration or
+            sensor) leaves them unchanged, so ports of very different brightness look alike. The window adds
+            ``local_window - 1`` pixels to the receptive field. 0 (the default) keeps the standardised bands.
     """
 
     output_stride = 2
@@ -117,6 +174,7 @@ class CentreNet(nn.Module):
         context_down: bool = False,
         fast_stem: bool = False,
         log_input: bool = False,
+        local_window: int = 0,
     ) -> None:
         """Build the network (see the class docstring for the arguments)."""
         super().__init__()
@@ -128,9 +186,12 @@ class CentreNet(nn.Module):
         self.in_channels, self.num_classes, self.dilations = in_channels, num_classes, tuple(dilations)
         self.indices = tuple((int(a), int(b)) for a, b in indices)
         self.log_input = bool(log_input)
-        needs_raw = bool(self.indices) or self.log_input
+        if local_window < 0 or (local_window and local_window % 2 == 0):
+            raise ValueError(f"local_window must be 0 (off) or an odd number of pixels, got {local_window!r}")
+        self.local = LocalContrast(int(local_window)) if local_window else None
+        needs_raw = bool(self.indices) or self.log_input or self.local is not None
         if needs_raw and (len(norm_mean) != in_channels or len(norm_std) != in_channels):
-            raise ValueError(f"indices need norm_mean and norm_std of {in_channels} band(s), got {norm_mean!r}, {norm_std!r}")
+            raise ValueError(f"indices, log_input and local_window need norm_mean and norm_std of {in_channels} band(s), got {norm_mean!r}, {norm_std!r}")
         if any(not (0 <= i < in_channels) for pair in self.indices for i in pair):
             raise ValueError(f"indices {indices!r} name bands outside 0..{in_channels - 1}")
         self.norm_mean, self.norm_std = tuple(norm_mean), tuple(norm_std)
@@ -139,7 +200,7 @@ class CentreNet(nn.Module):
         self.fast_stem = bool(fast_stem)
         first, second = (2, 1) if self.fast_stem else (1, 2)
         self.stem = nn.Sequential(
-            Conv2dNormActivation(in_channels + len(self.indices), width // 2, 3, stride=first),
+            Conv2dNormActivation(in_channels * (2 if self.local else 1) + len(self.indices), width // 2, 3, stride=first),
             Conv2dNormActivation(width // 2, width, 3, stride=second),
         )
         self.context_down = bool(context_down)
@@ -158,13 +219,15 @@ class CentreNet(nn.Module):
         for d in self.dilations:
             layers += [LayerSpec(3, 1, d), LayerSpec(3, 1, d)]
         layers.append(LayerSpec(3, 1, 1))  # the neck (at half resolution again after upsampling)
-        return receptive_field(layers) if not self.context_down else receptive_field(layers) + 4
+        net = receptive_field(layers) if not self.context_down else receptive_field(layers) + 4
+        return net + (self.local.window - 1 if self.local is not None else 0)
 
     def forward(self, x: torch.Tensor) -> Heads:
         """Return heatmap logits (and log sizes) at half the input resolution (``ceil(H / 2)``)."""
         if self.raw_stats.numel():
             raw = (x * self.raw_stats[1] + self.raw_stats[0]).clamp(min=1.0)
             x = torch.log(raw) - 6.5 if self.log_input else x
+            x = self.local(raw) if self.local is not None else x
             if self.indices:
                 extra = [(raw[:, a] - raw[:, b]) / (raw[:, a] + raw[:, b]) for a, b in self.indices]
                 x = torch.cat([x, 3 * torch.stack(extra, dim=1)], dim=1)

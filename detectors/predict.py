@@ -171,7 +171,7 @@ def detect_array(
     stride = output_stride(bundle.model)
     peaks = extract_peaks(heat, threshold, max(1, round(min_distance_px / stride)))
     if sizes is not None:
-        peaks = suppress_inside_boxes(peaks, sizes, stride)
+        peaks = suppress_inside_boxes(peaks, sizes, stride, card.box_suppression)
     h, w = valid.shape
     out = []
     for peak in peaks:

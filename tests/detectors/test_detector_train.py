@@ -109,3 +109,24 @@ def test_size_head_trains_and_round_trips(tmp_path: Path, small_scene: Synthetic
     bundle = train_detector([small_scene.path], tmp_path / "s.safetensors", config)
     assert bundle.card.architecture_args["size_head"] is True
     assert load_bundle(bundle.path).model.size is not None
+
+
+def test_invariant_input_and_suppression_choice_train_and_round_trip(
+    tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig
+) -> None:
+    args = {"width": 8, "dilations": [1, 2], "size_head": True, "local_window": 15}
+    config = dataclasses.replace(
+        quick_config, steps=6, mine_at=(), architecture_args=args, min_distance_choices=(4, 8),
+        box_suppression_choices=(0.5, 1.0),
+    )
+    bundle = train_detector([small_scene.path], tmp_path / "inv.safetensors", config)
+    card = bundle.card
+    assert card.architecture_args["local_window"] == 15 and len(card.architecture_args["norm_mean"]) == 4
+    assert card.receptive_field_px == bundle.model.receptive_field_px
+    tried = card.metrics["suppression_tried"]
+    assert [t[:2] for t in tried] == [[4, 0.5], [4, 1.0], [8, 0.5], [8, 1.0]]
+    best = max(t[2] for t in tried)
+    assert [card.min_distance_px, card.box_suppression] == next(t[:2] for t in tried if t[2] == best)
+    assert card.metrics["overall"]["f1"] == pytest.approx(best, abs=1e-4)
+    loaded = load_bundle(bundle.path)
+    assert (loaded.card.min_distance_px, loaded.card.box_suppression) == (card.min_distance_px, card.box_suppression)

@@ -72,7 +72,6 @@ def test_empty_aoi_is_refused() -> None:
 
 def test_core_valid_fraction_ignores_the_halo() -> None:
     import numpy as np
-    from affine import Affine
 
     from fieldtruth.imagery.chip import Chip
 
