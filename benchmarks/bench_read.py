@@ -23,6 +23,7 @@ from pathlib import Path
 import rasterio
 from rasterio.windows import Window, from_bounds
 
+from fieldtruth.imagery import handles
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
@@ -34,6 +35,7 @@ from fieldtruth.tests.data.stac import item_for_folder
 
 
 def fieldtruth_reads(scene, grid) -> int:  # noqa: ANN001
+    handles.close_all()  # each pass starts cold, as a scan's worker does; neighbours reuse blocks within it
     pixels = 0
     for tile in grid:
         chip = read_chip(scene, tile)
