@@ -153,8 +153,7 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
 
 def _review_statuses(run_dir: Path) -> dict[str, str]:
     """Register the run's sites in its ledger, check the chain, and return site_id -> status."""
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
-        ledger.register_sites(run_dir / "detections.parquet")
+    with Ledger.of_run(run_dir) as ledger:
         ledger.verify().raise_for_error()
         return ledger.statuses()
 

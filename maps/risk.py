@@ -39,7 +39,7 @@ from fieldtruth.maps.risk_grid import (
 )
 from fieldtruth.maps.risk_score import RiskConfig, score_cells
 from fieldtruth.maps.risk_shared import DEFAULT_K, shared_view
-from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,12 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
 
 def count_detections(run_dir: Path, grid: CellGrid) -> tuple[pd.DataFrame, int]:
     """Per-cell detection counts, scores and review statuses; and the number of detections in the AOI."""
-    path = Path(run_dir) / "detections.parquet"
+    path = Path(run_dir) / DETECTIONS_FILE
     if not path.is_file():
         raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
     det = gpd.read_parquet(path, columns=["site_id", "score", "geometry"])
     statuses: dict[str, str] = {}
-    ledger_path = Path(run_dir) / "review.sqlite"
+    ledger_path = Path(run_dir) / LEDGER_FILE
     if ledger_path.is_file():
         ledger = Ledger.open(ledger_path)
         try:

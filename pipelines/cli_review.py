@@ -61,8 +61,7 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     from fieldtruth.review.sitedata import site_facts
 
     facts = site_facts(run).get(site)
-    with Ledger.open(run / "review.sqlite") as ledger:
-        ledger.register_sites(run / "detections.parquet")
+    with Ledger.of_run(run) as ledger:
         status = ledger.statuses().get(site)
         erased = ledger.erased_sites().get(site)
         entries = list(ledger.entries(site))
@@ -99,8 +98,7 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
     from fieldtruth.review.fieldfile import scene_ref
     from fieldtruth.review.ledger import Ledger
 
-    with Ledger.open(run / "review.sqlite") as ledger:
-        ledger.register_sites(run / "detections.parquet")
+    with Ledger.of_run(run) as ledger:
         entry = ledger.decide(site, _word(decision), method, reviewer, note=note,
                               evidence={"scenes": [scene_ref(s) for s in scenes], "photos": list(photos)})
     click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {reviewer} ({method}), hash {entry.entry_hash}")
@@ -131,7 +129,7 @@ def verify_command(run: Path) -> None:
     """Check the decision chain; exit 1 naming the first bad entry if it was tampered with."""
     from fieldtruth.review.ledger import Ledger
 
-    with Ledger.open(run / "review.sqlite") as ledger:
+    with Ledger.of_run(run, register=False) as ledger:
         check = ledger.verify()
     check.raise_for_error()
     click.echo(f"chain intact: {check.entries} entries, head {check.head_hash}")
@@ -144,8 +142,7 @@ def status_command(run: Path) -> None:
     """Count sites per review status."""
     from fieldtruth.review.ledger import Ledger
 
-    with Ledger.open(run / "review.sqlite") as ledger:
-        ledger.register_sites(run / "detections.parquet")
+    with Ledger.of_run(run) as ledger:
         counts, erased, check = ledger.counts(), len(ledger.erased_sites()), ledger.verify()
     for status, count in counts.items():
         click.echo(f"{status.replace('_', '-'):<12} {count}")

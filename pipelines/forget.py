@@ -18,7 +18,7 @@ from pyproj import Transformer
 
 from fieldtruth.pipelines.merge import site_id as make_site_id
 from fieldtruth.review.erasure import ErasureReport, check_erasure_args, forget_site, shred_replace
-from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.ledger import DETECTIONS_FILE, Ledger
 from fieldtruth.review.sitedata import site_facts
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,8 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
         fieldtruth.review.errors.LedgerTamperedError: If the chain does not verify (nothing touched).
     """
     check_erasure_args(reason, by)
-    facts = site_facts(run_dir).get(site) if (run_dir / "detections.parquet").exists() else None
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
-        if facts is not None:
-            ledger.register_sites(run_dir / "detections.parquet")
+    facts = site_facts(run_dir).get(site) if (run_dir / DETECTIONS_FILE).exists() else None
+    with Ledger.of_run(run_dir, register=facts is not None) as ledger:
         ledger.verify().raise_for_error()
         known = site in ledger.sites()
     tiles = scrub_tile_results(run_dir, site, facts["lon"], facts["lat"]) if known and facts and "lon" in facts else []

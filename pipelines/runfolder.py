@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -43,7 +45,7 @@ class RunFolder:
 
     @property
     def detections(self) -> Path:
-        return self.root / "detections.parquet"
+        return self.root / DETECTIONS_FILE
 
     @property
     def coverage(self) -> Path:
@@ -51,7 +53,7 @@ class RunFolder:
 
     @property
     def review(self) -> Path:
-        return self.root / "review.sqlite"
+        return self.root / LEDGER_FILE
 
     @property
     def model_card(self) -> Path:

@@ -96,7 +96,7 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
     if rule.min_confirmations < 1:
         raise InvalidDecisionError(f"expected --min-confirmations of at least 1; got {rule.min_confirmations!r}.")
     facts = site_facts(run_dir)
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
+    with Ledger.of_run(run_dir, register=False) as ledger:
         check = ledger.verify()
         check.raise_for_error()
         by_site = _by_site(ledger)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
-from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
 from fieldtruth.review.records import MAX_NOTE_CHARS, LedgerEntry, validate_reviewer
 from fieldtruth.review.sitedata import geometry_column
 
@@ -183,7 +183,7 @@ def _mentions(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
 
 def _delete_other_mentions(run_dir: Path, site_id: str, report: ErasureReport) -> None:
     """Delete any other file (e.g. a GeoPackage or KML export) that still names the site."""
-    ledger = run_dir / "review.sqlite"
+    ledger = run_dir / LEDGER_FILE
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
         if not path.is_file() or path == ledger or rel.parts[0] in SKIP_DIRS:
@@ -210,9 +210,7 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
     """
     check_erasure_args(reason, by)
     report = ErasureReport()
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
-        if (run_dir / "detections.parquet").exists():
-            ledger.register_sites(run_dir / "detections.parquet")
+    with Ledger.of_run(run_dir, register=(run_dir / DETECTIONS_FILE).exists()) as ledger:
         ledger.verify().raise_for_error()
         if site_id not in ledger.sites():
             raise UnknownSiteError(

@@ -187,8 +187,7 @@ def import_field_file(run_dir: Path, path: Path) -> int:
     rows = read_field_file(path)
     if not rows:
         raise FieldFileError(str(path), [(1, "no decisions in the file")])
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
-        ledger.register_sites(run_dir / "detections.parquet")
+    with Ledger.of_run(run_dir) as ledger:
         decisions, problems = check_rows(rows, ledger)
         if problems:
             raise FieldFileError(str(path), problems)

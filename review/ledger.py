@@ -94,8 +94,13 @@ def validated(
     return Decision(site_id, decision, method, reviewer, make_evidence(evidence, note).to_json())
 
 
+#: The ledger's file in a run folder, and the detections its sites come from.
+LEDGER_FILE, DETECTIONS_FILE = "review.sqlite", "detections.parquet"
+
+
 class Ledger:
-    """A run's review ledger on SQLite. Open with :meth:`Ledger.open`; one instance per process."""
+    """A run's review ledger on SQLite. Open with :meth:`Ledger.open` or :meth:`Ledger.of_run`; one
+    instance per process."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
@@ -127,6 +132,24 @@ class Ledger:
                 "Check the path, or move the file aside to start a new ledger."
             ) from exc
         return cls(path, db)
+
+    @classmethod
+    def of_run(cls, run_dir: Path | str, *, register: bool = True) -> Ledger:
+        """Open a run folder's ledger, with the run's detections registered as sites when ``register``.
+
+        Raises:
+            LedgerError: as :meth:`open`.
+            DetectionsFormatError: as :meth:`register_sites` (a missing detections file included).
+        """
+        run_dir = Path(run_dir)
+        ledger = cls.open(run_dir / LEDGER_FILE)
+        if register:
+            try:
+                ledger.register_sites(run_dir / DETECTIONS_FILE)
+            except BaseException:
+                ledger.close()
+                raise
+        return ledger
 
     def close(self) -> None:
         """Close the database connection."""

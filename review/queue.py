@@ -30,8 +30,7 @@ def review_queue(run_dir: Path, statuses: tuple[str, ...] = ()) -> list[QueueIte
     """
     facts = site_facts(run_dir)
     risk = site_risk(run_dir, facts)
-    with Ledger.open(run_dir / "review.sqlite") as ledger:
-        ledger.register_sites(run_dir / "detections.parquet")
+    with Ledger.of_run(run_dir) as ledger:
         status = ledger.statuses()
         counts: dict[str, int] = {}
         for entry in ledger.entries():
