@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
 from fieldtruth.ingest.errors import IngestError
-from fieldtruth.ingest.scene import open_scene
+from fieldtruth.ingest.scene import Scene, open_scene
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,22 @@ class TrainingScene:
     ground_gsd_m: float = 10.0
 
 
+def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
+    """Open a scene folder that must hold ``bands`` (``role`` names it in errors: training, evaluation).
+
+    Raises:
+        TrainingError: the folder is not a readable scene or lacks one of ``bands``.
+    """
+    try:
+        scene = open_scene(path)
+    except IngestError as exc:
+        raise TrainingError(f"{role} scene {str(path)!r} cannot be opened: {exc}") from exc
+    missing = [b for b in bands if b not in scene.bands]
+    if missing:
+        raise TrainingError(f"{role} scene {str(path)!r} lacks band(s) {missing!r}; it has {scene.band_names!r}")
+    return scene
+
+
 def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
@@ -52,13 +68,7 @@ def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
         LabelError: the labels cannot be read.
     """
     path = Path(path)
-    try:
-        scene = open_scene(path)
-    except IngestError as exc:
-        raise TrainingError(f"training scene {str(path)!r} cannot be opened: {exc}") from exc
-    missing = [b for b in bands if b not in scene.bands]
-    if missing:
-        raise TrainingError(f"training scene {str(path)!r} lacks band(s) {missing!r}; it has {scene.band_names!r}")
+    scene = open_scene_with_bands(path, bands, role="training")
     data = scene.read(bands)
     valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)

@@ -23,13 +23,10 @@ from typing import Any
 import numpy as np
 
 from fieldtruth.detectors.bundle import LoadedBundle
-from fieldtruth.detectors.data import load_training_scene
-from fieldtruth.detectors.errors import TrainingError
+from fieldtruth.detectors.data import load_training_scene, open_scene_with_bands
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.predict import detect_scene
 from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
-from fieldtruth.ingest.errors import IngestError
-from fieldtruth.ingest.scene import open_scene
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +75,7 @@ def evaluate_scenes(
 
 
 def _on_scan_grid(bundle: LoadedBundle, path: Path, tile: int, halo: int) -> tuple[str, list, list]:
-    try:
-        scene = open_scene(path)
-    except IngestError as exc:
-        raise TrainingError(f"evaluation scene {str(path)!r} cannot be opened: {exc}") from exc
-    missing = [b for b in bundle.card.bands if b not in scene.bands]
-    if missing:
-        raise TrainingError(f"evaluation scene {str(path)!r} lacks band(s) {missing!r}; it has {scene.band_names!r}")
+    scene = open_scene_with_bands(path, tuple(bundle.card.bands), role="evaluation")
     on_grid = scan_grid(bundle, scene, tile_size=tile, halo=halo)
     found = detect_like_a_scan(bundle, scene, on_grid, threshold=CURVE_FLOOR)
     return scene.id, found, labels_on_grid(path, scene, on_grid)
