@@ -135,9 +135,12 @@ def main() -> None:
         if not (scene / "scene.json").exists():
             generate_scene(scene, seed=21, size=size)
         mpx = size * size / 1e6
-        model = statistics.median(model_only(scene, bundle, args.tile_size) for _ in range(args.repeats))
-        one = [end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size) for i in range(args.repeats)]
-        two = [end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size) for i in range(args.repeats)]
+        models, one, two = [], [], []
+        for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all three alike
+            models.append(model_only(scene, bundle, args.tile_size))
+            one.append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size))
+            two.append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size))
+        model = statistics.median(models)
         t1, t2 = statistics.median(r[0] for r in one), statistics.median(r[0] for r in two)
         p1, p2 = statistics.median(r[1] for r in one), statistics.median(r[1] for r in two)
         rows.append((name, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
