@@ -7,7 +7,7 @@ contrast baseline gets its threshold on the same 6 non-test ports and is tested 
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_detectors.py --out benchmarks/out/detectors [--folds 3] [--steps N] [--all] \
+    .venv/bin/python benchmarks/bench_detectors.py --out benchmarks/out/detectors [--data DIR] [--folds 3] [--steps N] [--all] \
         [--set '{"chip_size": 192, "batch_size": 4}']
 
 Writes ``OUT/crossval.json`` and ``OUT/table.md`` (the table of benchmarks/README.md, issue 4).
@@ -62,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/detectors"))
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of labelled port scenes (default: sen2ships)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all", action="store_true", help="also time training on all 9 ports")
@@ -69,9 +70,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(2)
-    if not DATA.is_dir():
-        raise SystemExit(f"{DATA} is absent; the benchmark needs ../shared/data/sen2ships")
-    ports = sorted(p for p in DATA.iterdir() if p.is_dir())
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data} is absent; the benchmark needs ../shared/data/sen2ships")
+    ports = sorted(p for p in args.data.iterdir() if p.is_dir())
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {}), **json.loads(args.set)}
     config = TrainConfig.from_mapping(overrides, "vessels")
     started = time.perf_counter()

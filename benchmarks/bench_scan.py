@@ -8,7 +8,7 @@ It generates synthetic regions of 1x, 4x and 16x area (1024^2, 2048^2, 4096^2 px
 throwaway detector for a few steps (weights do not change the cost of a forward pass), and measures:
 
 - model-only: the detector's forward pass + peak extraction over the same tiles held in memory,
-  one process, one torch thread;
+  one (child) process, one torch thread;
 - end-to-end: ``fieldtruth scan`` with one worker of one thread (the same compute), and with two;
 - peak memory: the sum of resident memory of the scan's process tree, sampled every 50 ms;
 - the number of tasks the scheduler saw for each scan.
@@ -19,10 +19,12 @@ Results print as a Markdown table; copy them into benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import statistics
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -71,6 +73,14 @@ class PeakMemory:
 
 
 def model_only(scene_dir: Path, bundle_path: Path, tile_size: int = 512) -> float:
+    """Seconds for the detector over every tile, chips in memory, in a child process (so its memory and
+    allocator settings do not count in the scans measured next)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size).result()
+
+
+def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int) -> float:
     """Seconds for the detector over every tile, chips already in memory, one thread, the workers' allocator."""
     torch.set_num_threads(1)
     tune_allocator()
