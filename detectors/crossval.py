@@ -46,11 +46,12 @@ def _label_count(path: Path) -> int:
         return 0
 
 
-def make_folds(scene_dirs: Sequence[Path], k: int) -> list[Fold]:
-    """``k`` folds of consecutive scenes (sorted by name); validation: the non-test scene with most labels.
+def make_folds(scene_dirs: Sequence[Path], k: int, validation: int = 1) -> list[Fold]:
+    """``k`` folds of consecutive scenes (sorted by name); validation: the ``validation`` non-test scenes
+    with most labels (more than one, so that one odd scene does not set the threshold alone).
 
     Raises:
-        ValueError: fewer than 3 scenes, or ``k`` outside ``2..len(scenes)``.
+        ValueError: fewer than 3 scenes, ``k`` outside ``2..len(scenes)``, or no training scene left.
     """
     scenes = sorted((Path(p) for p in scene_dirs), key=lambda p: p.name)
     if len(scenes) < 3 or not 2 <= k <= len(scenes):
@@ -59,8 +60,10 @@ def make_folds(scene_dirs: Sequence[Path], k: int) -> list[Fold]:
     for i in range(k):
         test = tuple(scenes[j] for j in range(len(scenes)) if j * k // len(scenes) == i)
         rest = [p for p in scenes if p not in test]
-        val = max(rest, key=lambda p: (_label_count(p), p.name))
-        folds.append(Fold(tuple(p for p in rest if p != val), (val,), test))
+        if not 1 <= validation < len(rest):
+            raise ValueError(f"fold {i} has {len(rest)} non-test scene(s): {validation!r} validation scene(s) leave none to train on")
+        val = sorted(rest, key=lambda p: (_label_count(p), p.name), reverse=True)[:validation]
+        folds.append(Fold(tuple(p for p in rest if p not in val), tuple(val), test))
     return folds
 
 

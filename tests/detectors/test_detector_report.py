@@ -50,6 +50,20 @@ def test_folds_hold_whole_scenes_out(tmp_path: Path) -> None:
         make_folds(dirs[:2], 2)
 
 
+def test_folds_can_validate_on_several_scenes_with_most_labels(tmp_path: Path) -> None:
+    dirs = []
+    for name, labels in zip("abcdefghi", [5, 1, 2, 9, 3, 7, 4, 8, 6], strict=True):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "scene.json").write_text(json.dumps({"labels": labels}))
+        dirs.append(tmp_path / name)
+    folds = make_folds(dirs, 3, validation=2)
+    assert [[p.name for p in f.validation] for f in folds] == [["d", "h"], ["h", "i"], ["d", "f"]]
+    for fold in folds:
+        assert len(fold.train) == 4 and not set(fold.validation) & (set(fold.train) | set(fold.test))
+    with pytest.raises(ValueError, match="none to train on"):
+        make_folds(dirs, 3, validation=6)
+
+
 def test_split_with_overlapping_scenes_is_refused(tmp_path: Path, small_scene: SyntheticScene) -> None:
     twin = tmp_path / "twin"  # another folder holding the same pixels: overlaps on the ground
     twin.mkdir()
