@@ -232,8 +232,7 @@ def _finish(
     write_geoparquet_atomic(run.detections, detections)
     write_geoparquet_atomic(run.coverage, merge_coverage(results, grid))
     write_json_atomic(run.model_card, card.to_dict())
-    with Ledger.open(run.review) as ledger:
-        ledger.register_sites(run.detections)
+    Ledger.of_run(run.root).close()  # registers the detections as the ledger's sites
     summary.failed = [{"tile_id": r["tile_id"], "error": r["error"]} for r in results.values() if r["status"] != "ok"]
     summary.done = sum(1 for r in results.values() if r["status"] == "ok")
     # summed over tiles (worker time, not wall time): reads longer than the model mean a read-bound scan

@@ -12,8 +12,7 @@ The file uses a rollback journal (``journal_mode=DELETE``, not WAL) and ``secure
 pages are overwritten with zeros rather than left readable; :meth:`Ledger.erase_site` also VACUUMs.
 
 Example:
-    >>> ledger = Ledger.open(run_dir / "review.sqlite")  # doctest: +SKIP
-    >>> ledger.register_sites(run_dir / "detections.parquet")  # doctest: +SKIP
+    >>> ledger = Ledger.of_run(run_dir)  # doctest: +SKIP
     >>> ledger.decide("kiln-0001", "confirmed", "imagery", "rv07", note="chimney visible")  # doctest: +SKIP
 """
 
