@@ -7,7 +7,9 @@ position is ``chip.transform * (col, row)``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -160,16 +162,35 @@ def detect_array(
         InputMismatchError: the data do not have the card's band count, or the mask's shape differs.
     """
     card = bundle.card
-    threshold = card.threshold if threshold is None else float(threshold)
-    min_distance_px = card.min_distance_px if min_distance_px is None else int(min_distance_px)
+    if min_distance_px is not None:
+        card = dataclasses.replace(card, min_distance_px=int(min_distance_px))
+    return detect_array_each(bundle, [card], data, valid, threshold=threshold)[0]
+
+
+def detect_array_each(
+    bundle: LoadedBundle, cards: Sequence[ModelCard], data: np.ndarray, valid: np.ndarray, *,
+    threshold: float | None = None,
+) -> list[list[PixelDetection]]:
+    """:func:`detect_array` for each of several cards differing in their decoding (threshold, peak
+    suppression) over one forward pass: the detections of each card, in order."""
     if not valid.any():
-        _ = normalise(card, data, valid)  # still validate the input
-        return []
+        _ = normalise(bundle.card, data, valid)  # still validate the input
+        return [[] for _ in cards]
     if hasattr(bundle.model, "detect"):
-        return _box_detections(bundle, data, valid, threshold)
+        return [_box_detections(bundle, data, valid, _threshold(card, threshold)) for card in cards]
     heat, sizes = heads(bundle, data, valid)
-    stride = output_stride(bundle.model)
-    peaks = extract_peaks(heat, threshold, max(1, round(min_distance_px / stride)))
+    return [_decode(card, output_stride(bundle.model), heat, sizes, valid, _threshold(card, threshold)) for card in cards]
+
+
+def _threshold(card: ModelCard, threshold: float | None) -> float:
+    return card.threshold if threshold is None else float(threshold)
+
+
+def _decode(
+    card: ModelCard, stride: int, heat: torch.Tensor, sizes: torch.Tensor | None, valid: np.ndarray, threshold: float,
+) -> list[PixelDetection]:
+    """Peaks of a heatmap above ``threshold``, suppressed as the card says, as chip pixel detections."""
+    peaks = extract_peaks(heat, threshold, max(1, round(card.min_distance_px / stride)))
     if sizes is not None:
         peaks = suppress_inside_boxes(peaks, sizes, stride, card.box_suppression)
     h, w = valid.shape
@@ -215,18 +236,29 @@ def detect_scene(
         halo: pixels read around each core.
         threshold: score threshold (the card's when None).
     """
+    return detect_scene_each(bundle, [bundle.card], data, valid, tile=tile, halo=halo, threshold=threshold)[0]
+
+
+def detect_scene_each(
+    bundle: LoadedBundle, cards: Sequence[ModelCard], data: np.ndarray, valid: np.ndarray, *,
+    tile: int = 512, halo: int = 32, threshold: float | None = None,
+) -> list[list[PixelDetection]]:
+    """:func:`detect_scene` for each of several cards differing in their decoding, one forward pass per tile
+    (choosing a card's threshold and suppression together costs one pass, not one per choice)."""
     if tile < 1 or halo < 0:
         raise ValueError(f"tile must be >= 1 and halo >= 0, got {tile!r}, {halo!r}")
     height, width = valid.shape
-    found: list[PixelDetection] = []
+    found: list[list[PixelDetection]] = [[] for _ in cards]
     for r0 in range(0, height, tile):
         for c0 in range(0, width, tile):
             hr0, hc0 = max(r0 - halo, 0), max(c0 - halo, 0)
             hr1, hc1 = min(r0 + tile + halo, height), min(c0 + tile + halo, width)
-            chip = detect_array(bundle, data[:, hr0:hr1, hc0:hc1], valid[hr0:hr1, hc0:hc1], threshold=threshold)
-            for d in chip:
-                row, col = d.row + hr0, d.col + hc0
-                if r0 <= row < r0 + tile and c0 <= col < c0 + tile:
-                    found.append(PixelDetection(row, col, d.score, d.label))
-    found.sort(key=lambda d: -d.score)
+            chips = detect_array_each(bundle, cards, data[:, hr0:hr1, hc0:hc1], valid[hr0:hr1, hc0:hc1], threshold=threshold)
+            for kept, chip in zip(found, chips, strict=True):
+                for d in chip:
+                    row, col = d.row + hr0, d.col + hc0
+                    if r0 <= row < r0 + tile and c0 <= col < c0 + tile:
+                        kept.append(PixelDetection(row, col, d.score, d.label))
+    for kept in found:
+        kept.sort(key=lambda d: -d.score)
     return found

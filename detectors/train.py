@@ -29,7 +29,7 @@ from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.fit import Progress, fit, focal_loss, one_cycle_lr
 from fieldtruth.detectors.model import build_model
-from fieldtruth.detectors.predict import detect_scene
+from fieldtruth.detectors.predict import detect_scene_each
 
 __all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
@@ -291,19 +291,22 @@ def _choose_threshold(
     """
     distances = tuple(config.min_distance_choices) or (card.min_distance_px,)
     fractions = tuple(config.box_suppression_choices) or (card.box_suppression,)
+    candidates = [dataclasses.replace(card, min_distance_px=int(d), box_suppression=float(f)) for d in distances for f in fractions]
+    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
+    found = [detect_scene_each(bundle, candidates, s.data, s.valid, tile=config.eval_tile, halo=config.eval_halo, threshold=0.05)
+             for s in scenes]  # one forward pass per tile, decoded for every candidate
+    labels = [[lab for lab in s.labels if lab.label in card.classes] for s in scenes]
     best: tuple[float, ModelCard, list, Any, float] | None = None
     tried = []
-    for distance in distances:
-        for fraction in fractions:
-            candidate = dataclasses.replace(card, min_distance_px=int(distance), box_suppression=float(fraction))
-            per_scene = _detect_all(model, candidate, scenes, config)
-            merged = merge_scores([score_detections(f, lab, tolerance_px=config.tolerance_px) for f, lab in per_scene])
-            threshold, at_best = merged.best_threshold()
-            threshold = float(min(max(threshold, 0.05), 0.95))
-            f1 = merged.at_threshold(threshold).f1
-            tried.append([int(distance), float(fraction), round(f1, 4)])
-            if best is None or f1 > best[0] + 1e-9:
-                best = (f1, candidate, per_scene, merged, threshold)
+    for i, candidate in enumerate(candidates):
+        per_scene = [(each[i], lab) for each, lab in zip(found, labels, strict=True)]
+        merged = merge_scores([score_detections(f, lab, tolerance_px=config.tolerance_px) for f, lab in per_scene])
+        threshold, _ = merged.best_threshold()
+        threshold = float(min(max(threshold, 0.05), 0.95))
+        f1 = merged.at_threshold(threshold).f1
+        tried.append([candidate.min_distance_px, candidate.box_suppression, round(f1, 4)])
+        if best is None or f1 > best[0] + 1e-9:
+            best = (f1, candidate, per_scene, merged, threshold)
     _, card, per_scene, merged, threshold = best
     metrics: dict[str, Any] = {
         "scenes": [s.id for s in scenes], "threshold": round(threshold, 4),
@@ -314,16 +317,6 @@ def _choose_threshold(
         metrics["suppression_tried"] = tried  # [min_distance_px, box_suppression, F1] on the same scenes
     metrics["per_class"] = {name: _class_scores(per_scene, name, threshold, config).summary() for name in card.classes}
     return card, threshold, metrics
-
-
-def _detect_all(model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig) -> list:
-    """(detections with score >= 0.05, labels of the card's classes) of every scene."""
-    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
-    per_scene = []
-    for scene in scenes:
-        found = detect_scene(bundle, scene.data, scene.valid, tile=config.eval_tile, halo=config.eval_halo, threshold=0.05)
-        per_scene.append((found, [lab for lab in scene.labels if lab.label in card.classes]))
-    return per_scene
 
 
 def _class_scores(per_scene: list, name: str, threshold: float, config: TrainConfig) -> Scores:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import nn
 from fieldtruth.detectors.bundle import LoadedBundle, ModelCard
 from fieldtruth.detectors.errors import InputMismatchError
 from fieldtruth.detectors.model import Heads
-from fieldtruth.detectors.predict import detect_array, detect_scene, extract_peaks
+from fieldtruth.detectors.predict import detect_array, detect_scene, detect_scene_each, extract_peaks
 
 
 def gaussian(h: int, w: int, row: float, col: float, sigma: float, peak: float) -> torch.Tensor:
@@ -92,3 +93,18 @@ def test_detect_scene_keeps_each_spot_once_across_tiles() -> None:
         data[0, r : r + 2, c : c + 2] = 1.0
     found = detect_scene(spot_bundle(), data, np.ones((100, 100), bool), tile=32, halo=8)
     assert sorted((round(d.row), round(d.col)) for d in found) == [(11, 11), (49, 51), (51, 71), (91, 31)]
+
+
+def test_several_cards_share_one_forward_pass_and_decode_as_each_alone() -> None:
+    data = np.zeros((2, 64, 64), dtype=np.float32)
+    for r, c, value in [(10, 10, 1.0), (10, 16, 0.7), (40, 50, 1.0)]:  # the first two 6 px apart, one weaker
+        data[0, r : r + 2, c : c + 2] = value
+    bundle = spot_bundle()
+    cards = [dataclasses.replace(bundle.card, min_distance_px=2), dataclasses.replace(bundle.card, min_distance_px=12)]
+    calls = []
+    bundle.model.register_forward_hook(lambda *_: calls.append(1))
+    each = detect_scene_each(bundle, cards, data, np.ones((64, 64), bool), tile=32, halo=8)
+    assert len(calls) == 4  # one pass per tile, not one per card
+    alone = [detect_scene(dataclasses.replace(bundle, card=card), data, np.ones((64, 64), bool), tile=32, halo=8) for card in cards]
+    assert each == alone
+    assert len(each[0]) == 3 and len(each[1]) == 2
