@@ -28,6 +28,9 @@ from typing import Any
 
 from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE
 
+#: Suffix of the temporary files :func:`atomic_path` writes before renaming them into place.
+TEMPORARY_SUFFIX = ".tmp"
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -82,9 +85,13 @@ class RunFolder:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
 
     def create(self) -> RunFolder:
-        """Create the folder and its sub-folders (idempotent)."""
+        """Create the folder and its sub-folders (idempotent), removing the temporary files a killed
+        writer left behind (:func:`atomic_path` renames them into place only on success)."""
         self.tiles.mkdir(parents=True, exist_ok=True)
         self.maps.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.tiles, self.maps):
+            for stale in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+                stale.unlink(missing_ok=True)
         return self
 
 
@@ -95,7 +102,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Readers see either the old file or the whole new one, never a part.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -118,3 +118,16 @@ def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, qu
     single = gpd.read_parquet(tmp_path / "whole" / "detections.parquet")
     assert len(tiled) == len(single) > 0
     assert set(tiled.site_id) == set(single.site_id)
+
+
+def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
+    from fieldtruth.pipelines.runfolder import RunFolder, write_atomic
+
+    run = RunFolder(tmp_path / "run").create()
+    write_atomic(run.tile_result("r0000c0000"), "{}")
+    stale = [run.tiles / ".r0000c0001.json.abc123.tmp", run.root / ".run.json.xyz.tmp"]
+    for path in stale:
+        path.write_text("half a file")
+    run.create()
+    assert not any(path.exists() for path in stale)
+    assert run.tile_result("r0000c0000").read_text() == "{}"
