@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,8 +73,17 @@ class RunFolder:
     def tile_result(self, tile_id: str) -> Path:
         return self.tiles / f"{tile_id}.json"
 
+    def write_tile_result(self, result: dict[str, Any]) -> None:
+        """Write a tile's result atomically and record it in the manifest.
+
+        The manifest line goes in once the file is complete, just before its rename, so every result file
+        has its line even when the process is killed in between (a line without a file: the tile is
+        redone on resume, and gets a second line).
+        """
+        write_json_atomic(self.tile_result(result["tile_id"]), result, before_rename=lambda: self.record_in_manifest(result))
+
     def record_in_manifest(self, result: dict[str, Any]) -> None:
-        """Append a line saying a tile's result was written (after its file was renamed into place).
+        """Append a line saying a tile's result is written (see :meth:`write_tile_result`).
 
         The manifest is the run's history: one line per tile result, with its status and UTC time, so a
         resumed run shows which tiles were done in which attempt. Tile files remain the source of truth.
@@ -112,12 +121,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically, flushed to disk before the rename (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+def write_atomic(path: Path, text: str, before_rename: Callable[[], None] | None = None) -> None:
+    """Write a text file atomically, flushed to disk before the rename (see :func:`atomic_path`);
+    ``before_rename`` runs once the text is on disk, just before the rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename()
 
 
 def write_geoparquet_atomic(path: Path, frame: Any) -> None:
@@ -126,9 +139,9 @@ def write_geoparquet_atomic(path: Path, frame: Any) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
+def write_json_atomic(path: Path, payload: Any, before_rename: Callable[[], None] | None = None) -> None:
     """Write JSON atomically (see :func:`write_atomic`)."""
-    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", before_rename)
 
 
 def software_versions() -> dict[str, str]:

@@ -134,8 +134,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
             for result in _run_tiles(client, scenes, todo, limit):
-                write_json_atomic(run.tile_result(result["tile_id"]), result)
-                run.record_in_manifest(result)
+                run.write_tile_result(result)
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)

@@ -131,3 +131,20 @@ def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path)
     run.create()
     assert not any(path.exists() for path in stale)
     assert run.tile_result("r0000c0000").read_text() == "{}"
+
+
+def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fieldtruth.pipelines.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run").create()
+    record, file_there = RunFolder.record_in_manifest, []
+
+    def recording(self: RunFolder, result: dict) -> None:
+        file_there.append(self.tile_result(result["tile_id"]).exists())
+        record(self, result)
+
+    monkeypatch.setattr(RunFolder, "record_in_manifest", recording)
+    run.write_tile_result({"tile_id": "r0000c0000", "status": "ok"})
+    assert file_there == [False]  # a kill between the two leaves a line to redo, never a file without one
+    assert json.loads(run.tile_result("r0000c0000").read_text())["status"] == "ok"
+    assert [json.loads(x)["tile_id"] for x in run.manifest.read_text().splitlines()] == ["r0000c0000"]
