@@ -9,6 +9,7 @@ brings the scene's labels onto the same pixels, so matching tolerances are in th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ from pyproj import Transformer
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
 from fieldtruth.detectors.predict import PixelDetection, detect_array
-from fieldtruth.imagery.grid import TileGrid
-from fieldtruth.imagery.read import read_mosaic
+from fieldtruth.imagery.chip import Chip
+from fieldtruth.imagery.grid import DEFAULT_BLOCK, Tile, TileGrid
+from fieldtruth.imagery.read import read_block
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.scene import Scene
 
@@ -46,17 +48,17 @@ def grid_transform(grid: TileGrid) -> Affine:
 
 
 def detect_like_a_scan(
-    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None,
+    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None, block: int = DEFAULT_BLOCK,
 ) -> list[PixelDetection]:
-    """Detect over ``grid`` tile by tile as a scan does; positions in the grid's pixels, best first.
+    """Detect over ``grid`` tile by tile as a scan does (tiles read in the scan's blocks, so a warped
+    scene is resampled over the same windows); positions in the grid's pixels, best first.
 
     Raises:
         ImageryReadError: a band file could not be read (the message names it).
     """
     to_pixel = ~grid_transform(grid)
     found: list[PixelDetection] = []
-    for tile in grid:
-        chip = read_mosaic([scene], tile, tuple(bundle.card.bands))
+    for tile, chip in _chips(bundle, scene, grid, block):
         if chip.core_valid_fraction(tile.halo_px) == 0:  # as a scan does: no data in the core, no model
             continue
         for d in detect_array(bundle, chip.data, chip.valid, threshold=threshold):
@@ -66,6 +68,11 @@ def detect_like_a_scan(
                 found.append(PixelDetection(row, col, d.score, d.label))
     found.sort(key=lambda d: -d.score)
     return found
+
+
+def _chips(bundle: LoadedBundle, scene: Scene, grid: TileGrid, block: int) -> Iterator[tuple[Tile, Chip]]:
+    for tile_block in grid.blocks(block):
+        yield from zip(tile_block.tiles, read_block([scene], tile_block, tuple(bundle.card.bands)), strict=True)
 
 
 def labels_on_grid(folder: Path, scene: Scene, grid: TileGrid) -> list[PixelLabel]:

@@ -28,7 +28,7 @@ from rasterio.windows import Window, from_bounds
 
 from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.errors import ImageryReadError
-from fieldtruth.imagery.grid import Tile
+from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.handles import shared_raster
 from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import CLOUD_MASK, Scene
@@ -110,6 +110,20 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
         chip = Chip(np.zeros((len(names), rows, cols), np.float32), np.zeros((rows, cols), bool), tile.transform,
                     CRS.from_user_input(tile.crs), tile.id, names)
     return chip
+
+
+def read_block(scenes: Sequence[Scene], block: TileBlock, bands: tuple[str, ...] | None = None) -> list[Chip]:
+    """Read a block's window once (as :func:`read_mosaic`) and cut it into the chips of its tiles.
+
+    Each file block under the window is decoded once, instead of once for every tile whose halo it
+    touches. A tile's chip is the same whichever block it is read in, as the window is the block's whole
+    grid cell (see :meth:`TileGrid.blocks`).
+
+    Raises:
+        ImageryReadError: a file of a scene that reaches the window could not be read.
+    """
+    whole = read_mosaic(scenes, block.window, bands)
+    return [whole.crop(tile) for tile in block.tiles]
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,7 +1,8 @@
 """The scan: imagery + detector bundle -> run folder, on a local Dask cluster or a remote scheduler.
 
-Tiles are submitted in bounded batches (a sliding window of futures), so the scheduler's graph stays
-small whatever the region's size. Each finished tile is written to ``tiles/<id>.json`` atomically by
+Tiles are grouped into blocks of neighbours, each read in one window by one task, and submitted in
+bounded batches (a sliding window of futures), so the scheduler's graph stays small whatever the
+region's size. Each finished tile is written to ``tiles/<id>.json`` atomically by
 the client as it arrives, so a killed scan loses only the tiles in flight; ``resume`` skips tiles with
 a result and retries failed ones. When all tiles are done, results are merged into GeoParquet.
 """
@@ -22,7 +23,7 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
-from fieldtruth.imagery.grid import Tile, TileGrid
+from fieldtruth.imagery.grid import DEFAULT_BLOCK, TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
 from fieldtruth.ingest.scene import Scene
@@ -36,7 +37,7 @@ from fieldtruth.pipelines.runfolder import (
     write_geoparquet_atomic,
     write_json_atomic,
 )
-from fieldtruth.pipelines.tilework import DetectorPlugin, process_tile, worker_threads_for
+from fieldtruth.pipelines.tilework import DetectorPlugin, process_block, worker_threads_for
 from fieldtruth.review.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,15 @@ class ScanConfig:
         detector: model bundle file.
         out: run folder to write.
         tile_size: tile core side in pixels.
+        block: tiles per side of the block one task reads in one window (neighbouring tiles share the file
+            blocks under their halos, which are then decoded once); 1 reads every tile alone.
         halo: halo in pixels; at least the detector's receptive field when None.
         workers: local Dask worker processes (ignored with ``scheduler``).
         threads_per_worker: torch threads per local worker; each also gets one more task thread, which reads
-            the next tile while the model runs.
+            the next block while the model runs, when the workers' model threads leave a core free.
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
         resume: skip tiles that already have a result, retry failed ones.
-        max_in_flight: most tiles submitted and unfinished at once; 4 per worker thread when None.
+        max_in_flight: most tasks (blocks) submitted and unfinished at once; 4 per worker thread when None.
         performance_report: save Dask's performance report of the tile phase in the run folder.
         aoi: AOI file or bbox ``west,south,east,north``; the imagery footprint when None.
         collection: STAC API collection (with a STAC API URL as imagery).
@@ -75,6 +78,7 @@ class ScanConfig:
     max_cloud: float | None = None
     allow_hosts: tuple[str, ...] = ()
     tile_size: int = 512
+    block: int = DEFAULT_BLOCK
     halo: int | None = None
     workers: int = 2
     threads_per_worker: int = 1
@@ -125,7 +129,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     run = _prepare_run_folder(config)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo))
-    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo) on {grid.crs} at {grid.resolution:g} m; "
+    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {config.block} x {config.block} per task) "
+        f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {summary.skipped} already done")
     with _cluster(config, say) as client:
         client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
@@ -133,7 +138,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         summary.timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
-            for result in _run_tiles(client, scenes, todo, limit):
+            for result in _run_blocks(client, scenes, grid.blocks(config.block, todo), limit):
                 run.write_tile_result(result)
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
@@ -186,12 +191,14 @@ def _cluster(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]
         with client:
             yield client
         return
+    task_threads = worker_threads_for(config.threads_per_worker, config.workers)
     with LocalCluster(
-        n_workers=config.workers, threads_per_worker=worker_threads_for(config.threads_per_worker), processes=True,
-        dashboard_address=":0", host="127.0.0.1",
+        n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0", host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
+        reading = ("each reading ahead on one more" if task_threads > config.threads_per_worker
+                   else "each reading between model passes (no core to spare)")
         say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} model thread(s), "
-            f"each reading ahead on one more; dashboard {client.dashboard_link}")
+            f"{reading}; dashboard {client.dashboard_link}")
         yield client
 
 
@@ -199,19 +206,23 @@ def _worker_threads(client: Client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-def _run_tiles(client: Client, scenes: list[Scene], tiles: list[Tile], limit: int) -> Iterator[dict[str, Any]]:
-    """Submit tiles in a sliding window of at most ``limit`` futures; yield results as they finish."""
-    pending = iter(tiles)
+def _run_blocks(client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int) -> Iterator[dict[str, Any]]:
+    """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish."""
+    pending = iter(blocks)
     scene_future = client.scatter(scenes, broadcast=True)
     window = as_completed()
-    for tile in islice(pending, limit):
-        window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
+
+    def submit(block: TileBlock) -> None:
+        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}", pure=False))
+
+    for block in islice(pending, limit):
+        submit(block)
     for future in window:
-        result = future.result()
+        results = future.result()
         future.release()
-        for tile in islice(pending, 1):
-            window.add(client.submit(process_tile, scene_future, tile, key=f"tile-{tile.id}", pure=False))
-        yield result
+        for block in islice(pending, 1):
+            submit(block)
+        yield from results
 
 
 def _finish(

@@ -84,3 +84,31 @@ def test_core_valid_fraction_ignores_the_halo() -> None:
     assert chip.valid_fraction > 0 and chip.core_valid_fraction(tile.halo_px) == 0
     valid[7:32, 7:57] = True  # the core's upper half
     assert chip.core_valid_fraction(tile.halo_px) == pytest.approx(0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(grids(), st.integers(1, 4))
+def test_blocks_group_every_tile_once_into_cells_whose_window_covers_them(grid: TileGrid, side: int) -> None:
+    blocks = grid.blocks(side)
+    grouped = [t.id for b in blocks for t in b.tiles]
+    assert sorted(grouped) == sorted(t.id for t in grid) and len(set(grouped)) == len(grouped)
+    for block in blocks:
+        assert 1 <= len(block.tiles) <= side * side
+        assert len({(t.row // side, t.col // side) for t in block.tiles}) == 1
+        # every tile of the cell is there: the window is exactly the union of their halos
+        union = shapely.union_all([shapely.box(*t.halo) for t in block.tiles])
+        assert union.bounds == pytest.approx(tuple(block.window.halo))
+
+
+def test_a_blocks_window_is_its_whole_cell_whichever_tiles_are_left() -> None:
+    grid = TileGrid(BoundingBox(0, 0, 2500, 2500), UTM, 10.0, tile_size=100, halo=8)  # 3 x 3 tiles, last ones 50 px
+    whole = {b.window.id: b for b in grid.blocks(2)}
+    left = grid.blocks(2, [grid.tile(0, 1), grid.tile(2, 2)])
+    assert [[t.id for t in b.tiles] for b in left] == [["r0000c0001"], ["r0002c0002"]]
+    for block in left:
+        assert block.window == whole[block.window.id].window
+    assert left[0].window.halo == BoundingBox(-80, 500 - 80, 2000 + 80, 2500 + 80)
+    assert [len(b.tiles) for b in grid.blocks(2)] == [4, 2, 2, 1]
+    assert [len(b.tiles) for b in grid.blocks(1)] == [1] * 9
+    with pytest.raises(GridError, match="at least one tile"):
+        grid.blocks(0)

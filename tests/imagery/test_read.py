@@ -10,8 +10,8 @@ import rasterio
 from rasterio.coords import BoundingBox
 
 from fieldtruth.imagery.errors import ImageryReadError
-from fieldtruth.imagery.grid import TileGrid
-from fieldtruth.imagery.read import read_chip
+from fieldtruth.imagery.grid import TileBlock, TileGrid
+from fieldtruth.imagery.read import read_block, read_chip
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
@@ -96,3 +96,26 @@ def test_sentinel2_scl_masks_clouds_and_the_mosaic_fills_them_from_the_next_scen
         np.testing.assert_array_equal(mosaic.data[0, :20, :20], band.read(1)[:20, :20].astype(np.float32))
     with rasterio.open(cloudy / "B02.tif") as band:
         np.testing.assert_array_equal(mosaic.data[0, 30:35, 30:35], band.read(1)[30:35, 30:35].astype(np.float32))
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32645", "EPSG:3857"])
+def test_a_block_reads_each_tile_as_it_would_be_read_alone_or_in_any_part_of_its_block(tmp_path: Path, crs: str) -> None:
+    origin = (9_680_000.0, 3_000_000.0) if crs == "EPSG:3857" else (300_000.0, 3_000_000.0)
+    scene = open_scene(scene_folder(tmp_path / "s", size=300, crs=crs, origin=origin))
+    grid = grid_for_scene(scene, resolution=10.0, tile_size=96, halo=12)  # 4 x 4 tiles, the last ones cut short
+    for block in grid.blocks(2):
+        chips = read_block([scene], block)
+        assert [c.tile_id for c in chips] == [t.id for t in block.tiles]
+        for tile, chip in zip(block.tiles, chips, strict=True):
+            assert chip.transform == tile.transform and chip.data.shape[1:] == tile.shape
+            assert chip.data.flags.c_contiguous
+            alone = read_chip(scene, tile)
+            if crs == "EPSG:32645":  # on the grid: window reads, exact whatever the window
+                np.testing.assert_array_equal(chip.data, alone.data)
+                np.testing.assert_array_equal(chip.valid, alone.valid)
+            else:  # warped: GDAL's approximate transform depends on the window, so only close alone ...
+                both = chip.valid & alone.valid
+                np.testing.assert_allclose(chip.data[:, both], alone.data[:, both], rtol=0.02)
+        # ... but exactly the same in any part of its block (as a resumed scan reads it)
+        last = TileBlock(block.window, block.tiles[-1:])
+        np.testing.assert_array_equal(read_block([scene], last)[0].data, chips[-1].data)

@@ -148,3 +148,13 @@ def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path
     assert file_there == [False]  # a kill between the two leaves a line to redo, never a file without one
     assert json.loads(run.tile_result("r0000c0000").read_text())["status"] == "ok"
     assert [json.loads(x)["tile_id"] for x in run.manifest.read_text().splitlines()] == ["r0000c0000"]
+
+
+def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small_scene: Path, quick_bundle: Path,
+                                                                  tmp_path: Path) -> None:
+    alone = scan(_config(small_scene, quick_bundle, tmp_path / "alone", block=1))
+    assert json.loads((run / "run.json").read_text())["config"]["block"] == 2 and alone.tiles == 9
+    blocks = gpd.read_parquet(run / "detections.parquet")
+    tiles = gpd.read_parquet(tmp_path / "alone" / "detections.parquet")
+    assert len(blocks) > 0
+    assert blocks.drop(columns="geometry").equals(tiles.drop(columns="geometry"))

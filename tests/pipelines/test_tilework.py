@@ -10,7 +10,7 @@ from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines import tilework
-from fieldtruth.pipelines.tilework import detect_tile, model_slots, worker_threads_for
+from fieldtruth.pipelines.tilework import detect_block, detect_tile, model_slots, worker_threads_for
 from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
 
 
@@ -34,9 +34,13 @@ def test_one_task_thread_is_kept_for_reading(task_threads: int, torch_threads: i
     assert model_slots(task_threads, torch_threads) == slots
 
 
-def test_a_local_worker_gets_one_model_slot_and_one_reader() -> None:
-    for torch_threads in (1, 2, 4):
-        assert model_slots(worker_threads_for(torch_threads), torch_threads) == 1
+@pytest.mark.parametrize(("workers", "torch_threads", "cores", "task_threads"),
+                         [(1, 1, 2, 2), (2, 1, 2, 1), (2, 1, 4, 2), (1, 2, 2, 2), (1, 4, 8, 5), (4, 2, 8, 2)])
+def test_a_local_worker_reads_ahead_only_on_a_core_the_models_leave_free(
+    workers: int, torch_threads: int, cores: int, task_threads: int,
+) -> None:
+    assert worker_threads_for(torch_threads, workers, cores) == task_threads
+    assert model_slots(task_threads, torch_threads) == 1
 
 
 def test_the_slot_is_held_for_the_model_and_not_for_the_read(
@@ -77,3 +81,51 @@ def test_a_tile_that_cannot_be_read_never_takes_a_model_slot(quick_bundle: Path,
     result = detect_tile(bundle, [scene], tile, model_slot=slot)
     assert result["status"] == "failed" and "B08.tif" in result["error"]
     assert slot.entries == 0
+
+
+def test_a_block_is_read_once_and_detects_as_its_tiles_would_alone(
+    small_scene: Path, quick_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = load_bundle(quick_bundle)
+    scene = open_scene(small_scene)
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=256, halo=40)  # 3 x 3 tiles
+    block = grid.blocks(2)[0]
+    assert len(block.tiles) == 4
+    slot = RecordingSlot()
+    reads: list[str] = []
+    real_read, real_detect = tilework.read_block, tilework.detect_array
+    held_during: list[bool] = []
+
+    def read(scenes: object, block: object, *args: object) -> object:
+        reads.append(block.window.id)
+        held_during.append(slot.held)
+        return real_read(scenes, block, *args)
+
+    def detect(*args: object, **kwargs: object) -> object:
+        held_during.append(slot.held)
+        return real_detect(*args, **kwargs)
+
+    monkeypatch.setattr(tilework, "read_block", read)
+    monkeypatch.setattr(tilework, "detect_array", detect)
+    results = detect_block(bundle, [scene], block, model_slot=slot)
+    assert reads == [block.window.id] and held_during == [False, True, True, True, True] and slot.entries == 1
+    monkeypatch.undo()
+    alone = [detect_tile(bundle, [scene], tile) for tile in block.tiles]
+    assert [r["tile_id"] for r in results] == [t.id for t in block.tiles]
+    assert [r["detections"] for r in results] == [r["detections"] for r in alone]
+    assert sum(len(r["detections"]) for r in results) > 0
+    assert all(r["status"] == "ok" and r["read_seconds"] > 0 and r["model_seconds"] > 0 for r in results)
+
+
+def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick_bundle: Path, tmp_path: Path) -> None:
+    whole = scene_folder(tmp_path / "whole", size=512)
+    broken = scene_folder(tmp_path / "broken", size=512)
+    truncated_copy(whole / "B08.tif", broken / "B08.tif", keep_fraction=0.6)  # the bottom rows are lost
+    bundle = load_bundle(quick_bundle)
+    scene = open_scene(broken)
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=128, halo=8)  # 4 x 4 tiles
+    results = [r for block in grid.blocks(4) for r in detect_block(bundle, [scene], block)]
+    failed = [r for r in results if r["status"] == "failed"]
+    assert len(results) == 16 and 0 < len(failed) < 16
+    assert all("B08.tif" in r["error"] for r in failed)
+    assert results[0]["status"] == "ok", "the top-left tile's pixels are intact"
