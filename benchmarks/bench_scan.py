@@ -34,6 +34,7 @@ from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.predict import detect_array
 from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.detectors.train import TrainConfig, train_detector
+from fieldtruth.imagery.grid import DEFAULT_BLOCK
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
@@ -94,18 +95,20 @@ def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int) -> float:
     return time.perf_counter() - started
 
 
-def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512) -> tuple[float, float, int, int]:
+def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512,
+               block: int = DEFAULT_BLOCK) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=tile_size))
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=tile_size,
+                                  block=block))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
 
-def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int]:
-    """Tiles of a scan, and the most tasks the scheduler held at once while it ran."""
+def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int, int]:
+    """Tiles and tasks (blocks) of a scan, and the most tasks the scheduler held at once while it ran."""
     from distributed import LocalCluster
 
     shutil.rmtree(out, ignore_errors=True)
@@ -123,7 +126,9 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int]
                                   scheduler=cluster.scheduler_address))
         stop.set()
         sampler.join()
-    return summary.tiles, peak[0]
+    grid_blocks = len(grid_for_scene(open_scene(scene_dir), resolution=load_bundle(bundle_path).card.gsd_m,
+                                     tile_size=512).blocks(DEFAULT_BLOCK))
+    return summary.tiles, grid_blocks, peak[0]
 
 
 def main() -> None:
@@ -132,6 +137,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--blocks", type=int, nargs="+", default=[DEFAULT_BLOCK],
+                        help="tiles per side of a task's block; several are measured side by side")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / "bench.safetensors"
@@ -145,29 +152,33 @@ def main() -> None:
         if not (scene / "scene.json").exists():
             generate_scene(scene, seed=21, size=size)
         mpx = size * size / 1e6
-        models, one, two = [], [], []
-        for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all three alike
+        models: list[float] = []
+        one: dict[int, list] = {b: [] for b in args.blocks}
+        two: dict[int, list] = {b: [] for b in args.blocks}
+        for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
             models.append(model_only(scene, bundle, args.tile_size))
-            one.append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size))
-            two.append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size))
+            for b in args.blocks:
+                one[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size, b))
+                two[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size, b))
         model = statistics.median(models)
-        t1, t2 = statistics.median(r[0] for r in one), statistics.median(r[0] for r in two)
-        p1, p2 = statistics.median(r[1] for r in one), statistics.median(r[1] for r in two)
-        rows.append((name, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
-                     max(r[2] for r in one) / 2**20, max(r[2] for r in two) / 2**20, one[0][3]))
+        for b in args.blocks:
+            t1, t2 = statistics.median(r[0] for r in one[b]), statistics.median(r[0] for r in two[b])
+            p1, p2 = statistics.median(r[1] for r in one[b]), statistics.median(r[1] for r in two[b])
+            rows.append((name, b, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
+                         max(r[2] for r in one[b]) / 2**20, max(r[2] for r in two[b]) / 2**20, one[b][0][3]))
         print(f"{name}: done", flush=True)
-    print("| area | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | tiles 1w / model | "
-          "scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | peak MiB 2w | tasks |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | tiles 1w / model | "
+          "scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | peak MiB 2w | tiles |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print("| {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |"
+        print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |"
               .format(*row))
     print("km2/s at 10 m = Mpx/s x 100")
     ten = args.out / "scene-10mpx"
     if not (ten / "scene.json").exists():
         generate_scene(ten, seed=41, size=3200)
-    tiles, peak = graph_size(ten, bundle, args.out / "run-10mpx")
-    print(f"10.24 Mpx scene: {tiles} tiles; at most {peak} tasks held by the scheduler at once")
+    tiles, tasks, peak = graph_size(ten, bundle, args.out / "run-10mpx")
+    print(f"10.24 Mpx scene: {tiles} tiles in {tasks} tasks; at most {peak} tasks held by the scheduler at once")
 
 
 if __name__ == "__main__":
