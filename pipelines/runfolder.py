@@ -3,6 +3,7 @@
 Layout (the contract between rooms)::
 
     run.json            config, versions, inputs with provenance, bundle sha256, timings, tile counts
+    scan-plan.json      the tile grid, block size and detector a scan started with (a resume must match)
     tiles/<tile>.json   one atomic result per tile (detections and coverage, or its error)
     tiles/manifest.jsonl one line per tile result written, with status, time and process
     detections.parquet  GeoParquet, EPSG:4326, one row per site
@@ -41,6 +42,10 @@ class RunFolder:
     @property
     def run_json(self) -> Path:
         return self.root / "run.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "scan-plan.json"
 
     @property
     def tiles(self) -> Path:

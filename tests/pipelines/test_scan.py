@@ -158,3 +158,19 @@ def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small
     tiles = gpd.read_parquet(tmp_path / "alone" / "detections.parquet")
     assert len(blocks) > 0
     assert blocks.drop(columns="geometry").equals(tiles.drop(columns="geometry"))
+
+
+@pytest.mark.parametrize("changed", [{"block": 1}, {"tile_size": 128}, {"halo": 40}])
+def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
+    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, changed: dict[str, int],
+) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = {p.name: p.read_bytes() for p in (copy / "tiles").iterdir()}
+    settings = {"tile_size": 256, **changed}
+    with pytest.raises(RunFolderError, match=f"{next(iter(changed))}: started with"):
+        scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=copy, workers=1, resume=True, **settings))
+    assert {p.name: p.read_bytes() for p in (copy / "tiles").iterdir()} == before
+    assert json.loads((copy / "scan-plan.json").read_text())["block"] == 2
