@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fieldtruth.pipelines.errors import RunFolderError
 from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE
 
 #: Suffix of the temporary files :func:`atomic_path` writes before renaming them into place.
@@ -97,6 +98,28 @@ class RunFolder:
                 "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "pid": os.getpid()}
         with open(self.manifest, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def keep_plan(self, plan: dict[str, Any], *, resume: bool) -> None:
+        """Record what fixes a scan's tiles (grid, block size, detector) in ``scan-plan.json``, or check that
+        a resumed scan keeps the recorded plan (a folder from before plans were recorded gets this one).
+
+        Raises:
+            RunFolderError: the run folder was started with another plan; nothing is written.
+        """
+        if resume and self.plan.exists():
+            try:
+                recorded = json.loads(self.plan.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise RunFolderError(f"{str(self.plan)!r} is not valid JSON ({exc}); choose a new --out") from exc
+            changed = {k: (recorded.get(k), v) for k, v in plan.items() if recorded.get(k) != v}
+            if changed:
+                detail = "; ".join(f"{k}: started with {old!r}, now {new!r}" for k, (old, new) in changed.items())
+                raise RunFolderError(
+                    f"run folder {str(self.root)!r} was started with other settings ({detail}); resume with the "
+                    "same imagery, AOI, --tile-size, --halo, --block and --detector, or choose a new --out"
+                )
+            return
+        write_json_atomic(self.plan, plan)
 
     def create(self) -> RunFolder:
         """Create the folder and its sub-folders (idempotent), removing the temporary files a killed

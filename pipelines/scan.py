@@ -127,7 +127,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
                            aoi_bounds=aoi.bounds if aoi is not None else None)
     run = _prepare_run_folder(config)
-    _keep_plan(run, _plan(grid, config.block, bundle), resume=config.resume)
+    run.keep_plan(_plan(grid, config.block, bundle), resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo))
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {config.block} x {config.block} per task) "
@@ -172,29 +172,6 @@ def _plan(grid: TileGrid, block: int, bundle: LoadedBundle) -> dict[str, Any]:
     """What fixes a scan's tiles and their pixels: a resume with anything else would mix two scans."""
     return {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
             "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256}
-
-
-def _keep_plan(run: RunFolder, plan: dict[str, Any], *, resume: bool) -> None:
-    """Record the scan's plan in the run folder, or check that a resumed scan keeps the recorded one
-    (a folder from before plans were recorded gets this one).
-
-    Raises:
-        RunFolderError: the run folder was started with another grid, block size or detector.
-    """
-    if resume and run.plan.exists():
-        try:
-            recorded = json.loads(run.plan.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise RunFolderError(f"{str(run.plan)!r} is not valid JSON ({exc}); choose a new --out") from exc
-        changed = {k: (recorded.get(k), v) for k, v in plan.items() if recorded.get(k) != v}
-        if changed:
-            detail = "; ".join(f"{k}: started with {old!r}, now {new!r}" for k, (old, new) in changed.items())
-            raise RunFolderError(
-                f"run folder {str(run.root)!r} was started with other settings ({detail}); resume with the same "
-                "imagery, AOI, --tile-size, --halo, --block and --detector, or choose a new --out"
-            )
-        return
-    write_json_atomic(run.plan, plan)
 
 
 def _finished(run: RunFolder, tile_id: str) -> bool:
