@@ -34,7 +34,6 @@ from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.predict import detect_array
 from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.detectors.train import TrainConfig, train_detector
-from fieldtruth.imagery.grid import DEFAULT_BLOCK
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
@@ -96,7 +95,7 @@ def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int) -> float:
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512,
-               block: int = DEFAULT_BLOCK) -> tuple[float, float, int, int]:
+               block: int | None = None) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
@@ -126,8 +125,8 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int,
                                   scheduler=cluster.scheduler_address))
         stop.set()
         sampler.join()
-    grid_blocks = len(grid_for_scene(open_scene(scene_dir), resolution=load_bundle(bundle_path).card.gsd_m,
-                                     tile_size=512).blocks(DEFAULT_BLOCK))
+    grid = grid_for_scene(open_scene(scene_dir), resolution=load_bundle(bundle_path).card.gsd_m, tile_size=512)
+    grid_blocks = len(grid.blocks(grid.default_block()))
     return summary.tiles, grid_blocks, peak[0]
 
 
@@ -137,14 +136,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--tile-size", type=int, default=512)
-    parser.add_argument("--blocks", type=int, nargs="+", default=[DEFAULT_BLOCK],
-                        help="tiles per side of a task's block; several are measured side by side")
+    parser.add_argument("--blocks", type=int, nargs="+", default=None,
+                        help="tiles per side of a task's block; several are measured side by side [default: the scan's]")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / "bench.safetensors"
     if not bundle.exists():
         train = generate_scene(args.out / "train", seed=11, size=512).path
         train_detector([train], bundle, TrainConfig.demo(steps=10, num_threads=2, eval_tile=256))
+    blocks: list[int | None] = args.blocks or [None]  # None: the scan's default for the grid
     rows = []
     for name in args.sizes:
         size = SIZES[name]
@@ -153,18 +153,18 @@ def main() -> None:
             generate_scene(scene, seed=21, size=size)
         mpx = size * size / 1e6
         models: list[float] = []
-        one: dict[int, list] = {b: [] for b in args.blocks}
-        two: dict[int, list] = {b: [] for b in args.blocks}
+        one: dict[int | None, list] = {b: [] for b in blocks}
+        two: dict[int | None, list] = {b: [] for b in blocks}
         for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
             models.append(model_only(scene, bundle, args.tile_size))
-            for b in args.blocks:
+            for b in blocks:
                 one[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size, b))
                 two[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size, b))
         model = statistics.median(models)
-        for b in args.blocks:
+        for b in blocks:
             t1, t2 = statistics.median(r[0] for r in one[b]), statistics.median(r[0] for r in two[b])
             p1, p2 = statistics.median(r[1] for r in one[b]), statistics.median(r[1] for r in two[b])
-            rows.append((name, b, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
+            rows.append((name, b or "default", mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
                          max(r[2] for r in one[b]) / 2**20, max(r[2] for r in two[b]) / 2**20, one[b][0][3]))
         print(f"{name}: done", flush=True)
     print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | tiles 1w / model | "

@@ -21,7 +21,7 @@ from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
 from fieldtruth.detectors.predict import PixelDetection, detect_array
 from fieldtruth.imagery.chip import Chip
-from fieldtruth.imagery.grid import DEFAULT_BLOCK, Tile, TileGrid
+from fieldtruth.imagery.grid import Tile, TileGrid
 from fieldtruth.imagery.read import read_block
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.scene import Scene
@@ -48,17 +48,18 @@ def grid_transform(grid: TileGrid) -> Affine:
 
 
 def detect_like_a_scan(
-    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None, block: int = DEFAULT_BLOCK,
+    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None, block: int | None = None,
 ) -> list[PixelDetection]:
-    """Detect over ``grid`` tile by tile as a scan does (tiles read in the scan's blocks, so a warped
-    scene is resampled over the same windows); positions in the grid's pixels, best first.
+    """Detect over ``grid`` tile by tile as a scan does (tiles read in the scan's blocks, the grid's default
+    when ``block`` is None, so a warped scene is resampled over the same windows); positions in the grid's
+    pixels, best first.
 
     Raises:
         ImageryReadError: a band file could not be read (the message names it).
     """
     to_pixel = ~grid_transform(grid)
     found: list[PixelDetection] = []
-    for tile, chip in _chips(bundle, scene, grid, block):
+    for tile, chip in _chips(bundle, scene, grid, block or grid.default_block()):
         if chip.core_valid_fraction(tile.halo_px) == 0:  # as a scan does: no data in the core, no model
             continue
         for d in detect_array(bundle, chip.data, chip.valid, threshold=threshold):

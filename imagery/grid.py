@@ -67,6 +67,10 @@ class Tile:
 #: 256 px per tile instead of 16 when read alone (see benchmarks/README.md).
 DEFAULT_BLOCK = 2
 
+#: Fewest blocks for which tiles are read in blocks by default; a smaller region is read tile by tile, as
+#: a few large tasks would leave workers idle (a 4-tile region would be one task).
+MIN_BLOCKS = 16
+
 
 @dataclass(frozen=True)
 class TileBlock:
@@ -165,6 +169,14 @@ class TileGrid:
             cells.setdefault((tile.row // side, tile.col // side), []).append(tile)
         return [TileBlock(self._cell_window(cell_row, cell_col, side), tuple(members))
                 for (cell_row, cell_col), members in cells.items()]
+
+    def default_block(self) -> int:
+        """The block side a scan of this grid uses unless told: :data:`DEFAULT_BLOCK` when that makes at least
+        :data:`MIN_BLOCKS` blocks, else 1. It depends on the grid alone, so a scan, its resume and
+        ``fieldtruth evaluate`` read the same windows."""
+        rows, cols = self.shape
+        side = DEFAULT_BLOCK
+        return side if math.ceil(rows / side) * math.ceil(cols / side) >= MIN_BLOCKS else 1
 
     def _cell_window(self, cell_row: int, cell_col: int, side: int) -> Tile:
         rows, cols = self.shape

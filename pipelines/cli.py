@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from fieldtruth.imagery.grid import DEFAULT_BLOCK
 from fieldtruth.pipelines.cli_common import EXIT_FAILURE, configure_logging, echo_for, reports_errors
 from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
 from fieldtruth.pipelines.cli_maps import map_command
@@ -62,8 +61,9 @@ def demo(ctx: click.Context, out: Path, seed: int, workers: int) -> None:
               help="Read from this host although it is loopback/private or plain http (your own server).")
 @click.option("--tile-size", type=click.IntRange(64, 4096), default=512, show_default=True, help="Tile core side in pixels.")
 @click.option("--halo", type=click.IntRange(0, 1024), default=None, help="Halo in pixels [default: from the detector's receptive field].")
-@click.option("--block", type=click.IntRange(1, 16), default=DEFAULT_BLOCK, show_default=True,
-              help="Tiles per side of the block one task reads in one window (1: every tile alone).")
+@click.option("--block", type=click.IntRange(1, 16), default=None,
+              help="Tiles per side of the block one task reads in one window (1: every tile alone) "
+                   "[default: 2, or 1 for a region of fewer than 16 blocks].")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local Dask worker processes.")
 @click.option("--threads-per-worker", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")

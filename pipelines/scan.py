@@ -23,7 +23,7 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
-from fieldtruth.imagery.grid import DEFAULT_BLOCK, TileBlock, TileGrid
+from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
 from fieldtruth.ingest.scene import Scene
@@ -53,7 +53,8 @@ class ScanConfig:
         out: run folder to write.
         tile_size: tile core side in pixels.
         block: tiles per side of the block one task reads in one window (neighbouring tiles share the file
-            blocks under their halos, which are then decoded once); 1 reads every tile alone.
+            blocks under their halos, which are then decoded once); 1 reads every tile alone; the grid's
+            default (2, or 1 for a region of fewer than 16 blocks) when None.
         halo: halo in pixels; at least the detector's receptive field when None.
         workers: local Dask worker processes (ignored with ``scheduler``).
         threads_per_worker: torch threads per local worker; each also gets one more task thread, which reads
@@ -78,7 +79,7 @@ class ScanConfig:
     max_cloud: float | None = None
     allow_hosts: tuple[str, ...] = ()
     tile_size: int = 512
-    block: int = DEFAULT_BLOCK
+    block: int | None = None
     halo: int | None = None
     workers: int = 2
     threads_per_worker: int = 1
@@ -127,10 +128,11 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
                            aoi_bounds=aoi.bounds if aoi is not None else None)
     run = _prepare_run_folder(config)
-    run.keep_plan(_plan(grid, config.block, bundle), resume=config.resume)
+    block = config.block or grid.default_block()
+    run.keep_plan(_plan(grid, block, bundle), resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo))
-    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {config.block} x {config.block} per task) "
+    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {summary.skipped} already done")
     with _cluster(config, say) as client:
@@ -139,7 +141,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         summary.timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
-            for result in _run_blocks(client, scenes, grid.blocks(config.block, todo), limit):
+            for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit):
                 run.write_tile_result(result)
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started

@@ -112,3 +112,11 @@ def test_a_blocks_window_is_its_whole_cell_whichever_tiles_are_left() -> None:
     assert [len(b.tiles) for b in grid.blocks(1)] == [1] * 9
     with pytest.raises(GridError, match="at least one tile"):
         grid.blocks(0)
+
+
+@pytest.mark.parametrize(("tiles_per_side", "block"), [(1, 1), (4, 1), (6, 1), (7, 2), (20, 2)])
+def test_regions_too_small_to_keep_workers_busy_with_blocks_are_read_tile_by_tile(tiles_per_side: int, block: int) -> None:
+    side = tiles_per_side * 100 * 10.0
+    grid = TileGrid(BoundingBox(0, 0, side, side), UTM, 10.0, tile_size=100, halo=8)
+    assert grid.default_block() == block
+    assert len(grid.blocks(block)) >= 16 or block == 1

@@ -152,15 +152,17 @@ def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path
 
 def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small_scene: Path, quick_bundle: Path,
                                                                   tmp_path: Path) -> None:
-    alone = scan(_config(small_scene, quick_bundle, tmp_path / "alone", block=1))
-    assert json.loads((run / "run.json").read_text())["config"]["block"] == 2 and alone.tiles == 9
-    blocks = gpd.read_parquet(run / "detections.parquet")
-    tiles = gpd.read_parquet(tmp_path / "alone" / "detections.parquet")
+    in_blocks = scan(_config(small_scene, quick_bundle, tmp_path / "blocks", block=2))
+    assert in_blocks.tiles == 9
+    assert json.loads((run / "scan-plan.json").read_text())["block"] == 1, "9 tiles: too few for blocks by default"
+    assert json.loads((tmp_path / "blocks" / "scan-plan.json").read_text())["block"] == 2
+    blocks = gpd.read_parquet(tmp_path / "blocks" / "detections.parquet")
+    tiles = gpd.read_parquet(run / "detections.parquet")
     assert len(blocks) > 0
     assert blocks.drop(columns="geometry").equals(tiles.drop(columns="geometry"))
 
 
-@pytest.mark.parametrize("changed", [{"block": 1}, {"tile_size": 128}, {"halo": 40}])
+@pytest.mark.parametrize("changed", [{"block": 2}, {"tile_size": 128}, {"halo": 40}])
 def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
     run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, changed: dict[str, int],
 ) -> None:
@@ -173,4 +175,4 @@ def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
     with pytest.raises(RunFolderError, match=f"{next(iter(changed))}: started with"):
         scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=copy, workers=1, resume=True, **settings))
     assert {p.name: p.read_bytes() for p in (copy / "tiles").iterdir()} == before
-    assert json.loads((copy / "scan-plan.json").read_text())["block"] == 2
+    assert json.loads((copy / "scan-plan.json").read_text())["block"] == 1
