@@ -153,7 +153,8 @@ def detect_block(
 
     ``model_slot`` is held while the block's tiles pass through the model, so that one task's tiles run
     back to back while the next task reads. When the window cannot be read (a truncated file), each tile
-    is read alone, so only the tiles whose own pixels are unreadable fail.
+    is read alone, so only the tiles whose own pixels are unreadable fail (from a warped scene, a tile read
+    alone can differ slightly from its block read: GDAL's approximate warp depends on the window).
     """
     started = time.perf_counter()
     try:
