@@ -125,7 +125,7 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int,
                                   scheduler=cluster.scheduler_address))
         stop.set()
         sampler.join()
-    grid = grid_for_scene(open_scene(scene_dir), resolution=load_bundle(bundle_path).card.gsd_m, tile_size=512)
+    grid = grid_for_scene(open_scene(scene_dir, hash_files=False), resolution=load_bundle(bundle_path).card.gsd_m, tile_size=512)
     grid_blocks = len(grid.blocks(grid.default_block()))
     return summary.tiles, grid_blocks, peak[0]
 
