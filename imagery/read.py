@@ -47,7 +47,8 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 
 def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) -> Chip:
-    """Read a tile's halo window from a scene, onto the tile grid.
+    """Read a tile's halo window from a scene, onto the tile grid (the scene's ``band_offsets`` added to its
+    valid pixels).
 
     Args:
         scene: the scene to read.
@@ -77,6 +78,9 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
         valid &= _clear_sky(scene, tile)
     if scene.nodata is None:
         valid &= data.any(axis=0)
+    offsets = scene.offsets_for(names)
+    if offsets is not None:
+        data += offsets
     if not valid.all():
         np.multiply(data, valid, out=data)
     return Chip(data, valid, tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
@@ -124,6 +128,44 @@ def read_block(scenes: Sequence[Scene], block: TileBlock, bands: tuple[str, ...]
     """
     whole = read_mosaic(scenes, block.window, bands)
     return [whole.crop(tile) for tile in block.tiles]
+
+
+def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """The whole scene at most ``max_side`` pixels on its longer side (the centre pixel of each n x n cell,
+    n the smallest integer that fits; GDAL reads overviews where the files have them), as stored, and its
+    validity.
+
+    Meant for scene-wide statistics: the pixels taken depend on the scene alone, not on any tile grid.
+
+    Returns:
+        float32 ``(bands, h, w)`` values without ``band_offsets``, and bool ``(h, w)``: not nodata, not
+        zero in every band, finite, and clear sky where the scene has a cloud mask.
+
+    Raises:
+        KeyError: a requested band is not in the scene.
+        ImageryReadError: a file could not be read (the message names it).
+    """
+    missing = [n for n in bands if n not in scene.bands]
+    if missing:
+        raise KeyError(f"scene {scene.id!r} has no band(s) {missing!r}; it has {list(scene.band_names)!r}")
+    step = -(-max(scene.width, scene.height) // max_side)
+    shape = (-(-scene.height // step), -(-scene.width // step))
+    layers = [_read_whole(scene, name, shape) for name in (*bands, *([CLOUD_MASK] if CLOUD_MASK in scene.bands else []))]
+    data = np.stack(layers[: len(bands)]).astype(np.float32)
+    valid = np.all(np.isfinite(data), axis=0)
+    valid &= np.any(data != 0, axis=0) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
+    if len(layers) > len(bands):
+        valid &= ~np.isin(layers[-1], SCL_UNUSABLE)
+    return data, valid
+
+
+def _read_whole(scene: Scene, name: str, shape: tuple[int, int]) -> np.ndarray:
+    source = scene.bands[name]
+    try:
+        with gdal_http_env() if is_remote(source.href) else nullcontext(), rasterio.open(source.href) as dataset:
+            return dataset.read(source.index, out_shape=shape, resampling=Resampling.nearest)
+    except RasterioError as exc:
+        raise ImageryReadError(f"could not read band {name!r} of scene {scene.id!r} from {source.href!r}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=256)

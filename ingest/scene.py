@@ -59,6 +59,8 @@ class Scene:
         acquired: acquisition date or time (ISO 8601), where known.
         provenance: one record per file the scene reads.
         metadata: further facts from the source (platform, cloud cover, licence, ...).
+        band_offsets: band name -> value added to that band's valid pixels as tiles are read (a per-scene
+            radiometric correction, such as a detector's water-level offset); none by default.
     """
 
     id: str
@@ -72,6 +74,7 @@ class Scene:
     provenance: tuple[Provenance, ...] = ()
     nodata: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    band_offsets: dict[str, float] = field(default_factory=dict)
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -83,8 +86,16 @@ class Scene:
         """Affine transform of the scene grid (north-up)."""
         return rasterio.transform.from_origin(self.bounds.left, self.bounds.top, *self.resolution)
 
+    def offsets_for(self, bands: tuple[str, ...]) -> np.ndarray | None:
+        """The :attr:`band_offsets` of ``bands`` as float32 ``(bands, 1, 1)`` (0 for a band without one), or
+        None when the scene has none."""
+        if not self.band_offsets:
+            return None
+        return np.array([self.band_offsets.get(b, 0.0) for b in bands], dtype=np.float32)[:, None, None]
+
     def read(self, bands: tuple[str, ...] | None = None) -> np.ndarray:
-        """Read whole bands on the scene grid as float32 ``(bands, height, width)``.
+        """Read whole bands on the scene grid as float32 ``(bands, height, width)``, as stored (without
+        :attr:`band_offsets`: callers add them once they know which pixels are valid).
 
         Meant for small scenes (training, evaluation); scans read tiles through the imagery room.
         Coarser bands are resampled bilinearly to the scene grid.
@@ -114,6 +125,7 @@ class Scene:
             "bands": {name: {"href": b.href, "index": b.index} for name, b in self.bands.items()},
             "provenance": [p.to_dict() for p in self.provenance],
             "metadata": self.metadata,
+            "band_offsets": self.band_offsets,
         }
 
 

@@ -119,3 +119,40 @@ def test_a_block_reads_each_tile_as_it_would_be_read_alone_or_in_any_part_of_its
         # ... but exactly the same in any part of its block (as a resumed scan reads it)
         last = TileBlock(block.window, block.tiles[-1:])
         np.testing.assert_array_equal(read_block([scene], last)[0].data, chips[-1].data)
+
+
+def test_an_overview_takes_every_nth_pixel_and_masks_clouds_and_nodata(tmp_path: Path) -> None:
+    from fieldtruth.imagery.read import read_overview
+    from fieldtruth.tests.data.rasters import write_band
+
+    folder = scene_folder(tmp_path / "s", size=300, seed=4, nodata=0)
+    classes = np.full((300, 300), 4)
+    classes[:30, :30] = 9  # cloud
+    write_band(folder / "SCL.tif", classes)
+    with rasterio.open(folder / "B08.tif") as src:
+        nir, profile = src.read(1), src.profile
+    nir[-30:, :] = 0  # nodata
+    with rasterio.open(folder / "B08.tif", "w", **profile) as dst:
+        dst.write(nir, 1)
+    data, valid = read_overview(open_scene(folder), ("blue", "nir"), max_side=100)
+    assert data.shape == (2, 100, 100) and valid.shape == (100, 100)
+    with rasterio.open(folder / "B02.tif") as src:
+        np.testing.assert_array_equal(data[0], src.read(1)[1::3, 1::3].astype(np.float32))  # each 3 x 3 cell's centre
+    assert not valid[:10, :10].any() and not valid[-10:, :].any()
+    assert valid[10:-10, 10:].all()
+    whole, _ = read_overview(open_scene(folder), ("blue",), max_side=300)
+    assert whole.shape == (1, 300, 300)
+
+
+def test_a_scenes_band_offsets_are_added_to_its_valid_pixels_as_read(tmp_path: Path) -> None:
+    import dataclasses
+
+    scene = open_scene(scene_folder(tmp_path / "s", size=64, seed=1))
+    tile = grid_for_scene(scene, tile_size=64, halo=8).tile(0, 0)
+    plain = read_chip(scene, tile, ("red", "nir"))
+    shifted = read_chip(dataclasses.replace(scene, band_offsets={"nir": -250.5}), tile, ("red", "nir"))
+    np.testing.assert_array_equal(shifted.valid, plain.valid)
+    assert not plain.valid.all()  # the halo reaches outside the scene
+    np.testing.assert_array_equal(shifted.data[0], plain.data[0])
+    np.testing.assert_allclose(shifted.data[1][plain.valid], plain.data[1][plain.valid] - 250.5)
+    assert (shifted.data[1][~plain.valid] == 0).all()
