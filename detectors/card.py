@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from fieldtruth.detectors.errors import BundleError
+from fieldtruth.detectors.sceneoffset import check_scene_offset
 
 INTENDED_USE = (
     "Finding candidate sites (leads) in 10 m multispectral imagery for people to verify. "
@@ -44,6 +45,8 @@ class ModelCard:
         box_suppression: with a box size head, a weaker peak closer to a kept peak than this fraction of the
             kept peak's predicted box (height, width) is the same site and is dropped (0.5: inside the box).
         receptive_field_px: receptive field of one output in pixels (a scan's halo should be >= half of it).
+        scene_offset: per-scene correction added before ``norm_mean``/``norm_std`` (see
+            :mod:`fieldtruth.detectors.sceneoffset`); empty for none.
         metrics: measured figures (precision, recall, f1, average precision, counts) and where measured.
         split: scene ids used for training and validation, and what chose the threshold.
         training_data: provenance of the training scenes (id, files, sha256, source, licence).
@@ -66,6 +69,7 @@ class ModelCard:
     min_distance_px: int = 6
     box_suppression: float = 0.5
     receptive_field_px: int = 0
+    scene_offset: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
     training_data: tuple[dict[str, Any], ...] = ()
@@ -92,6 +96,7 @@ class ModelCard:
             raise ValueError(f"box_suppression must be >= 0, got {self.box_suppression!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold!r}")
+        check_scene_offset(self.scene_offset, self.bands)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
@@ -121,7 +126,7 @@ class ModelCard:
                 if not isinstance(values[key], list | tuple):
                     raise BundleError(f"{source}: card field {key!r} must be a list, got {values[key]!r}")
                 values[key] = tuple(values[key])
-        for key in ("architecture_args", "metrics", "split"):
+        for key in ("architecture_args", "metrics", "split", "scene_offset"):
             if key in values and not isinstance(values[key], dict):
                 raise BundleError(f"{source}: card field {key!r} must be an object, got {values[key]!r}")
         try:

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
+from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.ingest.errors import IngestError
 from fieldtruth.ingest.scene import Scene, open_scene
 
@@ -60,8 +61,11 @@ def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> S
     return scene
 
 
-def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
+def load_training_scene(path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None) -> TrainingScene:
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
+
+    With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
+    to its valid pixels, as a scan of it would add them.
 
     Raises:
         TrainingError: the folder is not a readable scene or lacks one of ``bands``.
@@ -69,11 +73,16 @@ def load_training_scene(path: Path, bands: tuple[str, ...]) -> TrainingScene:
     """
     path = Path(path)
     scene = open_scene_with_bands(path, bands, role="training")
+    scene = prepare_scenes([scene], bands, scene_offset or {})[0]
     data = scene.read(bands)
     valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    offsets = scene.offsets_for(bands)
+    if offsets is not None:
+        data = np.where(valid, data + offsets, 0).astype(np.float32)
     labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
-    described = {k: v for k, v in scene.describe().items() if k in ("id", "crs", "size", "acquired", "provenance")}
+    described = {k: v for k, v in scene.describe().items()
+                 if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
     return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
 
 

@@ -27,6 +27,7 @@ from fieldtruth.detectors.data import load_training_scene, open_scene_with_bands
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.predict import detect_scene
 from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
+from fieldtruth.detectors.sceneoffset import prepare_scenes
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def evaluate_scenes(
         if grid == "scan":
             scene_id, found, labels = _on_scan_grid(bundle, Path(path), tile, halo)
         else:
-            scene = load_training_scene(Path(path), bundle.card.bands)
+            scene = load_training_scene(Path(path), bundle.card.bands, bundle.card.scene_offset)
             scene_id, labels = scene.id, scene.labels
             found = detect_scene(bundle, scene.data, scene.valid, tile=tile, halo=halo, threshold=CURVE_FLOOR)
         labels = [lab for lab in labels if lab.label in bundle.card.classes]
@@ -75,7 +76,9 @@ def evaluate_scenes(
 
 
 def _on_scan_grid(bundle: LoadedBundle, path: Path, tile: int, halo: int) -> tuple[str, list, list]:
-    scene = open_scene_with_bands(path, tuple(bundle.card.bands), role="evaluation")
+    card = bundle.card
+    scene = open_scene_with_bands(path, tuple(card.bands), role="evaluation")
+    scene = prepare_scenes([scene], card.bands, card.scene_offset)[0]
     on_grid = scan_grid(bundle, scene, tile_size=tile, halo=halo)
     found = detect_like_a_scan(bundle, scene, on_grid, threshold=CURVE_FLOOR)
     return scene.id, found, labels_on_grid(path, scene, on_grid)

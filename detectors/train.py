@@ -30,6 +30,7 @@ from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.fit import Progress, fit, focal_loss, one_cycle_lr
 from fieldtruth.detectors.model import build_model
 from fieldtruth.detectors.predict import detect_scene_each
+from fieldtruth.detectors.sceneoffset import WATER_OFFSET, check_scene_offset
 
 __all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
@@ -71,6 +72,8 @@ class TrainConfig:
         ensemble: number of members trained (seeds ``seed``, ``seed + 1``, ...) and averaged into one bundle.
         gain: range of the random overall brightness gain (augmentation). band_jitter: per-band gain jitter.
         haze: largest random haze offset (augmentation), as a fraction of each band's chip mean; 0 for none.
+        scene_offset: per-scene water-level correction (see :mod:`fieldtruth.detectors.sceneoffset`),
+            written to the card; empty for none.
         eval_tile: tile core used when detecting over whole scenes. eval_halo: its halo.
         gsd_m: ground sampling distance written to the card (metres); the training scenes' mean ground
             pixel size when None.
@@ -107,6 +110,7 @@ class TrainConfig:
     gain: tuple[float, float] = (0.85, 1.15)
     band_jitter: float = 0.03
     haze: float = 0.0
+    scene_offset: dict[str, Any] = field(default_factory=dict)
     eval_tile: int = 512
     eval_halo: int = 32
     gsd_m: float | None = 10.0
@@ -124,6 +128,7 @@ class TrainConfig:
             raise ValueError(f"lr and sigma_px must be positive, got {self.lr!r}, {self.sigma_px!r}")
         if self.validate_every < 0 or self.patience < 0 or self.checkpoint_every < 1:
             raise ValueError("validate_every and patience must be >= 0 and checkpoint_every >= 1")
+        check_scene_offset(self.scene_offset, self.bands)
 
     @classmethod
     def demo(cls, **overrides: Any) -> TrainConfig:
@@ -141,7 +146,8 @@ class TrainConfig:
 
         Chips of 128 px (8 a step) so the ~300 px receptive field sees real water and land while training,
         as it does in a scan; the peak suppression (minimum distance, box fraction) is chosen on the
-        validation scenes with the threshold.
+        validation scenes with the threshold. Each scene's open water is brought to one level first
+        (:data:`~fieldtruth.detectors.sceneoffset.WATER_OFFSET`), so haze and glint do not move its pixels.
         """
         values: dict[str, Any] = {
             "seed": 0, "steps": 700, "batch_size": 8, "chip_size": 128, "lr": 3e-3, "classes": ("vessel",),
@@ -150,6 +156,7 @@ class TrainConfig:
             "positive_fraction": 0.45, "hard_fraction": 0.3, "mine_at": (0.4,), "sigma_px": 1.5,
             "min_distance_px": 4, "min_distance_choices": (4, 6, 8, 10), "box_suppression_choices": (0.5, 1.0),
             "num_threads": 2, "validate_every": 175, "patience": 0, "gsd_m": None, "ensemble": 4,
+            "scene_offset": dict(WATER_OFFSET),
         }
         values.update(overrides)
         return cls(**values)
@@ -209,8 +216,8 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     overlap = {Path(p).resolve() for p in scene_dirs} & {Path(p).resolve() for p in val_dirs}
     if overlap:
         raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation scenes; keep them apart")
-    scenes = [load_training_scene(d, config.bands) for d in scene_dirs]
-    vals = [load_training_scene(d, config.bands) for d in val_dirs]
+    scenes = [load_training_scene(d, config.bands, config.scene_offset) for d in scene_dirs]
+    vals = [load_training_scene(d, config.bands, config.scene_offset) for d in val_dirs]
     if not vals and len(scenes) > 1:
         scenes, vals = scenes[:-1], scenes[-1:]
     return scenes, vals
@@ -231,6 +238,7 @@ def _card(train_scenes: list[TrainingScene], config: TrainConfig) -> tuple[torch
         architecture=config.architecture, architecture_args=args, bands=tuple(config.bands), gsd_m=round(gsd, 2),
         norm_mean=norm[0], norm_std=norm[1], classes=tuple(classes), min_distance_px=config.min_distance_px,
         receptive_field_px=int(getattr(model, "receptive_field_px", 0)), licence=config.licence,
+        scene_offset=dict(config.scene_offset),
         training_data=tuple(s.provenance for s in train_scenes),
     )
     return model, card

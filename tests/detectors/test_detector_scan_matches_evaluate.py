@@ -17,6 +17,7 @@ from fieldtruth.detectors.bundle import load_bundle, save_bundle
 from fieldtruth.detectors.data import ground_pixel_size
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
 from fieldtruth.detectors.report import evaluate_bundle
+from fieldtruth.detectors.sceneoffset import WATER_OFFSET
 from fieldtruth.detectors.vessel_baseline import VesselBaseline, vessel_baseline_card
 from fieldtruth.ingest.scene import open_scene
 
@@ -25,11 +26,12 @@ PORT = SHARED / "sen2ships" / "casablanca"
 
 
 @pytest.mark.skipif(not PORT.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
-def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scene_offset", [{}, WATER_OFFSET], ids=["as-stored", "water-offset"])
+def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dict) -> None:
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
     gsd = round(ground_pixel_size(open_scene(PORT, hash_files=False)) * 0.93, 2)
-    card = dataclasses.replace(vessel_baseline_card(threshold=0.5), gsd_m=gsd)
+    card = dataclasses.replace(vessel_baseline_card(threshold=0.5), gsd_m=gsd, scene_offset=dict(scene_offset))
     path = tmp_path / "baseline.safetensors"
     save_bundle(path, VesselBaseline(), card)
     bundle = load_bundle(path)
