@@ -23,6 +23,8 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
+from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
@@ -37,7 +39,7 @@ from fieldtruth.pipelines.runfolder import (
     write_geoparquet_atomic,
     write_json_atomic,
 )
-from fieldtruth.pipelines.tilework import DetectorPlugin, process_block, worker_threads_for
+from fieldtruth.pipelines.tilework import READ_ERRORS, DetectorPlugin, process_block, worker_threads_for
 from fieldtruth.review.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class ScanSummary:
     done: int = 0
     skipped: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    scenes_left_out: list[dict[str, str]] = field(default_factory=list)
     detections: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -127,11 +130,12 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     halo = config.halo if config.halo is not None else default_halo(bundle)
     grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
                            aoi_bounds=aoi.bounds if aoi is not None else None)
+    scenes, left_out = _with_scene_offsets(bundle, scenes, say)
     run = _prepare_run_folder(config)
     block = config.block or grid.default_block()
-    run.keep_plan(_plan(grid, block, bundle), resume=config.resume)
+    run.keep_plan(_plan(grid, block, bundle, scenes, left_out), resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
-    summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo))
+    summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo), scenes_left_out=left_out)
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {summary.skipped} already done")
@@ -170,10 +174,42 @@ def _prepare_run_folder(config: ScanConfig) -> RunFolder:
     return run.create()
 
 
-def _plan(grid: TileGrid, block: int, bundle: LoadedBundle) -> dict[str, Any]:
+def _with_scene_offsets(
+    bundle: LoadedBundle, scenes: list[Scene], say: Callable[[str], None],
+) -> tuple[list[Scene], list[dict[str, str]]]:
+    """The scenes with the offsets the detector's card asks for (see :mod:`fieldtruth.detectors.sceneoffset`).
+
+    A scene whose offsets cannot be computed (an unreadable file) is left out of the scan and reported,
+    so its tiles show no coverage instead of uncorrected pixels, and the rest of the scan goes on.
+
+    Raises:
+        ImageryReadError: no scene could be prepared.
+    """
+    card = bundle.card
+    if not card.scene_offset:
+        return scenes, []
+    prepared, left_out = [], []
+    for scene in scenes:
+        try:
+            prepared.extend(prepare_scenes([scene], card.bands, card.scene_offset))
+        except READ_ERRORS as exc:
+            left_out.append({"scene_id": scene.id, "error": f"{type(exc).__name__}: {exc}"})
+            say(f"scan: scene {scene.id} left out: its water-level offsets could not be computed ({exc})")
+    if not prepared:
+        raise ImageryReadError(f"no scene could be read to compute the detector's water-level offsets: {left_out!r}")
+    return prepared, left_out
+
+
+def _plan(
+    grid: TileGrid, block: int, bundle: LoadedBundle, scenes: list[Scene], left_out: list[dict[str, str]],
+) -> dict[str, Any]:
     """What fixes a scan's tiles and their pixels: a resume with anything else would mix two scans."""
-    return {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
+    plan = {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
             "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256}
+    if bundle.card.scene_offset:
+        plan["band_offsets"] = {s.id: s.band_offsets for s in scenes}
+        plan["scenes_left_out"] = sorted(e["scene_id"] for e in left_out)
+    return plan
 
 
 def _finished(run: RunFolder, tile_id: str) -> bool:
@@ -300,6 +336,7 @@ def _write_run_json(
         "versions": software_versions(),
         "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed), "skipped_on_resume": summary.skipped},
         "failed_tiles": summary.failed,
+        "scenes_left_out": summary.scenes_left_out,
         "detections": summary.detections,
         "timings": {"total_seconds": summary.seconds, **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
         "tile_work_seconds": summary.tile_work,

@@ -159,7 +159,7 @@ def detect_block(
     started = time.perf_counter()
     try:
         chips = read_block(scenes, block, tuple(bundle.card.bands))
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         log.info("block %s could not be read in one window (%s); reading its tiles one by one", block.window.id, exc)
         return [detect_tile(bundle, scenes, tile, model_slot) for tile in block.tiles]
     read_each = (time.perf_counter() - started) / len(chips)
@@ -181,7 +181,7 @@ def detect_tile(
     started = time.perf_counter()
     try:
         chip = read_mosaic(scenes, tile, tuple(bundle.card.bands))
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         log.warning("tile %s failed: %s", tile.id, exc)
         return {**_empty_result(tile), "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     read_seconds = time.perf_counter() - started
@@ -191,7 +191,7 @@ def detect_tile(
 
 
 #: What a read of broken or missing imagery raises; a tile meeting one fails alone.
-_READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
+READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
 
 
 def _empty_result(tile: Tile) -> dict[str, Any]:
