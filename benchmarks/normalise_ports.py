@@ -1,8 +1,10 @@
 """Write radiometrically normalised copies of the sen2ships ports, to test per-scene normalisation.
 
-An experiment for issue 4 (results in benchmarks/README.md), not a pipeline step: each port's bands are
-rewritten (uint16, same grid) and its label and scene files copied, so ``bench_detectors.py --data OUT``
-trains, validates and tests on the copies exactly as on the originals. Per band, per scene:
+An experiment for issue 4 (results in benchmarks/README.md): each port's bands are rewritten (uint16, same
+grid) and its label and scene files copied, so ``bench_detectors.py --data OUT --set '{"scene_offset": {}}'``
+trains, validates and tests on the copies exactly as on the originals. ``wateroffset`` has since become a
+pipeline step (``scene_offset`` in the vessels preset, :mod:`fieldtruth.detectors.sceneoffset`: the same
+reference, in floating point, without this script's clipping to 1..65535). Per band, per scene:
 
 - ``stretch``:     1000 + 500 (x - p1) / (p10 - p1 + 1), percentiles of the whole scene;
 - ``wateroffset``: x - w + 1000, w the band's median over the scene's 5 % darkest pixels in nir (water);

@@ -3,7 +3,7 @@
 Layout (the contract between rooms)::
 
     run.json            config, versions, inputs with provenance, bundle sha256, timings, tile counts
-    scan-plan.json      the tile grid, block size and detector a scan started with (a resume must match)
+    scan-plan.json      the tile grid, block size, detector and scene offsets a scan started with (a resume must match)
     tiles/<tile>.json   one atomic result per tile (detections and coverage, or its error)
     tiles/manifest.jsonl one line per tile result written, with status, time and process
     detections.parquet  GeoParquet, EPSG:4326, one row per site
