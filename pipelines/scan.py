@@ -197,6 +197,8 @@ def _with_scene_offsets(
             say(f"scan: scene {scene.id} left out: its water-level offsets could not be computed ({exc})")
     if not prepared:
         raise ImageryReadError(f"no scene could be read to compute the detector's water-level offsets: {left_out!r}")
+    say(f"scan: open water of {len(prepared)} scene(s) brought to level {card.scene_offset['level']:g} "
+        "as the detector asks (offsets per scene in run.json)")
     return prepared, left_out
 
 
