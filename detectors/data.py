@@ -8,7 +8,6 @@ drawn from the augmented boxes at the model's output resolution.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,6 @@ from torchvision.transforms import v2
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
 from fieldtruth.detectors.sceneoffset import prepare_scenes
-from fieldtruth.imagery.read import read_chip
-from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.errors import IngestError
 from fieldtruth.ingest.scene import Scene, open_scene
 
@@ -64,11 +61,8 @@ def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> S
     return scene
 
 
-def load_training_scene(
-    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None, *, scan_gsd_m: float | None = None,
-) -> TrainingScene:
-    """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid, or
-    with ``scan_gsd_m`` onto the grid a scan at that pixel size reads (UTM for Web-Mercator scenes).
+def load_training_scene(path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None) -> TrainingScene:
+    """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
     With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
     to its valid pixels, as a scan of it would add them.
@@ -80,8 +74,6 @@ def load_training_scene(
     path = Path(path)
     scene = open_scene_with_bands(path, bands, role="training")
     scene = prepare_scenes([scene], bands, scene_offset or {})[0]
-    if scan_gsd_m is not None:
-        return _on_scan_grid(path, scene, bands, scan_gsd_m)
     data = scene.read(bands)
     valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)
@@ -92,20 +84,6 @@ def load_training_scene(
     described = {k: v for k, v in scene.describe().items()
                  if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
     return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
-
-
-def _on_scan_grid(path: Path, scene: Scene, bands: tuple[str, ...], gsd_m: float) -> TrainingScene:
-    """The scene and its labels on the grid a scan at ``gsd_m`` reads, as one window."""
-    from fieldtruth.detectors.scangrid import labels_on_grid
-
-    pixels = grid_for_scene(scene, resolution=gsd_m, tile_size=1, halo=0)
-    grid = dataclasses.replace(pixels, tile_size=max(pixels.shape))  # one tile, clipped to the grid's bounds
-    chip = read_chip(scene, grid.tile(0, 0), bands)
-    described = {k: v for k, v in scene.describe().items()
-                 if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
-    described["read_on"] = {"crs": grid.crs.to_string(), "resolution_m": grid.resolution,
-                            "size": [chip.data.shape[2], chip.data.shape[1]]}
-    return TrainingScene(scene.id, chip.data, chip.valid, labels_on_grid(path, scene, grid), described, float(gsd_m))
 
 
 def ground_pixel_size(scene: Any) -> float:

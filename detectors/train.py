@@ -24,13 +24,7 @@ import torch
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
-from fieldtruth.detectors.data import (
-    TrainingScene,
-    band_statistics,
-    ground_pixel_size,
-    load_training_scene,
-    open_scene_with_bands,
-)
+from fieldtruth.detectors.data import TrainingScene, band_statistics, load_training_scene
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.fit import Progress, fit, focal_loss, one_cycle_lr
@@ -78,8 +72,6 @@ class TrainConfig:
         ensemble: number of members trained (seeds ``seed``, ``seed + 1``, ...) and averaged into one bundle.
         gain: range of the random overall brightness gain (augmentation). band_jitter: per-band gain jitter.
         haze: largest random haze offset (augmentation), as a fraction of each band's chip mean; 0 for none.
-        read_grid: the pixels training and validation read: each scene's own (``native``) or the grid a scan
-            reads (``scan``: UTM at the card's pixel size, so objects have the size in pixels a scan sees).
         scene_offset: per-scene water-level correction (see :mod:`fieldtruth.detectors.sceneoffset`),
             written to the card; empty for none.
         eval_tile: tile core used when detecting over whole scenes. eval_halo: its halo.
@@ -119,7 +111,6 @@ class TrainConfig:
     band_jitter: float = 0.03
     haze: float = 0.0
     scene_offset: dict[str, Any] = field(default_factory=dict)
-    read_grid: str = "native"
     eval_tile: int = 512
     eval_halo: int = 32
     gsd_m: float | None = 10.0
@@ -138,8 +129,6 @@ class TrainConfig:
         if self.validate_every < 0 or self.patience < 0 or self.checkpoint_every < 1:
             raise ValueError("validate_every and patience must be >= 0 and checkpoint_every >= 1")
         check_scene_offset(self.scene_offset, self.bands)
-        if self.read_grid not in ("native", "scan"):
-            raise ValueError(f"read_grid must be 'native' or 'scan', got {self.read_grid!r}")
 
     @classmethod
     def demo(cls, **overrides: Any) -> TrainConfig:
@@ -227,20 +216,11 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     overlap = {Path(p).resolve() for p in scene_dirs} & {Path(p).resolve() for p in val_dirs}
     if overlap:
         raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation scenes; keep them apart")
-    gsd = _scan_gsd(scene_dirs, config) if config.read_grid == "scan" else None
-    scenes = [load_training_scene(d, config.bands, config.scene_offset, scan_gsd_m=gsd) for d in scene_dirs]
-    vals = [load_training_scene(d, config.bands, config.scene_offset, scan_gsd_m=gsd) for d in val_dirs]
+    scenes = [load_training_scene(d, config.bands, config.scene_offset) for d in scene_dirs]
+    vals = [load_training_scene(d, config.bands, config.scene_offset) for d in val_dirs]
     if not vals and len(scenes) > 1:
         scenes, vals = scenes[:-1], scenes[-1:]
     return scenes, vals
-
-
-def _scan_gsd(scene_dirs: list[Path], config: TrainConfig) -> float:
-    """The card's pixel size, known before reading: ``gsd_m``, else the mean ground pixel of ``scene_dirs``."""
-    if config.gsd_m is not None:
-        return float(config.gsd_m)
-    sizes = [ground_pixel_size(open_scene_with_bands(Path(d), config.bands, role="training")) for d in scene_dirs]
-    return round(float(np.mean(sizes)), 2)
 
 
 def _card(train_scenes: list[TrainingScene], config: TrainConfig) -> tuple[torch.nn.Module, ModelCard]:
