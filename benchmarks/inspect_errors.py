@@ -1,0 +1,114 @@
+"""Look at a cross-validation's errors on its held-out ports: why labels were missed, and what the
+highest-scoring false positives are (a contact sheet to judge by eye).
+
+For each fold bundle of ``bench_detectors.py`` (``RUN/fold<i>.safetensors`` and ``RUN/crossval.json``), every
+held-out port is detected on the scan's grid as ``fieldtruth evaluate`` does. A missed label is counted
+as *scored low* (a detection inside its box, below the operating threshold), *beside* (none inside, one
+above the threshold within 15 px: suppressed by a neighbour or placed off the hull) or *unseen*. The
+``--per-port`` highest-scoring false positives of each port are cut out (64 px, natural colour, label
+boxes green, the detection red) into ``RUN/false-positives.png``. The sheet shows real imagery: keep it
+out of the repository. Usage::
+
+    .venv/bin/python benchmarks/inspect_errors.py benchmarks/out/detectors-v4/offset [--per-port 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import shapely
+from PIL import Image, ImageDraw
+
+from fieldtruth.detectors.bundle import load_bundle
+from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
+from fieldtruth.detectors.report import CURVE_FLOOR
+from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
+from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.imagery.read import read_mosaic
+from fieldtruth.ingest.scene import open_scene
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
+CUT, ZOOM = 64, 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a bench_detectors.py output folder")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--per-port", type=int, default=4)
+    args = parser.parse_args()
+    folds = json.loads((args.run / "crossval.json").read_text())["folds"]
+    missed = {"scored low": 0, "beside": 0, "unseen": 0}
+    n_labels, cuts = 0, []
+    for i, fold in enumerate(folds):
+        bundle = load_bundle(args.run / f"fold{i}.safetensors")
+        for port in fold["test"]:
+            folder = args.data / port.removeprefix("sen2ships-")
+            scene = prepare_scenes([open_scene(folder, hash_files=False)], bundle.card.bands, bundle.card.scene_offset)[0]
+            grid = scan_grid(bundle, scene)
+            found = detect_like_a_scan(bundle, scene, grid, threshold=CURVE_FLOOR)
+            labels = labels_on_grid(folder, scene, grid)
+            n_labels += len(labels)
+            for kind in _why_missed(found, labels, bundle.card.threshold):
+                missed[kind] += 1
+            kept = [d for d in found if d.score >= bundle.card.threshold]
+            matched = match_points([ScoredPoint(d.col, d.row, d.score, d.label) for d in kept],
+                                   [LabelShape(lab.geometry, lab.label) for lab in labels], tolerance=1.0)
+            false = [d for d, (_, ok) in zip(sorted(kept, key=lambda d: -d.score), matched.ranked, strict=True) if not ok]
+            image = _natural_colour(scene, grid, bundle.card.bands)
+            cuts += [_cut(image, d, labels, f"{folder.name} {d.score:.2f}") for d in false[: args.per_port]]
+    print(f"{sum(missed.values())} of {n_labels} labels missed: {missed}")
+    _sheet(cuts).save(args.run / "false-positives.png")
+    print(f"{len(cuts)} false positives -> {args.run / 'false-positives.png'}")
+
+
+def _why_missed(found: list, labels: list, threshold: float) -> list[str]:
+    points = [(shapely.Point(d.col, d.row), d.score) for d in found]
+    kinds = []
+    for label in labels:
+        inside = max((s for p, s in points if label.geometry.buffer(1.0).contains(p)), default=0.0)
+        if inside >= threshold:
+            continue
+        near = max((s for p, s in points if label.geometry.buffer(15.0).contains(p)), default=0.0)
+        kinds.append("scored low" if inside > 0 else "beside" if near >= threshold else "unseen")
+    return kinds
+
+
+def _natural_colour(scene, grid, bands: tuple[str, ...]) -> np.ndarray:
+    whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
+    chip = read_mosaic([scene], whole.tile(0, 0), bands)
+    rgb = chip.data[[bands.index("red"), bands.index("green"), bands.index("blue")]]
+    low, high = np.percentile(rgb[:, chip.valid], [2, 99], axis=1)
+    return np.clip((rgb - low[:, None, None]) / (high - low)[:, None, None], 0, 1).transpose(1, 2, 0)
+
+
+def _cut(image: np.ndarray, detection, labels: list, caption: str) -> Image.Image:
+    row, col = int(detection.row) - CUT // 2, int(detection.col) - CUT // 2
+    cut = np.zeros((CUT, CUT, 3))
+    part = image[max(row, 0) : row + CUT, max(col, 0) : col + CUT]
+    cut[max(-row, 0) : max(-row, 0) + part.shape[0], max(-col, 0) : max(-col, 0) + part.shape[1]] = part
+    picture = Image.fromarray((cut * 255).astype(np.uint8)).resize((CUT * ZOOM, CUT * ZOOM), Image.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    for label in labels:
+        x0, y0, x1, y1 = label.geometry.bounds
+        draw.rectangle([(x0 - col) * ZOOM, (y0 - row) * ZOOM, (x1 - col) * ZOOM, (y1 - row) * ZOOM], outline=(0, 255, 0))
+    middle = CUT * ZOOM // 2
+    draw.ellipse([middle - 5, middle - 5, middle + 5, middle + 5], outline=(255, 0, 0))
+    draw.text((3, 3), caption, fill=(255, 255, 0))
+    return picture
+
+
+def _sheet(cuts: list[Image.Image], across: int = 6) -> Image.Image:
+    side = CUT * ZOOM
+    sheet = Image.new("RGB", (side * across, side * max(1, -(-len(cuts) // across))))
+    for k, cut in enumerate(cuts):
+        sheet.paste(cut, ((k % across) * side, (k // across) * side))
+    return sheet
+
+
+if __name__ == "__main__":
+    main()
