@@ -74,7 +74,21 @@ def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any]) -
     cut = np.quantile(reference[valid], spec["dark_fraction"])
     water = valid & (reference <= cut)
     levels = np.median(data[:, water], axis=1)
-    return {band: round(float(spec["level"] - v), 3) for band, v in zip(bands, levels, strict=True)}
+    offsets = {band: round(float(spec["level"] - v), 3) for band, v in zip(bands, levels, strict=True)}
+    if looks_like_water(offsets, spec) is False:
+        log.warning("scene %s: its darkest %g %% in %s are not water (green below nir); the detector's offsets "
+                    "assume a scene with open water, so its detections there are not to be trusted",
+                    scene.id, 100 * spec["dark_fraction"], spec["reference_band"])
+    return offsets
+
+
+def looks_like_water(offsets: Mapping[str, float], spec: Mapping[str, Any]) -> bool | None:
+    """Whether the pixels the offsets were taken from look like water (brighter in green than in nir, NDWI
+    > 0), from the offsets alone; None when the bands hold no green and nir."""
+    if "green" not in offsets or "nir" not in offsets:
+        return None
+    green, nir = spec["level"] - offsets["green"], spec["level"] - offsets["nir"]
+    return bool(green > nir)
 
 
 def prepare_scenes(scenes: Sequence[Scene], bands: Sequence[str], spec: Mapping[str, Any]) -> list[Scene]:

@@ -23,7 +23,7 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
-from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
@@ -199,6 +199,11 @@ def _with_scene_offsets(
         raise ImageryReadError(f"no scene could be read to compute the detector's water-level offsets: {left_out!r}")
     say(f"scan: open water of {len(prepared)} scene(s) brought to level {card.scene_offset['level']:g} "
         "as the detector asks (offsets per scene in run.json)")
+    dry = [s.id for s in prepared if looks_like_water(s.band_offsets, card.scene_offset) is False]
+    if dry:
+        say(f"scan: WARNING: the darkest pixels of {len(dry)} scene(s) are not water ({', '.join(dry[:5])}"
+            f"{', ...' if len(dry) > 5 else ''}); this detector assumes open water in every scene, so its "
+            "leads there are not to be trusted")
     return prepared, left_out
 
 

@@ -15,12 +15,12 @@ from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.data import load_training_scene
 from fieldtruth.detectors.errors import BundleError
 from fieldtruth.detectors.report import evaluate_scenes
-from fieldtruth.detectors.sceneoffset import WATER_OFFSET, prepare_scenes, water_offsets
+from fieldtruth.detectors.sceneoffset import WATER_OFFSET, looks_like_water, prepare_scenes, water_offsets
 from fieldtruth.detectors.train import TrainConfig
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
-from fieldtruth.tests.data.rasters import BAND_FILES, write_band
+from fieldtruth.tests.data.rasters import BAND_FILES, scene_folder, write_band
 
 BANDS = ("blue", "green", "red", "nir")
 WATER = np.array([400, 600, 350, 200])  # open water, per band
@@ -86,6 +86,16 @@ def test_pixels_missing_in_one_band_are_not_taken_for_water(tmp_path: Path) -> N
         dst.write(nir, 1)
     offsets = water_offsets(open_scene(folder), BANDS, WATER_OFFSET)
     assert 1000 - WATER[3] - 30 <= offsets["nir"] <= 1000 - WATER[3]
+
+
+def test_a_scene_without_open_water_is_flagged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert looks_like_water(water_offsets(open_scene(port(tmp_path / "port")), BANDS, WATER_OFFSET), WATER_OFFSET)
+    inland = open_scene(scene_folder(tmp_path / "inland", size=96))  # every pixel brighter in nir than in green
+    with caplog.at_level("WARNING"):
+        offsets = water_offsets(inland, BANDS, WATER_OFFSET)
+    assert looks_like_water(offsets, WATER_OFFSET) is False
+    assert "inland" in caplog.text and "not water" in caplog.text
+    assert looks_like_water({"red": 1.0, "nir": 2.0}, WATER_OFFSET) is None
 
 
 def test_a_scene_without_valid_pixels_gets_no_offsets(tmp_path: Path) -> None:

@@ -79,8 +79,11 @@ def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(offset_bu
     truncated_copy(east / "B08.tif", east / "B08.tif.part", keep_fraction=0.3)
     (east / "B08.tif.part").replace(east / "B08.tif")
     catalog = static_catalog(tmp_path / "stac", {"west": west, "east": east})
-    summary = scan(_config(catalog, offset_bundle, tmp_path / "run"))
+    said: list[str] = []
+    summary = scan(_config(catalog, offset_bundle, tmp_path / "run"), progress=said.append)
     assert [s["scene_id"] for s in summary.scenes_left_out] == ["east"]
+    # these generated scenes are all land (brighter in nir than in green): the scan says so
+    assert any("WARNING" in m and "not water (west)" in m for m in said)
     assert "B08.tif" in summary.scenes_left_out[0]["error"]
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert [s["scene_id"] for s in meta["scenes_left_out"]] == ["east"]
