@@ -84,7 +84,7 @@ def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any]) -
 
 def looks_like_water(offsets: Mapping[str, float], spec: Mapping[str, Any]) -> bool | None:
     """Whether the pixels the offsets were taken from look like water (brighter in green than in nir, NDWI
-    > 0), from the offsets alone; None when the bands hold no green and nir."""
+    > 0), from the offsets alone; None without both a green and a nir band."""
     if "green" not in offsets or "nir" not in offsets:
         return None
     green, nir = spec["level"] - offsets["green"], spec["level"] - offsets["nir"]
