@@ -129,3 +129,15 @@ def test_stac_api_search_filters_by_cloud_and_reads_end_to_end(tmp_path: Path) -
 def test_stac_api_on_loopback_is_refused_without_permission() -> None:
     with pytest.raises(RasterRefusedError, match="127.0.0.1"):
         open_imagery("https://127.0.0.1:9/", collection="x")
+
+
+def test_a_remote_scenes_water_offsets_equal_the_local_ones(folder: Path) -> None:
+    from fieldtruth.detectors.sceneoffset import WATER_OFFSET, water_offsets
+
+    bands = ("blue", "green", "red", "nir")
+    local = water_offsets(open_imagery(folder)[0], bands, WATER_OFFSET)
+    with serve(folder, mode="flaky") as (base, log):
+        scene = scene_from_item(item_for_folder(folder, "remote-scene", href_base=base), allow_hosts=["127.0.0.1"])
+        remote = water_offsets(scene, bands, WATER_OFFSET)
+    assert remote == local and set(local) == set(bands)
+    assert log.range_requests > 0 and log.dropped > 0
