@@ -41,6 +41,8 @@ def check_scene_offset(spec: Mapping[str, Any], bands: Sequence[str]) -> None:
         ValueError: an unknown method or key, a reference band the model does not read, a fraction outside
             (0, 1), or a level that is not a number.
     """
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"scene_offset must be a mapping ({{}} for none), got {spec!r}")
     if not spec:
         return
     unknown = sorted(set(spec) - set(WATER_OFFSET))

@@ -128,6 +128,12 @@ def test_a_scene_offset_that_cannot_be_applied_is_refused(change: dict, words: s
         ModelCard.from_dict({**card, "scene_offset": ["nir"]}, source="bundle.safetensors")
 
 
+def test_a_training_config_without_a_mapping_for_scene_offset_is_refused() -> None:
+    with pytest.raises(ValueError, match="scene_offset must be a mapping"):
+        TrainConfig.from_mapping({"scene_offset": None}, preset="vessels")
+    assert TrainConfig.from_mapping({"scene_offset": {}}, preset="vessels").scene_offset == {}
+
+
 def test_evaluate_reads_a_hazy_port_as_the_clear_one(tmp_path: Path, trained) -> None:
     bundle, _ = trained
     card = dataclasses.replace(bundle.card, bands=BANDS, scene_offset=dict(WATER_OFFSET), weights_sha256="")
