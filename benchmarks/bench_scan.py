@@ -95,13 +95,13 @@ def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int) -> float:
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512,
-               block: int | None = None) -> tuple[float, float, int, int]:
+               block: int | None = None, bands: bool = True) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
         summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=tile_size,
-                                  block=block))
+                                  block=block, worker_bands=bands))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--blocks", type=int, nargs="+", default=None,
                         help="tiles per side of a task's block; several are measured side by side [default: the scan's]")
+    parser.add_argument("--without-bands-too", action="store_true",
+                        help="also measure each scan with blocks handed out in turn (no worker bands), side by side")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / "bench.safetensors"
@@ -145,6 +147,7 @@ def main() -> None:
         train = generate_scene(args.out / "train", seed=11, size=512).path
         train_detector([train], bundle, TrainConfig.demo(steps=10, num_threads=2, eval_tile=256))
     blocks: list[int | None] = args.blocks or [None]  # None: the scan's default for the grid
+    variants = [(b, bands) for b in blocks for bands in ([True, False] if args.without_bands_too else [True])]
     rows = []
     for name in args.sizes:
         size = SIZES[name]
@@ -153,19 +156,20 @@ def main() -> None:
             generate_scene(scene, seed=21, size=size)
         mpx = size * size / 1e6
         models: list[float] = []
-        one: dict[int | None, list] = {b: [] for b in blocks}
-        two: dict[int | None, list] = {b: [] for b in blocks}
+        one: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
+        two: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
         for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
             models.append(model_only(scene, bundle, args.tile_size))
-            for b in blocks:
-                one[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size, b))
-                two[b].append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size, b))
+            for v in variants:
+                one[v].append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size, *v))
+                two[v].append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size, *v))
         model = statistics.median(models)
-        for b in blocks:
-            t1, t2 = statistics.median(r[0] for r in one[b]), statistics.median(r[0] for r in two[b])
-            p1, p2 = statistics.median(r[1] for r in one[b]), statistics.median(r[1] for r in two[b])
-            rows.append((name, b or "default", mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
-                         max(r[2] for r in one[b]) / 2**20, max(r[2] for r in two[b]) / 2**20, one[b][0][3]))
+        for v in variants:
+            t1, t2 = statistics.median(r[0] for r in one[v]), statistics.median(r[0] for r in two[v])
+            p1, p2 = statistics.median(r[1] for r in one[v]), statistics.median(r[1] for r in two[v])
+            label = f"{v[0] or 'default'}{'' if v[1] else ', in turn'}"
+            rows.append((name, label, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
+                         max(r[2] for r in one[v]) / 2**20, max(r[2] for r in two[v]) / 2**20, one[v][0][3]))
         print(f"{name}: done", flush=True)
     print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | tiles 1w / model | "
           "scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | peak MiB 2w | tiles |")

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from fieldtruth.ingest.scene import Scene
 from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
 from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
+from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import (
     RunFolder,
@@ -63,8 +63,12 @@ class ScanConfig:
             the next block while the model runs, when the workers' model threads leave a core free.
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
         resume: skip tiles that already have a result, retry failed ones.
-        max_in_flight: most tasks (blocks) submitted and unfinished at once; 4 per worker thread when None.
+        max_in_flight: most tasks (blocks) submitted and unfinished at once; when None, 2 per worker thread with
+            ``worker_bands`` (a block sent to a worker waits there, so a short queue keeps the end of the scan
+            balanced), else 4 (the scheduler holds the queue and hands blocks to whichever worker is free).
         performance_report: save Dask's performance report of the tile phase in the run folder.
+        worker_bands: each worker reads one band of neighbouring blocks, so the halos they share are decoded
+            once (see :mod:`fieldtruth.pipelines.placement`); False lets the scheduler hand blocks out in turn.
         aoi: AOI file or bbox ``west,south,east,north``; the imagery footprint when None.
         collection: STAC API collection (with a STAC API URL as imagery).
         datetime: STAC API date or range.
@@ -89,6 +93,7 @@ class ScanConfig:
     resume: bool = False
     max_in_flight: int | None = None
     performance_report: bool = False
+    worker_bands: bool = True
 
 
 @dataclass
@@ -141,11 +146,11 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"{len(todo)} to do, {summary.skipped} already done")
     with _cluster(config, say) as client:
         client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
-        limit = config.max_in_flight or 4 * _worker_threads(client)
+        limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         summary.timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
-            for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit):
+            for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
                 run.write_tile_result(result)
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
@@ -258,22 +263,32 @@ def _worker_threads(client: Client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-def _run_blocks(client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int) -> Iterator[dict[str, Any]]:
-    """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish."""
-    pending = iter(blocks)
+def _run_blocks(
+    client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int, worker_bands: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish.
+
+    With ``worker_bands``, each worker is asked to read one band of neighbouring blocks, and a worker that
+    finishes a block is given the next of its band (see :mod:`fieldtruth.pipelines.placement`); otherwise
+    blocks go out in grid order to whichever worker the scheduler picks.
+    """
+    bands = WorkerBands(blocks, list(client.scheduler_info()["workers"]) if worker_bands else [])
     scene_future = client.scatter(scenes, broadcast=True)
     window = as_completed()
 
-    def submit(block: TileBlock) -> None:
-        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}", pure=False))
+    def submit(placed: tuple[TileBlock, str | None]) -> None:
+        block, worker = placed
+        where = {"workers": worker, "allow_other_workers": True} if worker else {}
+        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}", pure=False, **where))
 
-    for block in islice(pending, limit):
-        submit(block)
+    for placed in bands.first(limit):
+        submit(placed)
     for future in window:
         results = future.result()
         future.release()
-        for block in islice(pending, 1):
-            submit(block)
+        worker = results[0].get("worker") if results and worker_bands else None
+        if (placed := bands.next_for(worker)) is not None:
+            submit(placed)
         yield from results
 
 

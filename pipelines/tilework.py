@@ -141,9 +141,11 @@ def worker_plugin() -> DetectorPlugin:
 
 
 def process_block(scenes: list[Scene], block: TileBlock) -> list[dict[str, Any]]:
-    """Detect in each tile of a block; return their results (as :func:`detect_block`)."""
+    """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the worker."""
     plugin = worker_plugin()
-    return detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots)
+    results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots)
+    address = get_worker().address
+    return [{**result, "worker": address} for result in results]
 
 
 def detect_block(

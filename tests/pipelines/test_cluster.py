@@ -99,6 +99,24 @@ def test_scan_through_a_scheduler_matches_the_local_scan(
     assert _same(gpd.read_parquet(tmp_path / "run" / "detections.parquet"), reference)
 
 
+def test_each_worker_reads_a_band_of_neighbouring_tiles(
+    cluster: LoopbackCluster, small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    summary = scan(_config(small_scene, quick_bundle, out, scheduler=cluster.address, max_in_flight=2))
+    assert summary.done == 25 and summary.tiles == 25
+    results = [json.loads(p.read_text()) for p in sorted((out / "tiles").glob("r*.json"))]  # grid order
+    done_by: dict[str, list[int]] = {}
+    for index, result in enumerate(results):
+        done_by.setdefault(result["worker"], []).append(index)
+    assert len(done_by) == 2, "both workers must have worked"
+    for worker, indices in done_by.items():
+        runs = 1 + sum(1 for a, b in zip(indices, indices[1:], strict=False) if b != a + 1)
+        # its own band, and at most the far end of the other band once its own was done
+        assert runs <= 2, f"{worker} read tiles {indices}: not a band of neighbours"
+    assert _same(gpd.read_parquet(out / "detections.parquet"), reference)
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_doubles_nothing(
     cluster: LoopbackCluster, small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
 ) -> None:

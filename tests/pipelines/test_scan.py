@@ -162,6 +162,15 @@ def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small
     assert blocks.drop(columns="geometry").equals(tiles.drop(columns="geometry"))
 
 
+def test_blocks_handed_out_in_turn_instead_of_bands_give_the_same_detections(
+    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path,
+) -> None:
+    in_turn = scan(_config(small_scene, quick_bundle, tmp_path / "turns", worker_bands=False))
+    assert in_turn.done == 9
+    turns = gpd.read_parquet(tmp_path / "turns" / "detections.parquet")
+    assert turns.drop(columns="geometry").equals(gpd.read_parquet(run / "detections.parquet").drop(columns="geometry"))
+
+
 @pytest.mark.parametrize("changed", [{"block": 2}, {"tile_size": 128}, {"halo": 40}])
 def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
     run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, changed: dict[str, int],
