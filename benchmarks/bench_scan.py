@@ -130,6 +130,29 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int,
     return summary.tiles, grid_blocks, peak[0]
 
 
+def http_bytes(scene_dir: Path, bundle_path: Path, out: Path, bands: bool) -> tuple[int, float]:
+    """Bytes a two-worker scan fetches when its scene is read over HTTP (a loopback range server, the scene
+    as a STAC Item), and the seconds of its tile phase."""
+    import json
+    import re
+
+    from fieldtruth.tests.data.rangeserver import serve
+    from fieldtruth.tests.data.stac import item_for_folder
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    with serve(scene_dir) as (base, requests):
+        item = out / "item.json"
+        item.write_text(json.dumps(item_for_folder(scene_dir, "remote", href_base=base).to_dict()))
+        summary = scan(ScanConfig(imagery=item, detector=bundle_path, out=out / "run", workers=2, worker_bands=bands,
+                                  allow_hosts=("127.0.0.1",)))
+    fetched = 0
+    for _, byte_range in requests.requests:
+        if match := re.fullmatch(r"bytes=(\d+)-(\d+)", byte_range or ""):
+            fetched += int(match.group(2)) - int(match.group(1)) + 1
+    return fetched, summary.timings["tiles"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
@@ -140,6 +163,9 @@ def main() -> None:
                         help="tiles per side of a task's block; several are measured side by side [default: the scan's]")
     parser.add_argument("--without-bands-too", action="store_true",
                         help="also measure each scan with blocks handed out in turn (no worker bands), side by side")
+    parser.add_argument("--http", action="store_true",
+                        help="also measure the bytes a two-worker scan of the largest region fetches over HTTP, with "
+                             "and without worker bands")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle = args.out / "bench.safetensors"
@@ -178,6 +204,17 @@ def main() -> None:
         print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |"
               .format(*row))
     print("km2/s at 10 m = Mpx/s x 100")
+    if args.http:
+        scene = args.out / f"scene-{args.sizes[-1]}"
+        whole = sum(p.stat().st_size for p in scene.glob("*.tif"))
+        fetched: dict[bool, list[tuple[int, float]]] = {True: [], False: []}
+        for i in range(args.repeats):
+            for bands in (True, False):
+                fetched[bands].append(http_bytes(scene, bundle, args.out / f"run-http-{bands}-{i}", bands))
+        for bands, runs in fetched.items():
+            print(f"over HTTP, {'worker bands' if bands else 'blocks in turn'}: "
+                  f"{statistics.median(r[0] for r in runs) / 2**20:.1f} MiB fetched of {whole / 2**20:.1f} MiB in the "
+                  f"band files; tile phase {statistics.median(r[1] for r in runs):.2f} s (median of {len(runs)})")
     ten = args.out / "scene-10mpx"
     if not (ten / "scene.json").exists():
         generate_scene(ten, seed=41, size=3200)

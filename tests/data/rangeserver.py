@@ -78,7 +78,10 @@ def _handler(root: Path, mode: str, log: ServerLog) -> type[BaseHTTPRequestHandl
             self.send_header("Content-Length", str(end - start + 1))
             self.end_headers()
             if body:
-                self.wfile.write(data[start : end + 1])
+                try:
+                    self.wfile.write(data[start : end + 1])
+                except (ConnectionResetError, BrokenPipeError):
+                    pass  # the client read what it needed and hung up (GDAL does, on speculative reads)
 
     return Handler
 
