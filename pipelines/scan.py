@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.config
 from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
@@ -39,7 +40,13 @@ from fieldtruth.pipelines.runfolder import (
     write_geoparquet_atomic,
     write_json_atomic,
 )
-from fieldtruth.pipelines.tilework import READ_ERRORS, DetectorPlugin, process_block, worker_threads_for
+from fieldtruth.pipelines.tilework import (
+    READ_ERRORS,
+    DetectorPlugin,
+    allocator_environ,
+    process_block,
+    worker_threads_for,
+)
 from fieldtruth.review.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -144,7 +151,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {summary.skipped} already done")
-    with _cluster(config, say) as client:
+    with cluster_client(config, say) as client:
         client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         summary.timings["startup"] = time.perf_counter() - started
@@ -235,7 +242,13 @@ def _finished(run: RunFolder, tile_id: str) -> bool:
 
 
 @contextmanager
-def _cluster(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]:
+def cluster_client(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]:
+    """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
+    ``config.workers`` processes whose allocator is set from their start (:func:`allocator_environ`).
+
+    Raises:
+        ClusterError: the scheduler could not be reached.
+    """
     if config.scheduler:
         try:
             client = Client(config.scheduler, timeout="15s")
@@ -249,7 +262,8 @@ def _cluster(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]
             yield client
         return
     task_threads = worker_threads_for(config.threads_per_worker, config.workers)
-    with LocalCluster(
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
         n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0", host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
         reading = ("each reading ahead on one more" if task_threads > config.threads_per_worker

@@ -42,8 +42,20 @@ PLUGIN_NAME = "fieldtruth-detector"
 #: allocations are mmapped, and the most malloc arenas.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
+#: Bytes from which glibc mmaps an allocation, and of free heap it keeps, in workers (see :func:`tune_allocator`).
+MMAP_THRESHOLD, TRIM_THRESHOLD = 256 << 20, 512 << 20
 
-def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 512 << 20) -> bool:
+
+def allocator_environ() -> dict[str, str]:
+    """The settings of :func:`tune_allocator` as glibc's environment variables, for worker processes started
+    by this program: read by glibc before the process has a thread, so every thread shares the main arena
+    from its first allocation (:func:`tune_allocator` in a running worker can only cap arenas that threads
+    have not made yet)."""
+    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+            "MALLOC_ARENA_MAX": "1"}
+
+
+def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
     """Let glibc reuse the heap for the model's large, short-lived tensors instead of mmapping each one.
 
     Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in workers, which also freezes glibc's mmap
@@ -53,6 +65,8 @@ def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 512 <<
     of free memory: memory stays bounded by the tile size, and the pass runs at full speed. All threads
     share the main arena: tasks run in worker threads, whose own arenas are mmapped heaps of at most
     64 MiB that large activations do not fit (a forward pass in a thread ran 11% slower without this).
+    Local workers get the same settings from their environment at start (:func:`allocator_environ`);
+    this call covers workers of a cluster started elsewhere.
 
     Returns:
         True when the settings were applied (Linux with glibc), False elsewhere.

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import dask.config
 import pytest
 
 from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines import tilework
-from fieldtruth.pipelines.tilework import detect_block, detect_tile, model_slots, worker_threads_for
+from fieldtruth.pipelines.scan import ScanConfig, cluster_client
+from fieldtruth.pipelines.tilework import (
+    allocator_environ,
+    detect_block,
+    detect_tile,
+    model_slots,
+    worker_threads_for,
+)
 from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
 
 
@@ -129,3 +138,18 @@ def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick
     assert len(results) == 16 and 0 < len(failed) < 16
     assert all("B08.tif" in r["error"] for r in failed)
     assert results[0]["status"] == "ok", "the top-left tile's pixels are intact"
+
+
+def _environ_of_interest() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in [*allocator_environ(), "OMP_NUM_THREADS"]}
+
+
+@pytest.mark.slow
+def test_local_workers_start_with_the_allocator_settings_and_dasks_own(tmp_path: Path) -> None:
+    config = ScanConfig(imagery=tmp_path, detector=tmp_path / "unused.safetensors", out=tmp_path / "run", workers=2)
+    with cluster_client(config, lambda message: None) as client:
+        seen = client.run(_environ_of_interest)
+    assert len(seen) == 2
+    for environ in seen.values():
+        assert environ == {**allocator_environ(), "OMP_NUM_THREADS": "1"}
+    assert "MALLOC_ARENA_MAX" not in dask.config.get("distributed.nanny.pre-spawn-environ"), "the setting outlived the scan"
