@@ -7,7 +7,9 @@ as *scored low* (a detection inside its box, below the operating threshold), *be
 above the threshold within 15 px: suppressed by a neighbour or placed off the hull) or *unseen*. The
 ``--per-port`` highest-scoring false positives of each port are cut out (64 px, natural colour, label
 boxes green, the detection red) into ``RUN/false-positives.png``. The sheet shows real imagery: keep it
-out of the repository. Usage::
+out of the repository. It also prints what the thresholds cost: the pooled F1 at the folds' thresholds,
+at the one threshold best on the held-out ports themselves, and with each port at its own best (both
+oracles, which no detector can choose; their gap to the first is all a better threshold could win). Usage::
 
     .venv/bin/python benchmarks/inspect_errors.py benchmarks/out/detectors-v4/offset [--per-port 4]
 """
@@ -24,7 +26,14 @@ import shapely
 from PIL import Image, ImageDraw
 
 from fieldtruth.detectors.bundle import load_bundle
-from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
+from fieldtruth.detectors.evaluate import (
+    LabelShape,
+    ScoredPoint,
+    Scores,
+    match_points,
+    merge_scores,
+    score_detections,
+)
 from fieldtruth.detectors.report import CURVE_FLOOR
 from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
@@ -43,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     folds = json.loads((args.run / "crossval.json").read_text())["folds"]
     missed = {"scored low": 0, "beside": 0, "unseen": 0}
-    n_labels, cuts = 0, []
+    n_labels, cuts, scored = 0, [], []
     for i, fold in enumerate(folds):
         bundle = load_bundle(args.run / f"fold{i}.safetensors")
         for port in fold["test"]:
@@ -53,6 +62,7 @@ def main() -> None:
             found = detect_like_a_scan(bundle, scene, grid, threshold=CURVE_FLOOR)
             labels = labels_on_grid(folder, scene, grid)
             n_labels += len(labels)
+            scored.append((score_detections(found, labels, tolerance_px=1.0), bundle.card.threshold))
             for kind in _why_missed(found, labels, bundle.card.threshold):
                 missed[kind] += 1
             kept = [d for d in found if d.score >= bundle.card.threshold]
@@ -62,8 +72,21 @@ def main() -> None:
             image = _natural_colour(scene, grid, bundle.card.bands)
             cuts += [_cut(image, d, labels, f"{folder.name} {d.score:.2f}") for d in false[: args.per_port]]
     print(f"{sum(missed.values())} of {n_labels} labels missed: {missed}")
+    _print_threshold_oracles(scored)
     _sheet(cuts).save(args.run / "false-positives.png")
     print(f"{len(cuts)} false positives -> {args.run / 'false-positives.png'}")
+
+
+def _print_threshold_oracles(scored: list[tuple[Scores, float]]) -> None:
+    def pooled_f1(parts: list) -> float:
+        tp, fp, fn = (sum(getattr(x, k) for x in parts) for k in ("tp", "fp", "fn"))
+        return 2 * tp / max(1, 2 * tp + fp + fn)
+
+    at_folds = pooled_f1([scores.at_threshold(threshold) for scores, threshold in scored])
+    best_threshold, best = merge_scores([scores for scores, _ in scored]).best_threshold()
+    own = pooled_f1([scores.best_threshold()[1] for scores, _ in scored])
+    print(f"pooled F1 at the folds' thresholds {at_folds:.3f}; at the one threshold best on these ports "
+          f"({best_threshold:.3f}, an oracle) {best.f1:.3f}; each port at its own best (an oracle) {own:.3f}")
 
 
 def _why_missed(found: list, labels: list, threshold: float) -> list[str]:

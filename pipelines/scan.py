@@ -286,7 +286,7 @@ def _run_blocks(
     finishes a block is given the next of its band (see :mod:`fieldtruth.pipelines.placement`); otherwise
     blocks go out in grid order to whichever worker the scheduler picks.
     """
-    bands = WorkerBands(blocks, list(client.scheduler_info()["workers"]) if worker_bands else [])
+    bands = WorkerBands(blocks, list(client.nthreads()) if worker_bands else [])
     scene_future = client.scatter(scenes, broadcast=True)
     window = as_completed()
 
