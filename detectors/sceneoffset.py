@@ -57,8 +57,10 @@ def check_scene_offset(spec: Mapping[str, Any], bands: Sequence[str]) -> None:
         raise ValueError(f"scene_offset level must be a number, got {level!r}")
 
 
-def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any]) -> dict[str, float]:
-    """Each band's offset for ``scene``: ``level`` minus the band's median over the water pixels.
+def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any], *, warn_dry: bool = True) -> dict[str, float]:
+    """Each band's offset for ``scene``: ``level`` minus the band's median over the water pixels; a log
+    warning when those pixels do not look like water, unless ``warn_dry`` is False (a caller that reports
+    such scenes itself).
 
     Pixels with a zero in any of ``bands`` are not counted. A scene without a pixel to count gets no
     offsets (nothing will be detected on it anyway).
@@ -77,7 +79,7 @@ def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any]) -
     water = valid & (reference <= cut)
     levels = np.median(data[:, water], axis=1)
     offsets = {band: round(float(spec["level"] - v), 3) for band, v in zip(bands, levels, strict=True)}
-    if looks_like_water(offsets, spec) is False:
+    if warn_dry and looks_like_water(offsets, spec) is False:
         log.warning("scene %s: its darkest %g %% in %s are not water (green below nir); the detector's offsets "
                     "assume a scene with open water, so its detections there are not to be trusted",
                     scene.id, 100 * spec["dark_fraction"], spec["reference_band"])
@@ -93,13 +95,16 @@ def looks_like_water(offsets: Mapping[str, float], spec: Mapping[str, Any]) -> b
     return bool(green > nir)
 
 
-def prepare_scenes(scenes: Sequence[Scene], bands: Sequence[str], spec: Mapping[str, Any]) -> list[Scene]:
-    """The scenes as a detector with this ``scene_offset`` reads them: each with its own offsets."""
+def prepare_scenes(
+    scenes: Sequence[Scene], bands: Sequence[str], spec: Mapping[str, Any], *, warn_dry: bool = True,
+) -> list[Scene]:
+    """The scenes as a detector with this ``scene_offset`` reads them: each with its own offsets
+    (``warn_dry``: see :func:`water_offsets`)."""
     if not spec:
         return list(scenes)
     prepared = []
     for scene in scenes:
-        offsets = water_offsets(scene, bands, spec)
+        offsets = water_offsets(scene, bands, spec, warn_dry=warn_dry)
         log.info("scene %s: water-level offsets %s", scene.id, offsets)
         prepared.append(dataclasses.replace(scene, band_offsets=offsets))
     return prepared

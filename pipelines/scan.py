@@ -203,7 +203,8 @@ def _with_scene_offsets(
     prepared, left_out = [], []
     for scene in scenes:
         try:
-            prepared.extend(prepare_scenes([scene], card.bands, card.scene_offset))
+            # dry scenes are reported once below, in one line, not once per scene by the log as well
+            prepared.extend(prepare_scenes([scene], card.bands, card.scene_offset, warn_dry=False))
         except READ_ERRORS as exc:
             left_out.append({"scene_id": scene.id, "error": f"{type(exc).__name__}: {exc}"})
             say(f"scan: scene {scene.id} left out: its water-level offsets could not be computed ({exc})")

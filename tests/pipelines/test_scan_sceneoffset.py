@@ -73,7 +73,9 @@ def test_a_hazy_scene_is_scanned_as_the_clear_one_and_a_changed_scene_cannot_be_
     assert sorted(p.name for p in (hazy_run.run_dir / "tiles").iterdir()) == before
 
 
-def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(offset_bundle: Path, tmp_path: Path) -> None:
+def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(
+    offset_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
     west = scene_folder(tmp_path / "west", size=256, seed=2)
     east = scene_folder(tmp_path / "east", size=256, seed=1, origin=(502_560.0, 2_800_000.0))
     truncated_copy(east / "B08.tif", east / "B08.tif.part", keep_fraction=0.3)
@@ -84,6 +86,7 @@ def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(offset_bu
     assert [s["scene_id"] for s in summary.scenes_left_out] == ["east"]
     # these generated scenes are all land (brighter in nir than in green): the scan says so
     assert any("WARNING" in m and "not water (west)" in m for m in said)
+    assert not [r for r in caplog.records if "not water" in r.getMessage()]  # said once, not logged as well
     assert "B08.tif" in summary.scenes_left_out[0]["error"]
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert [s["scene_id"] for s in meta["scenes_left_out"]] == ["east"]
