@@ -183,7 +183,8 @@ def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: 
 
 
 def render_targets(
-    boxes: torch.Tensor, classes: torch.Tensor, num_classes: int, size: int, stride: int, sigma_px: float
+    boxes: torch.Tensor, classes: torch.Tensor, num_classes: int, size: int, stride: int, sigma_px: float,
+    shape: str = "round",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Centre heatmap, log box sizes and their mask at the output resolution.
 
@@ -191,6 +192,8 @@ def render_targets(
         boxes: ``(n, 4)`` XYXY boxes in chip pixels. classes: ``(n,)`` class indices.
         num_classes: heatmap channels. size: chip size (pixels). stride: output stride.
         sigma_px: least Gaussian radius in pixels (larger sites get a quarter of the box's geometric mean side).
+        shape: ``round`` (one radius per site) or ``box`` (a quarter of the box's width across, a quarter of
+            its height down, so a long site's Gaussian follows its box instead of spilling beside it).
 
     Returns:
         heatmap ``(classes, s, s)`` with exactly 1 in each centre's cell, sizes ``(2, s, s)`` (log height,
@@ -203,9 +206,13 @@ def render_targets(
     grid = (torch.arange(cells, dtype=torch.float32) + 0.5) * stride
     for box, k in zip(boxes.tolist(), classes.tolist(), strict=True):
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        sigma = max(sigma_px, float(np.sqrt(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))) / 4)
-        gy = torch.exp(-((grid - cy) ** 2) / (2 * sigma**2))
-        gx = torch.exp(-((grid - cx) ** 2) / (2 * sigma**2))
+        width, height = max(box[2] - box[0], 0), max(box[3] - box[1], 0)
+        if shape == "box":
+            sigma_x, sigma_y = max(sigma_px, width / 4), max(sigma_px, height / 4)
+        else:
+            sigma_x = sigma_y = max(sigma_px, float(np.sqrt(width * height)) / 4)
+        gy = torch.exp(-((grid - cy) ** 2) / (2 * sigma_y**2))
+        gx = torch.exp(-((grid - cx) ** 2) / (2 * sigma_x**2))
         heat[k] = torch.maximum(heat[k], gy[:, None] * gx[None, :])
         i, j = int(cy // stride), int(cx // stride)
         if 0 <= i < cells and 0 <= j < cells:
@@ -236,6 +243,7 @@ class ChipDataset(Dataset):
         positive_fraction: float = 0.5,
         hard_fraction: float = 0.0,
         sigma_px: float = 2.0,
+        target_shape: str = "round",
         seed: int = 0,
         augment: v2.Transform | None = None,
     ) -> None:
@@ -244,7 +252,7 @@ class ChipDataset(Dataset):
             raise TrainingError(f"every training scene must be at least {chip_size} x {chip_size} pixels (the chip size)")
         self.scenes, self.classes, self.chip, self.length = scenes, classes, chip_size, length
         self.stride, self.positive_fraction, self.sigma_px, self.seed = stride, positive_fraction, sigma_px, seed
-        self.augment, self.hard_fraction = augment, hard_fraction
+        self.augment, self.hard_fraction, self.target_shape = augment, hard_fraction, target_shape
         #: (scene index, row, col) of hard negatives to sample chips around.
         self.hard: list[tuple[int, float, float]] = []
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
@@ -284,7 +292,7 @@ class ChipDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (normalised image, heatmap, log sizes, size mask) for chip ``index``."""
         x, boxes, kinds = self.boxes_item(index)
-        heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride, self.sigma_px)
+        heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride, self.sigma_px, self.target_shape)
         return x, heat, sizes, mask
 
     def boxes_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

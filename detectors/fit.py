@@ -83,7 +83,7 @@ def fit(
     dataset = ChipDataset(
         scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=config.chip_size,
         length=config.steps * config.batch_size, stride=output_stride(model), positive_fraction=config.positive_fraction,
-        hard_fraction=config.hard_fraction, sigma_px=config.sigma_px, seed=config.seed,
+        hard_fraction=config.hard_fraction, sigma_px=config.sigma_px, target_shape=config.target_shape, seed=config.seed,
         augment=default_augmentation(tuple(config.gain), config.band_jitter, config.haze),
     )
     model.to(memory_format=torch.channels_last)  # oneDNN trains NHWC convolutions ~1.45x faster on a CPU

@@ -56,6 +56,8 @@ class TrainConfig:
         mine_at: when to mine hard negatives, as fractions of ``steps``; empty to never mine.
         sigma_px: least radius of the Gaussian around each centre in the target heatmap (pixels); larger
             sites get a quarter of their box's geometric mean side.
+        target_shape: ``round`` Gaussians or ``box`` ones (a quarter of the box's width across and of its
+            height down; see :func:`~fieldtruth.detectors.data.render_targets`).
         size_weight: weight of the box size loss (only with ``architecture_args["size_head"]``).
         min_distance_px: minimum distance between detections (pixels), written to the card.
         min_distance_choices: when not empty, the minimum distance is chosen among these (pixels) on the
@@ -94,6 +96,7 @@ class TrainConfig:
     hard_fraction: float = 0.3
     mine_at: tuple[float, ...] = (0.35, 0.65)
     sigma_px: float = 2.0
+    target_shape: str = "round"
     size_weight: float = 0.1
     min_distance_px: int = 6
     min_distance_choices: tuple[int, ...] = ()
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"positive_fraction must be within [0, 1], got {self.positive_fraction!r}")
         if self.lr <= 0 or self.sigma_px <= 0:
             raise ValueError(f"lr and sigma_px must be positive, got {self.lr!r}, {self.sigma_px!r}")
+        if self.target_shape not in ("round", "box"):
+            raise ValueError(f"target_shape must be 'round' or 'box', got {self.target_shape!r}")
         if self.validate_every < 0 or self.patience < 0 or self.checkpoint_every < 1:
             raise ValueError("validate_every and patience must be >= 0 and checkpoint_every >= 1")
         check_scene_offset(self.scene_offset, self.bands)

@@ -64,3 +64,13 @@ def test_target_heatmap_has_one_at_each_centre_cell() -> None:
     assert int((heat == 1.0).sum()) == 2 and float(heat.max()) == 1.0
     assert int(mask.sum()) == 2
     assert sizes[:, 11, 6].tolist() == pytest.approx([np.log(4.0), np.log(6.0)])
+
+
+def test_box_shaped_targets_follow_a_long_box_instead_of_spilling_beside_it() -> None:
+    long_ship = torch.tensor([[10.0, 30.0, 50.0, 38.0]])  # 40 px long, 8 px wide, centre (30, 34)
+    round_heat = render_targets(long_ship, torch.tensor([0]), 1, 64, 1, 1.5)[0][0]
+    box_heat = render_targets(long_ship, torch.tensor([0]), 1, 64, 1, 1.5, "box")[0][0]
+    bow, beside = (34, 12), (42, 30)  # inside the box near one end; in the water 4 px off its long side
+    assert round_heat[bow] < 0.01 < round_heat[beside]
+    assert box_heat[bow] > 0.1 > box_heat[beside] and box_heat[bow] > 10 * round_heat[bow]
+    assert box_heat[34, 30] == round_heat[34, 30] == 1.0

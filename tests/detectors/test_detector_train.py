@@ -87,6 +87,8 @@ def test_config_is_validated_and_demo_defaults() -> None:
         TrainConfig(chip_size=33)
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="target_shape"):
+        TrainConfig(target_shape="square")
     demo = TrainConfig.demo()
     assert demo.classes == ("brick_kiln", "fishing_camp") and demo.num_threads == 2
     assert TrainConfig.demo(steps=5).steps == 5
