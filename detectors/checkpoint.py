@@ -35,7 +35,8 @@ class LoopState:
     Attributes:
         step: optimisation steps done. losses: loss of every step. elapsed_s: seconds spent so far.
         validations: ``[step, score]`` of each validation. best_step: step of the best validation (0: none).
-        best_score: its score. hard: mined hard negatives ``[scene index, row, col]``. fingerprint: settings.
+        best_score: its score. hard: mined hard negatives ``[scene index, row, col]``. ignore: places the
+        loss ignores, likewise. fingerprint: settings.
     """
 
     step: int = 0
@@ -45,6 +46,7 @@ class LoopState:
     best_step: int = 0
     best_score: float = -1.0
     hard: list[list[float]] = field(default_factory=list)
+    ignore: list[list[float]] = field(default_factory=list)
     fingerprint: str = ""
 
 

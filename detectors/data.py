@@ -35,6 +35,7 @@ class TrainingScene:
     Attributes:
         id: scene id. data: float32 ``(bands, H, W)`` raw values. valid: bool ``(H, W)``.
         labels: sites on the pixel grid. provenance: JSON-ready description of its files.
+        water: bool ``(H, W)``, NDWI > 0 on the values before any scene offset; None without green and nir.
     """
 
     id: str
@@ -43,6 +44,7 @@ class TrainingScene:
     labels: list[PixelLabel]
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
+    water: np.ndarray | None = None
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
@@ -77,13 +79,17 @@ def load_training_scene(path: Path, bands: tuple[str, ...], scene_offset: dict[s
     data = scene.read(bands)
     valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)
+    water = None
+    if "green" in bands and "nir" in bands:
+        green, nir = data[bands.index("green")], data[bands.index("nir")]
+        water = valid & (green > nir)  # NDWI > 0
     offsets = scene.offsets_for(bands)
     if offsets is not None:
         data = np.where(valid, data + offsets, 0).astype(np.float32)
     labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
     described = {k: v for k, v in scene.describe().items()
                  if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
-    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
+    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene), water)
 
 
 def ground_pixel_size(scene: Any) -> float:
@@ -182,6 +188,12 @@ def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: 
     return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain(*gain, band_jitter, haze)])
 
 
+#: Target value of an ignored place: below 1 (not a centre), and (1 - IGNORED) ** 4 leaves no negative loss.
+IGNORED = 0.999
+#: Half side of an ignored place (pixels): small boats are 2-10 px long at 10 m.
+IGNORE_PX = 4.0
+
+
 def render_targets(
     boxes: torch.Tensor, classes: torch.Tensor, num_classes: int, size: int, stride: int, sigma_px: float,
     shape: str = "round",
@@ -195,6 +207,9 @@ def render_targets(
         shape: ``round`` (one radius per site) or ``box`` (a quarter of the box's width across, a quarter of
             its height down, so a long site's Gaussian follows its box instead of spilling beside it).
 
+        A box of class ``num_classes`` marks a place to ignore: every class's heatmap is raised to
+        :data:`IGNORED` within the box, which takes the focal loss's negative term there to nothing.
+
     Returns:
         heatmap ``(classes, s, s)`` with exactly 1 in each centre's cell, sizes ``(2, s, s)`` (log height,
         log width in pixels) and mask ``(1, s, s)``, with ``s = ceil(size / stride)``.
@@ -205,6 +220,11 @@ def render_targets(
     mask = torch.zeros(1, cells, cells)
     grid = (torch.arange(cells, dtype=torch.float32) + 0.5) * stride
     for box, k in zip(boxes.tolist(), classes.tolist(), strict=True):
+        if k == num_classes:
+            rows, cols = (grid >= box[1]) & (grid <= box[3]), (grid >= box[0]) & (grid <= box[2])
+            zone = rows[:, None] & cols[None, :]
+            heat[:, zone] = torch.clamp(heat[:, zone], min=IGNORED)
+            continue
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         width, height = max(box[2] - box[0], 0), max(box[3] - box[1], 0)
         if shape == "box":
@@ -255,6 +275,8 @@ class ChipDataset(Dataset):
         self.augment, self.hard_fraction, self.target_shape = augment, hard_fraction, target_shape
         #: (scene index, row, col) of hard negatives to sample chips around.
         self.hard: list[tuple[int, float, float]] = []
+        #: (scene index, row, col) of places the loss ignores (likely sites the labels leave out).
+        self.ignore: list[tuple[int, float, float]] = []
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(norm[1], dtype=torch.float32)[:, None, None]
         self.sites = [self._sites(s) for s in scenes]
@@ -301,6 +323,10 @@ class ChipDataset(Dataset):
         chip = self.chip
         image = tv_tensors.Image(torch.from_numpy(self.fills[s][:, r0 : r0 + chip, c0 : c0 + chip].copy()))
         all_boxes, all_kinds = self.sites[s]
+        ignored = np.array([(c - IGNORE_PX, r - IGNORE_PX, c + IGNORE_PX, r + IGNORE_PX) for i, r, c in self.ignore if i == s],
+                           dtype=np.float32).reshape(-1, 4)
+        all_boxes = np.concatenate([all_boxes, ignored])
+        all_kinds = np.concatenate([all_kinds, np.full(len(ignored), len(self.classes), dtype=np.int64)])
         boxes = all_boxes - np.array([c0, r0, c0, r0], dtype=np.float32)
         centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         near = (centre_x > -3 * self.sigma_px) & (centre_x < chip + 3 * self.sigma_px)

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import shapely
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import uniform_filter
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import LoopState, load_checkpoint, save_checkpoint
 from fieldtruth.detectors.data import ChipDataset, TrainingScene, default_augmentation
+from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import merge_scores, score_detections
 from fieldtruth.detectors.model import output_stride
 from fieldtruth.detectors.predict import detect_scene
@@ -79,7 +82,14 @@ def fit(
     model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], val_scenes: list[TrainingScene],
     config: TrainConfig, progress: Progress | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; with validation scenes, keep the weights of the best validation AP."""
+    """Train ``model`` in place; with validation scenes, keep the weights of the best validation AP.
+
+    Raises:
+        TrainingError: ``open_water_negatives: ignore`` for a model trained on boxes (it acts on heatmaps).
+    """
+    if config.open_water_negatives == "ignore" and getattr(model, "box_targets", False):
+        raise TrainingError(f"open_water_negatives 'ignore' works on heatmap targets; {card.architecture!r} trains on "
+                            "boxes: use 'skip' or 'mine'")
     dataset = ChipDataset(
         scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=config.chip_size,
         length=config.steps * config.batch_size, stride=output_stride(model), positive_fraction=config.positive_fraction,
@@ -93,6 +103,7 @@ def fit(
     if config.resume and folder is not None:
         state, best = load_checkpoint(folder, model, optimiser, state.fingerprint)
         dataset.hard = [(int(s), r, c) for s, r, c in state.hard]
+        dataset.ignore = [(int(s), r, c) for s, r, c in state.ignore]
     mine_left = [f for f in sorted(config.mine_at) if f * config.steps > state.step] if config.hard_fraction > 0 else []
     stopped_early, started = False, time.perf_counter() - state.elapsed_s
     model.train()
@@ -106,8 +117,10 @@ def fit(
         done = _done(state.step, config, time.perf_counter() - started)
         if mine_left and done >= mine_left[0]:
             mine_left = [f for f in mine_left if f > done]
-            dataset.hard = _mine_hard_negatives(model, card, scenes, config)
+            dataset.hard, in_water = _mine_hard_negatives(model, card, scenes, config)
+            dataset.ignore = in_water if config.open_water_negatives == "ignore" else []
             state.hard = [[s, r, c] for s, r, c in dataset.hard]
+            state.ignore = [[s, r, c] for s, r, c in dataset.ignore]
         last = done >= 1.0 or state.step >= config.steps
         if val_scenes and (last or (config.validate_every and state.step % config.validate_every == 0)):
             best, stopped_early = _validate(model, card, val_scenes, config, state, best)
@@ -183,16 +196,27 @@ def validation_scores(model: torch.nn.Module, card: ModelCard, scenes: list[Trai
 
 def _mine_hard_negatives(
     model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
-) -> list[tuple[int, float, float]]:
-    """Detections of the current model on the training scenes that match no labelled site (of any class)."""
+) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
+    """Detections of the current model on the training scenes that match no labelled site (of any class):
+    the hard negatives and, apart unless ``open_water_negatives`` is ``mine``, those in open water."""
     model.eval()
     bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
-    hard = []
+    hard, in_water = [], []
     for i, scene in enumerate(scenes):
         zones = shapely.union_all([lab.geometry.buffer(config.tolerance_px + 2) for lab in scene.labels])
+        open_water = _open_water(scene) if config.open_water_negatives != "mine" else None
         for d in detect_scene(bundle, scene.data, scene.valid, tile=config.eval_tile, halo=config.eval_halo, threshold=0.1):
-            if zones.is_empty or not zones.contains(shapely.Point(d.col, d.row)):
-                hard.append((i, d.row, d.col))
+            if not zones.is_empty and zones.contains(shapely.Point(d.col, d.row)):
+                continue
+            in_open_water = open_water is not None and open_water[int(d.row), int(d.col)]
+            (in_water if in_open_water else hard).append((i, d.row, d.col))
     model.train()
-    log.debug("mined %d hard negative(s)", len(hard))
-    return hard
+    log.debug("mined %d hard negative(s); %d more in open water", len(hard), len(in_water))
+    return hard, in_water
+
+
+def _open_water(scene: TrainingScene, radius: int = 7, share: float = 0.9) -> np.ndarray | None:
+    """Pixels with water (NDWI > 0) on at least ``share`` of the square of side ``2 radius + 1`` around them."""
+    if scene.water is None:
+        return None
+    return uniform_filter(scene.water.astype(np.float32), 2 * radius + 1, mode="constant") >= share

@@ -54,6 +54,10 @@ class TrainConfig:
         hard_fraction: share of chips centred on hard negatives (false detections of the model so far,
             mined on the training scenes at the fractions of training in ``mine_at``).
         mine_at: when to mine hard negatives, as fractions of ``steps``; empty to never mine.
+        open_water_negatives: ``mine`` keeps every mined false detection; ``skip`` leaves out those in open
+            water (NDWI > 0 on 90 % of the 15 x 15 px around them), which on labels that leave small boats
+            out are mostly unlabelled boats (see benchmarks/README.md); ``ignore`` also takes them out of the
+            loss (8 x 8 px around each) until the next mining.
         sigma_px: least radius of the Gaussian around each centre in the target heatmap (pixels); larger
             sites get a quarter of their box's geometric mean side.
         target_shape: ``round`` Gaussians or ``box`` ones (a quarter of the box's width across and of its
@@ -95,6 +99,7 @@ class TrainConfig:
     positive_fraction: float = 0.4
     hard_fraction: float = 0.3
     mine_at: tuple[float, ...] = (0.35, 0.65)
+    open_water_negatives: str = "mine"
     sigma_px: float = 2.0
     target_shape: str = "round"
     size_weight: float = 0.1
@@ -129,6 +134,8 @@ class TrainConfig:
             raise ValueError(f"positive_fraction must be within [0, 1], got {self.positive_fraction!r}")
         if self.lr <= 0 or self.sigma_px <= 0:
             raise ValueError(f"lr and sigma_px must be positive, got {self.lr!r}, {self.sigma_px!r}")
+        if self.open_water_negatives not in ("mine", "skip", "ignore"):
+            raise ValueError(f"open_water_negatives must be 'mine', 'skip' or 'ignore', got {self.open_water_negatives!r}")
         if self.target_shape not in ("round", "box"):
             raise ValueError(f"target_shape must be 'round' or 'box', got {self.target_shape!r}")
         if self.validate_every < 0 or self.patience < 0 or self.checkpoint_every < 1:

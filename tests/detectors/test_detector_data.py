@@ -74,3 +74,37 @@ def test_box_shaped_targets_follow_a_long_box_instead_of_spilling_beside_it() ->
     assert round_heat[bow] < 0.01 < round_heat[beside]
     assert box_heat[bow] > 0.1 > box_heat[beside] and box_heat[bow] > 10 * round_heat[bow]
     assert box_heat[34, 30] == round_heat[34, 30] == 1.0
+
+
+def test_an_ignored_place_takes_the_negative_loss_away_there_and_nowhere_else() -> None:
+    from fieldtruth.detectors.data import IGNORED
+    from fieldtruth.detectors.fit import focal_loss
+
+    boxes = torch.tensor([[10.0, 10.0, 16.0, 14.0], [40.0, 40.0, 48.0, 48.0]])  # a ship; a place to ignore
+    heat, _, mask = render_targets(boxes, torch.tensor([0, 1]), 1, 64, 1, 1.5)
+    assert heat[0, 12, 13] == 1.0 and int(mask.sum()) == 1  # the ship's centre; the ignored place has none
+    assert float(heat[0, 44, 44]) == pytest.approx(IGNORED) and float(heat[0, 30, 30]) < 0.01
+    plain = render_targets(boxes[:1], torch.tensor([0]), 1, 64, 1, 1.5)[0]
+    quiet = torch.full((1, 1, 64, 64), -6.0)
+    firing = quiet.clone()
+    firing[..., 40:48, 40:48] = 6.0  # the model fires on the ignored place
+    cost = {name: float(focal_loss(firing, t[None]) - focal_loss(quiet, t[None])) for name, t in (("ignored", heat), ("plain", plain))}
+    assert cost["plain"] > 100 and abs(cost["ignored"]) < 1e-3
+
+
+def test_chips_carry_the_places_to_ignore_through_augmentation() -> None:
+    from fieldtruth.detectors.data import IGNORED, ChipDataset, TrainingScene, default_augmentation
+
+    scene = TrainingScene("port", np.ones((4, 64, 64), np.float32), np.ones((64, 64), bool), [])
+    dataset = ChipDataset([scene], classes=("vessel",), norm=((0.0,) * 4, (1.0,) * 4), chip_size=64, length=8,
+                          stride=1, augment=default_augmentation())
+    assert all(float(dataset[i][1].max()) == 0.0 for i in range(8))
+    dataset.ignore = [(0, 10.0, 20.0)]  # row 10, col 20: near a corner, so flips and turns move it
+    torch.manual_seed(0)
+    places = set()
+    for i in range(8):
+        heat = dataset[i][1][0]
+        ignored = (heat == IGNORED).nonzero().float()
+        assert len(ignored) == 64 and heat.max() == IGNORED  # 8 x 8 cells, no centre
+        places.add(tuple(ignored.mean(0).round().tolist()))
+    assert len(places) > 1 and all(min(min(p), 63 - max(p)) < 22 for p in places)

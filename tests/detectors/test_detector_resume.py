@@ -69,3 +69,29 @@ def test_ensemble_of_two_seeds_round_trips(tmp_path: Path, small_scene: Syntheti
     bundle = train_detector([small_scene.path], tmp_path / "e.safetensors", config)
     assert bundle.card.architecture == "ensemble" and len(bundle.card.architecture_args["members"]) == 2
     assert len(bundle.model.members) == 2
+
+
+def test_resume_keeps_the_places_the_loss_ignores(
+    tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fieldtruth.detectors import fit
+
+    # the mining at step 3 finds one hard negative and one place in open water the loss is to ignore
+    monkeypatch.setattr(fit, "_mine_hard_negatives", lambda *a: ([(0, 40.0, 40.0)], [(0, 50.0, 50.0)]))
+    config = dataclasses.replace(quick_config, steps=6, mine_at=(0.5,), checkpoint_every=2, open_water_negatives="ignore",
+                                 positive_fraction=0.0, hard_fraction=1.0, architecture_args={"width": 8, "dilations": [1, 2]})
+    whole = train_detector([small_scene.path], tmp_path / "whole.safetensors", config)
+    without = train_detector([small_scene.path], tmp_path / "without.safetensors",
+                             dataclasses.replace(config, open_water_negatives="skip"))
+    assert without.card.weights_sha256 != whole.card.weights_sha256  # the ignored place changes the training
+
+    def die(step: int, total: int, loss: float) -> None:
+        if step == 5:
+            raise Interrupted
+
+    broken = dataclasses.replace(config, checkpoint_dir=str(tmp_path / "ckpt"))
+    with pytest.raises(Interrupted):
+        train_detector([small_scene.path], tmp_path / "x.safetensors", broken, progress=die)
+    monkeypatch.setattr(fit, "_mine_hard_negatives", lambda *a: pytest.fail("a resumed run must not mine again"))
+    resumed = train_detector([small_scene.path], tmp_path / "resumed.safetensors", dataclasses.replace(broken, resume=True))
+    assert resumed.card.weights_sha256 == whole.card.weights_sha256

@@ -132,3 +132,36 @@ def test_invariant_input_and_suppression_choice_train_and_round_trip(
     assert card.metrics["overall"]["f1"] == pytest.approx(best, abs=1e-4)
     loaded = load_bundle(bundle.path)
     assert (loaded.card.min_distance_px, loaded.card.box_suppression) == (card.min_distance_px, card.box_suppression)
+
+
+def test_mining_can_leave_out_false_detections_in_open_water(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fieldtruth.detectors import fit
+    from fieldtruth.detectors.data import TrainingScene
+    from fieldtruth.detectors.predict import PixelDetection
+
+    water = np.zeros((64, 64), dtype=bool)
+    water[:, 32:] = True  # land on the left half, open water on the right
+    scene = TrainingScene("port", np.zeros((4, 64, 64), np.float32), np.ones((64, 64), bool), [], water=water)
+    at_sea, on_land, at_the_shore = PixelDetection(20, 50, 0.5, "vessel"), PixelDetection(20, 10, 0.5, "vessel"), PixelDetection(40, 33, 0.5, "vessel")
+    monkeypatch.setattr(fit, "detect_scene", lambda *a, **k: [at_sea, on_land, at_the_shore])
+    model = torch.nn.Identity()
+    config = {mode: TrainConfig(open_water_negatives=mode) for mode in ("mine", "skip", "ignore")}
+    mined = {mode: fit._mine_hard_negatives(model, None, [scene], c) for mode, c in config.items()}
+    assert mined["mine"] == ([(0, 20, 50), (0, 20, 10), (0, 40, 33)], [])
+    # a detection with land near it is still a hard negative
+    assert mined["skip"] == mined["ignore"] == ([(0, 20, 10), (0, 40, 33)], [(0, 20, 50)])
+    with pytest.raises(ValueError, match="open_water_negatives"):
+        TrainConfig(open_water_negatives="drop")
+
+
+def test_training_scenes_carry_their_water_before_offsets(small_scene: SyntheticScene) -> None:
+    from fieldtruth.detectors.data import load_training_scene
+    from fieldtruth.detectors.sceneoffset import WATER_OFFSET
+
+    plain = load_training_scene(small_scene.path, ("blue", "green", "red", "nir"))
+    offset = load_training_scene(small_scene.path, ("blue", "green", "red", "nir"), dict(WATER_OFFSET))
+    green, nir = plain.data[1], plain.data[3]
+    assert plain.water is not None and np.array_equal(plain.water, plain.valid & (green > nir))
+    assert np.array_equal(offset.water, plain.water)
+    assert not np.array_equal(offset.water, offset.valid & (offset.data[1] > offset.data[3]))  # the offsets move it
+    assert load_training_scene(small_scene.path, ("red", "nir")).water is None
