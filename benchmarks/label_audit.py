@@ -15,7 +15,8 @@ pier, a streak, nothing visible).
 Step 3 (``score``): the verdicts on labelled true positives say how often the eye calls a real ship a
 vessel; on false positives, how many look like vessels the labels leave out. It prints the pooled
 precision and F1 if those were counted as vessels (an upper estimate: unlabelled boats the detector
-missed would add to the misses, which no one has counted). Usage::
+missed would add to the misses, which no one has counted), and the verdicts of the detections in open
+water (NDWI > 0, before any offset, on 90 % of the 15 x 15 px around them). Usage::
 
     .venv/bin/python benchmarks/label_audit.py sheets benchmarks/out/detectors-v4/offset
     .venv/bin/python benchmarks/label_audit.py score benchmarks/out/detectors-v4/offset
@@ -25,17 +26,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 from inspect_errors import DATA, _natural_colour
 from PIL import Image, ImageDraw
+from scipy.ndimage import uniform_filter
 
 from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
 from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.imagery.read import read_mosaic
 from fieldtruth.ingest.scene import open_scene
 
 CUT, ZOOM, ACROSS, DOWN = 48, 3, 8, 6
@@ -63,8 +67,10 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
         bundle = load_bundle(run / f"fold{i}.safetensors")
         for port in fold["test"]:
             folder = data / port.removeprefix("sen2ships-")
-            scene = prepare_scenes([open_scene(folder, hash_files=False)], bundle.card.bands, bundle.card.scene_offset)[0]
+            raw = open_scene(folder, hash_files=False)
+            scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
             grid = scan_grid(bundle, scene)
+            open_water = _open_water(raw, grid)
             kept = sorted(detect_like_a_scan(bundle, scene, grid, threshold=bundle.card.threshold), key=lambda d: -d.score)
             labels = labels_on_grid(folder, scene, grid)
             labels_per_port[folder.name] = len(labels)
@@ -73,7 +79,8 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
             image = _natural_colour(scene, grid, bundle.card.bands)
             for d, (_, true) in zip(kept, matched.ranked, strict=True):
                 rows.append({"port": folder.name, "fold": i, "score": round(d.score, 4), "col": round(d.col, 1),
-                             "row": round(d.row, 1), "labelled": int(true)})
+                             "row": round(d.row, 1), "labelled": int(true),
+                             "open_water": int(open_water[int(d.row), int(d.col)])})
                 cuts.append(_blind_cut(image, d))
     (audit / "labels.json").write_text(json.dumps(labels_per_port, indent=1))
     order = np.random.default_rng(seed).permutation(len(rows))
@@ -87,6 +94,14 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
         _sheet([(number, cuts[k]) for number, k in enumerate(order) if first <= number < first + per_sheet]).save(
             audit / f"sheet-{first // per_sheet}.png")
     print(f"{len(rows)} detections on {-(-len(rows) // per_sheet)} sheets -> {audit}")
+
+
+def _open_water(raw_scene, grid, radius: int = 7, share: float = 0.9) -> np.ndarray:
+    """Pixels with water (NDWI > 0, before any offset) on ``share`` of the square of side ``2 radius + 1``."""
+    whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
+    chip = read_mosaic([raw_scene], whole.tile(0, 0), ("green", "nir"))
+    water = (chip.data[0] > chip.data[1]) & chip.valid
+    return uniform_filter(water.astype(np.float32), 2 * radius + 1, mode="constant") >= share
 
 
 def _blind_cut(image: np.ndarray, detection) -> Image.Image:
@@ -134,6 +149,11 @@ def score(audit: Path) -> None:
     print(f"\n{n_labels} labels, {tp + fp} detections kept. As labelled: {figures(0)}")
     print(f"false positives judged vessels counted as vessels: {figures(table[(0, 'vessel')])}")
     print(f"... and the unsure ones too: {figures(table[(0, 'vessel')] + table[(0, 'unsure')])}")
+    print("\nIn open water (NDWI > 0 on 90 % of the 15 x 15 px around):")
+    for labelled, name in ((1, "labelled"), (0, "not labelled")):
+        counts = {v: sum(1 for n, r in detections.items() if int(r["labelled"]) == labelled
+                         and int(r["open_water"]) and verdicts[n] == v) for v in VERDICTS}
+        print(f"  {name}: {counts} of {sum(table[(labelled, v)] for v in VERDICTS)}")
 
 
 if __name__ == "__main__":

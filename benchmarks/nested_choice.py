@@ -9,10 +9,14 @@ fold (always the one with most labels, ordinary radiometry), the inner test port
 radiometrically odd ports, so a variant that helps on them can be chosen on evidence.
 
 A variant is a folder of port scenes (``../shared/data/sen2ships``, or a copy made by
-``normalise_ports.py``) and optional TrainConfig settings::
+``normalise_ports.py``) and optional TrainConfig settings of its own (a JSON object after a second ``=``,
+over those of ``--set``)::
 
     .venv/bin/python benchmarks/nested_choice.py --out benchmarks/out/nested \\
         --variant preset=../shared/data/sen2ships --variant wateroffset=benchmarks/out/sen2ships-wateroffset
+    .venv/bin/python benchmarks/nested_choice.py --out benchmarks/out/nested-ignore \\
+        --variant preset=../shared/data/sen2ships \\
+        --variant ignore='../shared/data/sen2ships={"open_water_negatives": "ignore"}'
 
 Writes ``OUT/choice.json`` and prints a Markdown table for benchmarks/README.md.
 """
@@ -33,25 +37,31 @@ from fieldtruth.detectors.train import TrainConfig
 OUTER_FOLDS, INNER_FOLDS = 3, 3
 
 
-def _variant(text: str) -> tuple[str, Path]:
-    name, _, folder = text.partition("=")
+def _variant(text: str) -> tuple[str, Path, dict]:
+    name, _, rest = text.partition("=")
+    folder, _, settings = rest.partition("=")
     if not name or not folder:
-        raise argparse.ArgumentTypeError(f"a variant is NAME=FOLDER, got {text!r}")
-    return name, Path(folder)
+        raise argparse.ArgumentTypeError(f"a variant is NAME=FOLDER or NAME=FOLDER=JSON, got {text!r}")
+    try:
+        overrides = json.loads(settings) if settings else {}
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: its settings are not JSON ({exc})") from exc
+    return name, Path(folder), overrides
 
 
 def main() -> None:
     """Run the nested choice (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/nested"))
-    parser.add_argument("--variant", type=_variant, action="append", required=True, help="NAME=FOLDER of port scenes")
+    parser.add_argument("--variant", type=_variant, action="append", required=True, help="NAME=FOLDER[=JSON]: port scenes, own settings")
     parser.add_argument("--set", default="{}", help="JSON object of TrainConfig settings over the vessels preset")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(2)
-    config = TrainConfig.from_mapping({"seed": args.seed, **json.loads(args.set)}, "vessels")
-    names = {name: sorted(p.name for p in folder.iterdir() if p.is_dir()) for name, folder in args.variant}
+    common = {"seed": args.seed, **json.loads(args.set)}
+    configs = {name: TrainConfig.from_mapping({**common, **own}, "vessels") for name, _, own in args.variant}
+    names = {name: sorted(p.name for p in folder.iterdir() if p.is_dir()) for name, folder, _ in args.variant}
     ports = next(iter(names.values()))
     if any(found != ports for found in names.values()):
         raise SystemExit(f"the variants hold different ports: {names}")
@@ -60,9 +70,9 @@ def main() -> None:
     for i, fold in enumerate(outer):
         inner_ports = sorted(p.name for p in (*fold.train, *fold.validation))
         scores = {}
-        for name, folder in args.variant:
+        for name, folder, _ in args.variant:
             inner = make_folds([folder / p for p in inner_ports], INNER_FOLDS)
-            summary = run_crossval(inner, args.out / f"outer{i}" / name, config, say=print)
+            summary = run_crossval(inner, args.out / f"outer{i}" / name, configs[name], say=print)
             scores[name] = summary["learned"]["pooled"]
         chosen = max(scores, key=lambda n: scores[n]["f1"])
         rows.append({"outer_fold": i, "test_ports_never_read": [p.name for p in fold.test], "inner_ports": inner_ports,
@@ -72,7 +82,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"folds": rows, "seconds": round(time.perf_counter() - started, 1)}
     (args.out / "choice.json").write_text(json.dumps(result, indent=1))
-    variants = [name for name, _ in args.variant]
+    variants = [name for name, _, _ in args.variant]
     print("| outer fold | test ports (never read) | " + " | ".join(f"inner F1 / AP {n}" for n in variants) + " | chosen |")
     print("|---|---|" + "---|" * len(variants) + "---|")
     for row in rows:
