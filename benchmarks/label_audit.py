@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from inspect_errors import DATA, _natural_colour
 from PIL import Image, ImageDraw
-from scipy.ndimage import uniform_filter
 
 from fieldtruth.detectors.bundle import load_bundle
+from fieldtruth.detectors.data import open_water_around
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
 from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
@@ -96,12 +96,11 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
     print(f"{len(rows)} detections on {-(-len(rows) // per_sheet)} sheets -> {audit}")
 
 
-def _open_water(raw_scene, grid, radius: int = 7, share: float = 0.9) -> np.ndarray:
-    """Pixels with water (NDWI > 0, before any offset) on ``share`` of the square of side ``2 radius + 1``."""
+def _open_water(raw_scene, grid) -> np.ndarray:
+    """Open water (see :func:`open_water_around`) from NDWI > 0 before any offset, on the scan's grid."""
     whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
     chip = read_mosaic([raw_scene], whole.tile(0, 0), ("green", "nir"))
-    water = (chip.data[0] > chip.data[1]) & chip.valid
-    return uniform_filter(water.astype(np.float32), 2 * radius + 1, mode="constant") >= share
+    return open_water_around((chip.data[0] > chip.data[1]) & chip.valid)
 
 
 def _blind_cut(image: np.ndarray, detection) -> Image.Image:

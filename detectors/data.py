@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.ndimage import uniform_filter
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -45,6 +46,12 @@ class TrainingScene:
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
     water: np.ndarray | None = None
+
+
+def open_water_around(water: np.ndarray, radius: int = 7, share: float = 0.9) -> np.ndarray:
+    """Pixels with water on at least ``share`` of the square of side ``2 radius + 1`` around them (open water,
+    away from quays, piers and shores); ``water`` is a boolean mask, e.g. NDWI > 0."""
+    return uniform_filter(water.astype(np.float32), 2 * radius + 1, mode="constant") >= share
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import shapely
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import uniform_filter
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import LoopState, load_checkpoint, save_checkpoint
-from fieldtruth.detectors.data import ChipDataset, TrainingScene, default_augmentation
+from fieldtruth.detectors.data import ChipDataset, TrainingScene, default_augmentation, open_water_around
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import merge_scores, score_detections
 from fieldtruth.detectors.model import output_stride
@@ -198,13 +196,14 @@ def _mine_hard_negatives(
     model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
 ) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
     """Detections of the current model on the training scenes that match no labelled site (of any class):
-    the hard negatives and, apart unless ``open_water_negatives`` is ``mine``, those in open water."""
+    (hard negatives, those in open water), the second list empty when ``open_water_negatives`` is ``mine``."""
     model.eval()
     bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
     hard, in_water = [], []
     for i, scene in enumerate(scenes):
         zones = shapely.union_all([lab.geometry.buffer(config.tolerance_px + 2) for lab in scene.labels])
-        open_water = _open_water(scene) if config.open_water_negatives != "mine" else None
+        mined_apart = config.open_water_negatives != "mine" and scene.water is not None
+        open_water = open_water_around(scene.water) if mined_apart else None
         for d in detect_scene(bundle, scene.data, scene.valid, tile=config.eval_tile, halo=config.eval_halo, threshold=0.1):
             if not zones.is_empty and zones.contains(shapely.Point(d.col, d.row)):
                 continue
@@ -214,9 +213,3 @@ def _mine_hard_negatives(
     log.debug("mined %d hard negative(s); %d more in open water", len(hard), len(in_water))
     return hard, in_water
 
-
-def _open_water(scene: TrainingScene, radius: int = 7, share: float = 0.9) -> np.ndarray | None:
-    """Pixels with water (NDWI > 0) on at least ``share`` of the square of side ``2 radius + 1`` around them."""
-    if scene.water is None:
-        return None
-    return uniform_filter(scene.water.astype(np.float32), 2 * radius + 1, mode="constant") >= share
