@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -50,31 +52,65 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--per-port", type=int, default=4)
     args = parser.parse_args()
-    folds = json.loads((args.run / "crossval.json").read_text())["folds"]
     missed = {"scored low": 0, "beside": 0, "unseen": 0}
     n_labels, cuts, scored = 0, [], []
-    for i, fold in enumerate(folds):
-        bundle = load_bundle(args.run / f"fold{i}.safetensors")
-        for port in fold["test"]:
-            folder = args.data / port.removeprefix("sen2ships-")
-            scene = prepare_scenes([open_scene(folder, hash_files=False)], bundle.card.bands, bundle.card.scene_offset)[0]
-            grid = scan_grid(bundle, scene)
-            found = detect_like_a_scan(bundle, scene, grid, threshold=CURVE_FLOOR)
-            labels = labels_on_grid(folder, scene, grid)
-            n_labels += len(labels)
-            scored.append((score_detections(found, labels, tolerance_px=1.0), bundle.card.threshold))
-            for kind in _why_missed(found, labels, bundle.card.threshold):
-                missed[kind] += 1
-            kept = [d for d in found if d.score >= bundle.card.threshold]
-            matched = match_points([ScoredPoint(d.col, d.row, d.score, d.label) for d in kept],
-                                   [LabelShape(lab.geometry, lab.label) for lab in labels], tolerance=1.0)
-            false = [d for d, (_, ok) in zip(sorted(kept, key=lambda d: -d.score), matched.ranked, strict=True) if not ok]
-            image = _natural_colour(scene, grid, bundle.card.bands)
-            cuts += [_cut(image, d, labels, f"{folder.name} {d.score:.2f}") for d in false[: args.per_port]]
+    for port in held_out_ports(args.run, args.data):
+        bundle, labels = port.bundle, port.labels
+        found = detect_like_a_scan(bundle, port.scene, port.grid, threshold=CURVE_FLOOR)
+        n_labels += len(labels)
+        scored.append((score_detections(found, labels, tolerance_px=1.0), bundle.card.threshold))
+        for kind in _why_missed(found, labels, bundle.card.threshold):
+            missed[kind] += 1
+        kept = [d for d in found if d.score >= bundle.card.threshold]
+        false = [d for d, true in ranked_truth(kept, labels) if not true]
+        image = _natural_colour(port.scene, port.grid, bundle.card.bands)
+        cuts += [_cut(image, d, labels, f"{port.folder.name} {d.score:.2f}") for d in false[: args.per_port]]
     print(f"{sum(missed.values())} of {n_labels} labels missed: {missed}")
     _print_threshold_oracles(scored)
     _sheet(cuts).save(args.run / "false-positives.png")
     print(f"{len(cuts)} false positives -> {args.run / 'false-positives.png'}")
+
+
+@dataclasses.dataclass
+class HeldOutPort:
+    """A held-out port of a cross-validation, read as its fold's bundle scans it."""
+
+    fold: int
+    bundle: Any
+    folder: Path
+    raw: Any  # the scene without offsets
+    scene: Any  # with the bundle's scene offsets
+    grid: Any  # the scan's grid
+    labels: list
+
+
+def held_out_ports(run: Path, data: Path) -> Iterator[HeldOutPort]:
+    """Every test port of ``RUN/crossval.json``, with its fold bundle, on the scan's grid."""
+    for i, fold in enumerate(json.loads((run / "crossval.json").read_text())["folds"]):
+        bundle = load_bundle(run / f"fold{i}.safetensors")
+        for port in fold["test"]:
+            folder = data / port.removeprefix("sen2ships-")
+            raw = open_scene(folder, hash_files=False)
+            scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
+            grid = scan_grid(bundle, scene)
+            yield HeldOutPort(i, bundle, folder, raw, scene, grid, labels_on_grid(folder, scene, grid))
+
+
+def ranked_truth(kept: list, labels: list) -> list[tuple[Any, bool]]:
+    """The detections, highest score first, each with whether it matches a label (one pixel, one-to-one)."""
+    ranked = sorted(kept, key=lambda d: -d.score)
+    matched = match_points([ScoredPoint(d.col, d.row, d.score, d.label) for d in ranked],
+                           [LabelShape(lab.geometry, lab.label) for lab in labels], tolerance=1.0)
+    return [(d, true) for d, (_, true) in zip(ranked, matched.ranked, strict=True)]
+
+
+def crop(image: np.ndarray, detection, size: int, zoom: int = ZOOM) -> Image.Image:
+    """The ``size`` px square of ``image`` centred on ``detection`` (black beyond the scene), zoomed."""
+    row, col = int(detection.row) - size // 2, int(detection.col) - size // 2
+    cut = np.zeros((size, size, 3))
+    part = image[max(row, 0) : row + size, max(col, 0) : col + size]
+    cut[max(-row, 0) : max(-row, 0) + part.shape[0], max(-col, 0) : max(-col, 0) + part.shape[1]] = part
+    return Image.fromarray((cut * 255).astype(np.uint8)).resize((size * zoom, size * zoom), Image.NEAREST)
 
 
 def _print_threshold_oracles(scored: list[tuple[Scores, float]]) -> None:
@@ -111,10 +147,7 @@ def _natural_colour(scene, grid, bands: tuple[str, ...]) -> np.ndarray:
 
 def _cut(image: np.ndarray, detection, labels: list, caption: str) -> Image.Image:
     row, col = int(detection.row) - CUT // 2, int(detection.col) - CUT // 2
-    cut = np.zeros((CUT, CUT, 3))
-    part = image[max(row, 0) : row + CUT, max(col, 0) : col + CUT]
-    cut[max(-row, 0) : max(-row, 0) + part.shape[0], max(-col, 0) : max(-col, 0) + part.shape[1]] = part
-    picture = Image.fromarray((cut * 255).astype(np.uint8)).resize((CUT * ZOOM, CUT * ZOOM), Image.NEAREST)
+    picture = crop(image, detection, CUT)
     draw = ImageDraw.Draw(picture)
     for label in labels:
         x0, y0, x1, y1 = label.geometry.bounds

@@ -31,16 +31,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from inspect_errors import DATA, _natural_colour
+from inspect_errors import DATA, _natural_colour, crop, held_out_ports, ranked_truth
 from PIL import Image, ImageDraw
 
-from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.data import open_water_around
-from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
-from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
-from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.detectors.scangrid import detect_like_a_scan
 from fieldtruth.imagery.read import read_mosaic
-from fieldtruth.ingest.scene import open_scene
 
 CUT, ZOOM, ACROSS, DOWN = 48, 3, 8, 6
 VERDICTS = ("vessel", "unsure", "not")
@@ -63,25 +59,17 @@ def main() -> None:
 
 def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
     rows, cuts, labels_per_port = [], [], {}
-    for i, fold in enumerate(json.loads((run / "crossval.json").read_text())["folds"]):
-        bundle = load_bundle(run / f"fold{i}.safetensors")
-        for port in fold["test"]:
-            folder = data / port.removeprefix("sen2ships-")
-            raw = open_scene(folder, hash_files=False)
-            scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
-            grid = scan_grid(bundle, scene)
-            open_water = _open_water(raw, grid)
-            kept = sorted(detect_like_a_scan(bundle, scene, grid, threshold=bundle.card.threshold), key=lambda d: -d.score)
-            labels = labels_on_grid(folder, scene, grid)
-            labels_per_port[folder.name] = len(labels)
-            matched = match_points([ScoredPoint(d.col, d.row, d.score, d.label) for d in kept],
-                                   [LabelShape(lab.geometry, lab.label) for lab in labels], tolerance=1.0)
-            image = _natural_colour(scene, grid, bundle.card.bands)
-            for d, (_, true) in zip(kept, matched.ranked, strict=True):
-                rows.append({"port": folder.name, "fold": i, "score": round(d.score, 4), "col": round(d.col, 1),
-                             "row": round(d.row, 1), "labelled": int(true),
-                             "open_water": int(open_water[int(d.row), int(d.col)])})
-                cuts.append(_blind_cut(image, d))
+    for port in held_out_ports(run, data):
+        bundle = port.bundle
+        open_water = _open_water(port.raw, port.grid)
+        kept = detect_like_a_scan(bundle, port.scene, port.grid, threshold=bundle.card.threshold)
+        labels_per_port[port.folder.name] = len(port.labels)
+        image = _natural_colour(port.scene, port.grid, bundle.card.bands)
+        for d, true in ranked_truth(kept, port.labels):
+            rows.append({"port": port.folder.name, "fold": port.fold, "score": round(d.score, 4), "col": round(d.col, 1),
+                         "row": round(d.row, 1), "labelled": int(true),
+                         "open_water": int(open_water[int(d.row), int(d.col)])})
+            cuts.append(crop(image, d, CUT))
     (audit / "labels.json").write_text(json.dumps(labels_per_port, indent=1))
     order = np.random.default_rng(seed).permutation(len(rows))
     with (audit / "detections.csv").open("w", newline="") as f:
@@ -101,14 +89,6 @@ def _open_water(raw_scene, grid) -> np.ndarray:
     whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
     chip = read_mosaic([raw_scene], whole.tile(0, 0), ("green", "nir"))
     return open_water_around((chip.data[0] > chip.data[1]) & chip.valid)
-
-
-def _blind_cut(image: np.ndarray, detection) -> Image.Image:
-    row, col = int(detection.row) - CUT // 2, int(detection.col) - CUT // 2
-    cut = np.zeros((CUT, CUT, 3))
-    part = image[max(row, 0) : row + CUT, max(col, 0) : col + CUT]
-    cut[max(-row, 0) : max(-row, 0) + part.shape[0], max(-col, 0) : max(-col, 0) + part.shape[1]] = part
-    return Image.fromarray((cut * 255).astype(np.uint8)).resize((CUT * ZOOM, CUT * ZOOM), Image.NEAREST)
 
 
 def _sheet(numbered: list[tuple[int, Image.Image]]) -> Image.Image:
