@@ -282,13 +282,24 @@ class ChipDataset(Dataset):
         self.augment, self.hard_fraction, self.target_shape = augment, hard_fraction, target_shape
         #: (scene index, row, col) of hard negatives to sample chips around.
         self.hard: list[tuple[int, float, float]] = []
-        #: (scene index, row, col) of places the loss ignores (likely sites the labels leave out).
-        self.ignore: list[tuple[int, float, float]] = []
+        self._ignored_boxes: dict[int, np.ndarray] = {}
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(norm[1], dtype=torch.float32)[:, None, None]
         self.sites = [self._sites(s) for s in scenes]
         self.anchors = [(i, n) for i, sites in enumerate(self.sites) for n in range(len(sites[0]))]
         self.fills = [np.where(s.valid[None], s.data, self.mean.numpy()).astype(np.float32) for s in scenes]
+
+    @property
+    def ignore(self) -> list[tuple[int, float, float]]:
+        """(scene index, row, col) of places the loss ignores (likely sites the labels leave out)."""
+        return [(s, (y0 + y1) / 2, (x0 + x1) / 2) for s, boxes in self._ignored_boxes.items() for x0, y0, x1, y1 in boxes.tolist()]
+
+    @ignore.setter
+    def ignore(self, places: list[tuple[int, float, float]]) -> None:
+        by_scene: dict[int, list[tuple[float, ...]]] = {}
+        for s, r, c in places:
+            by_scene.setdefault(s, []).append((c - IGNORE_PX, r - IGNORE_PX, c + IGNORE_PX, r + IGNORE_PX))
+        self._ignored_boxes = {s: np.array(boxes, dtype=np.float32) for s, boxes in by_scene.items()}
 
     def _sites(self, scene: TrainingScene) -> tuple[np.ndarray, np.ndarray]:
         keep = [lab for lab in scene.labels if lab.label in self.classes]
@@ -330,10 +341,9 @@ class ChipDataset(Dataset):
         chip = self.chip
         image = tv_tensors.Image(torch.from_numpy(self.fills[s][:, r0 : r0 + chip, c0 : c0 + chip].copy()))
         all_boxes, all_kinds = self.sites[s]
-        ignored = np.array([(c - IGNORE_PX, r - IGNORE_PX, c + IGNORE_PX, r + IGNORE_PX) for i, r, c in self.ignore if i == s],
-                           dtype=np.float32).reshape(-1, 4)
-        all_boxes = np.concatenate([all_boxes, ignored])
-        all_kinds = np.concatenate([all_kinds, np.full(len(ignored), len(self.classes), dtype=np.int64)])
+        if (ignored := self._ignored_boxes.get(s)) is not None:
+            all_boxes = np.concatenate([all_boxes, ignored])
+            all_kinds = np.concatenate([all_kinds, np.full(len(ignored), len(self.classes), dtype=np.int64)])
         boxes = all_boxes - np.array([c0, r0, c0, r0], dtype=np.float32)
         centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         near = (centre_x > -3 * self.sigma_px) & (centre_x < chip + 3 * self.sigma_px)
