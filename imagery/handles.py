@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import rasterio
@@ -40,8 +40,12 @@ def _key(href: str) -> tuple:
 
 
 @contextmanager
-def shared_raster(href: str) -> Iterator[rasterio.DatasetReader]:
+def shared_raster(href: str, allow_hosts: Iterable[str] = ()) -> Iterator[rasterio.DatasetReader]:
     """The open raster for ``href`` (opened with :func:`open_raster` on first use), held for this thread.
+
+    Args:
+        href: the raster's path or URL.
+        allow_hosts: hosts allowed although not public or not https (the scene's).
 
     Raises:
         the errors of :func:`open_raster` (missing file, refused suffix or size, not a raster).
@@ -51,14 +55,14 @@ def shared_raster(href: str) -> Iterator[rasterio.DatasetReader]:
     with _lock:
         entry = _handles.get(key)
         if entry is None:
-            entry = (open_raster(href), threading.Lock())
+            entry = (open_raster(href, allow_hosts=allow_hosts), threading.Lock())
             _handles[key] = entry
             _evict(MAX_OPEN)
         else:
             _handles.move_to_end(key)
     with entry[1]:
         if entry[0].closed:  # evicted by another thread between the two locks: read from a fresh handle
-            with open_raster(href) as dataset:
+            with open_raster(href, allow_hosts=allow_hosts) as dataset:
                 yield dataset
             return
         yield entry[0]

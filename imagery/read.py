@@ -3,8 +3,10 @@
 When the scene is already on the tile grid (same CRS, same pixel size, aligned origin), the tile is a
 plain window read, clipped to the file and pasted into an invalid-filled array. Otherwise each band is
 read through a :class:`rasterio.vrt.WarpedVRT` onto the tile grid. Either way, pixels outside the
-scene, nodata pixels and (where no nodata is declared) pixels that are zero in every band are invalid:
-gaps are never silently filled with zeros that a detector would take for dark ground. Files stay open
+scene, nodata pixels, pixels that are not plausible numbers (NaN, infinite, or beyond
+:data:`~fieldtruth.imagery.validity.PLAUSIBLE_MAX`) and (where no nodata is declared) pixels that are
+zero in every band are invalid: gaps are never silently filled with zeros that a detector would take for
+dark ground, and invalid pixels hold 0, never NaN. Files stay open
 between tiles (:mod:`fieldtruth.imagery.handles`), so neighbouring tiles reuse GDAL's decoded blocks.
 """
 
@@ -30,6 +32,7 @@ from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.handles import shared_raster
+from fieldtruth.imagery.validity import blank_invalid, plausible
 from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import CLOUD_MASK, Scene
 
@@ -71,18 +74,21 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
         source = scene.bands[name]
         try:
             with gdal_http_env() if remote else nullcontext():
-                valid &= _read_source(source.href, source.index, tile, scene.nodata, data[i])
+                valid &= _read_source(source.href, source.index, tile, scene.nodata, data[i],
+                                      scene.allow_hosts)
         except RasterioError as exc:
-            raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: {exc}") from exc
+            raise ImageryReadError(f"could not read band {name!r} of tile {tile.id} from {source.href!r}: "
+                                   f"{exc}") from exc
+    valid &= plausible(data)
     if CLOUD_MASK in scene.bands and CLOUD_MASK not in names:
         valid &= _clear_sky(scene, tile)
+    blank_invalid(data, valid)
     if scene.nodata is None:
         valid &= data.any(axis=0)
     offsets = scene.offsets_for(names)
     if offsets is not None:
         data += offsets
-    if not valid.all():
-        np.multiply(data, valid, out=data)
+        blank_invalid(data, valid)
     return Chip(data, valid, tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
 
 
@@ -138,8 +144,9 @@ def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) ->
     Meant for scene-wide statistics: the pixels taken depend on the scene alone, not on any tile grid.
 
     Returns:
-        float32 ``(bands, h, w)`` values without ``band_offsets``, and bool ``(h, w)``: not nodata, not
-        zero in every band, finite, and clear sky where the scene has a cloud mask.
+        float32 ``(bands, h, w)`` values as stored, without ``band_offsets``, and bool ``(h, w)``:
+        plausible numbers (:func:`~fieldtruth.imagery.validity.plausible`), not nodata, not zero in every
+        band, and clear sky where the scene has a cloud mask.
 
     Raises:
         KeyError: a requested band is not in the scene.
@@ -152,8 +159,9 @@ def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) ->
     shape = (-(-scene.height // step), -(-scene.width // step))
     layers = [_read_whole(scene, name, shape) for name in (*bands, *([CLOUD_MASK] if CLOUD_MASK in scene.bands else []))]
     data = np.stack(layers[: len(bands)]).astype(np.float32)
-    valid = np.all(np.isfinite(data), axis=0)
-    valid &= np.any(data != 0, axis=0) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
+    valid = plausible(data, scene.nodata)
+    if scene.nodata is None:
+        valid &= np.any(data != 0, axis=0)
     if len(layers) > len(bands):
         valid &= ~np.isin(layers[-1], SCL_UNUSABLE)
     return data, valid
@@ -162,10 +170,12 @@ def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) ->
 def _read_whole(scene: Scene, name: str, shape: tuple[int, int]) -> np.ndarray:
     source = scene.bands[name]
     try:
-        with gdal_http_env() if is_remote(source.href) else nullcontext(), rasterio.open(source.href) as dataset:
-            return dataset.read(source.index, out_shape=shape, resampling=Resampling.nearest)
+        with gdal_http_env() if is_remote(source.href) else nullcontext():
+            with shared_raster(source.href, scene.allow_hosts) as dataset:
+                return dataset.read(source.index, out_shape=shape, resampling=Resampling.nearest)
     except RasterioError as exc:
-        raise ImageryReadError(f"could not read band {name!r} of scene {scene.id!r} from {source.href!r}: {exc}") from exc
+        raise ImageryReadError(f"could not read band {name!r} of scene {scene.id!r} from {source.href!r}: "
+                               f"{exc}") from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -176,10 +186,11 @@ def _footprint(scene_crs: str, bounds: tuple[float, ...], tile_crs: str) -> shap
 
 def _read_source(
     href: str, index: int, tile: Tile, nodata: float | None, dest: np.ndarray,
-    resampling: Resampling = Resampling.bilinear,
+    allow_hosts: tuple[str, ...] = (), resampling: Resampling = Resampling.bilinear,
 ) -> np.ndarray:
-    """Read one band of a tile into ``dest`` (tile shape); return where it holds data."""
-    with shared_raster(href) as dataset:
+    """Read one band of a tile into ``dest`` (tile shape); return where it holds data (not nodata, NaN
+    nodata included; plausibility is judged by the caller over all bands)."""
+    with shared_raster(href, allow_hosts) as dataset:
         if _aligned(dataset, tile):
             return _read_window(dataset, index, tile, nodata, dest)
         return _read_warped(dataset, index, tile, nodata, dest, resampling)
@@ -192,7 +203,8 @@ def _clear_sky(scene: Scene, tile: Tile) -> np.ndarray:
     classes = np.zeros(tile.shape, dtype=np.float32)
     try:
         with gdal_http_env() if is_remote(source.href) else nullcontext():
-            inside = _read_source(source.href, source.index, tile, None, classes, Resampling.nearest)
+            inside = _read_source(source.href, source.index, tile, None, classes, scene.allow_hosts,
+                                  Resampling.nearest)
     except RasterioError as exc:
         raise ImageryReadError(f"could not read the cloud mask of tile {tile.id} from {source.href!r}: {exc}") from exc
     return inside & ~np.isin(classes, SCL_UNUSABLE)
@@ -223,7 +235,10 @@ def _read_window(
     h, w = int(clipped.height), int(clipped.width)
     pixels = dataset.read(index, window=clipped)
     dest[r0 : r0 + h, c0 : c0 + w] = pixels
-    valid[r0 : r0 + h, c0 : c0 + w] = True if nodata is None else pixels != nodata
+    if nodata is None:
+        valid[r0 : r0 + h, c0 : c0 + w] = True
+    else:
+        valid[r0 : r0 + h, c0 : c0 + w] = ~np.isnan(pixels) if np.isnan(nodata) else pixels != nodata
     return valid
 
 

@@ -1,7 +1,10 @@
 """Checks of sector dataset rows: personal data, malformed rows, CRS area of use, geometry, duplicates.
 
-Error messages name the file and the row but never echo a value of a column that may hold personal data.
-Row labels are ``line N`` for CSV files (the header is line 1) and ``feature N`` (1-based) otherwise.
+Error messages name the file, the row and the declared column, and never quote the file's content
+(values, or the names in its header). Row labels are ``line N`` for CSV files (the header is line 1) and
+``feature N`` (1-based) otherwise. Every check runs in time linear in its input: patterns are written so
+that no input makes them backtrack over it more than once, and a kept value longer than
+:data:`MAX_VALUE_CHARS` makes its row malformed (see ``benchmarks/bench_checks.py``).
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ _PERSONAL_NAME = re.compile(
     r"id_?(number|no|num|card)|national_?id|voter_?id|pan_?(no|number|card))($|_)"
 )
 _PERSONAL_SUBSTRINGS = ("phone", "mobile", "email", "aadha", "passport", "surname", "ownername")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+# An address starts where a run of characters other than @ and white space starts (the look-behind): a
+# search then tries each run once, instead of once from every character of it (quadratic in its length).
+_EMAIL = re.compile(r"(?<![^@\s])[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?[\d\s\-().]{9,}")
 _MARGIN_DEG = 0.5
 #: Share of rows outside the CRS's area of use above which the CRS itself is called wrong.
 WRONG_CRS_SHARE = 0.5
 _MAX_LISTED = 5
+#: Longest text value kept; a longer one makes its row malformed (no sector attribute needs more).
+MAX_VALUE_CHARS = 10_000
 
 
 @dataclass
@@ -72,6 +79,19 @@ def personal_content_rows(values: pd.Series) -> np.ndarray:
     return values.index.get_indexer(hits)
 
 
+def overlong_values(frame: pd.DataFrame, columns: list[str]) -> dict[int, str]:
+    """Positions of rows whose text in one of ``columns`` is over :data:`MAX_VALUE_CHARS`, with why."""
+    problems: dict[int, str] = {}
+    for column in columns:
+        series = frame[column]
+        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+            continue
+        lengths = series.map(lambda v: len(v) if isinstance(v, str) else 0).to_numpy()
+        for pos in np.flatnonzero(lengths > MAX_VALUE_CHARS):
+            problems.setdefault(int(pos), f"{column!r} holds over {MAX_VALUE_CHARS} characters")
+    return problems
+
+
 def row_label(path: Path, fmt: str, index: int) -> str:
     """Name a row for a message: ``'kilns.csv' line 8`` or ``'sites.gpkg' feature 7``."""
     return f"{str(path)!r} line {index + 2}" if fmt == "csv" else f"{str(path)!r} feature {index + 1}"
@@ -91,8 +111,8 @@ def select_columns(decl: SectorDeclaration, path: Path, frame: pd.DataFrame, rep
     missing = [c for c in kept if c not in present]
     if missing:
         raise SectorDeclarationError(
-            f"expected declared column(s) {missing!r} in {str(path)!r}; its columns are {present!r}. "
-            "Fix `keep:`/`personal:` in the declaration."
+            f"expected declared column(s) {missing!r} in {str(path)!r}; none of its {len(present)} other "
+            "column(s) has that name (its header is not shown). Fix `keep:`/`personal:` in the declaration."
         )
     for column in kept:
         if column in personal:
@@ -135,7 +155,8 @@ def csv_geometry(decl: SectorDeclaration, path: Path, frame: pd.DataFrame) -> tu
     for column in (spec.x, spec.y):
         if column not in frame.columns:
             raise SectorDeclarationError(
-                f"expected coordinate column {column!r} in {str(path)!r}; columns are {list(frame.columns)!r}."
+                f"expected coordinate column {column!r} in {str(path)!r}; none of its {len(frame.columns)} "
+                "column(s) has that name (its header is not shown). Fix `geometry:` in the declaration."
             )
     problems: dict[int, str] = {}
     out = []
@@ -145,7 +166,7 @@ def csv_geometry(decl: SectorDeclaration, path: Path, frame: pd.DataFrame) -> tu
         for pos in np.flatnonzero(raw.isna().to_numpy()):
             problems.setdefault(int(pos), f"missing coordinate {column!r}")
         for pos in np.flatnonzero(np.isnan(values) & raw.notna().to_numpy()):
-            problems.setdefault(int(pos), f"{column!r} is not a number: {raw.iloc[pos]!r}")
+            problems.setdefault(int(pos), f"{column!r} is not a number")
         out.append(values)
     return out[0], out[1], problems
 
@@ -175,13 +196,11 @@ def to_lonlat(decl: SectorDeclaration, path: Path, x: np.ndarray, y: np.ndarray,
         raise SectorCrsError(
             f"expected coordinates inside the area of use of the declared CRS {decl.geometry.crs!r} "
             f"(lon {west:g}..{east:g}, lat {south:g}..{north:g}); {len(outside)} of {int(parsed.sum())} rows of "
-            f"{str(path)!r} lie outside (first: {first}, x={float(x[outside[0]])!r}, y={float(y[outside[0]])!r}). "
+            f"{str(path)!r} lie outside (first: {first}). "
             "Declare the CRS the coordinates are really in (`geometry: crs:`)."
         )
     for pos in outside:
-        problems.setdefault(
-            int(pos), f"coordinates x={float(x[pos])!r}, y={float(y[pos])!r} outside the area of use of {decl.geometry.crs!r}"
-        )
+        problems.setdefault(int(pos), f"coordinates outside the area of use of {decl.geometry.crs!r}")
     return lon, lat
 
 

@@ -4,7 +4,10 @@ Files over ``partition_bytes`` are read in partitions with dask (``dask.datafram
 dask-geopandas (``read_file``/``read_parquet``), one partition in memory at a time. Zipped shapefiles are
 never extracted: the member list is validated (no absolute or ``..`` paths, no links, bounded member count,
 total size and compression ratio, measured by streaming decompression into nothing) and the shapefile is
-then read in place through GDAL's ``/vsizip/``.
+then read in place through GDAL's ``/vsizip/``. Every file (and the shapefile inside a zip) is handed to
+OGR only once the input guard has seen that its content is the declared format
+(:func:`fieldtruth.ingest.guard.vector_source`); OGR itself may not reach the network. Error messages
+never quote a file's content.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import pandas as pd
 import pyogrio
 
 from fieldtruth.ingest._sector_decl import Format, SectorDeclaration
-from fieldtruth.ingest.errors import EmptySectorDataError, SectorDataError, SectorError, UnsafeArchiveError
+from fieldtruth.ingest._sniff import HEAD_BYTES, Kind, sniff_bytes
+from fieldtruth.ingest.errors import (
+    EmptySectorDataError,
+    RefusedInputError,
+    SectorDataError,
+    SectorError,
+    UnsafeArchiveError,
+)
+from fieldtruth.ingest.guard import vector_source
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +121,13 @@ def zipped_shapefile(path: Path, layer: str | None) -> str:
             f"expected exactly one shapefile{' named ' + repr(layer) if layer else ''} in {str(path)!r}; "
             f"found {shapefiles!r}. Declare `layer:` with the shapefile's name."
         )
+    with zipfile.ZipFile(path) as archive, archive.open(shapefiles[0]) as member:
+        found = sniff_bytes(member.read(HEAD_BYTES))
+    if found is not Kind.SHAPEFILE:
+        raise UnsafeArchiveError(
+            f"expected a shapefile as member {shapefiles[0]!r} of {str(path)!r}; it is {found.value}. "
+            "Refused."
+        )
     return f"/vsizip/{path.resolve()}/{shapefiles[0]}"
 
 
@@ -130,13 +148,20 @@ def iter_raw_chunks(decl: SectorDeclaration, path: Path, fmt: Format,
         elif fmt == "geoparquet":
             yield from _parquet_chunks(path, large)
         else:
-            source = zipped_shapefile(path, decl.layer) if path.suffix.lower() == ".zip" else str(path)
+            source = vector_source(path, fmt, what=f"sector file ({decl.name!r})")
+            if path.suffix.lower() == ".zip" or source.lower().endswith(".zip"):
+                source = zipped_shapefile(path, decl.layer)
             yield from _vector_chunks(source, decl.layer if fmt != "shapefile" else None, large)
     except (pd.errors.ParserError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             ValueError, OSError) as exc:
-        if isinstance(exc, SectorError):
+        if isinstance(exc, SectorError | RefusedInputError):
             raise
-        raise SectorDataError(f"expected a readable {fmt} file; reading {str(path)!r} failed: {exc}") from exc
+        # Parser and OGR messages say where reading failed; other errors may quote a value: only their kind.
+        where = str(exc) if isinstance(exc, pd.errors.ParserError | pyogrio.errors.DataSourceError) else ""
+        raise SectorDataError(
+            f"expected a readable {fmt} file; reading {str(path)!r} failed ({type(exc).__name__}"
+            + (f": {where}" if where else "") + ")"
+        ) from exc
 
 
 def _csv_chunks(path: Path, large: bool, partition_bytes: int) -> Iterator[RawChunk]:

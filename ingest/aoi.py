@@ -1,4 +1,9 @@
-"""Areas of interest: a vector file (GeoJSON, GeoPackage, ... in any CRS) or a bbox, in EPSG:4326."""
+"""Areas of interest: a vector file (GeoJSON, GeoPackage or shapefile, in any CRS) or a bbox, in EPSG:4326.
+
+The file passes the input guard first (:func:`fieldtruth.ingest.guard.vector_source`): its content must be
+the format its suffix says, so an OGR VRT named ``.geojson`` (which would read other files or URLs) is
+refused, and OGR never reaches the network.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,12 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from fieldtruth.ingest.errors import IngestError, InputNotFoundError
+from fieldtruth.ingest.guard import local_file, vector_source
 
 log = logging.getLogger(__name__)
+
+#: AOI file suffixes and the vector format each must hold.
+AOI_FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".shp": "shapefile"}
 
 
 class AoiError(IngestError, ValueError):
@@ -33,23 +42,29 @@ def read_aoi(source: str | Path) -> BaseGeometry:
     """Read an AOI as one geometry in EPSG:4326 (the union of the file's features).
 
     Args:
-        source: a vector file readable by pyogrio (GeoJSON, GeoPackage, Shapefile, ...) with a CRS,
-            or a bbox string ``"west,south,east,north"``.
+        source: a GeoJSON, GeoPackage or shapefile with a CRS, or a bbox string ``"west,south,east,north"``.
 
     Raises:
         InputNotFoundError: the file does not exist.
-        AoiError: the file has no CRS, no features, or no area.
+        RefusedInputError: the file is not a regular file, or its content is not the format its suffix says.
+        AoiError: another suffix; the file has no CRS, no features, or no area.
     """
     text = str(source)
     if "," in text and not Path(text).exists():
         return parse_bbox(text)
     path = Path(text)
     if not path.exists():
-        raise InputNotFoundError(f"AOI {text!r} does not exist; give a GeoJSON/GeoPackage file or 'west,south,east,north'")
+        raise InputNotFoundError(f"AOI {text!r} does not exist; give a GeoJSON/GeoPackage file or "
+                                 "'west,south,east,north'")
+    fmt = AOI_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise AoiError(f"AOI {text!r} has suffix {path.suffix!r}; give a GeoJSON, GeoPackage or shapefile "
+                       f"({sorted(AOI_FORMATS)}) or 'west,south,east,north'")
+    source = vector_source(local_file(path, what="AOI"), fmt, what="AOI")
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
+        frame = gpd.read_file(source, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several error kinds for unreadable files
-        raise AoiError(f"AOI {text!r} could not be read as a vector file: {exc}") from exc
+        raise AoiError(f"AOI {text!r} could not be read as a vector file ({type(exc).__name__})") from exc
     if frame.crs is None:
         raise AoiError(f"AOI {text!r} has no CRS; declare one (GeoJSON is EPSG:4326 by definition)")
     if frame.empty:

@@ -19,8 +19,17 @@ class BandMismatchError(IngestError, ValueError):
     """The bands of a scene do not line up (size, CRS or transform differ)."""
 
 
-class RasterRefusedError(IngestError, ValueError):
+class RefusedInputError(IngestError, ValueError):
+    """The input guard refused a path, URL, address or format before anything was read from it
+    (see SECURITY.md)."""
+
+
+class RasterRefusedError(RefusedInputError):
     """A raster was refused before any pixel was read (format not allowed, implausible size)."""
+
+
+class StacError(IngestError, ValueError):
+    """A STAC document could not be turned into scenes (malformed, looping, too deep or too large)."""
 
 
 class SectorError(IngestError):

@@ -1,24 +1,24 @@
 """Remote imagery: which hrefs may be read, and the GDAL settings that make COG reads over HTTP fast.
 
-An href from a STAC document is outside input: it could point at ``file:///etc/passwd``, at the
-machine's own services (``http://127.0.0.1``) or at a cloud metadata endpoint (``169.254.169.254``).
-:func:`check_href` refuses all of those before GDAL sees them, unless the user (or a test) allows a
-host explicitly.
+An href from a STAC document is outside input: it could point at ``file:///etc/passwd``, at a GDAL
+virtual file system (``/vsicurl/http://127.0.0.1/...``), at the machine's own services
+(``http://127.0.0.1``) or at a cloud metadata endpoint (``169.254.169.254``). :func:`check_href` refuses
+all of those before GDAL sees them, unless the user (or a test) allows a host explicitly; the network
+guard (:mod:`fieldtruth.ingest.netguard`) then checks every connection GDAL makes, redirects included.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import rasterio
 
-from fieldtruth.ingest.errors import RasterRefusedError
+from fieldtruth.ingest import netguard
+from fieldtruth.ingest.errors import RasterRefusedError, RefusedInputError
+from fieldtruth.ingest.guard import is_url, local_file, refuse_gdal_syntax
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,15 @@ GDAL_HTTP_OPTIONS: dict[str, str | int | bool] = {
 
 
 def is_remote(href: str) -> bool:
-    """Whether an href is a URL or GDAL virtual file read over the network, rather than a local path."""
-    return urlsplit(href).scheme in ("http", "https") or href.startswith(("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/"))
+    """Whether an href is an http(s) URL. Anything else is a local path (GDAL syntax such as ``/vsicurl/``
+    included: :func:`check_href` and the raster opener refuse it)."""
+    return is_url(href)
 
 
-def check_href(href: str, *, allow_hosts: Iterable[str] = (), allow_local: bool = True, base: Path | None = None) -> str:
+def check_href(
+    href: str, *, allow_hosts: Iterable[str] = (), allow_local: bool = True, base: Path | None = None,
+    within: Sequence[Path] | None = None,
+) -> str:
     """Return a safe href to read, or refuse it.
 
     Args:
@@ -53,45 +57,31 @@ def check_href(href: str, *, allow_hosts: Iterable[str] = (), allow_local: bool 
         allow_hosts: hosts that may be read even if they are loopback or private (and over plain http).
         allow_local: whether local paths are allowed (relative ones resolve against ``base``).
         base: folder that relative local paths are resolved against.
+        within: folders a local path must lie in (the document's own, say); anywhere when None.
 
     Raises:
-        RasterRefusedError: the scheme is not https (or an allowed host), or the host is loopback,
-            link-local, private or otherwise not public, or a local path is not allowed.
+        RasterRefusedError: the scheme is not https (or an allowed host), the host is loopback,
+            link-local, private or otherwise not public, a local path is not allowed, is GDAL syntax
+            (``/vsi...``), is not a file or lies outside ``within``.
+        InputNotFoundError: a local path that does not exist.
     """
-    parts = urlsplit(href)
-    allowed = {h.lower() for h in allow_hosts}
-    if parts.scheme in ("http", "https"):
-        host = (parts.hostname or "").lower()
-        if host in allowed or f"{host}:{parts.port}" in allowed:
-            return href
-        if parts.scheme != "https":
-            raise RasterRefusedError(f"href {href!r} is not https; only https is read from remote hosts")
-        _refuse_non_public(href, host, parts.port or 443)
-        return href
-    if parts.scheme == "":
-        if not allow_local:
-            raise RasterRefusedError(f"href {href!r} is a local path, and local paths are not allowed here")
-        path = Path(href)
-        return str((base / path).resolve() if base is not None and not path.is_absolute() else path.resolve())
-    raise RasterRefusedError(f"href {href!r} has scheme {parts.scheme!r}; only https URLs and local paths are read")
-
-
-def _refuse_non_public(href: str, host: str, port: int) -> None:
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise RasterRefusedError(f"href {href!r}: host {host!r} could not be resolved ({exc})") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise RasterRefusedError(
-                f"href {href!r} resolves to {address}, a loopback, private or link-local address; refusing to "
-                "read it (allow the host explicitly if it is yours)"
-            )
+        if is_url(href):
+            return netguard.check_url(href, allow_hosts)
+        refuse_gdal_syntax(href, "href")
+        if not allow_local:
+            raise RefusedInputError(f"href {href!r} is a local path, and local paths are not allowed here")
+        return str(local_file(href, base, within, what="href"))
+    except RasterRefusedError:
+        raise
+    except RefusedInputError as exc:
+        raise RasterRefusedError(str(exc)) from exc
 
 
 @contextmanager
 def gdal_http_env(**overrides: str | int | bool) -> Iterator[rasterio.Env]:
-    """A rasterio environment with :data:`GDAL_HTTP_OPTIONS` (plus overrides) in force."""
+    """A rasterio environment with :data:`GDAL_HTTP_OPTIONS` (plus overrides) in force; the network guard
+    is started first, so every connection GDAL makes in it is checked."""
+    netguard.ensure_gdal_guard()
     with rasterio.Env(**{**GDAL_HTTP_OPTIONS, **overrides}) as env:
         yield env

@@ -22,6 +22,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 
 from fieldtruth.ingest.errors import BandMismatchError, InputNotFoundError, NotARasterError
+from fieldtruth.ingest.guard import local_file
 from fieldtruth.ingest.provenance import Provenance
 from fieldtruth.ingest.rasters import open_raster
 
@@ -61,6 +62,8 @@ class Scene:
         metadata: further facts from the source (platform, cloud cover, licence, ...).
         band_offsets: band name -> value added to that band's valid pixels as tiles are read (a per-scene
             radiometric correction, such as a detector's water-level offset); none by default.
+        allow_hosts: hosts the user allowed for this scene's hrefs although they are not public or not
+            https (``--allow-host``); every read of the scene passes them to the input guard.
     """
 
     id: str
@@ -75,6 +78,7 @@ class Scene:
     nodata: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     band_offsets: dict[str, float] = field(default_factory=dict)
+    allow_hosts: tuple[str, ...] = ()
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -107,7 +111,7 @@ class Scene:
         out = np.empty((len(names), self.height, self.width), dtype=np.float32)
         for i, name in enumerate(names):
             source = self.bands[name]
-            with open_raster(source.href) as dataset:
+            with open_raster(source.href, allow_hosts=self.allow_hosts) as dataset:
                 out[i] = dataset.read(
                     source.index, out_shape=(self.height, self.width), resampling=Resampling.bilinear
                 ).astype(np.float32)
@@ -188,11 +192,11 @@ def _bands_in_folder(folder: Path, meta: dict[str, Any]) -> dict[str, BandSource
             continue
         name = _band_name_for(file.stem, {str(k): str(v) for k, v in declared.items()})
         if name is not None and name not in found:
-            found[name] = BandSource(str(file.resolve()))
+            found[name] = BandSource(str(local_file(file, within=(folder,), what="band file")))
     if not found:
         rasters = [f.name for f in folder.iterdir() if f.suffix.lower() in RASTER_SUFFIXES]
         if len(rasters) == 1:
-            return _bands_in_file(folder / rasters[0])
+            return _bands_in_file(local_file(folder / rasters[0], within=(folder,), what="raster"))
         raise NotARasterError(
             f"folder {str(folder)!r} holds no band files; expected per-band GeoTIFFs named like "
             f"B02.tif/B03.tif/B04.tif/B08.tif or blue.tif/green.tif/red.tif/nir.tif, or one multi-band .tif"

@@ -34,6 +34,7 @@ from fieldtruth.ingest._sector_checks import (
     csv_geometry,
     duplicate_positions,
     handle_bad_rows,
+    overlong_values,
     select_columns,
     to_lonlat,
     vector_geometry,
@@ -149,9 +150,10 @@ def _clean_chunk(decl: SectorDeclaration, path: Path, fmt: str, frame: pd.DataFr
     report.rows_read += len(frame)
     geometry_columns = {decl.geometry.x, decl.geometry.y} - {None} if fmt == "csv" else set()
     kept = select_columns(decl, path, frame, report, geometry_columns)  # type: ignore[arg-type]
-    problems: dict[int, str] = {}
+    problems: dict[int, str] = overlong_values(frame, kept)
     if fmt == "csv":
-        x, y, problems = csv_geometry(decl, path, frame)
+        x, y, coordinate_problems = csv_geometry(decl, path, frame)
+        problems = {**coordinate_problems, **problems}
         lon, lat = to_lonlat(decl, path, x, y, problems, fmt)
         geometry = gpd.GeoSeries(shapely.points(lon, lat), crs="EPSG:4326")
     else:

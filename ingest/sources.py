@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from fieldtruth.ingest.errors import InputNotFoundError
+from fieldtruth.ingest._stac_walk import read_document
+from fieldtruth.ingest.errors import InputNotFoundError, StacError
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene, open_scene
-from fieldtruth.ingest.stac import StacError, scenes_from_catalog, scenes_from_item_file, search_stac_api
+from fieldtruth.ingest.stac import scenes_from_catalog, scenes_from_item_file, search_stac_api
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 def open_imagery(
     source: str | Path, *, collection: str | None = None, datetime: str | None = None,
     bbox: Sequence[float] | None = None, max_cloud: float | None = None, allow_hosts: Iterable[str] = (),
+    allow_dirs: Sequence[str | Path] = (),
 ) -> list[Scene]:
     """Open an imagery source as scenes.
 
@@ -29,34 +30,39 @@ def open_imagery(
         bbox: STAC API AOI (west, south, east, north) in degrees.
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts allowed despite being loopback/private or plain http.
+        allow_dirs: folders a STAC document may point into besides its own (with those of
+            ``FIELDTRUTH_ALLOW_DIRS``); the only local folders a STAC API's items may name.
 
     Raises:
         InputNotFoundError: a local source that does not exist.
         StacError: a STAC source that yields no usable scene.
+        RefusedInputError: an href, link or address the input guard does not allow.
     """
     text = str(source)
+    allow_hosts = tuple(allow_hosts)
     if is_remote(text):
         if text.lower().split("?")[0].endswith(".json"):
-            raise StacError(f"remote STAC documents are read through a STAC API; give the API root for {text!r}")
+            raise StacError(f"remote STAC documents are read through a STAC API; give the API root for "
+                            f"{text!r}")
         if not collection:
-            raise StacError(f"{text!r} looks like a STAC API; give --collection (and --datetime) to search it")
+            raise StacError(f"{text!r} looks like a STAC API; give --collection (and --datetime) to search "
+                            "it")
         return search_stac_api(text, collection=collection, bbox=bbox, datetime=datetime, max_cloud=max_cloud,
-                               allow_hosts=allow_hosts)
+                               allow_hosts=allow_hosts, allow_dirs=allow_dirs)
     path = Path(text)
     if not path.exists():
-        raise InputNotFoundError(f"imagery {text!r} does not exist; give a scene folder, a GeoTIFF, or a STAC file")
+        raise InputNotFoundError(f"imagery {text!r} does not exist; give a scene folder, a GeoTIFF, or a "
+                                 "STAC file")
     if path.suffix.lower() == ".json":
-        return _scenes_from_json(path, allow_hosts=allow_hosts)
+        return _scenes_from_json(path, allow_hosts=allow_hosts, allow_dirs=allow_dirs)
     return [open_scene(path)]
 
 
-def _scenes_from_json(path: Path, *, allow_hosts: Iterable[str]) -> list[Scene]:
-    try:
-        kind = json.loads(path.read_text(encoding="utf-8")).get("type")
-    except (ValueError, AttributeError) as exc:
-        raise StacError(f"{str(path)!r} is not a STAC JSON document: {exc}") from exc
+def _scenes_from_json(path: Path, *, allow_hosts: tuple[str, ...],
+                      allow_dirs: Sequence[str | Path]) -> list[Scene]:
+    kind = read_document(path).get("type")
     if kind == "Feature":
-        return scenes_from_item_file(path, allow_hosts=allow_hosts)
+        return scenes_from_item_file(path, allow_hosts=allow_hosts, allow_dirs=allow_dirs)
     if kind in ("Catalog", "Collection"):
-        return scenes_from_catalog(path, allow_hosts=allow_hosts)
+        return scenes_from_catalog(path, allow_hosts=allow_hosts, allow_dirs=allow_dirs)
     raise StacError(f"{str(path)!r} has type {kind!r}; expected a STAC Item (Feature), Catalog or Collection")

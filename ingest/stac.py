@@ -2,8 +2,10 @@
 
 Bands are matched by the ``eo`` extension's common names (``eo:bands`` of STAC 1.0, ``bands`` with
 ``eo:common_name`` of 1.1) or, failing that, by asset keys (``blue``, ``B02``, ...). Every href is
-checked by :func:`fieldtruth.ingest.remote.check_href` before GDAL sees it. The grid comes from the
-``proj`` extension where given, otherwise from the first band's header.
+checked by :func:`fieldtruth.ingest.remote.check_href` before GDAL sees it: local files only inside the
+document's folder (or folders allowed explicitly), URLs only https to public hosts (or hosts allowed
+explicitly). Static catalogues are walked by :mod:`fieldtruth.ingest._stac_walk` (local, bounded, no
+loops); API searches go through the network guard. The grid comes from the first band's header.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import pystac
 from rasterio.coords import BoundingBox
 from rasterio.crs import CRS
 
-from fieldtruth.ingest.errors import IngestError, NotARasterError
+from fieldtruth.ingest._stac_walk import read_document, walk_catalog
+from fieldtruth.ingest._stac_walk import to_item as _to_item
+from fieldtruth.ingest.errors import NotARasterError, StacError
+from fieldtruth.ingest.guard import allowed_dirs
 from fieldtruth.ingest.provenance import Provenance
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.remote import check_href, gdal_http_env, is_remote
@@ -26,17 +31,16 @@ from fieldtruth.ingest.scene import CLOUD_MASK, COMMON_NAMES, SENTINEL2_BANDS, B
 
 log = logging.getLogger(__name__)
 
-_KEY_NAMES = {**{k.lower(): v for k, v in SENTINEL2_BANDS.items()}, **{n: n for n in COMMON_NAMES}, "nir08": "nir08"}
+__all__ = ["StacError", "scene_from_item", "scenes_from_catalog", "scenes_from_item_file", "search_stac_api"]
 
-
-class StacError(IngestError, ValueError):
-    """A STAC document could not be turned into scenes."""
+_KEY_NAMES = {**{k.lower(): v for k, v in SENTINEL2_BANDS.items()}, **{n: n for n in COMMON_NAMES},
+              "nir08": "nir08"}
 
 
 def _common_name(key: str, asset: pystac.Asset) -> str | None:
     fields = asset.extra_fields
     for band in fields.get("eo:bands") or fields.get("bands") or []:
-        name = band.get("common_name") or band.get("eo:common_name")
+        name = band.get("common_name") or band.get("eo:common_name") if isinstance(band, dict) else None
         if name:
             return str(name).lower()
     return _KEY_NAMES.get(key.lower())
@@ -47,46 +51,54 @@ def _is_raster(asset: pystac.Asset) -> bool:
     return "tiff" in media or asset.href.lower().split("?")[0].endswith((".tif", ".tiff"))
 
 
-def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands: Sequence[str] | None = None) -> Scene:
+def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands: Sequence[str] | None = None,
+                    allow_dirs: Sequence[str | Path] = ()) -> Scene:
     """Turn a STAC Item into a :class:`Scene`.
 
     Args:
         item: the Item (hrefs made absolute against its own location where it has one).
         allow_hosts: hosts allowed despite being loopback/private or plain http (tests, own servers).
         bands: common names wanted, in order; blue, green, red, nir when None.
+        allow_dirs: folders local asset files may lie in, besides the Item's own folder (an Item from a
+            STAC API, or without a location, may name local files only in these).
 
     Raises:
         StacError: the Item lacks a wanted band.
-        RasterRefusedError: an href is not allowed.
+        RasterRefusedError: an href is not allowed (see :func:`fieldtruth.ingest.remote.check_href`).
     """
     wanted = tuple(bands or ("blue", "green", "red", "nir"))
-    if item.get_self_href():
+    allow_hosts = tuple(allow_hosts)
+    self_href = item.get_self_href()
+    if self_href:
         item.make_asset_hrefs_absolute()
-    found: dict[str, BandSource] = {}
-    sizes: dict[str, int | None] = {}
+    home = Path(self_href).parent if self_href and not is_remote(self_href) else None
+    within = (*([home] if home else []), *(Path(d) for d in allow_dirs))
+    local_ok = bool(within or allowed_dirs())
+    found: dict[str, pystac.Asset] = {}
     for key, asset in item.assets.items():
         name = _common_name(key, asset)
         if name in wanted and name not in found and _is_raster(asset):
-            found[name] = BandSource(check_href(asset.href, allow_hosts=allow_hosts))
-            size = asset.extra_fields.get("file:size")
-            sizes[found[name].href] = int(size) if size is not None else None
-    mask = next((BandSource(check_href(a.href, allow_hosts=allow_hosts)) for k, a in item.assets.items()
-                 if k.lower() == CLOUD_MASK and _is_raster(a)), None)
+            found[name] = asset
     missing = [b for b in wanted if b not in found]
     if missing:
         raise StacError(
-            f"STAC item {item.id!r} has no asset for band(s) {missing!r}; its assets are {sorted(item.assets)!r}"
+            f"STAC item {item.id!r} has no asset for band(s) {missing!r}; its assets are "
+            f"{sorted(item.assets)!r}"
         )
-    ordered = {name: found[name] for name in wanted}
-    if mask is not None and CLOUD_MASK not in ordered:
-        ordered[CLOUD_MASK] = mask
-    crs, bounds, res, width, height = _grid_of(item, ordered)
+    found = {name: found[name] for name in wanted}
+    mask = next((a for k, a in item.assets.items() if k.lower() == CLOUD_MASK and _is_raster(a)), None)
+    if mask is not None and CLOUD_MASK not in found:
+        found[CLOUD_MASK] = mask
+    ordered = {name: BandSource(check_href(asset.href, allow_hosts=allow_hosts, allow_local=local_ok,
+                                           base=home, within=within))
+               for name, asset in found.items()}
+    crs, bounds, res, width, height = _grid_of(item, ordered, allow_hosts)
     props = item.properties
     licence = props.get("license")
     provenance = tuple(
-        Provenance(href=src.href, source=item.get_self_href() or "stac", licence=licence, item_id=item.id,
-                   size=sizes.get(src.href))
-        for src in ordered.values()
+        Provenance(href=src.href, source=self_href or "stac", licence=licence, item_id=item.id,
+                   size=_size(found[name]))
+        for name, src in ordered.items()
     )
     metadata = {"platform": props.get("platform"), "cloud_cover": props.get("eo:cloud_cover"),
                 "collection": item.collection_id, "source": "stac"}
@@ -94,15 +106,22 @@ def scene_from_item(item: pystac.Item, *, allow_hosts: Iterable[str] = (), bands
         id=item.id, bands=ordered, crs=crs, bounds=bounds, resolution=res, width=width, height=height,
         acquired=props.get("datetime") or props.get("start_datetime"), provenance=provenance,
         nodata=None, metadata={k: v for k, v in metadata.items() if v is not None},
+        allow_hosts=allow_hosts,
     )
 
 
-def _grid_of(item: pystac.Item, bands: dict[str, BandSource]) -> tuple[CRS, BoundingBox, tuple[float, float], int, int]:
+def _size(asset: pystac.Asset) -> int | None:
+    size = asset.extra_fields.get("file:size")
+    return int(size) if isinstance(size, int | float) else None
+
+
+def _grid_of(item: pystac.Item, bands: dict[str, BandSource],
+             allow_hosts: tuple[str, ...]) -> tuple[CRS, BoundingBox, tuple[float, float], int, int]:
     """The scene grid: the finest band's header (read with the HTTP settings for remote files)."""
     best = None
     for source in bands.values():
         with gdal_http_env() if is_remote(source.href) else nullcontext():
-            with open_raster(source.href) as dataset:
+            with open_raster(source.href, allow_hosts=allow_hosts) as dataset:
                 candidate = (dataset.crs, dataset.bounds, dataset.res, dataset.width, dataset.height)
         if best is None or candidate[2][0] < best[2][0]:
             best = candidate
@@ -112,23 +131,28 @@ def _grid_of(item: pystac.Item, bands: dict[str, BandSource]) -> tuple[CRS, Boun
 
 
 def scenes_from_item_file(path: Path, **options: Any) -> list[Scene]:
-    """Scenes from an Item JSON file (one scene)."""
-    try:
-        item = pystac.Item.from_file(str(path))
-    except Exception as exc:  # pystac raises many kinds on bad documents
-        raise StacError(f"{str(path)!r} is not a readable STAC Item: {exc}") from exc
-    return [scene_from_item(item, **options)]
+    """Scenes from an Item JSON file (one scene).
+
+    Raises:
+        StacError: the file is not a valid STAC Item; and the errors of :func:`scene_from_item`.
+    """
+    path = Path(path).resolve()
+    return [scene_from_item(_to_item(read_document(path), path), **options)]
 
 
-def scenes_from_catalog(path: Path, **options: Any) -> list[Scene]:
-    """Scenes from every Item of a static STAC catalogue (``catalog.json`` or ``collection.json``)."""
-    try:
-        catalog = pystac.read_file(str(path))
-    except Exception as exc:
-        raise StacError(f"{str(path)!r} is not a readable STAC catalogue: {exc}") from exc
-    if isinstance(catalog, pystac.Item):
-        return [scene_from_item(catalog, **options)]
-    scenes = [scene_from_item(item, **options) for item in catalog.get_items(recursive=True)]
+def scenes_from_catalog(path: Path, *, allow_dirs: Sequence[str | Path] = (), **options: Any) -> list[Scene]:
+    """Scenes from every Item of a static STAC catalogue (``catalog.json`` or ``collection.json``).
+
+    Links are followed to local documents inside the catalogue's folder (or ``allow_dirs``), each once;
+    asset files may lie anywhere in those folders too.
+
+    Raises:
+        StacError: a malformed, looping, too deep or too large catalogue, or one without items.
+        RefusedInputError: a link outside the allowed folders.
+    """
+    path = Path(path).resolve()
+    dirs = (path.parent, *(Path(d) for d in allow_dirs))
+    scenes = [scene_from_item(item, allow_dirs=dirs, **options) for item in walk_catalog(path, dirs[1:])]
     if not scenes:
         raise StacError(f"STAC catalogue {str(path)!r} holds no items")
     return scenes
@@ -136,9 +160,12 @@ def scenes_from_catalog(path: Path, **options: Any) -> list[Scene]:
 
 def search_stac_api(
     url: str, *, collection: str, bbox: Sequence[float] | None = None, datetime: str | None = None,
-    max_cloud: float | None = None, max_items: int = 100, **options: Any,
+    max_cloud: float | None = None, max_items: int = 100, allow_hosts: Iterable[str] = (), **options: Any,
 ) -> list[Scene]:
     """Scenes from a STAC API search (pystac-client), least cloudy first.
+
+    Every request (pages and redirects included) goes through the network guard; the items' assets may
+    be local files only in folders allowed explicitly (``allow_dirs``).
 
     Args:
         url: the API's root URL.
@@ -147,18 +174,25 @@ def search_stac_api(
         datetime: a date or range (``2024-01-01/2024-03-31``).
         max_cloud: largest ``eo:cloud_cover`` accepted, in percent.
         max_items: most items taken.
+        allow_hosts: hosts allowed despite being loopback/private or plain http.
     """
     from pystac_client import Client
 
-    check_href(url, allow_hosts=options.get("allow_hosts", ()), allow_local=False)
+    from fieldtruth.ingest._stac_api import GuardedStacApiIO
+
+    allow_hosts = tuple(allow_hosts)
+    check_href(url, allow_hosts=allow_hosts, allow_local=False)
     query = {"eo:cloud_cover": {"lte": max_cloud}} if max_cloud is not None else None
     try:
-        search = Client.open(url).search(collections=[collection], bbox=bbox, datetime=datetime, query=query,
-                                         max_items=max_items)
+        client = Client.open(url, stac_io=GuardedStacApiIO(allow_hosts))
+        search = client.search(collections=[collection], bbox=bbox, datetime=datetime, query=query,
+                               max_items=max_items)
         items = list(search.items())
-    except Exception as exc:
+    except Exception as exc:  # pystac-client raises many kinds (HTTP, JSON, its own API errors)
         raise StacError(f"STAC API search at {url!r} failed: {exc}") from exc
     if not items:
-        raise StacError(f"STAC API {url!r} found no {collection!r} items for bbox={bbox!r} datetime={datetime!r}")
-    items.sort(key=lambda it: (it.properties.get("eo:cloud_cover") is None, it.properties.get("eo:cloud_cover") or 0))
-    return [scene_from_item(item, **options) for item in items]
+        raise StacError(f"STAC API {url!r} found no {collection!r} items for bbox={bbox!r} "
+                        f"datetime={datetime!r}")
+    items.sort(key=lambda it: (it.properties.get("eo:cloud_cover") is None,
+                               it.properties.get("eo:cloud_cover") or 0))
+    return [scene_from_item(item, allow_hosts=allow_hosts, **options) for item in items]

@@ -27,6 +27,8 @@ from rasterio.transform import from_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from fieldtruth.ingest.rasters import open_raster
+
 log = logging.getLogger(__name__)
 
 RGB = ("red", "green", "blue")
@@ -118,11 +120,11 @@ def quicklook(scenes: Sequence[SceneRef], max_px: int = 2048, colours: int | Non
         part = np.full_like(mosaic, np.nan)
         try:
             for i, (href, index) in enumerate(scene.rgb):
-                with rasterio.open(href) as src:
+                with open_raster(href) as src:
                     reproject(rasterio.band(src, index), part[i], dst_transform=transform,
                               dst_crs=WEB_MERCATOR, src_nodata=src.nodata if src.nodata is not None else 0,
                               dst_nodata=np.nan, resampling=Resampling.average)
-        except (OSError, rasterio.errors.RasterioError) as exc:
+        except (OSError, ValueError, rasterio.errors.RasterioError) as exc:  # ValueError: guard refused
             log.warning("could not read scene %r for the quicklook (%s); drawn without it", scene.id, exc)
             continue
         fill = np.isnan(mosaic[0]) & ~np.isnan(part).any(axis=0)
@@ -156,7 +158,7 @@ class _BandReader:
     """Read chips of one scene's RGB bands, whole-array cached when the scene is small."""
 
     def __init__(self, scene: SceneRef) -> None:
-        self.sources = [(rasterio.open(href), index) for href, index in scene.rgb]
+        self.sources = [(open_raster(href), index) for href, index in scene.rgb]
         src = self.sources[0][0]
         self.cached = None
         if src.width * src.height <= FULL_READ_MAX_PX:
@@ -211,7 +213,7 @@ def site_chips(
             if index not in readers:
                 try:
                     readers[index] = _BandReader(scenes[index])
-                except (OSError, rasterio.errors.RasterioError) as exc:
+                except (OSError, ValueError, rasterio.errors.RasterioError) as exc:
                     log.warning("no chips from scene %r: %s", scenes[index].id, exc)
                     readers[index] = None
             reader = readers[index]

@@ -1,7 +1,9 @@
 """A throwaway HTTP server on 127.0.0.1 that honours Range requests, for tests of remote COG reads.
 
 Modes: ``normal`` serves files with single byte ranges; ``flaky`` drops the connection on every
-other request (GDAL must retry); ``redirect`` answers every ``/r/<path>`` with a 302 to ``/<path>``.
+other request (GDAL must retry); ``redirect`` answers every ``/r/<path>`` with a 302 to ``/<path>`` (on
+this server, or on ``redirect_to``: how a host redirects a reader to another one). Every request is
+counted in the log, so a test can assert that a refused read never reached the server.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class ServerLog:
         return sum(1 for _, rng in self.requests if rng)
 
 
-def _handler(root: Path, mode: str, log: ServerLog) -> type[BaseHTTPRequestHandler]:
+def _handler(root: Path, mode: str, log: ServerLog, redirect_to: str) -> type[BaseHTTPRequestHandler]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -49,7 +51,7 @@ def _handler(root: Path, mode: str, log: ServerLog) -> type[BaseHTTPRequestHandl
                 count = len(log.requests)
             if mode == "redirect" and self.path.startswith("/r/"):
                 self.send_response(302)
-                self.send_header("Location", self.path[2:])
+                self.send_header("Location", redirect_to + self.path[2:])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -87,14 +89,18 @@ def _handler(root: Path, mode: str, log: ServerLog) -> type[BaseHTTPRequestHandl
 
 
 @contextmanager
-def serve(root: Path, mode: str = "normal") -> Iterator[tuple[str, ServerLog]]:
-    """Serve ``root`` on 127.0.0.1 (a free port) for the duration of the block; yields (base URL, log)."""
+def serve(root: Path, mode: str = "normal", *, host: str = "127.0.0.1",
+          redirect_to: str = "") -> Iterator[tuple[str, ServerLog]]:
+    """Serve ``root`` on ``host`` (a free port) for the duration of the block; yields (base URL, log).
+
+    ``redirect_to``: base URL that mode ``redirect`` sends readers to (this server when empty).
+    """
     log = ServerLog()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, mode, log))
+    server = ThreadingHTTPServer((host, 0), _handler(root, mode, log, redirect_to))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
+        yield f"http://{host}:{server.server_address[1]}", log
     finally:
         server.shutdown()
         server.server_close()

@@ -2,7 +2,8 @@
 
 It implements what pystac-client needs (landing page with conformance classes and a search link;
 GET and POST item search with ``collections``, ``bbox``, ``datetime`` and the ``query`` extension for
-``eo:cloud_cover``), nothing more.
+``eo:cloud_cover``), nothing more. For tests of the network guard it can answer searches with a
+``next`` page link anywhere (``next_href``) or redirect them (``search_redirect``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _matches(item: dict, params: dict) -> bool:
     return limit is None or item["properties"].get("eo:cloud_cover", 0) <= float(limit)
 
 
-def _handler(items: list[dict]) -> type[BaseHTTPRequestHandler]:
+def _handler(items: list[dict], next_href: str | None,
+             search_redirect: str | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -76,17 +78,31 @@ def _handler(items: list[dict]) -> type[BaseHTTPRequestHandler]:
             self._search(json.loads(self.rfile.read(length) or b"{}"))
 
         def _search(self, params: dict) -> None:
+            if search_redirect:
+                self.send_response(302)
+                self.send_header("Location", search_redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             found = [item for item in items if _matches(item, params)]
-            self._send({"type": "FeatureCollection", "features": found, "links": []})
+            links = [{"rel": "next", "href": next_href, "method": "GET"}] if next_href else []
+            self._send({"type": "FeatureCollection", "features": found, "links": links})
 
     return Handler
 
 
 @contextmanager
-def stac_api(items: list[pystac.Item]) -> Iterator[str]:
-    """Serve the items on 127.0.0.1 for the duration of the block; yields the API root URL."""
+def stac_api(items: list[pystac.Item], *, next_href: str | None = None,
+             search_redirect: str | None = None) -> Iterator[str]:
+    """Serve the items on 127.0.0.1 for the duration of the block; yields the API root URL.
+
+    Args:
+        items: what every search finds (filtered by its parameters).
+        next_href: a ``next`` page link added to every search answer.
+        search_redirect: answer every search with a 302 to this URL instead.
+    """
     payload = [item.to_dict() for item in items]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(payload))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(payload, next_href, search_redirect))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -49,8 +49,8 @@ def test_tile_read_over_http_matches_local_read(folder: Path, mode: str) -> None
 
 
 def test_static_catalogue_is_searched_and_read_end_to_end(tmp_path: Path) -> None:
-    east = scene_folder(tmp_path / "east", size=128, seed=1, origin=(501_280.0, 2_800_000.0))
-    west = scene_folder(tmp_path / "west", size=128, seed=2)
+    east = scene_folder(tmp_path / "stac" / "east", size=128, seed=1, origin=(501_280.0, 2_800_000.0))
+    west = scene_folder(tmp_path / "stac" / "west", size=128, seed=2)
     catalog = static_catalog(tmp_path / "stac", {"west": west, "east": east})
     scenes = open_imagery(catalog)
     assert sorted(s.id for s in scenes) == ["east", "west"]
@@ -65,7 +65,7 @@ def test_static_catalogue_is_searched_and_read_end_to_end(tmp_path: Path) -> Non
 
 def test_item_with_band_keys_but_no_eo_extension_maps_common_names(folder: Path) -> None:
     item = item_for_folder(folder, "plain", use_common_names=False)
-    assert scene_from_item(item).band_names == ("blue", "green", "red", "nir")
+    assert scene_from_item(item, allow_dirs=[folder]).band_names == ("blue", "green", "red", "nir")
 
 
 def test_item_missing_a_band_names_the_band(folder: Path) -> None:
@@ -106,22 +106,24 @@ def test_stac_item_pointing_at_loopback_is_refused_without_permission(folder: Pa
 def test_stac_api_search_filters_by_cloud_and_reads_end_to_end(tmp_path: Path) -> None:
     from fieldtruth.tests.data.stacapi import stac_api
 
-    clear = scene_folder(tmp_path / "clear", size=128, seed=4)
-    cloudy = scene_folder(tmp_path / "cloudy", size=128, seed=5)
-    items = [item_for_folder(clear, "clear", cloud=3.0), item_for_folder(cloudy, "cloudy", cloud=80.0)]
-    for item in items:
-        item.collection_id = "synthetic-l2a"
-    with stac_api(items) as url:
-        everything = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31",
-                                  allow_hosts=["127.0.0.1"])
-        few_clouds = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31", max_cloud=20,
-                                  allow_hosts=["127.0.0.1"])
-        with pytest.raises(StacError, match="found no"):
-            open_imagery(url, collection="other", allow_hosts=["127.0.0.1"])
+    clear = scene_folder(tmp_path / "files" / "clear", size=128, seed=4)
+    cloudy = scene_folder(tmp_path / "files" / "cloudy", size=128, seed=5)
+    with serve(tmp_path / "files") as (files, _):
+        items = [item_for_folder(clear, "clear", cloud=3.0, href_base=f"{files}/clear"),
+                 item_for_folder(cloudy, "cloudy", cloud=80.0, href_base=f"{files}/cloudy")]
+        for item in items:
+            item.collection_id = "synthetic-l2a"
+        with stac_api(items) as url:
+            everything = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31",
+                                      allow_hosts=["127.0.0.1"])
+            few_clouds = open_imagery(url, collection="synthetic-l2a", datetime="2024-01-01/2024-03-31",
+                                      max_cloud=20, allow_hosts=["127.0.0.1"])
+            with pytest.raises(StacError, match="found no"):
+                open_imagery(url, collection="other", allow_hosts=["127.0.0.1"])
+            scene = few_clouds[0]
+            chip = read_chip(scene, grid_for_scene(scene, tile_size=128, halo=0).tile(0, 0))
     assert [s.id for s in everything] == ["clear", "cloudy"], "least cloudy first"
     assert [s.id for s in few_clouds] == ["clear"]
-    scene = few_clouds[0]
-    chip = read_chip(scene, grid_for_scene(scene, tile_size=128, halo=0).tile(0, 0))
     with rasterio.open(clear / "B02.tif") as band:
         np.testing.assert_array_equal(chip.data[0], band.read(1).astype(np.float32))
 

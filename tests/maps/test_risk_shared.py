@@ -69,7 +69,7 @@ def _grid_ids(run: Path, cell_m: float) -> set[str]:
 @pytest.mark.skipif(not KILNEYE.is_dir(), reason="needs ../shared/data/kilneye (the real KilnEye inventory)")
 def test_real_kilns_shared_view_reveals_no_site(tmp_path: Path) -> None:
     run = write_kiln_run(tmp_path / "run")
-    risk = build_risk_cells(run, [load_declaration(REPO / "docs" / "examples" / "kilneye.yaml")])
+    risk = build_risk_cells(run, [load_declaration(REPO / "docs" / "examples" / "kilneye.yaml", allow_dirs=[KILNEYE])])
     assert risk.sites_in_aoi["kilneye"] == 21_940  # 21,941 rows, one reported duplicate
     assert risk.cells["sites_brick_kilns"].sum() == 21_940
     out = write_risk(run, risk, k=3)

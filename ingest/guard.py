@@ -1,0 +1,213 @@
+"""The input guard: every path and URL that GDAL or OGR opens is decided here, and nowhere else.
+
+What it holds (see SECURITY.md for the whole policy):
+
+- **Local paths** (:func:`local_file`) are plain paths: GDAL syntax (``/vsi...`` prefixes, ``vrt://``,
+  ``DRIVER:`` prefixes, ``scheme://``) is refused, never interpreted; the path must be an existing
+  regular file, and a path named by a document (a STAC catalogue, a VRT, a sector declaration) must lie
+  inside that document's folder or a folder allowed explicitly (``allow_dirs``, or the
+  ``FIELDTRUTH_ALLOW_DIRS`` environment variable, folders separated by ``os.pathsep``).
+- **Formats** are judged by content, not by name (:mod:`fieldtruth.ingest._sniff`), and each is opened
+  with the one driver allowed for it: a raster is a GeoTIFF or a VRT of them (every source checked at
+  every depth: :mod:`fieldtruth.ingest._vrt`); a vector file is GeoJSON, a GeoPackage or a shapefile.
+- **Remote rasters** are https URLs (or hosts allowed explicitly) read with GDAL's ``/vsicurl/``, which
+  only the guard builds; every connection GDAL then makes, redirects included, is checked when it is
+  made (:mod:`fieldtruth.ingest.netguard`).
+- **Claimed sizes**: a GeoTIFF or VRT claiming absurd dimensions is refused before a pixel is read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from fieldtruth.ingest import netguard
+from fieldtruth.ingest._sniff import Kind, sniff
+from fieldtruth.ingest._vrt import VrtClaim, check_vrt
+from fieldtruth.ingest.errors import (
+    InputNotFoundError,
+    NotARasterError,
+    RasterRefusedError,
+    RefusedInputError,
+)
+
+#: Environment variable naming folders (``os.pathsep``-separated) that documents may point into.
+ALLOW_DIRS_ENV = "FIELDTRUTH_ALLOW_DIRS"
+
+#: Largest side accepted from a header. A Sentinel-2 tile is 10,980 px; a regional mosaic can be larger,
+#: but a side beyond this is either a mistake or an attack.
+MAX_SIDE = 120_000
+#: Largest ratio of claimed pixels to bytes on disk (of a GeoTIFF, or of the GeoTIFFs a VRT reads), above
+#: :data:`PLAUSIBLE_PIXELS`; compressed imagery of real scenes stays far below it (sparse all-nodata files
+#: are the exception, hence the generous bound).
+MAX_PIXELS_PER_BYTE = 2_000
+PLAUSIBLE_PIXELS = 100_000_000
+
+_RASTER_SUFFIXES = {".tif": Kind.GEOTIFF, ".tiff": Kind.GEOTIFF, ".vrt": Kind.VRT}
+_DRIVERS = {Kind.GEOTIFF: "GTiff", Kind.VRT: "VRT"}
+_GDAL_PREFIX = re.compile(r"^[A-Za-z][\w+.-]*:")  # GTIFF_DIR:, vrt:, HDF5:, ... (a drive letter too)
+
+
+class RasterSource(NamedTuple):
+    """What GDAL may be given for one raster: the path to open and the one driver allowed to open it."""
+
+    gdal_path: str
+    driver: str
+    local: Path | None
+    vrt_claims: tuple[VrtClaim, ...] = ()
+
+
+def allowed_dirs(extra: Iterable[str | Path] = ()) -> tuple[Path, ...]:
+    """Folders allowed explicitly: ``extra`` and those in :data:`ALLOW_DIRS_ENV`, resolved."""
+    listed = [*extra, *os.environ.get(ALLOW_DIRS_ENV, "").split(os.pathsep)]
+    return tuple(Path(p).resolve() for p in listed if str(p).strip())
+
+
+def is_url(href: str) -> bool:
+    """Whether ``href`` is an http(s) URL (anything else is a local path, or refused)."""
+    return urlsplit(href).scheme.lower() in ("http", "https")
+
+
+def refuse_gdal_syntax(text: str, what: str = "path") -> None:
+    """Refuse a string GDAL would not read as a plain local path: a ``/vsi...`` prefix, a URL of any
+    scheme, a ``DRIVER:`` prefix, a NUL, or nothing.
+
+    Raises:
+        RefusedInputError: it is one of those.
+    """
+    if (not text or "\x00" in text or text.lower().startswith("/vsi") or "://" in text
+            or _GDAL_PREFIX.match(text)):
+        raise RefusedInputError(
+            f"{what} {text!r} is not a plain local path (GDAL virtual file systems, URLs other than https "
+            "and driver prefixes are not read); give a path to a file"
+        )
+
+
+def local_file(text: str | Path, base: Path | None = None, within: Sequence[Path] | None = None,
+               *, what: str = "file") -> Path:
+    """Check one local path and return it resolved.
+
+    Args:
+        text: the path as given (relative ones resolve against ``base``, else the working folder).
+        base: folder of the document that names the path.
+        within: folders the path must resolve into (with :func:`allowed_dirs`); None when the user named
+            the path directly.
+        what: what the path is, for messages.
+
+    Raises:
+        RefusedInputError: GDAL syntax, not a regular file, or outside ``within``.
+        InputNotFoundError: the path does not exist.
+    """
+    text = str(text)
+    refuse_gdal_syntax(text, what)
+    path = Path(text)
+    resolved = (base / path if base is not None and not path.is_absolute() else path).resolve()
+    if str(resolved).lower().startswith("/vsi"):
+        raise RefusedInputError(f"{what} {text!r} resolves to {str(resolved)!r}, which GDAL would not read "
+                                "as a file")
+    if not resolved.exists():
+        raise InputNotFoundError(f"{what} {text!r} does not exist" + (f" (looked for {str(resolved)!r})"
+                                                                       if str(resolved) != text else ""))
+    if not resolved.is_file():
+        raise RefusedInputError(f"{what} {text!r} is not a regular file (a folder, device or pipe); give a "
+                                "file")
+    if within is not None:
+        folders = (*(Path(w).resolve() for w in within), *allowed_dirs())
+        if not any(resolved.is_relative_to(folder) for folder in folders):
+            shown = "" if str(resolved) == text else f" (resolved: {str(resolved)!r})"
+            raise RefusedInputError(
+                f"{what} {text!r}{shown} lies outside {[str(f) for f in folders]!r}; a document may only "
+                f"name files inside its own folder (allow another folder with {ALLOW_DIRS_ENV})"
+            )
+    return resolved
+
+
+def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> RasterSource:
+    """Decide how a raster may be opened: its GDAL path and driver, after every check.
+
+    Args:
+        href: a local GeoTIFF/VRT path, or an https URL of a GeoTIFF (http too for ``allow_hosts``).
+        allow_hosts: hosts allowed although not public or not https.
+
+    Raises:
+        InputNotFoundError: a local path that does not exist.
+        RasterRefusedError: a suffix, content, URL, source or claimed size that is not allowed.
+        NotARasterError: the content is not what the suffix says (a VRT disguised as ``.tif``).
+    """
+    href = str(href)
+    netguard.ensure_gdal_guard()
+    suffix = Path(urlsplit(href).path if is_url(href) else href).suffix.lower()
+    expected = _RASTER_SUFFIXES.get(suffix)
+    if expected is None:
+        raise RasterRefusedError(
+            f"raster {href!r} has suffix {suffix!r}; only {sorted(_RASTER_SUFFIXES)} are read "
+            "(convert it with gdal_translate)"
+        )
+    if is_url(href):
+        if expected is not Kind.GEOTIFF:
+            raise RasterRefusedError(f"VRT {href!r} is remote; only local VRTs are read (their sources are "
+                                     "checked)")
+        try:
+            url = netguard.check_url(href, allow_hosts)
+        except RefusedInputError as exc:
+            raise RasterRefusedError(str(exc)) from exc
+        netguard.allow(allow_hosts)
+        return RasterSource("/vsicurl/" + url, "GTiff", None)
+    try:
+        path = local_file(href, what="raster")
+    except RefusedInputError as exc:
+        raise RasterRefusedError(str(exc)) from exc
+    found = sniff(path)
+    if found is not expected:
+        raise NotARasterError(f"raster {href!r} is {found.value}, not what its suffix {suffix!r} says; "
+                              "refused")
+    claims = tuple(check_vrt(path, (path.parent,), local_file)) if found is Kind.VRT else ()
+    for claim in claims:
+        check_claimed_size(str(claim.path), claim.width, claim.height, claim.bands, claim.source_bytes)
+    return RasterSource(str(path), _DRIVERS[found], path, claims)
+
+
+def check_claimed_size(href: str, width: int, height: int, count: int, size_on_disk: int | None) -> None:
+    """Refuse a raster whose header claims absurd dimensions for the bytes behind it.
+
+    Raises:
+        RasterRefusedError: a side over :data:`MAX_SIDE`, or over :data:`MAX_PIXELS_PER_BYTE` claimed pixels
+            per byte of ``size_on_disk`` (when known) above :data:`PLAUSIBLE_PIXELS`.
+    """
+    if width > MAX_SIDE or height > MAX_SIDE or width < 0 or height < 0:
+        raise RasterRefusedError(
+            f"raster {href!r} claims {width} x {height} pixels, over the {MAX_SIDE} px limit per side; "
+            "cut it into tiles or check the file is not corrupt"
+        )
+    claimed = width * height * max(count, 1)
+    too_dense = size_on_disk is not None and claimed > MAX_PIXELS_PER_BYTE * max(size_on_disk, 1)
+    if too_dense and claimed > PLAUSIBLE_PIXELS:
+        raise RasterRefusedError(
+            f"raster {href!r} claims {width} x {height} x {count} pixels in only {size_on_disk} bytes; "
+            "refusing to read an implausible header"
+        )
+
+
+#: Vector formats GDAL/OGR may read, by what the file's content must be.
+VECTOR_KINDS = {"geojson": (Kind.JSON,), "gpkg": (Kind.GEOPACKAGE,), "shapefile": (Kind.SHAPEFILE, Kind.ZIP)}
+
+
+def vector_source(path: Path, fmt: str, *, what: str = "vector file") -> str:
+    """Check that a local file is the vector format ``fmt`` says (GeoJSON, GeoPackage or shapefile) and
+    return the path OGR may open.
+
+    Raises:
+        RefusedInputError: the content is another format (an OGR VRT named ``.geojson``, say).
+    """
+    netguard.ensure_gdal_guard()
+    found = sniff(path)
+    if found not in VECTOR_KINDS.get(fmt, ()):
+        raise RefusedInputError(
+            f"{what} {str(path)!r} is {found.value}, not {fmt} as declared; only GeoJSON, GeoPackage and "
+            "shapefiles are handed to OGR (convert the file, e.g. with ogr2ogr)"
+        )
+    return str(path)
