@@ -162,10 +162,12 @@ def _read_scene_json(path: Path) -> dict[str, Any]:
         return {}
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NotARasterError(f"scene description {str(path)!r} is not valid JSON ({exc}); fix or remove it") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise NotARasterError(f"scene description {str(path)!r} is not valid JSON ({type(exc).__name__}); fix "
+                              "or remove it") from exc
     if not isinstance(meta, dict):
-        raise NotARasterError(f"scene description {str(path)!r} must be a JSON object, got {type(meta).__name__}")
+        raise NotARasterError(f"scene description {str(path)!r} must be a JSON object, got "
+                              f"{type(meta).__name__}")
     return meta
 
 
@@ -192,11 +194,11 @@ def _bands_in_folder(folder: Path, meta: dict[str, Any]) -> dict[str, BandSource
             continue
         name = _band_name_for(file.stem, {str(k): str(v) for k, v in declared.items()})
         if name is not None and name not in found:
-            found[name] = BandSource(str(local_file(file, within=(folder,), what="band file")))
+            found[name] = BandSource(str(local_file(file, what="band file")))
     if not found:
         rasters = [f.name for f in folder.iterdir() if f.suffix.lower() in RASTER_SUFFIXES]
         if len(rasters) == 1:
-            return _bands_in_file(local_file(folder / rasters[0], within=(folder,), what="raster"))
+            return _bands_in_file(local_file(folder / rasters[0], what="raster"))
         raise NotARasterError(
             f"folder {str(folder)!r} holds no band files; expected per-band GeoTIFFs named like "
             f"B02.tif/B03.tif/B04.tif/B08.tif or blue.tif/green.tif/red.tif/nir.tif, or one multi-band .tif"
