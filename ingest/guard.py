@@ -163,8 +163,8 @@ def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> Raste
         raise RasterRefusedError(str(exc)) from exc
     found = sniff(path)
     if found is not expected:
-        raise NotARasterError(f"raster {href!r} is {found.value}, not what its suffix {suffix!r} says; "
-                              "refused")
+        raise NotARasterError(f"{href!r} is not a readable {_DRIVERS[expected]} raster: its content is "
+                              f"{found.value} (judged by content, not by the suffix {suffix!r}); refused")
     claims = tuple(check_vrt(path, (path.parent,), local_file)) if found is Kind.VRT else ()
     for claim in claims:
         check_claimed_size(str(claim.path), claim.width, claim.height, claim.bands, claim.source_bytes)

@@ -76,8 +76,8 @@ def test_a_hazy_scene_is_scanned_as_the_clear_one_and_a_changed_scene_cannot_be_
 def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(
     offset_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    west = scene_folder(tmp_path / "west", size=256, seed=2)
-    east = scene_folder(tmp_path / "east", size=256, seed=1, origin=(502_560.0, 2_800_000.0))
+    west = scene_folder(tmp_path / "stac" / "west", size=256, seed=2)  # a catalogue's files lie in its folder
+    east = scene_folder(tmp_path / "stac" / "east", size=256, seed=1, origin=(502_560.0, 2_800_000.0))
     truncated_copy(east / "B08.tif", east / "B08.tif.part", keep_fraction=0.3)
     (east / "B08.tif.part").replace(east / "B08.tif")
     catalog = static_catalog(tmp_path / "stac", {"west": west, "east": east})
