@@ -15,12 +15,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from fieldtruth.ingest.errors import IngestError, InputNotFoundError
-from fieldtruth.ingest.guard import local_file, vector_source
+from fieldtruth.ingest.guard import vector_file
 
 log = logging.getLogger(__name__)
-
-#: AOI file suffixes and the vector format each must hold.
-AOI_FORMATS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".shp": "shapefile"}
 
 
 class AoiError(IngestError, ValueError):
@@ -46,8 +43,8 @@ def read_aoi(source: str | Path) -> BaseGeometry:
 
     Raises:
         InputNotFoundError: the file does not exist.
-        RefusedInputError: the file is not a regular file, or its content is not the format its suffix says.
-        AoiError: another suffix; the file has no CRS, no features, or no area.
+        RefusedInputError: another suffix, not a regular file, or content of another format than the suffix.
+        AoiError: the file has no CRS, no features, or no area.
     """
     text = str(source)
     if "," in text and not Path(text).exists():
@@ -56,11 +53,7 @@ def read_aoi(source: str | Path) -> BaseGeometry:
     if not path.exists():
         raise InputNotFoundError(f"AOI {text!r} does not exist; give a GeoJSON/GeoPackage file or "
                                  "'west,south,east,north'")
-    fmt = AOI_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise AoiError(f"AOI {text!r} has suffix {path.suffix!r}; give a GeoJSON, GeoPackage or shapefile "
-                       f"({sorted(AOI_FORMATS)}) or 'west,south,east,north'")
-    source = vector_source(local_file(path, what="AOI"), fmt, what="AOI")
+    source = vector_file(path, what="AOI")
     try:
         frame = gpd.read_file(source, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several error kinds for unreadable files

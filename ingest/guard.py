@@ -194,6 +194,23 @@ def check_claimed_size(href: str, width: int, height: int, count: int, size_on_d
 
 #: Vector formats GDAL/OGR may read, by what the file's content must be.
 VECTOR_KINDS = {"geojson": (Kind.JSON,), "gpkg": (Kind.GEOPACKAGE,), "shapefile": (Kind.SHAPEFILE, Kind.ZIP)}
+#: Vector file suffixes and the format each must hold.
+VECTOR_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".shp": "shapefile"}
+
+
+def vector_file(path: str | Path, *, within: Sequence[Path] | None = None, what: str = "vector file") -> str:
+    """Check a local GeoJSON, GeoPackage or shapefile named by its suffix (:func:`local_file`, then
+    :func:`vector_source`) and return the path OGR may open.
+
+    Raises:
+        InputNotFoundError: the file does not exist.
+        RefusedInputError: another suffix, GDAL syntax, outside ``within``, or content of another format.
+    """
+    fmt = VECTOR_SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise RefusedInputError(f"{what} {str(path)!r} has suffix {Path(path).suffix!r}; give a GeoJSON, "
+                                f"GeoPackage or shapefile ({sorted(VECTOR_SUFFIXES)})")
+    return vector_source(local_file(path, within=within, what=what), fmt, what=what)
 
 
 def vector_source(path: Path, fmt: str, *, what: str = "vector file") -> str:

@@ -27,6 +27,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from fieldtruth.ingest.guard import vector_file
 from fieldtruth.ingest.sectors import SectorDeclaration, SectorReport, iter_sector_chunks
 from fieldtruth.maps.errors import RiskInputError, RunFolderError
 from fieldtruth.maps.risk_grid import (
@@ -146,7 +147,8 @@ def join_area_stats(config: RiskConfig, grid: CellGrid) -> pd.DataFrame:
     if stats is None:
         return pd.DataFrame(index=range(len(grid.ix)))
     try:
-        bounds = pyogrio.read_dataframe(stats.boundaries, columns=[stats.boundary_code]).to_crs(EQUAL_AREA_CRS)
+        boundaries = vector_file(stats.boundaries, what="area-statistics boundaries")  # the input guard
+        bounds = pyogrio.read_dataframe(boundaries, columns=[stats.boundary_code]).to_crs(EQUAL_AREA_CRS)
         table = pd.read_csv(stats.table, dtype={stats.table_code: str})
     except (OSError, ValueError, pyogrio.errors.DataSourceError) as exc:
         raise RiskInputError(f"expected readable area statistics ({stats.boundaries}, {stats.table}): {exc}") from exc

@@ -1,0 +1,63 @@
+"""The input guard stays the only door: every call that lets GDAL, OGR or Python open a path or URL is
+listed here with the reason it is safe, so a new one fails this test until someone has looked at it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = ("ingest", "imagery", "detectors", "pipelines", "review", "maps")
+
+#: Calls that open something by name: GDAL/OGR drivers, pystac's own readers, Python HTTP.
+DOORS = {
+    "rasterio.open", "gpd.read_file", "geopandas.read_file", "dask_geopandas.read_file", "fiona.open",
+    "pyogrio.read_dataframe", "pyogrio.read_info", "pyogrio.read_arrow",
+    "pystac.read_file", "pystac.Item.from_file", "pystac.Catalog.from_file", "pystac.Collection.from_file",
+    "Client.open", "urlopen", "urllib.request.urlopen", "requests.get", "requests.post", "requests.request",
+}
+
+#: (module, call) -> why it is safe.
+KNOWN = {
+    ("ingest/rasters.py", "rasterio.open"): "only what guard.raster_source returned, with its one driver",
+    ("ingest/_sector_files.py", "pyogrio.read_dataframe"): "after guard.vector_source (or the checked zip)",
+    ("ingest/_sector_files.py", "pyogrio.read_info"): "after guard.vector_source (or the checked zip)",
+    ("ingest/_sector_files.py", "dask_geopandas.read_file"): "after guard.vector_source (or the checked zip)",
+    ("ingest/aoi.py", "gpd.read_file"): "after guard.vector_file",
+    ("maps/risk.py", "pyogrio.read_dataframe"): "after guard.vector_file",
+    ("ingest/stac.py", "Client.open"): "with GuardedStacApiIO: every hop through the network guard",
+    ("maps/leads.py", "gpd.read_file"): "the run folder's own files, written by the scan",
+    ("pipelines/demo.py", "gpd.read_file"): "labels the demo generated itself",
+    ("pipelines/demo_registry.py", "gpd.read_file"): "labels the demo generated itself",
+    ("detectors/labels.py", "gpd.read_file"): "known gap (SECURITY.md): training labels, no format check yet",
+}
+
+
+def _name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_name(node.value)}.{node.attr}"
+    return "?"
+
+
+def _writes(call: ast.Call) -> bool:
+    modes = [a.value for a in call.args[1:2] if isinstance(a, ast.Constant)]
+    modes += [k.value.value for k in call.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]
+    return any(isinstance(m, str) and m != "r" for m in modes)
+
+
+def _doors() -> set[tuple[str, str]]:
+    found = set()
+    for room in ROOMS:
+        for path in sorted((ROOT / room).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and _name(node.func) in DOORS and not _writes(node):
+                    found.add((str(path.relative_to(ROOT)), _name(node.func)))
+    return found
+
+
+def test_every_door_to_gdal_ogr_or_http_is_known() -> None:
+    found = _doors()
+    assert found - set(KNOWN) == set(), "a new way to open a path or URL: route it through ingest.guard"
+    assert set(KNOWN) - found == set(), "a listed door is gone: remove it from KNOWN"
