@@ -149,7 +149,7 @@ def iter_raw_chunks(decl: SectorDeclaration, path: Path, fmt: Format,
             yield from _parquet_chunks(path, large)
         else:
             source = vector_source(path, fmt, what=f"sector file ({decl.name!r})")
-            if path.suffix.lower() == ".zip" or source.lower().endswith(".zip"):
+            if path.suffix.lower() == ".zip":
                 source = zipped_shapefile(path, decl.layer)
             yield from _vector_chunks(source, decl.layer if fmt != "shapefile" else None, large)
     except (pd.errors.ParserError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from fieldtruth.ingest import netguard
 from fieldtruth.ingest._sniff import Kind, sniff
-from fieldtruth.ingest._vrt import VrtClaim, check_vrt
+from fieldtruth.ingest._vrt import check_vrt
 from fieldtruth.ingest.errors import (
     InputNotFoundError,
     NotARasterError,
@@ -58,13 +58,12 @@ class RasterSource(NamedTuple):
     gdal_path: str
     driver: str
     local: Path | None
-    vrt_claims: tuple[VrtClaim, ...] = ()
 
 
-def allowed_dirs(extra: Iterable[str | Path] = ()) -> tuple[Path, ...]:
-    """Folders allowed explicitly: ``extra`` and those in :data:`ALLOW_DIRS_ENV`, resolved."""
-    listed = [*extra, *os.environ.get(ALLOW_DIRS_ENV, "").split(os.pathsep)]
-    return tuple(Path(p).resolve() for p in listed if str(p).strip())
+def allowed_dirs() -> tuple[Path, ...]:
+    """Folders allowed explicitly in :data:`ALLOW_DIRS_ENV`, resolved."""
+    listed = os.environ.get(ALLOW_DIRS_ENV, "").split(os.pathsep)
+    return tuple(Path(p).resolve() for p in listed if p.strip())
 
 
 def is_url(href: str) -> bool:
@@ -165,10 +164,9 @@ def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> Raste
     if found is not expected:
         raise NotARasterError(f"{href!r} is not a readable {_DRIVERS[expected]} raster: its content is "
                               f"{found.value} (judged by content, not by the suffix {suffix!r}); refused")
-    claims = tuple(check_vrt(path, (path.parent,), local_file)) if found is Kind.VRT else ()
-    for claim in claims:
+    for claim in check_vrt(path, (path.parent,), local_file) if found is Kind.VRT else ():
         check_claimed_size(str(claim.path), claim.width, claim.height, claim.bands, claim.source_bytes)
-    return RasterSource(str(path), _DRIVERS[found], path, claims)
+    return RasterSource(str(path), _DRIVERS[found], path)
 
 
 def check_claimed_size(href: str, width: int, height: int, count: int, size_on_disk: int | None) -> None:
@@ -222,7 +220,10 @@ def vector_source(path: Path, fmt: str, *, what: str = "vector file") -> str:
     """
     netguard.ensure_gdal_guard()
     found = sniff(path)
-    if found not in VECTOR_KINDS.get(fmt, ()):
+    kinds = VECTOR_KINDS.get(fmt, ())
+    if fmt == "shapefile":  # a zip only as .zip (read through /vsizip/), a shapefile only as .shp
+        kinds = (Kind.ZIP,) if Path(path).suffix.lower() == ".zip" else (Kind.SHAPEFILE,)
+    if found not in kinds:
         raise RefusedInputError(
             f"{what} {str(path)!r} is {found.value}, not {fmt} as declared; only GeoJSON, GeoPackage and "
             "shapefiles are handed to OGR (convert the file, e.g. with ogr2ogr)"
