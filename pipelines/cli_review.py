@@ -76,7 +76,9 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         detail = "[evidence erased]" if ev is None else (
             f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
         )
-        click.echo(f"  #{e.seq} {e.decided_at} {e.decision} by {e.reviewer} ({e.method}) {detail} hash={e.entry_hash[:12]}")
+        visited = f" visited {e.visited_at}" if e.visited_at else ""
+        click.echo(f"  #{e.seq} {e.decided_at}{visited} {e.decision} by {e.reviewer} ({e.method}) {detail} "
+                   f"hash={e.entry_hash[:12]}")
     if chip_out is not None and facts is not None and "lon" in facts:
         source = write_site_chip(run, site, facts["lon"], facts["lat"], chip_out)
         echo_for(ctx)(f"chip from {source} -> {chip_out}")
@@ -91,17 +93,22 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
 @click.option("--note", default="", help="Short note; no names or details that identify people.")
 @click.option("--scene", "scenes", multiple=True, help="Scene looked at: ID or ID:SHA256 (repeatable).")
 @click.option("--photo", "photos", multiple=True, help="SHA-256 of a field photo kept elsewhere (repeatable).")
+@click.option("--visited-at", default=None,
+              help="When you visited the site or decided, if not now: ISO 8601 with a time zone "
+                   "(2026-03-01T10:15+05:30) or a date (2026-03-01). The ledger also records when it "
+                   "was entered.")
 @reports_errors
 def decide_command(run: Path, site: str, decision: str, method: str, reviewer: str, note: str,
-                   scenes: tuple[str, ...], photos: tuple[str, ...]) -> None:
+                   scenes: tuple[str, ...], photos: tuple[str, ...], visited_at: str | None) -> None:
     """Record a decision about SITE (appended; a later decision supersedes, nothing is edited)."""
     from fieldtruth.review.fieldfile import scene_ref
     from fieldtruth.review.ledger import Ledger
 
     with Ledger.of_run(run) as ledger:
-        entry = ledger.decide(site, _word(decision), method, reviewer, note=note,
+        entry = ledger.decide(site, _word(decision), method, reviewer, note=note, visited_at=visited_at,
                               evidence={"scenes": [scene_ref(s) for s in scenes], "photos": list(photos)})
-    click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {reviewer} ({method}), hash {entry.entry_hash}")
+    click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {entry.reviewer} ({method}), "
+               f"hash {entry.entry_hash}")
 
 
 @review_group.command(name="import")
@@ -126,13 +133,14 @@ def import_command(run: Path, file: Path) -> None:
 @RUN
 @reports_errors
 def verify_command(run: Path) -> None:
-    """Check the decision chain; exit 1 naming the first bad entry if it was tampered with."""
-    from fieldtruth.review.ledger import Ledger
+    """Check the decision chain, and that every decided lead is still where, and what, it was when decided;
+    exit 1 naming the first bad entry or every moved lead."""
+    from fieldtruth.review.vouch import check_run
 
-    with Ledger.of_run(run, register=False) as ledger:
-        check = ledger.verify()
+    check = check_run(run)
     check.raise_for_error()
-    click.echo(f"chain intact: {check.entries} entries, head {check.head_hash}")
+    click.echo(f"chain intact: {check.chain.entries} entries, head {check.chain.head_hash}; "
+               "decided leads match the detections")
 
 
 @review_group.command(name="status")
@@ -141,13 +149,17 @@ def verify_command(run: Path) -> None:
 def status_command(run: Path) -> None:
     """Count sites per review status."""
     from fieldtruth.review.ledger import Ledger
+    from fieldtruth.review.vouch import check_run
 
     with Ledger.of_run(run) as ledger:
-        counts, erased, check = ledger.counts(), len(ledger.erased_sites()), ledger.verify()
+        counts, erased = ledger.counts(), len(ledger.erased_sites())
+    check = check_run(run)
     for status, count in counts.items():
         click.echo(f"{status.replace('_', '-'):<12} {count}")
     click.echo(f"{'erased':<12} {erased}")
-    click.echo(f"chain: {'intact' if check.ok else 'BROKEN at entry ' + str(check.first_bad_seq)} ({check.entries} entries)")
+    state = "intact" if check.chain.ok else f"BROKEN at {check.chain.first_bad_seq or 'the sites table'}"
+    moved = f"; {len(check.problems)} decided lead(s) differ from the detections" if check.problems else ""
+    click.echo(f"chain: {state} ({check.chain.entries} entries){moved}")
 
 
 @click.group(name="export")

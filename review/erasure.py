@@ -27,7 +27,8 @@ import shapely
 
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
 from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
-from fieldtruth.review.records import MAX_NOTE_CHARS, LedgerEntry, validate_reviewer
+from fieldtruth.review.records import MAX_NOTE_CHARS, LedgerEntry
+from fieldtruth.review.rules import validate_reviewer
 from fieldtruth.review.sitedata import geometry_column
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from fieldtruth.review.chain import walk
 from fieldtruth.review.errors import InvalidDecisionError, LedgerError, UnknownSiteError
 from fieldtruth.review.records import (
+    CHAIN_VERSION,
     DECISIONS,
     GENESIS_HASH,
     METHODS,
@@ -39,58 +40,136 @@ from fieldtruth.review.records import (
     ChainCheck,
     Evidence,
     LedgerEntry,
-    commit_evidence,
+    SiteFacts,
+    canonical_text,
+    commit,
+)
+from fieldtruth.review.rules import (
     make_evidence,
     new_salt,
     validate_choice,
     validate_reviewer,
+    validate_visited_at,
 )
-from fieldtruth.review.schema import ENTRY_COLUMNS, SITE_COLUMNS, ensure_schema, open_connection, read_sites
+from fieldtruth.review.schema import (
+    ENTRY_COLUMNS,
+    SITE_COLUMNS,
+    ensure_schema,
+    open_connection,
+    read_sites,
+)
 
 __all__ = ["SITE_COLUMNS", "Decision", "Ledger"]
 
 log = logging.getLogger(__name__)
 
+_LIVE = (
+    f"NOT EXISTS (SELECT 1 FROM decisions AS t WHERE t.site_id = s.site_id AND t.decision = '{TOMBSTONE}')"
+)
+"""SQL: site ``s`` has no tombstone. Erasure is what the chain says, never the sites table's ``erased_at``."""
+
 
 class Decision(NamedTuple):
-    """One validated decision waiting to be appended (see :meth:`Ledger.decide_many`)."""
+    """One validated decision waiting to be appended (see :meth:`Ledger.decide_many`).
+
+    Attributes:
+        site_id: The site decided on.
+        decision: One of :data:`~fieldtruth.review.records.DECISIONS`.
+        method: One of :data:`~fieldtruth.review.records.METHODS`.
+        reviewer: The reviewer's id in canonical form (see :func:`~fieldtruth.review.rules.reviewer_key`).
+        evidence: :meth:`Evidence.to_json` of the evidence (with ``position`` when the person recorded one).
+        visited_at: When the person visited or decided, UTC ISO 8601 (or a date), or None when not given.
+    """
 
     site_id: str
     decision: str
     method: str
     reviewer: str
     evidence: dict[str, Any]
+    visited_at: str | None = None
 
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _json_or_none(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return {"unparseable": str(text)}
+    return doc if isinstance(doc, dict) else {"unparseable": str(text)}
+
+
 def _row_to_entry(row: tuple[Any, ...]) -> LedgerEntry:
-    (seq, site_id, decision, method, reviewer, decided_at, evidence, salt, commitment,
-     bundle, score, prev_hash, entry_hash) = row
-    evidence_doc: dict[str, Any] | None = None
-    if evidence is not None:
-        try:
-            evidence_doc = json.loads(evidence)
-        except (TypeError, ValueError):
-            evidence_doc = {"unparseable": str(evidence)}
+    (
+        seq,
+        site_id,
+        decision,
+        method,
+        reviewer,
+        decided_at,
+        evidence,
+        salt,
+        commitment,
+        bundle,
+        score,
+        prev_hash,
+        entry_hash,
+        v,
+        visited_at,
+        facts,
+        site_salt,
+        site_sha256,
+    ) = row
     return LedgerEntry(
-        seq=seq, site_id=site_id, decision=decision, method=method, reviewer=reviewer,
-        decided_at=decided_at, evidence=evidence_doc, evidence_salt=salt, evidence_sha256=commitment,
-        bundle_sha256=bundle, score=score, prev_hash=prev_hash, entry_hash=entry_hash,
+        seq=seq,
+        site_id=site_id,
+        decision=decision,
+        method=method,
+        reviewer=reviewer,
+        decided_at=decided_at,
+        evidence=_json_or_none(evidence),
+        evidence_salt=salt,
+        evidence_sha256=commitment,
+        bundle_sha256=bundle,
+        score=score,
+        prev_hash=prev_hash,
+        entry_hash=entry_hash,
+        v=v,
+        visited_at=visited_at,
+        site_facts=_json_or_none(facts),
+        site_salt=site_salt,
+        site_sha256=site_sha256,
     )
 
 
 def validated(
-    site_id: str, decision: str, method: str, reviewer: str, *, note: str = "",
+    site_id: str,
+    decision: str,
+    method: str,
+    reviewer: str,
+    *,
+    note: str = "",
     evidence: Evidence | Mapping[str, Any] | None = None,
+    visited_at: object = None,
 ) -> Decision:
-    """Check one decision's values and return it ready to append (the site is checked on append)."""
+    """Check one decision's values and return it ready to append (the site is checked on append).
+
+    The reviewer id is stored in its canonical form; ``visited_at`` is normalised to UTC.
+    """
     validate_choice(decision, DECISIONS, "the decision")
     validate_choice(method, METHODS, "the method")
-    validate_reviewer(reviewer)
-    return Decision(site_id, decision, method, reviewer, make_evidence(evidence, note).to_json())
+    return Decision(
+        site_id,
+        decision,
+        method,
+        validate_reviewer(reviewer),
+        make_evidence(evidence, note).to_json(),
+        validate_visited_at(visited_at),
+    )
 
 
 #: The ledger's file in a run folder, and the detections its sites come from.
@@ -166,7 +245,8 @@ class Ledger:
         return _Transaction(self._db)
 
     def register_sites(self, detections_parquet: Path | str) -> int:
-        """Register every detection of a run as a site. Idempotent; erased sites stay erased.
+        """Register every detection of a run as a site, with its position. Idempotent; erased sites stay
+        erased (a site registered by an older version gets its position on the next registration).
 
         Returns:
             The number of sites newly registered.
@@ -179,8 +259,9 @@ class Ledger:
         with self._immediate():
             before = self._db.execute("SELECT count(*) FROM sites").fetchone()[0]
             self._db.executemany(
-                "INSERT INTO sites (site_id, label, score, bundle_sha256, scene_id, registered_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(site_id) DO NOTHING",
+                "INSERT INTO sites (site_id, label, score, bundle_sha256, scene_id, lon, lat, registered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET lon = excluded.lon, "
+                "lat = excluded.lat WHERE sites.lon IS NULL AND sites.erased_at IS NULL",
                 [(*row, now) for row in rows],
             )
             added = self._db.execute("SELECT count(*) FROM sites").fetchone()[0] - before
@@ -188,22 +269,31 @@ class Ledger:
         return added
 
     def sites(self) -> dict[str, dict[str, Any]]:
-        """Return site_id -> {label, score, bundle_sha256, scene_id, registered_at} (erased sites left out)."""
+        """Return site_id -> {label, score, lon, lat, bundle_sha256, scene_id, registered_at} (erased sites
+        left out: a site is erased when the chain holds its tombstone)."""
+        keys = ("label", "score", "lon", "lat", "bundle_sha256", "scene_id", "registered_at")
         cur = self._db.execute(
-            "SELECT site_id, label, score, bundle_sha256, scene_id, registered_at FROM sites "
-            "WHERE erased_at IS NULL ORDER BY site_id"
+            f"SELECT site_id, {', '.join(keys)} FROM sites AS s WHERE {_LIVE} ORDER BY site_id"
         )
-        keys = ("label", "score", "bundle_sha256", "scene_id", "registered_at")
         return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in cur}
 
     def erased_sites(self) -> dict[str, str]:
-        """Return site_id -> when it was erased, for every erased site."""
-        cur = self._db.execute("SELECT site_id, erased_at FROM sites WHERE erased_at IS NOT NULL")
+        """Return site_id -> when it was erased (its tombstone's time), for every erased site."""
+        cur = self._db.execute(
+            "SELECT site_id, max(decided_at) FROM decisions WHERE decision = ? GROUP BY site_id", (TOMBSTONE,)
+        )
         return dict(cur.fetchall())
 
     def decide(
-        self, site_id: str, decision: str, method: str, reviewer: str, *, note: str = "",
+        self,
+        site_id: str,
+        decision: str,
+        method: str,
+        reviewer: str,
+        *,
+        note: str = "",
         evidence: Evidence | Mapping[str, Any] | None = None,
+        visited_at: object = None,
     ) -> LedgerEntry:
         """Append a decision about a site. Earlier decisions are kept; the newest one is the status.
 
@@ -211,65 +301,117 @@ class Ledger:
             site_id: A registered site.
             decision: One of ``confirmed``, ``rejected``, ``uncertain``, ``field_visit``.
             method: One of ``imagery``, ``field``, ``other``.
-            reviewer: A pseudonymous id (``rv07``), never a name or e-mail address.
+            reviewer: A pseudonymous id (``rv07``), never a name or e-mail address; stored canonical.
             note: Short free text; no names or identifying details of people.
-            evidence: Scenes (ids and hashes) and photo hashes the decision rests on.
+            evidence: Scenes (ids and hashes), photo hashes, and the visit position (only when the
+                person chose to record it) the decision rests on.
+            visited_at: When the person visited the site or decided, as they give it (ISO 8601 with a
+                time zone, a datetime, or a date); None when not given. The ledger adds its own time.
 
         Raises:
             InvalidDecisionError: If an argument breaks the rules above.
             UnknownSiteError: If the site was never registered or was erased.
         """
-        return self.decide_many([validated(site_id, decision, method, reviewer, note=note, evidence=evidence)])[0]
+        one = validated(
+            site_id, decision, method, reviewer, note=note, evidence=evidence, visited_at=visited_at
+        )
+        return self.decide_many([one])[0]
 
     def decide_many(self, decisions: Iterable[Decision]) -> list[LedgerEntry]:
         """Append validated decisions in ONE transaction: all are recorded, or none (on any error)."""
         with self._immediate():
-            entries = [self._insert(d.site_id, d.decision, d.method, d.reviewer, d.evidence) for d in decisions]
+            entries = [
+                self._insert(d.site_id, d.decision, d.method, d.reviewer, d.evidence, d.visited_at)
+                for d in decisions
+            ]
         for e in entries:
             log.info("site %s: %s by %s (%s), seq %d", e.site_id, e.decision, e.reviewer, e.method, e.seq)
         return entries
 
     def _insert(
-        self, site_id: str, decision: str, method: str, reviewer: str, evidence_doc: dict[str, Any]
+        self,
+        site_id: str,
+        decision: str,
+        method: str,
+        reviewer: str,
+        evidence_doc: dict[str, Any],
+        visited_at: str | None = None,
     ) -> LedgerEntry:
         """Chain and insert one validated entry; the caller holds a ``BEGIN IMMEDIATE`` transaction."""
         site = self._db.execute(
-            "SELECT bundle_sha256, score FROM sites WHERE site_id = ? AND erased_at IS NULL", (site_id,)
+            f"SELECT bundle_sha256, label, score, lon, lat FROM sites AS s WHERE site_id = ? AND {_LIVE}",
+            (site_id,),
         ).fetchone()
         if site is None:
             raise UnknownSiteError(
                 f"expected a site registered from this run's detections (and not erased); got {site_id!r}. "
                 "List sites with `fieldtruth review queue RUN`."
             )
+        facts = (
+            None
+            if decision == TOMBSTONE
+            else SiteFacts(str(site[1]), float(site[2]), site[3], site[4]).to_json()
+        )
         seq, prev_hash = self.head()
-        salt = new_salt()
+        salt, site_salt = new_salt(), None if facts is None else new_salt()
         draft = LedgerEntry(
-            seq=seq + 1, site_id=site_id, decision=decision, method=method, reviewer=reviewer,
-            decided_at=_utc_now(), evidence=evidence_doc, evidence_salt=salt,
-            evidence_sha256=commit_evidence(evidence_doc, salt), bundle_sha256=site[0], score=float(site[1]),
-            prev_hash=prev_hash, entry_hash="",
+            seq=seq + 1,
+            site_id=site_id,
+            decision=decision,
+            method=method,
+            reviewer=reviewer,
+            decided_at=_utc_now(),
+            evidence=evidence_doc,
+            evidence_salt=salt,
+            evidence_sha256=commit(evidence_doc, salt),
+            bundle_sha256=site[0],
+            score=None,
+            prev_hash=prev_hash,
+            entry_hash="",
+            v=CHAIN_VERSION,
+            visited_at=visited_at,
+            site_facts=facts,
+            site_salt=site_salt,
+            site_sha256=None if facts is None else commit(facts, site_salt or ""),
         )
         entry = LedgerEntry(**{**draft.__dict__, "entry_hash": draft.computed_hash()})
         self._db.execute(
-            f"INSERT INTO decisions ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 13)})",
-            (entry.seq, entry.site_id, entry.decision, entry.method, entry.reviewer, entry.decided_at,
-             entry.canonical_evidence(), entry.evidence_salt, entry.evidence_sha256, entry.bundle_sha256,
-             entry.score, entry.prev_hash, entry.entry_hash),
+            f"INSERT INTO decisions ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+            (
+                entry.seq,
+                entry.site_id,
+                entry.decision,
+                entry.method,
+                entry.reviewer,
+                entry.decided_at,
+                entry.canonical_evidence(),
+                entry.evidence_salt,
+                entry.evidence_sha256,
+                entry.bundle_sha256,
+                entry.score,
+                entry.prev_hash,
+                entry.entry_hash,
+                entry.v,
+                entry.visited_at,
+                None if facts is None else canonical_text(facts),
+                entry.site_salt,
+                entry.site_sha256,
+            ),
         )
         return entry
 
     def erase_site(self, site_id: str, reason: str, by: str) -> LedgerEntry:
-        """Erase a site's evidence and notes for good and append a tombstone saying when and why.
+        """Erase what the ledger holds about a site and append a tombstone saying when and why, not what.
 
-        The decisions stay in the chain (who decided what, when), their evidence and salt are set to NULL,
-        the site's label and scene id are blanked, a tombstone entry is appended, and the file is
-        VACUUMed so no freed page keeps the old bytes.
+        The decisions stay in the chain (who decided what, when); their evidence, site facts and salts
+        are set to NULL, the site's class, score, position and scene are blanked, a tombstone entry is
+        appended, and the file is VACUUMed so no freed page keeps the old bytes.
 
         Raises:
             InvalidDecisionError: If ``by`` is not a pseudonymous id or the reason is empty or too long.
             UnknownSiteError: If the site is unknown or already erased.
         """
-        validate_reviewer(by)
+        by = validate_reviewer(by)
         tomb = make_evidence(None, reason).to_json()
         if not tomb["note"].strip():
             raise InvalidDecisionError(
@@ -278,15 +420,17 @@ class Ledger:
         with self._immediate():
             entry = self._insert(site_id, TOMBSTONE, "other", by, tomb)
             self._db.execute(
-                "UPDATE decisions SET evidence = NULL, evidence_salt = NULL WHERE site_id = ? AND seq < ?",
+                "UPDATE decisions SET evidence = NULL, evidence_salt = NULL, site_facts = NULL, "
+                "site_salt = NULL WHERE site_id = ? AND seq < ?",
                 (site_id, entry.seq),
             )
             self._db.execute(
-                "UPDATE sites SET label = '', scene_id = '', erased_at = ? WHERE site_id = ?",
+                "UPDATE sites SET label = NULL, score = NULL, lon = NULL, lat = NULL, scene_id = NULL, "
+                "erased_at = ? WHERE site_id = ?",
                 (entry.decided_at, site_id),
             )
         self._db.execute("VACUUM")
-        log.info("erased the evidence of site %s (tombstone seq %d)", site_id, entry.seq)
+        log.info("erased what the ledger held about site %s (tombstone seq %d)", site_id, entry.seq)
         return entry
 
     def entries(self, site_id: str | None = None) -> Iterator[LedgerEntry]:
@@ -305,7 +449,7 @@ class Ledger:
         cur = self._db.execute(
             "SELECT s.site_id, d.decision FROM sites AS s LEFT JOIN decisions AS d "
             "ON d.seq = (SELECT max(seq) FROM decisions WHERE site_id = s.site_id) "
-            "WHERE s.erased_at IS NULL ORDER BY s.site_id"
+            f"WHERE {_LIVE} ORDER BY s.site_id"
         )
         return {site_id: decision or UNVERIFIED for site_id, decision in cur}
 
@@ -322,13 +466,29 @@ class Ledger:
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
     def verify(self) -> ChainCheck:
-        """Walk the chain in ``seq`` order and check every link, entry hash and evidence commitment.
+        """Walk the chain in ``seq`` order and check every link, entry hash and commitment, then check that
+        the sites table agrees with the chain about which sites are erased (and keeps nothing of them).
 
         Returns:
             A :class:`ChainCheck`; ``first_bad_seq`` names the first entry that was edited, or that
             follows a deleted, inserted or reordered one. Call ``raise_for_error()`` to raise instead.
         """
-        return walk(self.entries())
+        check = walk(self.entries())
+        if not check.ok:
+            return check
+        tombstoned = set(self.erased_sites())
+        rows = self._db.execute(
+            "SELECT site_id, erased_at, label, score, lon, lat, scene_id FROM sites"
+        ).fetchall()
+        for site_id, erased_at, *kept in sorted(rows):
+            if erased_at is not None and site_id not in tombstoned:
+                reason = "the sites table marks it erased but no tombstone says so (sites table edited)"
+            elif site_id in tombstoned and (erased_at is None or any(v is not None for v in kept)):
+                reason = "it has a tombstone but the sites table still holds its facts (erasure undone)"
+            else:
+                continue
+            return ChainCheck(False, check.entries, check.head_hash, None, site_id, reason)
+        return check
 
 
 class _Transaction:

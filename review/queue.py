@@ -27,10 +27,14 @@ def review_queue(run_dir: Path, statuses: tuple[str, ...] = ()) -> list[QueueIte
     Args:
         run_dir: The run folder (``detections.parquet`` and ``review.sqlite``).
         statuses: Keep only sites with one of these statuses (all when empty).
+
+    Raises:
+        LedgerTamperedError: If the ledger does not verify (its statuses are not to be trusted).
     """
     facts = site_facts(run_dir)
     risk = site_risk(run_dir, facts)
     with Ledger.of_run(run_dir) as ledger:
+        ledger.verify().raise_for_error()
         status = ledger.statuses()
         counts: dict[str, int] = {}
         for entry in ledger.entries():

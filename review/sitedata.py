@@ -40,6 +40,14 @@ def geometry_column(path: Path) -> str:
         return "geometry"
 
 
+def point_of(geom: shapely.Geometry | None) -> tuple[float, float] | None:
+    """Return ``(lon, lat)`` of a site's geometry: the point itself, or the centroid of a box or polygon."""
+    if geom is None or geom.is_empty:
+        return None
+    centre = geom if geom.geom_type == "Point" else geom.centroid
+    return float(centre.x), float(centre.y)
+
+
 def read_table_rows(path: Path) -> list[dict[str, Any]]:
     """Return a GeoParquet's rows as dicts; the geometry becomes a shapely geometry (EPSG:4326)."""
     try:
@@ -60,10 +68,9 @@ def site_facts(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Return site_id -> every column of ``detections.parquet`` plus ``lon`` and ``lat`` of its point."""
     facts: dict[str, dict[str, Any]] = {}
     for row in read_table_rows(run_dir / "detections.parquet"):
-        geom = row.pop("geometry", None)
-        if geom is not None and not geom.is_empty:
-            centre = geom if geom.geom_type == "Point" else geom.centroid
-            row["lon"], row["lat"] = float(centre.x), float(centre.y)
+        point = point_of(row.pop("geometry", None))
+        if point is not None:
+            row["lon"], row["lat"] = point
         facts[str(row["site_id"])] = row
     return facts
 
