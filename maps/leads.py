@@ -27,6 +27,7 @@ from fieldtruth.maps.crypto import check_passphrase, seal
 from fieldtruth.maps.errors import MapInputError, RunFolderError
 from fieldtruth.maps.layers import NOT_COVERED, STATUS_COLOURS
 from fieldtruth.maps.offline import finalise_html, render_page, script_json
+from fieldtruth.maps.public import public_card, without_local_names
 from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import STATUSES
@@ -104,7 +105,7 @@ def build_leads_map(
         note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
         note += "" if sealed else " " + UNENCRYPTED_NOTE
     else:
-        payload.update(_shared(run_dir, detections, coverage, statuses))
+        payload = without_local_names({**payload, **_shared(run_dir, detections, coverage, statuses)})
         note = "SHARED map: risk cells only; no site, point or image of a site."
     data: dict[str, Any] = {"payload": payload}
     if sealed:
@@ -191,7 +192,7 @@ def _common(run_dir: Path, detections: gpd.GeoDataFrame, online_basemap: bool) -
     )
     return {
         "run": run_dir.name, "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": card or None,
+        "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": public_card(card) or None,
         "metrics": flat, "perClass": per_class,
         "basemap": {k: ONLINE_BASEMAP[k] for k in ("url", "attribution")} if online_basemap else None,
     }
