@@ -227,6 +227,55 @@ def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = No
     return out
 
 
+def prepare_recount(run_dir: Path) -> Callable[[], list[str]] | None:
+    """Read what recounting the run's risk cells needs, before the detections change (an erased site).
+
+    The returned function counts the detections per cell again, re-scores the cells with the config
+    recorded in ``risk.json``, and rewrites ``risk.parquet``, ``risk_shared.geojson`` and ``risk.json``
+    (sector counts and area statistics are kept as they are); it returns the files it rewrote.
+
+    Returns:
+        The recount, or None when the run has no risk cells.
+
+    Raises:
+        RiskInputError: If ``risk.parquet`` exists but it, ``risk.json`` or the coverage cannot be read.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "risk.parquet").is_file():
+        return None
+    try:
+        cells = gpd.read_parquet(run_dir / "risk.parquet")
+        report = json.loads((run_dir / "risk.json").read_text(encoding="utf-8"))
+        config, k = RiskConfig.model_validate(report["config"]), int(report.get("k", DEFAULT_K))
+        cell_m = float(cells["cell_m"].iloc[0])
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise RiskInputError(
+            f"expected readable risk.parquet and risk.json in {str(run_dir)!r} to recount the risk cells; got "
+            f"{type(exc).__name__}: {exc}. Restore them, or remove both and run `fieldtruth risk` again later."
+        ) from exc
+    _, aoi = read_run_aoi(run_dir)
+    grid = CellGrid(cell_m, cells["ix"].to_numpy(np.int64), cells["iy"].to_numpy(np.int64), aoi)
+    sectors = sorted(c.removeprefix("sites_") for c in cells.columns if c.startswith("sites_") and c != "sites_total")
+
+    def recount() -> list[str]:
+        detections, n_det = count_detections(run_dir, grid)
+        table = pd.DataFrame(cells.drop(columns=["geometry", "score", "band", "explanation"], errors="ignore"))
+        for column in detections.columns:
+            table[column] = detections[column].to_numpy()
+        scored = gpd.GeoDataFrame(score_cells(table, config, sectors), geometry=cells.geometry.to_numpy(),
+                                  crs=cells.crs)
+        _atomic(run_dir / "risk.parquet", lambda tmp: scored.to_parquet(tmp))
+        shared = shared_view(scored, k=k)
+        _atomic(run_dir / "risk_shared.geojson", lambda tmp: tmp.write_text(json.dumps(shared), encoding="utf-8"))
+        report.update(detections_in_aoi=n_det, bands=scored["band"].value_counts().to_dict())
+        _atomic(run_dir / "risk.json",
+                lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8"))
+        log.info("recounted the detections of %d risk cell(s) in %s", len(scored), run_dir)
+        return ["risk.parquet", "risk_shared.geojson", "risk.json"]
+
+    return recount
+
+
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -193,7 +193,8 @@ def forget_command(run: Path, site: str, reason: str, by: str) -> None:
     from fieldtruth.pipelines.forget import forget_everywhere
 
     report = forget_everywhere(run, site, reason, by)
-    click.echo(f"erased {site}; tombstone #{report.tombstone_seq}")
+    done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
+    click.echo(f"{site} {done}; tombstone #{report.tombstone_seq}")
     for path in report.rewritten:
         click.echo(f"  rewrote {path}")
     for path in report.deleted:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +53,24 @@ def coverage_status(valid_fraction: float, failed: bool) -> str:
     return COVERED if valid_fraction >= 0.99 else PARTIAL
 
 
-def site_id(label: str, crs: str, x: float, y: float) -> str:
-    """A stable id for a site: the same class at the same place (to the metre) gets the same id."""
-    key = f"{label}|{crs}|{round(x)}|{round(y)}"
-    return "S" + hashlib.sha256(key.encode()).hexdigest()[:12]
+def new_site_id() -> str:
+    """A random site id (``S`` and 16 hex digits): nothing in it is derived from the site's place, class,
+    time or run, so an id left behind by erasure (in the ledger's tombstone) cannot lead back to the site.
+    """
+    return "S" + secrets.token_hex(8)
+
+
+def with_site_ids(result: dict[str, Any]) -> dict[str, Any]:
+    """Stamp a random id on each detection of a tile result that has none, before the result is written.
+
+    This is what makes a site id stable within a run: the id lives in the tile result, so every later
+    merge (a resumed scan included) gives the site the same id; a tile is only ever redone when it has no
+    result, i.e. before any of its sites was merged. Two runs over the same imagery give different ids;
+    sites are linked across runs by position, never by id.
+    """
+    for detection in result.get("detections") or []:
+        detection.setdefault("site_id", new_site_id())
+    return result
 
 
 def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFrame:
@@ -81,11 +95,10 @@ def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context:
     if not rows:
         return gpd.GeoDataFrame(columns=columns, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
     frame = suppress_duplicates(pd.DataFrame(rows), context.min_distance_m)
-    crs = grid.crs.to_string()
     frame = frame.sort_values(["tile_id", "y", "x"], ascending=[True, False, True])
     table = pd.DataFrame(
         {
-            "site_id": [site_id(lb, crs, x, y) for lb, x, y in zip(frame.label, frame.x, frame.y, strict=True)],
+            "site_id": _site_ids(frame),
             "label": frame.label.to_numpy(),
             "score": frame.score.astype("float64").to_numpy(),
             "scene_id": context.scene_id,
@@ -97,6 +110,16 @@ def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context:
     )
     points = gpd.GeoSeries(shapely.points(frame.x.to_numpy(), frame.y.to_numpy()), crs=grid.crs)
     return gpd.GeoDataFrame(table, geometry=points.to_crs("EPSG:4326").to_numpy(), crs="EPSG:4326")
+
+
+def _site_ids(frame: pd.DataFrame) -> list[str]:
+    """The ids stamped on the detections (:func:`with_site_ids`); a detection of a tile result written
+    without one (by an older fieldtruth) gets a random id now, which a later merge will not repeat."""
+    ids = frame["site_id"].tolist() if "site_id" in frame.columns else [None] * len(frame)
+    missing = sum(1 for i in ids if not isinstance(i, str))
+    if missing:
+        log.warning("%d detection(s) in tile results without a site id: given random ids now", missing)
+    return [i if isinstance(i, str) else new_site_id() for i in ids]
 
 
 def merge_coverage(results: dict[str, dict[str, Any]], grid: TileGrid) -> gpd.GeoDataFrame:

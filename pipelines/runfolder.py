@@ -113,7 +113,7 @@ class RunFolder:
                 raise RunFolderError(f"{str(self.plan)!r} is not valid JSON ({exc}); choose a new --out") from exc
             changed = {k: (recorded.get(k), v) for k, v in plan.items() if recorded.get(k) != v}
             if changed:
-                detail = "; ".join(f"{k}: started with {old!r}, now {new!r}" for k, (old, new) in changed.items())
+                detail = "; ".join(_plan_change(k, old, new) for k, (old, new) in changed.items())
                 raise RunFolderError(
                     f"run folder {str(self.root)!r} was started with other settings ({detail}); resume with the "
                     "same imagery, AOI, --tile-size, --halo, --block and --detector, or choose a new --out"
@@ -130,6 +130,19 @@ class RunFolder:
             for stale in folder.glob(f".*{TEMPORARY_SUFFIX}"):
                 stale.unlink(missing_ok=True)
         return self
+
+
+def _plan_change(key: str, old: Any, new: Any) -> str:
+    """One line saying how a setting of the plan changed; for the imagery, which scenes or files."""
+    if key != "scenes":
+        return f"{key}: started with {old!r}, now {new!r}"
+    if old is None:
+        return "scenes: the plan was recorded by an older fieldtruth that did not record the imagery's checksums"
+    before, after = {s["id"]: s for s in old}, {s["id"]: s for s in new}
+    if set(before) != set(after):
+        return f"scenes: started with {sorted(before)!r}, now {sorted(after)!r}"
+    changed = sorted(i for i in before if before[i] != after[i])
+    return f"scenes: the files of {changed!r} are not the ones the scan started with (checksum, size or time differ)"
 
 
 @contextmanager

@@ -28,10 +28,17 @@ from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
+from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
 from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
-from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
+from fieldtruth.pipelines.merge import (
+    DetectionContext,
+    load_tile_results,
+    merge_coverage,
+    merge_detections,
+    with_site_ids,
+)
 from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import (
@@ -158,7 +165,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
             for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
-                run.write_tile_result(result)
+                run.write_tile_result(with_site_ids(result))
                 bar.update(failed=result["status"] != "ok")
         summary.timings["tiles"] = time.perf_counter() - tiles_started
     return _finish(run, grid, scenes, bundle, config, summary, started)
@@ -225,11 +232,27 @@ def _plan(
 ) -> dict[str, Any]:
     """What fixes a scan's tiles and their pixels: a resume with anything else would mix two scans."""
     plan = {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
-            "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256}
+            "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256,
+            "scenes": sorted((scene_fingerprint(s) for s in scenes), key=lambda f: f["id"])}
     if bundle.card.scene_offset:
         plan["band_offsets"] = {s.id: s.band_offsets for s in scenes}
         plan["scenes_left_out"] = sorted(e["scene_id"] for e in left_out)
     return plan
+
+
+def scene_fingerprint(scene: Scene) -> dict[str, Any]:
+    """What identifies a scene's pixels for a resume: its id and, per file, the sha256 where known, else
+    the size and modification time of a local file, else the URL and the size the catalogue gives."""
+    files = []
+    for source in scene.provenance:
+        if source.sha256:
+            files.append({"sha256": source.sha256})
+        elif not is_remote(source.href) and Path(source.href).is_file():
+            stat = Path(source.href).stat()
+            files.append({"name": Path(source.href).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        else:
+            files.append({"href": source.href, "size": source.size})
+    return {"id": scene.id, "files": sorted(files, key=lambda f: json.dumps(f, sort_keys=True))}
 
 
 def _finished(run: RunFolder, tile_id: str) -> bool:
