@@ -44,7 +44,7 @@ def looks_local(text: str) -> bool:
 
 
 def without_local_names(value: Any) -> Any:
-    """Return a copy of a JSON-like value with every local path or machine name replaced by :data:`REMOVED`."""
+    """Return a copy of a JSON-like value with each local path or machine name replaced by :data:`REMOVED`."""
     if isinstance(value, str):
         return REMOVED if looks_local(value) else value
     if isinstance(value, dict):
@@ -63,6 +63,7 @@ def public_card(card: dict[str, Any]) -> dict[str, Any]:
     training = card.get("training_data")
     if isinstance(training, (list, tuple)):
         public["training_data"] = [
-            {k: item[k] for k in _TRAINING_KEYS if k in item} if isinstance(item, dict) else item for item in training
+            {k: item[k] for k in _TRAINING_KEYS if k in item} if isinstance(item, dict) else item
+            for item in training
         ]
     return without_local_names(public)

@@ -67,8 +67,10 @@ def plan_tile_results(run_dir: Path, site: str, lonlat: tuple[float, float] | No
     for path in tiles:
         result = _json(path)
         if not result and site.encode() in path.read_bytes():
-            raise ErasureError(f"expected tile result {str(path)!r} to be JSON; it names site {site!r} but cannot "
-                               "be read. Nothing was changed: remove that file (the tile is redone on --resume).")
+            raise ErasureError(
+                f"expected tile result {str(path)!r} to be JSON; it names site {site!r} but cannot "
+                "be read. Nothing was changed: remove that file (the tile is redone on --resume)."
+            )
         dets = result.get("detections") or []
         kept = [d for d in dets if not _matches(d, site, centre, radius)]
         if len(kept) != len(dets):
@@ -107,5 +109,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
     carry_out(plan, report, before_ledger=derived)
     if had_shared_map and str(SHARED_MAP) in report.maps_deleted:
         report.maps_deleted.remove(str(SHARED_MAP))
-    log.info("erased site %s: rewrote %s, deleted %s", site, report.rewritten, report.deleted + report.maps_deleted)
+    log.info(
+        "erased site %s: rewrote %s, deleted %s", site, report.rewritten, report.deleted + report.maps_deleted
+    )
     return report

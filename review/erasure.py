@@ -139,12 +139,14 @@ def plan_erasure(
         erased = ledger.erased_sites()
         if site_id not in ledger.sites() and site_id not in erased:
             raise UnknownSiteError(
-                f"expected a site of this run; got {site_id!r}. List sites with `fieldtruth review queue RUN`."
+                f"expected a site of this run; got {site_id!r}. "
+                "List sites with `fieldtruth review queue RUN`."
             )
         positions = _site_position(run_dir, ledger, site_id)
         tomb = max((e.seq for e in ledger.entries(site_id) if e.decision == "erased"), default=0)
-    plan = ErasurePlan(run_dir, site_id, reason, by, lonlat=positions[0] if positions else None,
-                       tombstone_seq=tomb)
+    plan = ErasurePlan(
+        run_dir, site_id, reason, by, lonlat=positions[0] if positions else None, tombstone_seq=tomb
+    )
     patterns = needles([site_id], [v for point in positions for v in point])
     refused = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
@@ -161,7 +163,8 @@ def plan_erasure(
     if refused:
         raise ErasureError(
             f"expected to be able to search every file of {str(run_dir)!r} for site {site_id!r}; cannot "
-            f"search {len(refused)}: {'; '.join(refused)}. Nothing was changed: unpack, decrypt or remove those "
+            f"search {len(refused)}: {'; '.join(refused)}. Nothing was changed: unpack, decrypt or remove "
+            "those "
             "files (they may hold the site) and run `fieldtruth forget` again."
         )
     return plan
@@ -179,16 +182,22 @@ def carry_out(
     try:
         for action in plan.actions:
             shred_replace(action.path, action.write)
-            target = report.rewritten if action.write is not None else (
-                report.maps_deleted if action.is_map else report.deleted)
+            target = (
+                report.rewritten
+                if action.write is not None
+                else (report.maps_deleted if action.is_map else report.deleted)
+            )
             target.append(str(action.rel))
             if action.write is None and not action.is_map and action.warn:
-                log.warning("deleted %s: it names erased site %s and cannot be rewritten", action.rel, plan.site_id)
+                log.warning(
+                    "deleted %s: it names erased site %s and cannot be rewritten", action.rel, plan.site_id
+                )
         if before_ledger is not None:
             before_ledger()
     except OSError as exc:
         raise ErasureError(
-            f"expected to finish erasing site {plan.site_id!r} from {str(plan.run_dir)!r}; writing failed: {exc}. "
+            f"expected to finish erasing site {plan.site_id!r} from {str(plan.run_dir)!r}; "
+            f"writing failed: {exc}. "
             "Fix the cause and run `fieldtruth forget` again: it finishes what is left."
         ) from exc
     if plan.tombstone_seq:
@@ -208,6 +217,10 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
         ErasureError: If a file cannot be searched (no file is touched) or written (run it again).
     """
     report = carry_out(plan_erasure(Path(run_dir), site_id, reason, by))
-    log.info("erased site %s: rewrote %s, deleted %s", site_id, report.rewritten, report.deleted + report.maps_deleted)
+    log.info(
+        "erased site %s: rewrote %s, deleted %s",
+        site_id,
+        report.rewritten,
+        report.deleted + report.maps_deleted,
+    )
     return report
-

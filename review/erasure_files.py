@@ -98,7 +98,9 @@ def _without_site_geojson(text: str, site_id: str) -> str | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
         return None
     features = [
-        f for f in doc["features"] if not (isinstance(f, dict) and (f.get("properties") or {}).get("site_id") == site_id)
+        f
+        for f in doc["features"]
+        if not (isinstance(f, dict) and (f.get("properties") or {}).get("site_id") == site_id)
     ]
     if len(features) == len(doc["features"]):
         return None
@@ -109,7 +111,9 @@ def _without_site_geojson(text: str, site_id: str) -> str | None:
 
 def _without_site_csv(text: str, site_id: str) -> str | None:
     header = text.split("\n", 1)[0]
-    delimiter = next((d for d in _DELIMITERS if "site_id" in [c.strip().strip('"') for c in header.split(d)]), None)
+    delimiter = next(
+        (d for d in _DELIMITERS if "site_id" in [c.strip().strip('"') for c in header.split(d)]), None
+    )
     if delimiter is None:
         return None
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

@@ -18,22 +18,18 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 from fieldtruth.review.chain import walk
 from fieldtruth.review.errors import InvalidDecisionError, LedgerError, UnknownSiteError
 from fieldtruth.review.records import (
-    CHAIN_VERSION,
-    DECISIONS,
     GENESIS_HASH,
-    METHODS,
     STATUSES,
     TOMBSTONE,
     UNVERIFIED,
@@ -41,25 +37,19 @@ from fieldtruth.review.records import (
     Evidence,
     LedgerEntry,
     SiteFacts,
-    canonical_text,
-    commit,
 )
-from fieldtruth.review.rules import (
-    make_evidence,
-    new_salt,
-    validate_choice,
-    validate_reviewer,
-    validate_visited_at,
-)
+from fieldtruth.review.rules import Decision, make_evidence, validate_reviewer, validated
 from fieldtruth.review.schema import (
     ENTRY_COLUMNS,
     SITE_COLUMNS,
     ensure_schema,
+    entry_from_row,
+    insert_entry,
     open_connection,
     read_sites,
 )
 
-__all__ = ["SITE_COLUMNS", "Decision", "Ledger"]
+__all__ = ["SITE_COLUMNS", "Decision", "Ledger", "validated"]
 
 log = logging.getLogger(__name__)
 
@@ -69,107 +59,8 @@ _LIVE = (
 """SQL: site ``s`` has no tombstone. Erasure is what the chain says, never the sites table's ``erased_at``."""
 
 
-class Decision(NamedTuple):
-    """One validated decision waiting to be appended (see :meth:`Ledger.decide_many`).
-
-    Attributes:
-        site_id: The site decided on.
-        decision: One of :data:`~fieldtruth.review.records.DECISIONS`.
-        method: One of :data:`~fieldtruth.review.records.METHODS`.
-        reviewer: The reviewer's id in canonical form (see :func:`~fieldtruth.review.rules.reviewer_key`).
-        evidence: :meth:`Evidence.to_json` of the evidence (with ``position`` when the person recorded one).
-        visited_at: When the person visited or decided, UTC ISO 8601 (or a date), or None when not given.
-    """
-
-    site_id: str
-    decision: str
-    method: str
-    reviewer: str
-    evidence: dict[str, Any]
-    visited_at: str | None = None
-
-
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _json_or_none(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        doc = json.loads(text)
-    except (TypeError, ValueError):
-        return {"unparseable": str(text)}
-    return doc if isinstance(doc, dict) else {"unparseable": str(text)}
-
-
-def _row_to_entry(row: tuple[Any, ...]) -> LedgerEntry:
-    (
-        seq,
-        site_id,
-        decision,
-        method,
-        reviewer,
-        decided_at,
-        evidence,
-        salt,
-        commitment,
-        bundle,
-        score,
-        prev_hash,
-        entry_hash,
-        v,
-        visited_at,
-        facts,
-        site_salt,
-        site_sha256,
-    ) = row
-    return LedgerEntry(
-        seq=seq,
-        site_id=site_id,
-        decision=decision,
-        method=method,
-        reviewer=reviewer,
-        decided_at=decided_at,
-        evidence=_json_or_none(evidence),
-        evidence_salt=salt,
-        evidence_sha256=commitment,
-        bundle_sha256=bundle,
-        score=score,
-        prev_hash=prev_hash,
-        entry_hash=entry_hash,
-        v=v,
-        visited_at=visited_at,
-        site_facts=_json_or_none(facts),
-        site_salt=site_salt,
-        site_sha256=site_sha256,
-    )
-
-
-def validated(
-    site_id: str,
-    decision: str,
-    method: str,
-    reviewer: str,
-    *,
-    note: str = "",
-    evidence: Evidence | Mapping[str, Any] | None = None,
-    visited_at: object = None,
-) -> Decision:
-    """Check one decision's values and return it ready to append (the site is checked on append).
-
-    The reviewer id is stored in its canonical form; ``visited_at`` is normalised to UTC.
-    """
-    validate_choice(decision, DECISIONS, "the decision")
-    validate_choice(method, METHODS, "the method")
-    return Decision(
-        site_id,
-        decision,
-        method,
-        validate_reviewer(reviewer),
-        make_evidence(evidence, note).to_json(),
-        validate_visited_at(visited_at),
-    )
 
 
 #: The ledger's file in a run folder, and the detections its sites come from.
@@ -334,10 +225,13 @@ class Ledger:
         decision: str,
         method: str,
         reviewer: str,
-        evidence_doc: dict[str, Any],
+        evidence: dict[str, Any],
         visited_at: str | None = None,
     ) -> LedgerEntry:
-        """Chain and insert one validated entry; the caller holds a ``BEGIN IMMEDIATE`` transaction."""
+        """Chain and insert one validated entry; the caller holds a ``BEGIN IMMEDIATE`` transaction.
+
+        A decision commits to the site's facts as registered (class, score, position); a tombstone to none.
+        """
         site = self._db.execute(
             f"SELECT bundle_sha256, label, score, lon, lat FROM sites AS s WHERE site_id = ? AND {_LIVE}",
             (site_id,),
@@ -347,57 +241,22 @@ class Ledger:
                 f"expected a site registered from this run's detections (and not erased); got {site_id!r}. "
                 "List sites with `fieldtruth review queue RUN`."
             )
-        facts = (
-            None
-            if decision == TOMBSTONE
-            else SiteFacts(str(site[1]), float(site[2]), site[3], site[4]).to_json()
-        )
+        bundle, label, score, lon, lat = site
         seq, prev_hash = self.head()
-        salt, site_salt = new_salt(), None if facts is None else new_salt()
-        draft = LedgerEntry(
+        entry = LedgerEntry.sealed(
             seq=seq + 1,
             site_id=site_id,
             decision=decision,
             method=method,
             reviewer=reviewer,
             decided_at=_utc_now(),
-            evidence=evidence_doc,
-            evidence_salt=salt,
-            evidence_sha256=commit(evidence_doc, salt),
-            bundle_sha256=site[0],
-            score=None,
+            evidence=evidence,
+            bundle_sha256=bundle,
             prev_hash=prev_hash,
-            entry_hash="",
-            v=CHAIN_VERSION,
             visited_at=visited_at,
-            site_facts=facts,
-            site_salt=site_salt,
-            site_sha256=None if facts is None else commit(facts, site_salt or ""),
+            facts=None if decision == TOMBSTONE else SiteFacts(str(label), float(score), lon, lat),
         )
-        entry = LedgerEntry(**{**draft.__dict__, "entry_hash": draft.computed_hash()})
-        self._db.execute(
-            f"INSERT INTO decisions ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 18)})",
-            (
-                entry.seq,
-                entry.site_id,
-                entry.decision,
-                entry.method,
-                entry.reviewer,
-                entry.decided_at,
-                entry.canonical_evidence(),
-                entry.evidence_salt,
-                entry.evidence_sha256,
-                entry.bundle_sha256,
-                entry.score,
-                entry.prev_hash,
-                entry.entry_hash,
-                entry.v,
-                entry.visited_at,
-                None if facts is None else canonical_text(facts),
-                entry.site_salt,
-                entry.site_sha256,
-            ),
-        )
+        insert_entry(self._db, entry)
         return entry
 
     def erase_site(self, site_id: str, reason: str, by: str) -> LedgerEntry:
@@ -442,7 +301,7 @@ class Ledger:
                 f"SELECT {ENTRY_COLUMNS} FROM decisions WHERE site_id = ? ORDER BY seq", (site_id,)
             )
         for row in cur.fetchall():
-            yield _row_to_entry(row)
+            yield entry_from_row(row)
 
     def statuses(self) -> dict[str, str]:
         """Return site_id -> the newest decision about it, or ``unverified`` (erased sites left out)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,6 +246,47 @@ class LedgerEntry:
             doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
 
+    @classmethod
+    def sealed(
+        cls,
+        *,
+        seq: int,
+        site_id: str,
+        decision: str,
+        method: str,
+        reviewer: str,
+        decided_at: str,
+        evidence: dict[str, Any],
+        bundle_sha256: str,
+        prev_hash: str,
+        visited_at: str | None,
+        facts: SiteFacts | None,
+    ) -> LedgerEntry:
+        """Return a new chain version 3 entry: fresh salts, commitments, and its own hash."""
+        salt, site_doc = new_salt(), None if facts is None else facts.to_json()
+        site_salt = None if site_doc is None else new_salt()
+        draft = cls(
+            seq=seq,
+            site_id=site_id,
+            decision=decision,
+            method=method,
+            reviewer=reviewer,
+            decided_at=decided_at,
+            evidence=evidence,
+            evidence_salt=salt,
+            evidence_sha256=commit(evidence, salt),
+            bundle_sha256=bundle_sha256,
+            score=None,
+            prev_hash=prev_hash,
+            entry_hash="",
+            v=CHAIN_VERSION,
+            visited_at=visited_at,
+            site_facts=site_doc,
+            site_salt=site_salt,
+            site_sha256=None if site_doc is None else commit(site_doc, site_salt or ""),
+        )
+        return cls(**{**draft.__dict__, "entry_hash": draft.computed_hash()})
+
     def canonical_evidence(self) -> str | None:
         """Return the evidence as the canonical JSON text stored in the ledger (None when erased)."""
         return None if self.evidence is None else canonical_text(self.evidence)
@@ -303,3 +345,8 @@ def commit(doc: Mapping[str, Any], salt: str) -> str:
 
 commit_evidence = commit
 """The salted commitment of an evidence document (kept under its version 2 name)."""
+
+
+def new_salt() -> str:
+    """Return a fresh random salt (32 hex characters) for a commitment."""
+    return secrets.token_hex(16)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-import secrets
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from fieldtruth.review.errors import InvalidDecisionError
-from fieldtruth.review.records import MAX_NOTE_CHARS, Evidence, SceneRef, VisitPosition
+from fieldtruth.review.records import DECISIONS, MAX_NOTE_CHARS, METHODS, Evidence, SceneRef, VisitPosition
 
 _REVIEWER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -216,6 +215,50 @@ def make_evidence(evidence: Evidence | Mapping[str, Any] | None, note: str = "")
     )
 
 
-def new_salt() -> str:
-    """Return a fresh random salt (32 hex characters) for a commitment."""
-    return secrets.token_hex(16)
+class Decision(NamedTuple):
+    """One validated decision waiting to be appended (see :meth:`Ledger.decide_many`).
+
+    Attributes:
+        site_id: The site decided on.
+        decision: One of :data:`~fieldtruth.review.records.DECISIONS`.
+        method: One of :data:`~fieldtruth.review.records.METHODS`.
+        reviewer: The reviewer's id in canonical form (see :func:`reviewer_key`).
+        evidence: :meth:`Evidence.to_json` of the evidence (with ``position`` when the person recorded one).
+        visited_at: When the person visited or decided, UTC ISO 8601 (or a date), or None when not given.
+    """
+
+    site_id: str
+    decision: str
+    method: str
+    reviewer: str
+    evidence: dict[str, Any]
+    visited_at: str | None = None
+
+
+def validated(
+    site_id: str,
+    decision: str,
+    method: str,
+    reviewer: str,
+    *,
+    note: str = "",
+    evidence: Evidence | Mapping[str, Any] | None = None,
+    visited_at: object = None,
+) -> Decision:
+    """Check one decision's values and return it ready to append (the site is checked on append).
+
+    The reviewer id is stored in its canonical form; ``visited_at`` is normalised to UTC.
+
+    Raises:
+        InvalidDecisionError: If a value breaks the rules of this module.
+    """
+    validate_choice(decision, DECISIONS, "the decision")
+    validate_choice(method, METHODS, "the method")
+    return Decision(
+        site_id,
+        decision,
+        method,
+        validate_reviewer(reviewer),
+        make_evidence(evidence, note).to_json(),
+        validate_visited_at(visited_at),
+    )

@@ -10,16 +10,17 @@ version 1 file only while it holds no decisions.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 import shapely
 
 from fieldtruth.review.errors import DetectionsFormatError, LedgerError
-from fieldtruth.review.records import ENTRY_KINDS, METHODS
+from fieldtruth.review.records import ENTRY_KINDS, METHODS, LedgerEntry, canonical_text
 from fieldtruth.review.sitedata import geometry_column, point_of
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,39 @@ INSERT INTO decisions ({_V2_COLUMNS}, v) SELECT {_V2_COLUMNS}, 2 FROM decisions_
 DROP TABLE decisions_v2; DROP TABLE sites_v2;
 {GUARDS}
 """
+
+
+ENTRY_FIELDS = tuple(c.strip() for c in ENTRY_COLUMNS.split(","))
+"""The decision columns, named as the :class:`LedgerEntry` fields they hold."""
+
+
+def _json_or_none(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return {"unparseable": str(text)}
+    return doc if isinstance(doc, dict) else {"unparseable": str(text)}
+
+
+def entry_from_row(row: tuple[Any, ...]) -> LedgerEntry:
+    """Rebuild an entry from a row of ``SELECT {ENTRY_COLUMNS} FROM decisions``."""
+    fields = dict(zip(ENTRY_FIELDS, row, strict=True))
+    fields["evidence"], fields["site_facts"] = (
+        _json_or_none(fields["evidence"]),
+        _json_or_none(fields["site_facts"]),
+    )
+    return LedgerEntry(**fields)
+
+
+def insert_entry(db: sqlite3.Connection, entry: LedgerEntry) -> None:
+    """Insert an entry; its evidence and site facts are stored as canonical JSON text."""
+    values = {f: getattr(entry, f) for f in ENTRY_FIELDS}
+    values["evidence"] = entry.canonical_evidence()
+    values["site_facts"] = None if entry.site_facts is None else canonical_text(entry.site_facts)
+    placeholders = ", ".join("?" * len(ENTRY_FIELDS))
+    db.execute(f"INSERT INTO decisions ({ENTRY_COLUMNS}) VALUES ({placeholders})", list(values.values()))
 
 
 class SiteRow(NamedTuple):

@@ -24,16 +24,28 @@ USER = "sentinel-user-x"
 
 def _card(tmp_path: Path) -> dict:
     return {
-        "architecture": "centrenet", "classes": ["brick_kiln"], "licence": "CC-BY-4.0",
+        "architecture": "centrenet",
+        "classes": ["brick_kiln"],
+        "licence": "CC-BY-4.0",
         "training_data": [
-            {"href": f"/home/{USER}/data/busan/B04.tif", "sha256": "ab" * 32, "size": 10, "item_id": "busan",
-             "source": f"/home/{USER}/data/busan", "licence": "CC-BY-4.0"},
+            {
+                "href": f"/home/{USER}/data/busan/B04.tif",
+                "sha256": "ab" * 32,
+                "size": 10,
+                "item_id": "busan",
+                "source": f"/home/{USER}/data/busan",
+                "licence": "CC-BY-4.0",
+            },
             {"href": f"C:\\Users\\{USER}\\scenes\\genoa.tif", "item_id": "genoa"},
             {"href": f"file:///mnt/{USER}/klang.tif", "item_id": "klang"},
         ],
         "split": {"train": [f"{tmp_path}/scenes/busan", "data/genoa"], "val": ["klang"]},
-        "metrics": {"overall": {"precision": 0.8}, "measured_on": f"~/{USER}/eval", "host": socket.gethostname(),
-                    "report": f"https://example.org/report-made-on-{socket.gethostname()}.html"},
+        "metrics": {
+            "overall": {"precision": 0.8},
+            "measured_on": f"~/{USER}/eval",
+            "host": socket.gethostname(),
+            "report": f"https://example.org/report-made-on-{socket.gethostname()}.html",
+        },
     }
 
 
@@ -61,15 +73,25 @@ def test_shared_outputs_name_no_local_path_user_or_machine(run_dir: Path, tmp_pa
     assert "2026-01-15/2026-03-15" in page, "dates are not paths"
     assert '"busan"' in page and "ab" * 32 in page, "the card keeps scene ids and checksums"
     assert _leaks((run_dir / "risk_shared.geojson").read_text(encoding="utf-8"), tmp_path) == []
-    restricted = build_leads_map(run_dir, encrypt=False, chip_px=0, quicklook_px=0).read_text(encoding="utf-8")
+    restricted = build_leads_map(run_dir, encrypt=False, chip_px=0, quicklook_px=0).read_text(
+        encoding="utf-8"
+    )
     assert USER not in restricted, "the restricted map carries the public card too"
 
 
 def test_public_card_keeps_what_a_reader_needs() -> None:
-    card = public_card({"training_data": [{"href": "/home/a/x.tif", "sha256": "cd" * 32, "item_id": "x"}],
-                        "intended_use": "leads for field verification", "url": "https://example.org/card"})
-    assert card == {"training_data": [{"item_id": "x", "sha256": "cd" * 32}],
-                    "intended_use": "leads for field verification", "url": "https://example.org/card"}
+    card = public_card(
+        {
+            "training_data": [{"href": "/home/a/x.tif", "sha256": "cd" * 32, "item_id": "x"}],
+            "intended_use": "leads for field verification",
+            "url": "https://example.org/card",
+        }
+    )
+    assert card == {
+        "training_data": [{"item_id": "x", "sha256": "cd" * 32}],
+        "intended_use": "leads for field verification",
+        "url": "https://example.org/card",
+    }
     assert public_card({"split": {"train": ["/home/a/x"]}})["split"]["train"] == [REMOVED]
 
 

@@ -35,9 +35,12 @@ from fieldtruth.tests.data.runfolder import BUNDLE_SHA, ORIGIN, UTM, make_covera
 
 CLASSES = ("brick_kiln", "fishing_camp")
 #: Places of the leads in UTM 45N (inside covered tiles of the fixture's coverage).
-PLACES = [(ORIGIN[0] + 1234.4, ORIGIN[1] + 15321.7, "brick_kiln", 0.9134), (ORIGIN[0] + 1612.0, ORIGIN[1] + 15050.0,
-          "brick_kiln", 0.7711), (ORIGIN[0] + 6100.0, ORIGIN[1] + 12000.0, "fishing_camp", 0.6502),
-          (ORIGIN[0] + 3100.0, ORIGIN[1] + 14000.0, "brick_kiln", 0.8823)]
+PLACES = [
+    (ORIGIN[0] + 1234.4, ORIGIN[1] + 15321.7, "brick_kiln", 0.9134),
+    (ORIGIN[0] + 1612.0, ORIGIN[1] + 15050.0, "brick_kiln", 0.7711),
+    (ORIGIN[0] + 6100.0, ORIGIN[1] + 12000.0, "fishing_camp", 0.6502),
+    (ORIGIN[0] + 3100.0, ORIGIN[1] + 14000.0, "brick_kiln", 0.8823),
+]
 
 
 def legacy_id(label: str, crs: str, x: float, y: float) -> str:
@@ -49,8 +52,9 @@ def _run_folder(run_dir: Path) -> tuple[str, tuple[float, float], float]:
     """A run folder as a scan leaves it, with risk cells, decisions and odd copies; returns the victim."""
     (run_dir / "tiles").mkdir(parents=True)
     dets = [{"x": x, "y": y, "label": label, "score": score} for x, y, label, score in PLACES]
-    result = with_site_ids({"tile_id": "t00", "status": "ok", "valid_fraction": 1.0, "error": None,
-                            "detections": dets})
+    result = with_site_ids(
+        {"tile_id": "t00", "status": "ok", "valid_fraction": 1.0, "error": None, "detections": dets}
+    )
     (run_dir / "tiles" / "t00.json").write_text(json.dumps(result))
     context = DetectionContext("S2B_T45", "2026-01-15", "kilnnet", BUNDLE_SHA, min_distance_m=30.0)
     merged = merge_detections([result], SimpleNamespace(crs=CRS.from_string(UTM)), context)
@@ -61,8 +65,16 @@ def _run_folder(run_dir: Path) -> tuple[str, tuple[float, float], float]:
     write_risk(run_dir, build_risk_cells(run_dir, []), k=1)
     victim = merged.iloc[0]
     with Ledger.of_run(run_dir) as led:
-        led.decide(victim.site_id, "confirmed", "field", "rv01", note="kiln, owner at the gate",
-                   evidence={"position": {"lat": victim.geometry.y + 1e-4, "lon": victim.geometry.x, "accuracy_m": 5}})
+        led.decide(
+            victim.site_id,
+            "confirmed",
+            "field",
+            "rv01",
+            note="kiln, owner at the gate",
+            evidence={
+                "position": {"lat": victim.geometry.y + 1e-4, "lon": victim.geometry.x, "accuracy_m": 5}
+            },
+        )
         led.decide(victim.site_id, "confirmed", "imagery", "rv02")
     frame = merged.assign(lon=merged.geometry.x, lat=merged.geometry.y).drop(columns="geometry")
     (run_dir / "exports").mkdir()
@@ -81,35 +93,53 @@ def test_nothing_left_in_the_run_folder_leads_back_to_an_erased_site(tmp_path: P
     run_dir = tmp_path / "run"
     site, (lon, lat), score = _run_folder(run_dir)
     report = forget_everywhere(run_dir, site, reason="community request", by="dpo1")
-    assert {"detections.parquet", "tiles/t00.json", "exports/sites-utf16.csv", "risk.parquet"} <= set(report.rewritten)
+    assert {"detections.parquet", "tiles/t00.json", "exports/sites-utf16.csv", "risk.parquet"} <= set(
+        report.rewritten
+    )
     assert {"exports/bundle.zip", "exports/sites.geojson.gz"} <= set(report.deleted)
 
     # 1. brute force: every class at every metre of a 200 m square around the point gives another id
     x0, y0 = Transformer.from_crs("EPSG:4326", UTM, always_xy=True).transform(lon, lat)
-    candidates = {legacy_id(label, UTM, x, y) for label in CLASSES
-                  for x in range(round(x0) - 100, round(x0) + 101) for y in range(round(y0) - 100, round(y0) + 101)}
+    candidates = {
+        legacy_id(label, UTM, x, y)
+        for label in CLASSES
+        for x in range(round(x0) - 100, round(x0) + 101)
+        for y in range(round(y0) - 100, round(y0) + 101)
+    }
     assert site not in candidates, "the site id is derived from its position"
     # 2. the risk cells count only the detections left
     cells = gpd.read_parquet(run_dir / "risk.parquet").to_crs(UTM)
     left = gpd.read_parquet(run_dir / "detections.parquet").to_crs(UTM)
     for cell in cells.itertuples():
-        assert cell.det_count == int(left.within(cell.geometry).sum()), f"cell {cell.cell_id} still counts the site"
+        assert cell.det_count == int(left.within(cell.geometry).sum()), (
+            f"cell {cell.cell_id} still counts the site"
+        )
     assert json.loads((run_dir / "risk.json").read_text())["detections_in_aoi"] == len(PLACES) - 1
     # 3. no byte of any file holds its coordinates or score, in any encoding
     blob = _everything(run_dir)
     for value in (lon, lat, score, x0, y0):
-        for needle in (struct.pack("<d", value), struct.pack(">d", value), repr(value).encode(),
-                       repr(value).encode("utf-16-le"), f"{value:.5f}".encode()):
+        for needle in (
+            struct.pack("<d", value),
+            struct.pack(">d", value),
+            repr(value).encode(),
+            repr(value).encode("utf-16-le"),
+            f"{value:.5f}".encode(),
+        ):
             assert needle not in blob, f"{needle!r} ({value}) is still in the run folder"
     # 4. the ledger keeps who decided and when, and that something was erased, but nothing of the site
     with Ledger.open(run_dir / "review.sqlite") as led:
         assert led.verify().ok and site in led.erased_sites()
         entries = list(led.entries(site))
     assert all(e.site_facts is None and e.score is None for e in entries)
-    assert [e.evidence for e in entries] == [None, None, {"note": "community request", "photos": [], "scenes": []}]
+    assert [e.evidence for e in entries] == [
+        None,
+        None,
+        {"note": "community request", "photos": [], "scenes": []},
+    ]
     db = sqlite3.connect(run_dir / "review.sqlite")
-    assert db.execute("SELECT label, score, lon, lat, scene_id FROM sites WHERE site_id = ?", (site,)).fetchone() == (
-        None, None, None, None, None)
+    assert db.execute(
+        "SELECT label, score, lon, lat, scene_id FROM sites WHERE site_id = ?", (site,)
+    ).fetchone() == (None, None, None, None, None)
     assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
 
 
@@ -125,7 +155,9 @@ def test_erasure_refuses_up_front_what_it_cannot_look_into(tmp_path: Path) -> No
     locked[locked.rindex(b"PK\x01\x02") + 8] |= 0x1
     (run_dir / "locked.zip").write_bytes(bytes(locked))
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    with pytest.raises(ErasureError, match=r"old\.7z.*7z archive.*locked\.zip.*encrypted.*Nothing was changed"):
+    with pytest.raises(
+        ErasureError, match=r"old\.7z.*7z archive.*locked\.zip.*encrypted.*Nothing was changed"
+    ):
         forget_everywhere(run_dir, site, reason="community request", by="dpo1")
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 

@@ -94,7 +94,8 @@ def test_entry_records_bundle_score_and_evidence(ledger: Ledger) -> None:
     assert entry.bundle_sha256 == site["bundle_sha256"] and entry.score is None and entry.v == 3
     facts = entry.facts
     assert facts is not None and entry.facts_match()
-    assert (facts.label, facts.score, facts.lon, facts.lat) == (site["label"], site["score"], site["lon"], site["lat"])
+    assert (facts.label, facts.score) == (site["label"], site["score"])
+    assert (facts.lon, facts.lat) == (site["lon"], site["lat"])
     assert entry.evidence == {
         "scenes": [{"id": "S2B_1", "sha256": PHOTO}],
         "photos": [PHOTO],
