@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,9 +114,7 @@ def _site_position(run_dir: Path, ledger: Ledger, site_id: str) -> list[tuple[fl
     return list(dict.fromkeys(found))
 
 
-def plan_erasure(
-    run_dir: Path, site_id: str, reason: str, by: str = "erasure", *, skip: Collection[Path] = ()
-) -> ErasurePlan:
+def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasurePlan:
     """Decide, file by file, how to erase a site from a run folder; touch nothing.
 
     Args:
@@ -124,7 +122,6 @@ def plan_erasure(
         site_id: The site to erase.
         reason: Why (kept in the tombstone; do not put the erased data in it).
         by: Pseudonymous id of who asked for or performed the erasure.
-        skip: Files another room rewrites itself (besides everything under :data:`SKIP_DIRS`).
 
     Raises:
         InvalidDecisionError: If ``reason`` or ``by`` break the rules.
@@ -151,7 +148,7 @@ def plan_erasure(
     refused = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(run_dir)
-        if rel.parts[0] in SKIP_DIRS or path in skip or path.name.startswith(LEDGER_FILE):
+        if rel.parts[0] in SKIP_DIRS or path.name.startswith(LEDGER_FILE):
             continue
         try:
             action = plan_file(path, rel, site_id, patterns)
