@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +26,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from fieldtruth.atomicfile import atomic_path, write_text
 from fieldtruth.ingest.sectors import SectorDeclaration, SectorReport, iter_sector_chunks
 from fieldtruth.maps.errors import RiskInputError, RunFolderError
 from fieldtruth.maps.risk_grid import (
@@ -39,7 +39,8 @@ from fieldtruth.maps.risk_grid import (
 )
 from fieldtruth.maps.risk_score import RiskConfig, score_cells
 from fieldtruth.maps.risk_shared import DEFAULT_K, shared_view
-from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
         RunFolderError: If ``coverage.parquet`` is missing.
         RiskInputError: If it lacks ``status`` or a CRS, or holds no tile.
     """
-    path = Path(run_dir) / "coverage.parquet"
+    path = RunFiles(Path(run_dir)).coverage
     if not path.is_file():
         raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
     tiles = gpd.read_parquet(path)
@@ -86,12 +87,12 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
 
 def count_detections(run_dir: Path, grid: CellGrid) -> tuple[pd.DataFrame, int]:
     """Per-cell detection counts, scores and review statuses; and the number of detections in the AOI."""
-    path = Path(run_dir) / DETECTIONS_FILE
+    path = RunFiles(Path(run_dir)).detections
     if not path.is_file():
         raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
     det = gpd.read_parquet(path, columns=["site_id", "score", "geometry"])
     statuses: dict[str, str] = {}
-    ledger_path = Path(run_dir) / LEDGER_FILE
+    ledger_path = RunFiles(Path(run_dir)).ledger
     if ledger_path.is_file():
         ledger = Ledger.open(ledger_path)
         try:
@@ -211,9 +212,11 @@ def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = No
     run_dir = Path(run_dir)
     config = config or RiskConfig()
     shared = shared_view(risk.cells, k=k)
-    out = RiskOutputs(run_dir / "risk.parquet", run_dir / "risk_shared.geojson", run_dir / "risk.json")
-    _atomic(out.parquet, lambda tmp: risk.cells.to_parquet(tmp))
-    _atomic(out.shared, lambda tmp: tmp.write_text(json.dumps(shared), encoding="utf-8"))
+    files = RunFiles(run_dir)
+    out = RiskOutputs(files.risk, files.risk_shared, files.risk_report)
+    with atomic_path(out.parquet) as tmp:
+        risk.cells.to_parquet(tmp)
+    write_text(out.shared, json.dumps(shared))
     report = {
         "cell_m": float(risk.cells["cell_m"].iloc[0]) if len(risk.cells) else None,
         "grid_crs": EQUAL_AREA_CRS, "k": k, "cells": len(risk.cells),
@@ -222,15 +225,7 @@ def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = No
         "config": json.loads(config.model_dump_json()),
         "sectors": [r.summary() for r in risk.sectors],
     }
-    _atomic(out.report, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8"))
+    write_text(out.report, json.dumps(report, indent=2, default=str))
     log.info("wrote %s, %s and %s", *out)
     return out
 
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -18,8 +18,9 @@ from pyproj import Transformer
 
 from fieldtruth.pipelines.merge import site_id as make_site_id
 from fieldtruth.review.erasure import ErasureReport, check_erasure_args, forget_site, shred_replace
-from fieldtruth.review.ledger import DETECTIONS_FILE, Ledger
+from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.sitedata import site_facts
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,10 @@ def _matches(det: dict[str, Any], site: str, crs: str, centre: tuple[float, floa
 
 def scrub_tile_results(run_dir: Path, site: str, lon: float, lat: float) -> list[str]:
     """Remove the site's raw detections from ``tiles/*.json``; return the files rewritten (relative)."""
-    run_json, card = _json(run_dir / "run.json"), _json(run_dir / "model_card.json")
+    files = RunFiles(run_dir)
+    run_json, card = _json(files.run_json), _json(files.model_card)
     grid = run_json.get("grid") or {}
-    tiles = sorted((run_dir / "tiles").glob("*.json")) if (run_dir / "tiles").is_dir() else []
+    tiles = sorted(files.tiles.glob("*.json")) if files.tiles.is_dir() else []
     if not tiles or "crs" not in grid:
         return []
     crs, resolution = str(grid["crs"]), float(grid.get("resolution", 10.0))
@@ -69,7 +71,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
         fieldtruth.review.errors.LedgerTamperedError: If the chain does not verify (nothing touched).
     """
     check_erasure_args(reason, by)
-    facts = site_facts(run_dir).get(site) if (run_dir / DETECTIONS_FILE).exists() else None
+    facts = site_facts(run_dir).get(site) if RunFiles(run_dir).detections.exists() else None
     with Ledger.of_run(run_dir, register=facts is not None) as ledger:
         ledger.verify().raise_for_error()
         known = site in ledger.sites()

@@ -21,6 +21,7 @@ from typing import Any
 import dask.config
 from distributed import Client, LocalCluster, as_completed, performance_report
 
+from fieldtruth.atomicfile import atomic_path, write_json
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
@@ -34,12 +35,7 @@ from fieldtruth.pipelines.errors import ClusterError, RunFolderError
 from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
 from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
-from fieldtruth.pipelines.runfolder import (
-    RunFolder,
-    software_versions,
-    write_geoparquet_atomic,
-    write_json_atomic,
-)
+from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
     DetectorPlugin,
@@ -168,7 +164,7 @@ def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractCon
     """Dask's performance report of the tile phase, saved in the run folder when asked for."""
     if not config.performance_report:
         return nullcontext()
-    return performance_report(filename=str(run.root / "dask-performance-report.html"))
+    return performance_report(filename=str(run.performance_report))
 
 
 def _cloud_order(scene: Scene) -> tuple[bool, float]:
@@ -321,9 +317,11 @@ def _finish(
         min_distance_m=float(card.min_distance_px) * grid.resolution,
     )
     detections = merge_detections(results.values(), grid, context)
-    write_geoparquet_atomic(run.detections, detections)
-    write_geoparquet_atomic(run.coverage, merge_coverage(results, grid))
-    write_json_atomic(run.model_card, card.to_dict())
+    with atomic_path(run.detections) as tmp:
+        detections.to_parquet(tmp, index=False)
+    with atomic_path(run.coverage) as tmp:
+        merge_coverage(results, grid).to_parquet(tmp, index=False)
+    write_json(run.model_card, card.to_dict())
     Ledger.of_run(run.root).close()  # registers the detections as the ledger's sites
     summary.failed = [{"tile_id": r["tile_id"], "error": r["error"]} for r in results.values() if r["status"] != "ok"]
     summary.done = sum(1 for r in results.values() if r["status"] == "ok")
@@ -379,4 +377,4 @@ def _write_run_json(
         "tile_work_seconds": summary.tile_work,
         "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
     }
-    write_json_atomic(run.run_json, payload)
+    write_json(run.run_json, payload)

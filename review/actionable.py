@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fieldtruth.atomicfile import write_text
 from fieldtruth.review.errors import InvalidDecisionError, NotActionableError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import TOMBSTONE, LedgerEntry
@@ -112,7 +111,7 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "features": features,
     }
-    write_text_atomic(out, json.dumps(doc, indent=1, ensure_ascii=False))
+    write_text(out, json.dumps(doc, indent=1, ensure_ascii=False))
     log.info("wrote %d actionable site(s) to %s", len(chosen), out)
     return chosen
 
@@ -128,15 +127,3 @@ def _feature(facts: dict[str, Any], entries: list[LedgerEntry]) -> dict[str, Any
         "properties": props,
     }
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
+from fieldtruth.atomicfile import atomic_path
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
-from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
+from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import MAX_NOTE_CHARS, LedgerEntry, validate_reviewer
 from fieldtruth.review.sitedata import geometry_column
+from fieldtruth.runfiles import TILES, RunFiles
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = ("tiles",)
+SKIP_DIRS = (TILES,)
 """Folders whose files carry no site_id (tile results); the pipelines room scrubs them itself."""
 
 
@@ -49,22 +50,16 @@ class ErasureReport:
 def shred_replace(path: Path, write: Callable[[Path], None] | None) -> None:
     """Replace ``path`` with what ``write`` makes (or delete it when None), zeroing the old bytes.
 
-    The new content goes to a temporary file in the same folder first; the old inode is kept open
-    across the atomic rename (or unlink) and overwritten with zeros before it is released.
+    The new content is written atomically (:func:`fieldtruth.atomicfile.atomic_path`); the old inode is
+    kept open across the rename (or unlink) and overwritten with zeros before it is released.
     """
     with open(path, "r+b") as old:
         size = os.fstat(old.fileno()).st_size
         if write is None:
             path.unlink()
         else:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                write(Path(tmp))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                write(tmp)
         old.seek(0)
         old.write(b"\0" * size)
         old.flush()
@@ -162,10 +157,11 @@ def check_erasure_args(reason: str, by: str) -> None:
 
 def _delete_derived(run_dir: Path, site_id: str, report: ErasureReport) -> None:
     """Delete the site's chip images and every HTML map (maps embed positions; regenerate them)."""
-    for chip in sorted((run_dir / "chips").glob(f"{site_id}.*")) if (run_dir / "chips").is_dir() else []:
+    files = RunFiles(run_dir)
+    for chip in sorted(files.chips.glob(f"{site_id}.*")) if files.chips.is_dir() else []:
         shred_replace(chip, None)
         report.deleted.append(str(chip.relative_to(run_dir)))
-    for page in sorted((run_dir / "maps").glob("*.html")) if (run_dir / "maps").is_dir() else []:
+    for page in sorted(files.maps.glob("*.html")) if files.maps.is_dir() else []:
         shred_replace(page, None)
         report.maps_deleted.append(str(page.relative_to(run_dir)))
 
@@ -183,7 +179,7 @@ def _mentions(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
 
 def _delete_other_mentions(run_dir: Path, site_id: str, report: ErasureReport) -> None:
     """Delete any other file (e.g. a GeoPackage or KML export) that still names the site."""
-    ledger = run_dir / LEDGER_FILE
+    ledger = RunFiles(run_dir).ledger
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
         if not path.is_file() or path == ledger or rel.parts[0] in SKIP_DIRS:
@@ -210,7 +206,7 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
     """
     check_erasure_args(reason, by)
     report = ErasureReport()
-    with Ledger.of_run(run_dir, register=(run_dir / DETECTIONS_FILE).exists()) as ledger:
+    with Ledger.of_run(run_dir, register=RunFiles(run_dir).detections.exists()) as ledger:
         ledger.verify().raise_for_error()
         if site_id not in ledger.sites():
             raise UnknownSiteError(

@@ -46,6 +46,7 @@ from fieldtruth.review.records import (
     validate_reviewer,
 )
 from fieldtruth.review.schema import ENTRY_COLUMNS, SITE_COLUMNS, ensure_schema, open_connection, read_sites
+from fieldtruth.runfiles import RunFiles
 
 __all__ = ["SITE_COLUMNS", "Decision", "Ledger"]
 
@@ -93,9 +94,6 @@ def validated(
     return Decision(site_id, decision, method, reviewer, make_evidence(evidence, note).to_json())
 
 
-#: The ledger's file in a run folder, and the detections its sites come from.
-LEDGER_FILE, DETECTIONS_FILE = "review.sqlite", "detections.parquet"
-
 
 class Ledger:
     """A run's review ledger on SQLite. Open with :meth:`Ledger.open` or :meth:`Ledger.of_run`; one
@@ -140,11 +138,11 @@ class Ledger:
             LedgerError: as :meth:`open`.
             DetectionsFormatError: as :meth:`register_sites` (a missing detections file included).
         """
-        run_dir = Path(run_dir)
-        ledger = cls.open(run_dir / LEDGER_FILE)
+        files = RunFiles(Path(run_dir))
+        ledger = cls.open(files.ledger)
         if register:
             try:
-                ledger.register_sites(run_dir / DETECTIONS_FILE)
+                ledger.register_sites(files.detections)
             except BaseException:
                 ledger.close()
                 raise

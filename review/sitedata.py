@@ -15,12 +15,9 @@ import pyarrow.parquet as pq
 import shapely
 
 from fieldtruth.review.errors import DetectionsFormatError
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
-
-RISK_FILE = "risk.parquet"
-"""Optional file of the run folder: ``site_id`` + ``risk`` per site, or a risk per cell polygon
-(``risk``, else ``score`` as the maps room's risk cells carry it)."""
 
 
 def _number(value: Any) -> float | None:
@@ -59,7 +56,7 @@ def read_table_rows(path: Path) -> list[dict[str, Any]]:
 def site_facts(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Return site_id -> every column of ``detections.parquet`` plus ``lon`` and ``lat`` of its point."""
     facts: dict[str, dict[str, Any]] = {}
-    for row in read_table_rows(run_dir / "detections.parquet"):
+    for row in read_table_rows(RunFiles(run_dir).detections):
         geom = row.pop("geometry", None)
         if geom is not None and not geom.is_empty:
             centre = geom if geom.geom_type == "Point" else geom.centroid
@@ -74,7 +71,7 @@ def site_risk(run_dir: Path, facts: dict[str, dict[str, Any]]) -> dict[str, floa
     The file may give ``risk`` per ``site_id``, or a risk per cell polygon (``geometry`` with ``risk`` or
     ``score``), in which case a site takes the highest risk of the cells covering its point.
     """
-    path = run_dir / RISK_FILE
+    path = RunFiles(run_dir).risk
     if not path.exists():
         return {}
     rows = read_table_rows(path)

@@ -121,10 +121,11 @@ def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, qu
 
 
 def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
-    from fieldtruth.pipelines.runfolder import RunFolder, write_atomic
+    from fieldtruth.atomicfile import write_text
+    from fieldtruth.pipelines.runfolder import RunFolder
 
     run = RunFolder(tmp_path / "run").create()
-    write_atomic(run.tile_result("r0000c0000"), "{}")
+    write_text(run.tile_result("r0000c0000"), "{}")
     stale = [run.tiles / ".r0000c0001.json.abc123.tmp", run.root / ".run.json.xyz.tmp"]
     for path in stale:
         path.write_text("half a file")
