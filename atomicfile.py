@@ -78,12 +78,16 @@ def write_text(
 
 
 def write_json(path: Path | str, payload: object, *, before_rename: Callable[[], None] | None = None) -> None:
-    """Write ``payload`` as indented JSON with sorted keys atomically (see :func:`write_text`).
+    """Write ``payload`` as :func:`json_text` atomically (see :func:`write_text`)."""
+    write_text(path, json_text(payload), before_rename=before_rename)
+
+
+def json_text(payload: object) -> str:
+    """``payload`` as the JSON text :func:`write_json` writes: indented, keys sorted, a final newline.
 
     Values JSON does not know (paths, dates) are written as their ``str``.
     """
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
-    write_text(path, text, before_rename=before_rename)
+    return json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def remove_stale(folder: Path) -> list[Path]:

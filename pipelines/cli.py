@@ -84,9 +84,9 @@ def scan(ctx: click.Context, **options: Any) -> None:
         f"{summary.skipped} skipped) in {summary.seconds:.1f} s: {summary.detections} unverified leads -> {summary.run_dir}"
     )
     for failure in summary.failed:
-        click.echo(f"failed tile {failure['tile_id']}: {failure['error']}", err=True)
+        click.echo(f"failed tile {failure.tile_id}: {failure.error}", err=True)
     for left_out in summary.scenes_left_out:
-        click.echo(f"scene left out {left_out['scene_id']}: {left_out['error']}", err=True)
+        click.echo(f"scene left out {left_out.scene_id}: {left_out.error}", err=True)
     if summary.failed or summary.scenes_left_out:
         ctx.exit(EXIT_FAILURE)
 

@@ -25,7 +25,8 @@ from fieldtruth.ingest.sectors import load_declaration
 from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
 from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.pipelines.demo_registry import write_registry
-from fieldtruth.pipelines.scan import ScanConfig, ScanSummary, scan
+from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.pipelines.scansummary import ScanSummary
 from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)

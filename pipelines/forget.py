@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pyproj import Transformer
 
+from fieldtruth.atomicfile import json_text
 from fieldtruth.pipelines.merge import site_id as make_site_id
+from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
 from fieldtruth.review.erasure import ErasureReport, check_erasure_args, forget_site, shred_replace
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.sitedata import site_facts
@@ -32,15 +35,18 @@ def _json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _matches(det: dict[str, Any], site: str, crs: str, centre: tuple[float, float], radius: float) -> bool:
-    x, y = float(det.get("x", math.nan)), float(det.get("y", math.nan))
-    if make_site_id(str(det.get("label")), crs, x, y) == site:
+def _matches(det: TileDetection, site: str, crs: str, centre: tuple[float, float], radius: float) -> bool:
+    if make_site_id(det.label, crs, det.x, det.y) == site:
         return True
-    return math.hypot(x - centre[0], y - centre[1]) <= radius
+    return math.hypot(det.x - centre[0], det.y - centre[1]) <= radius
 
 
 def scrub_tile_results(run_dir: Path, site: str, lon: float, lat: float) -> list[str]:
-    """Remove the site's raw detections from ``tiles/*.json``; return the files rewritten (relative)."""
+    """Remove the site's raw detections from ``tiles/*.json``; return the files rewritten (relative).
+
+    Raises:
+        fieldtruth.pipelines.errors.RunFolderError: a tile result cannot be read (nothing is erased from it).
+    """
     files = RunFiles(run_dir)
     run_json, card = _json(files.run_json), _json(files.model_card)
     grid = run_json.get("grid") or {}
@@ -52,12 +58,10 @@ def scrub_tile_results(run_dir: Path, site: str, lon: float, lat: float) -> list
     radius = max(float(card.get("min_distance_px", 1)) * resolution, resolution)
     rewritten = []
     for path in tiles:
-        result = _json(path)
-        dets = result.get("detections") or []
-        kept = [d for d in dets if not _matches(d, site, crs, centre, radius)]
-        if len(kept) != len(dets):
-            result["detections"] = kept
-            text = json.dumps(result, indent=2, sort_keys=True, default=str) + "\n"
+        result = read_tile_result(path)  # an unreadable one may hold the site: stop, naming it
+        kept = tuple(d for d in result.detections if not _matches(d, site, crs, centre, radius))
+        if len(kept) != len(result.detections):
+            text = json_text(replace(result, detections=kept).to_json())
             shred_replace(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
             rewritten.append(str(path.relative_to(run_dir)))
     return rewritten
@@ -69,6 +73,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
     Raises:
         fieldtruth.review.errors.UnknownSiteError: If the site is unknown or already erased.
         fieldtruth.review.errors.LedgerTamperedError: If the chain does not verify (nothing touched).
+        fieldtruth.pipelines.errors.RunFolderError: If a tile result cannot be read (the ledger untouched).
     """
     check_erasure_args(reason, by)
     facts = site_facts(run_dir).get(site) if RunFiles(run_dir).detections.exists() else None

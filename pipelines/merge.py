@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -17,6 +14,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 from fieldtruth.imagery.grid import TileGrid
+from fieldtruth.pipelines.tileresult import FAILED as TILE_FAILED
+from fieldtruth.pipelines.tileresult import TileResult
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +32,6 @@ class DetectionContext:
     detector: str
     bundle_sha256: str
     min_distance_m: float
-
-
-def load_tile_results(tiles_dir: Path) -> dict[str, dict[str, Any]]:
-    """Read every tile result of a run folder, keyed by tile id."""
-    results = {}
-    for path in sorted(tiles_dir.glob("*.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        results[result["tile_id"]] = result
-    return results
 
 
 def coverage_status(valid_fraction: float, failed: bool) -> str:
@@ -74,9 +64,9 @@ def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFra
     return ordered[keep]
 
 
-def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context: DetectionContext) -> gpd.GeoDataFrame:
+def merge_detections(results: Iterable[TileResult], grid: TileGrid, context: DetectionContext) -> gpd.GeoDataFrame:
     """Merge tile detections into one GeoDataFrame of sites in EPSG:4326."""
-    rows = [dict(d, tile_id=r["tile_id"]) for r in results if r["status"] == "ok" for d in r["detections"]]
+    rows = [dict(asdict(d), tile_id=r.tile_id) for r in results if r.ok for d in r.detections]
     columns = ["site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id"]
     if not rows:
         return gpd.GeoDataFrame(columns=columns, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
@@ -99,16 +89,15 @@ def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context:
     return gpd.GeoDataFrame(table, geometry=points.to_crs("EPSG:4326").to_numpy(), crs="EPSG:4326")
 
 
-def merge_coverage(results: dict[str, dict[str, Any]], grid: TileGrid) -> gpd.GeoDataFrame:
+def merge_coverage(results: dict[str, TileResult], grid: TileGrid) -> gpd.GeoDataFrame:
     """One row per tile core: valid fraction and coverage status (tiles without a result are 'failed')."""
     ids, fractions, statuses, errors, polygons = [], [], [], [], []
     for tile in grid:
-        result = results.get(tile.id, {"status": "failed", "valid_fraction": 0.0, "error": "no result recorded"})
-        failed = result["status"] != "ok"
+        result = results.get(tile.id) or TileResult(tile.id, status=TILE_FAILED, error="no result recorded")
         ids.append(tile.id)
-        fractions.append(float(result["valid_fraction"]))
-        statuses.append(coverage_status(result["valid_fraction"], failed))
-        errors.append(result.get("error"))
+        fractions.append(float(result.valid_fraction))
+        statuses.append(coverage_status(result.valid_fraction, not result.ok))
+        errors.append(result.error)
         polygons.append(shapely.segmentize(shapely.box(*tile.core), max_segment_length=tile.resolution * 64))
     table = pd.DataFrame({"tile_id": ids, "valid_fraction": fractions, "status": statuses, "error": errors})
     geometry = gpd.GeoSeries(polygons, crs=grid.crs).to_crs("EPSG:4326")

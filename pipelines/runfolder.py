@@ -16,6 +16,7 @@ from typing import Any
 
 from fieldtruth.atomicfile import remove_stale, write_json
 from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.tileresult import TileResult
 from fieldtruth.runfiles import RunFiles
 
 
@@ -23,22 +24,22 @@ from fieldtruth.runfiles import RunFiles
 class RunFolder(RunFiles):
     """A run folder a scan writes: the paths of :class:`RunFiles`, and how the scan writes them."""
 
-    def write_tile_result(self, result: dict[str, Any]) -> None:
+    def write_tile_result(self, result: TileResult) -> None:
         """Write a tile's result atomically and record it in the manifest.
 
         The manifest line goes in once the file is complete, just before its rename, so every result file
         has its line even when the process is killed in between (a line without a file: the tile is
         redone on resume, and gets a second line).
         """
-        write_json(self.tile_result(result["tile_id"]), result, before_rename=lambda: self.record_in_manifest(result))
+        write_json(self.tile_result(result.tile_id), result.to_json(), before_rename=lambda: self.record_in_manifest(result))
 
-    def record_in_manifest(self, result: dict[str, Any]) -> None:
+    def record_in_manifest(self, result: TileResult) -> None:
         """Append a line saying a tile's result is written (see :meth:`write_tile_result`).
 
         The manifest is the run's history: one line per tile result, with its status and UTC time, so a
         resumed run shows which tiles were done in which attempt. Tile files remain the source of truth.
         """
-        line = {"tile_id": result["tile_id"], "status": result["status"],
+        line = {"tile_id": result.tile_id, "status": result.status,
                 "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"), "pid": os.getpid()}
         with open(self.manifest, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True) + "\n")

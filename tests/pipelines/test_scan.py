@@ -102,11 +102,11 @@ def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Pa
     summary = scan(_config(broken, quick_bundle, tmp_path / "run"))
     assert summary.failed, "tiles over the missing bytes must fail"
     assert summary.done + len(summary.failed) == 9 and summary.done > 0
-    assert all("B08.tif" in f["error"] for f in summary.failed)
+    assert all("B08.tif" in f.error for f in summary.failed)
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert {f["tile_id"] for f in meta["failed_tiles"]} == {f["tile_id"] for f in summary.failed}
+    assert {f["tile_id"] for f in meta["failed_tiles"]} == {f.tile_id for f in summary.failed}
     coverage = gpd.read_parquet(tmp_path / "run" / "coverage.parquet")
-    assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f["tile_id"] for f in summary.failed}
+    assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f.tile_id for f in summary.failed}
 
 
 def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path) -> None:
@@ -136,16 +136,17 @@ def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path)
 
 def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fieldtruth.pipelines.runfolder import RunFolder
+    from fieldtruth.pipelines.tileresult import TileResult
 
     run = RunFolder(tmp_path / "run").create()
     record, file_there = RunFolder.record_in_manifest, []
 
-    def recording(self: RunFolder, result: dict) -> None:
-        file_there.append(self.tile_result(result["tile_id"]).exists())
+    def recording(self: RunFolder, result: TileResult) -> None:
+        file_there.append(self.tile_result(result.tile_id).exists())
         record(self, result)
 
     monkeypatch.setattr(RunFolder, "record_in_manifest", recording)
-    run.write_tile_result({"tile_id": "r0000c0000", "status": "ok"})
+    run.write_tile_result(TileResult("r0000c0000"))
     assert file_there == [False]  # a kill between the two leaves a line to redo, never a file without one
     assert json.loads(run.tile_result("r0000c0000").read_text())["status"] == "ok"
     assert [json.loads(x)["tile_id"] for x in run.manifest.read_text().splitlines()] == ["r0000c0000"]
