@@ -7,6 +7,7 @@ independently and the decision chain verifies.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -68,7 +69,7 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     if facts is None and not entries:
         raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
-    for key, value in (facts or {}).items():
+    for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
     click.echo(f"decision trail ({len(entries)}):")
     for e in entries:
@@ -77,8 +78,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
             f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
         )
         click.echo(f"  #{e.seq} {e.decided_at} {e.decision} by {e.reviewer} ({e.method}) {detail} hash={e.entry_hash[:12]}")
-    if chip_out is not None and facts is not None and "lon" in facts:
-        source = write_site_chip(run, site, facts["lon"], facts["lat"], chip_out)
+    if chip_out is not None and facts is not None and facts.lon is not None and facts.lat is not None:
+        source = write_site_chip(run, site, facts.lon, facts.lat, chip_out)
         echo_for(ctx)(f"chip from {source} -> {chip_out}")
 
 

@@ -80,7 +80,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
     with Ledger.of_run(run_dir, register=facts is not None) as ledger:
         ledger.verify().raise_for_error()
         known = site in ledger.sites()
-    tiles = scrub_tile_results(run_dir, site, facts["lon"], facts["lat"]) if known and facts and "lon" in facts else []
+    located = known and facts is not None and facts.lon is not None and facts.lat is not None
+    tiles = scrub_tile_results(run_dir, site, facts.lon, facts.lat) if located else []
     report = forget_site(run_dir, site, reason, by)
-    report.rewritten = tiles + report.rewritten
-    return report
+    return replace(report, rewritten=(*tiles, *report.rewritten))

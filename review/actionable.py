@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from fieldtruth.atomicfile import write_text
 from fieldtruth.review.errors import InvalidDecisionError, NotActionableError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import TOMBSTONE, LedgerEntry
-from fieldtruth.review.sitedata import site_facts
+from fieldtruth.review.sitedata import SiteFacts, site_facts
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,13 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
     return chosen
 
 
-def _feature(facts: dict[str, Any], entries: list[LedgerEntry]) -> dict[str, Any]:
-    keep = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
-    props = {k: facts.get(k) for k in keep}
+def _feature(facts: SiteFacts, entries: list[LedgerEntry]) -> dict[str, Any]:
+    props: dict[str, Any] = {k: v for k, v in asdict(facts).items() if k not in ("lon", "lat")}
     props["confirmed_by"] = sorted({e.reviewer for e in entries if e.decision == "confirmed"})
     props["decision_trail"] = trail(entries)
     return {
         "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [facts["lon"], facts["lat"]]},
+        "geometry": {"type": "Point", "coordinates": [facts.lon, facts.lat]},
         "properties": props,
     }
 

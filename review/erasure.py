@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,13 +37,13 @@ SKIP_DIRS = (TILES,)
 """Folders whose files carry no site_id (tile results); the pipelines room scrubs them itself."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ErasureReport:
     """What :func:`forget_site` changed (paths relative to the run folder)."""
 
-    rewritten: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    maps_deleted: list[str] = field(default_factory=list)
+    rewritten: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    maps_deleted: tuple[str, ...] = ()
     tombstone_seq: int = 0
 
 
@@ -129,7 +129,9 @@ def _scrub_csv(path: Path, site_id: str) -> bool:
 _SCRUBBERS = {".parquet": _scrub_parquet, ".geojson": _scrub_geojson, ".csv": _scrub_csv}
 
 
-def _scrub_files(run_dir: Path, site_id: str, report: ErasureReport) -> None:
+def _scrub_files(run_dir: Path, site_id: str) -> list[str]:
+    """Rewrite every file with a ``site_id`` column or property without the site; return those rewritten."""
+    rewritten = []
     for path in sorted(run_dir.rglob("*")):
         scrub = _SCRUBBERS.get(path.suffix.lower())
         rel = path.relative_to(run_dir)
@@ -137,12 +139,13 @@ def _scrub_files(run_dir: Path, site_id: str, report: ErasureReport) -> None:
             continue
         try:
             if scrub(path, site_id):
-                report.rewritten.append(str(rel))
+                rewritten.append(str(rel))
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise ErasureError(
                 f"expected to rewrite {str(path)!r} without site {site_id!r}; it failed: {exc}. Fix or remove "
                 "that file and run `fieldtruth forget` again (the ledger was not changed yet)."
             ) from exc
+    return rewritten
 
 
 def check_erasure_args(reason: str, by: str) -> None:
@@ -155,15 +158,16 @@ def check_erasure_args(reason: str, by: str) -> None:
         )
 
 
-def _delete_derived(run_dir: Path, site_id: str, report: ErasureReport) -> None:
-    """Delete the site's chip images and every HTML map (maps embed positions; regenerate them)."""
-    files = RunFiles(run_dir)
+def _delete_derived(run_dir: Path, site_id: str) -> tuple[list[str], list[str]]:
+    """Delete the site's chip images and every HTML map (maps embed positions; regenerate them); return both."""
+    files, chips, maps = RunFiles(run_dir), [], []
     for chip in sorted(files.chips.glob(f"{site_id}.*")) if files.chips.is_dir() else []:
         shred_replace(chip, None)
-        report.deleted.append(str(chip.relative_to(run_dir)))
+        chips.append(str(chip.relative_to(run_dir)))
     for page in sorted(files.maps.glob("*.html")) if files.maps.is_dir() else []:
         shred_replace(page, None)
-        report.maps_deleted.append(str(page.relative_to(run_dir)))
+        maps.append(str(page.relative_to(run_dir)))
+    return chips, maps
 
 
 def _mentions(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
@@ -177,17 +181,18 @@ def _mentions(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
     return False
 
 
-def _delete_other_mentions(run_dir: Path, site_id: str, report: ErasureReport) -> None:
-    """Delete any other file (e.g. a GeoPackage or KML export) that still names the site."""
-    ledger = RunFiles(run_dir).ledger
+def _delete_other_mentions(run_dir: Path, site_id: str) -> list[str]:
+    """Delete any other file (e.g. a GeoPackage or KML export) that still names the site; return them."""
+    ledger, deleted = RunFiles(run_dir).ledger, []
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
         if not path.is_file() or path == ledger or rel.parts[0] in SKIP_DIRS:
             continue
         if _mentions(path, site_id.encode()):
             shred_replace(path, None)
-            report.deleted.append(str(rel))
+            deleted.append(str(rel))
             log.warning("deleted %s: it names erased site %s and cannot be rewritten; re-export it", rel, site_id)
+    return deleted
 
 
 def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasureReport:
@@ -205,7 +210,6 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
         ErasureError: If a file cannot be rewritten.
     """
     check_erasure_args(reason, by)
-    report = ErasureReport()
     with Ledger.of_run(run_dir, register=RunFiles(run_dir).detections.exists()) as ledger:
         ledger.verify().raise_for_error()
         if site_id not in ledger.sites():
@@ -213,10 +217,10 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
                 f"expected a site of this run that is not erased yet; got {site_id!r}. "
                 "List sites with `fieldtruth review queue RUN`."
             )
-        _scrub_files(run_dir, site_id, report)
-        _delete_derived(run_dir, site_id, report)
-        _delete_other_mentions(run_dir, site_id, report)
+        rewritten = _scrub_files(run_dir, site_id)
+        chips, maps = _delete_derived(run_dir, site_id)
+        others = _delete_other_mentions(run_dir, site_id)
         tomb: LedgerEntry = ledger.erase_site(site_id, reason, by)
-        report.tombstone_seq = tomb.seq
+    report = ErasureReport(tuple(rewritten), tuple(chips + others), tuple(maps), tomb.seq)
     log.info("erased site %s: rewrote %s, deleted %s", site_id, report.rewritten, report.deleted + report.maps_deleted)
     return report

@@ -48,7 +48,7 @@ from fieldtruth.review.records import (
 from fieldtruth.review.schema import ENTRY_COLUMNS, SITE_COLUMNS, ensure_schema, open_connection, read_sites
 from fieldtruth.runfiles import RunFiles
 
-__all__ = ["SITE_COLUMNS", "Decision", "Ledger"]
+__all__ = ["SITE_COLUMNS", "Decision", "Ledger", "RegisteredSite"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,16 @@ class Decision(NamedTuple):
     method: str
     reviewer: str
     evidence: dict[str, Any]
+
+
+class RegisteredSite(NamedTuple):
+    """A site as the ledger registered it from the run's detections."""
+
+    label: str
+    score: float
+    bundle_sha256: str
+    scene_id: str
+    registered_at: str
 
 
 def _utc_now() -> str:
@@ -185,14 +195,13 @@ class Ledger:
         log.info("registered %d new site(s) of %d from %s", added, len(rows), detections_parquet)
         return added
 
-    def sites(self) -> dict[str, dict[str, Any]]:
-        """Return site_id -> {label, score, bundle_sha256, scene_id, registered_at} (erased sites left out)."""
+    def sites(self) -> dict[str, RegisteredSite]:
+        """Return site_id -> what the ledger registered about it (erased sites left out)."""
         cur = self._db.execute(
             "SELECT site_id, label, score, bundle_sha256, scene_id, registered_at FROM sites "
             "WHERE erased_at IS NULL ORDER BY site_id"
         )
-        keys = ("label", "score", "bundle_sha256", "scene_id", "registered_at")
-        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in cur}
+        return {row[0]: RegisteredSite(*row[1:]) for row in cur}
 
     def erased_sites(self) -> dict[str, str]:
         """Return site_id -> when it was erased, for every erased site."""

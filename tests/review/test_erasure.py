@@ -75,9 +75,9 @@ def test_forget_removes_every_trace_and_chain_verifies(run) -> None:
     names = {p.name for p in run_dir.rglob("*")}
     assert not any(n.endswith(("-wal", "-journal", "-shm", ".tmp")) for n in names)
     assert f"{SITE}.png" not in names and "leads_restricted.html" not in names
-    assert report.maps_deleted == ["maps/leads_restricted.html"]
+    assert report.maps_deleted == ("maps/leads_restricted.html",)
     assert sorted(report.rewritten) == ["detections.parquet", "extra.geojson", "sites.csv"]
-    assert report.deleted == [f"chips/{SITE}.png", "exports/sites.kml"]
+    assert report.deleted == (f"chips/{SITE}.png", "exports/sites.kml")
     assert (run_dir / "exports" / "other.kml").exists()
     table = pq.read_table(run_dir / "detections.parquet").to_pydict()
     assert SITE not in table["site_id"] and len(table["site_id"]) == 19
