@@ -12,11 +12,10 @@ from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors, run_argument
 
 DECISION_WORDS = ("confirmed", "rejected", "uncertain", "field-visit")
 STATUS_WORDS = ("unverified", "confirmed", "rejected", "uncertain", "field-visit")
-RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 def _word(value: str) -> str:
@@ -29,7 +28,7 @@ def review_group() -> None:
 
 
 @review_group.command(name="queue")
-@RUN
+@run_argument
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
@@ -48,7 +47,7 @@ def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limi
 
 
 @review_group.command(name="show")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--chip-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the site's image chip (PNG) to this file.")
@@ -84,7 +83,7 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
 
 
 @review_group.command(name="decide")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--decision", required=True, type=click.Choice(DECISION_WORDS))
 @click.option("--method", required=True, type=click.Choice(["imagery", "field", "other"]))
@@ -106,7 +105,7 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 
 
 @review_group.command(name="import")
-@RUN
+@run_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @reports_errors
 def import_command(run: Path, file: Path) -> None:
@@ -124,7 +123,7 @@ def import_command(run: Path, file: Path) -> None:
 
 
 @review_group.command(name="verify")
-@RUN
+@run_argument
 @reports_errors
 def verify_command(run: Path) -> None:
     """Check the decision chain; exit 1 naming the first bad entry if it was tampered with."""
@@ -137,7 +136,7 @@ def verify_command(run: Path) -> None:
 
 
 @review_group.command(name="status")
-@RUN
+@run_argument
 @reports_errors
 def status_command(run: Path) -> None:
     """Count sites per review status."""
@@ -157,7 +156,7 @@ def export_group() -> None:
 
 
 @export_group.command(name="actionable")
-@RUN
+@run_argument
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
 @click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
               help="Different reviewers whose latest decision must be 'confirmed'.")
@@ -172,7 +171,7 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 
 
 @click.command(name="forget")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
 @click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
