@@ -12,7 +12,9 @@ name its files from here, so the layout is written down once::
     coverage.parquet      GeoParquet, EPSG:4326, one row per tile core
     review.sqlite         the review ledger
     model_card.json       the detector's model card
-    risk.parquet          risk cells (restricted); risk_shared.geojson: the shareable view; risk.json: provenance
+    risk.parquet          risk cells (restricted)
+    risk_shared.geojson   the shareable view of the risk cells (small counts suppressed)
+    risk.json             provenance of the sector datasets behind the risk cells
     sectors.parquet       sector sites to draw on the restricted map (optional)
     maps/                 HTML maps (maps/leads_<tier>.html by default)
     chips/<site>.png      image chips of sites, where a run keeps them

@@ -68,7 +68,8 @@ def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
         with atomic_path(out, mode=0o600) as tmp, warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The filename extension should be", RuntimeWarning)  # .tmp
             if fmt == "gpkg":
-                keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note", "geometry"]
+                keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note",
+                        "geometry"]
                 sites[keep].to_file(tmp, layer="sites", driver="GPKG", engine="pyogrio")
             elif fmt == "kml":
                 tmp.write_text(kml(sites), encoding="utf-8")

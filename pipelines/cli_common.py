@@ -37,9 +37,11 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 run_argument = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 scenes_argument = click.argument("scenes", nargs=-1, required=True, type=SCENE_FOLDER)
 detector_option = click.option(
-    "--detector", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model bundle (.safetensors).")
+    "--detector", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Model bundle (.safetensors).")
 workers_option = click.option(
-    "--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local Dask worker processes.")
+    "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+    help="Local Dask worker processes.")
 
 
 def configure_logging(verbosity: int) -> None:
@@ -83,7 +85,8 @@ def refuse_together(ctx: click.Context, name: str, others: tuple[str, ...], why:
     """
     clash = [o for o in others if given(ctx, o)]
     if given(ctx, name) and clash:
-        raise click.UsageError(f"{_flag(ctx, name)} cannot go with {', '.join(_flag(ctx, o) for o in clash)}: {why}.")
+        others_given = ", ".join(_flag(ctx, o) for o in clash)
+        raise click.UsageError(f"{_flag(ctx, name)} cannot go with {others_given}: {why}.")
 
 
 def _flag(ctx: click.Context, name: str) -> str:

@@ -20,7 +20,9 @@ from fieldtruth.pipelines.cli_common import (
 log = logging.getLogger(__name__)
 
 
-def _load_config(path: Path | None, preset: str, overrides: dict, *, preset_given: bool = False):  # noqa: ANN202
+def _load_config(  # noqa: ANN202 - a TrainConfig
+    path: Path | None, preset: str, overrides: dict, *, preset_given: bool = False,
+):
     import yaml
 
     from fieldtruth.detectors.errors import TrainingError
@@ -120,8 +122,8 @@ def evaluate_command(
 
     if baseline_fit and not baseline:
         raise click.UsageError("--baseline-fit chooses the baseline's threshold: give it with --baseline")
-    _refuse_shared_scenes(baseline_fit, scenes, "--baseline-fit", "the baseline is evaluated on scenes it was "
-                          "not fitted on")
+    _refuse_shared_scenes(baseline_fit, scenes, "--baseline-fit",
+                          "the baseline is evaluated on scenes it was not fitted on")
     say = echo_for(ctx)
     bundle = load_bundle(detector)
     report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
@@ -139,7 +141,8 @@ def _refuse_shared_scenes(chosen: tuple[Path, ...], scenes: tuple[Path, ...], op
     """Raise a usage error when a scene given to ``option`` is also one of SCENES."""
     shared = sorted({p.resolve() for p in chosen} & {p.resolve() for p in scenes})
     if shared:
-        raise click.BadParameter(f"{[str(p) for p in shared]!r} also given as SCENES; {why}", param_hint=option)
+        names = [str(p) for p in shared]
+        raise click.BadParameter(f"{names!r} also given as SCENES; {why}", param_hint=option)
 
 
 def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa: ANN001, ANN202

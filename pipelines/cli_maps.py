@@ -38,8 +38,8 @@ def map_command(ctx: click.Context, run: Path, tier: str, out: Path | None, no_e
     refuse_together(ctx, "export_fmt", ("tier", "no_encrypt", "online_basemap"),
                     "an export is the restricted sites as a file for field tools, not a map")
     if tier == "shared" and no_encrypt:
-        raise click.UsageError("--no-encrypt applies to the restricted map; the shared map holds no site and is "
-                               "never encrypted")
+        raise click.UsageError("--no-encrypt applies to the restricted map; the shared map holds no site "
+                               "and is never encrypted")
     if export_fmt:
         from fieldtruth.maps.exports import export_sites
 

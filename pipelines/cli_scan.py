@@ -22,14 +22,18 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 
 @click.command(name="scan")
 @click.option("--imagery", required=True,
-              help="Scene folder, GeoTIFF/VRT, STAC item.json or catalog.json, or a STAC API URL (with --collection).")
+              help="Scene folder, GeoTIFF/VRT, STAC item.json or catalog.json, or a STAC API URL "
+                   "(with --collection).")
 @detector_option
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder to write.")
 @click.option("--aoi", default=None,
               help="AOI: GeoJSON/GeoPackage file or 'west,south,east,north' [default: imagery footprint].")
 @click.option("--collection", default=None, help="STAC API collection to search, e.g. sentinel-2-l2a.")
-@click.option("--datetime", "datetime", default=None, help="STAC API date or range, e.g. 2024-01-01/2024-03-31.")
-@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None, help="STAC API largest cloud cover (%).")
+@click.option("--datetime", "datetime", default=None,
+              help="STAC API date or range, e.g. 2024-01-01/2024-03-31.")
+@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
+              help="STAC API largest cloud cover (%).")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Read from this host although it is loopback/private or plain http (your own server).")
 @click.option("--tile-size", type=click.IntRange(64, 4096), default=512, show_default=True,
@@ -42,7 +46,8 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @workers_option
 @click.option("--threads-per-worker", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Torch threads of the model on each worker.")
-@click.option("--scheduler", default=None, help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--scheduler", default=None,
+              help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--resume", is_flag=True, help="Continue a run folder: skip finished tiles, retry failed ones.")
 @click.option("--performance-report", is_flag=True,
               help="Save Dask's performance report of the tile phase as RUN/dask-performance-report.html.")
@@ -88,11 +93,11 @@ def check_scan_usage(ctx: click.Context, imagery: str) -> None:
 
     if is_stac_api(imagery):
         if not ctx.params.get("collection"):
-            raise click.UsageError(f"--imagery {imagery!r} is a STAC API: give --collection (and --datetime) to "
-                                   "search it")
+            raise click.UsageError(f"--imagery {imagery!r} is a STAC API: give --collection (and "
+                                   "--datetime) to search it")
     else:
         searches = [f"--{name.replace('_', '-')}" for name in STAC_SEARCH if given(ctx, name)]
         if searches:
-            raise click.UsageError(f"{', '.join(searches)} search a STAC API, but --imagery {imagery!r} is not one; "
-                                   "give the API's URL as --imagery, or leave them out")
+            raise click.UsageError(f"{', '.join(searches)} search a STAC API, but --imagery {imagery!r} is "
+                                   "not one; give the API's URL as --imagery, or leave them out")
     refuse_together(ctx, "scheduler", ("workers",), "a scheduler's workers are started with `dask worker`")

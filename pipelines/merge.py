@@ -64,7 +64,9 @@ def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFra
     return ordered[keep]
 
 
-def merge_detections(results: Iterable[TileResult], grid: TileGrid, context: DetectionContext) -> gpd.GeoDataFrame:
+def merge_detections(
+    results: Iterable[TileResult], grid: TileGrid, context: DetectionContext,
+) -> gpd.GeoDataFrame:
     """Merge tile detections into one GeoDataFrame of sites in EPSG:4326."""
     rows = [dict(asdict(d), tile_id=r.tile_id) for r in results if r.ok for d in r.detections]
     columns = ["site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id"]

@@ -31,7 +31,8 @@ class RunFolder(RunFiles):
         has its line even when the process is killed in between (a line without a file: the tile is
         redone on resume, and gets a second line).
         """
-        write_json(self.tile_result(result.tile_id), result.to_json(), before_rename=lambda: self.record_in_manifest(result))
+        write_json(self.tile_result(result.tile_id), result.to_json(),
+                   before_rename=lambda: self.record_in_manifest(result))
 
     def record_in_manifest(self, result: TileResult) -> None:
         """Append a line saying a tile's result is written (see :meth:`write_tile_result`).

@@ -194,7 +194,8 @@ def _with_scene_offsets(
             say(f"scan: scene {scene.id} left out: its water-level offsets could not be computed ({exc})")
     if not prepared:
         reasons = "; ".join(f"{e.scene_id}: {e.error}" for e in left_out)
-        raise ImageryReadError(f"no scene could be read to compute the detector's water-level offsets: {reasons}")
+        raise ImageryReadError(
+            f"no scene could be read to compute the detector's water-level offsets: {reasons}")
     say(f"scan: open water of {len(prepared)} scene(s) brought to level {card.scene_offset['level']:g} "
         "as the detector asks (offsets per scene in run.json)")
     dry = [s.id for s in prepared if looks_like_water(s.band_offsets, card.scene_offset) is False]

@@ -1,4 +1,4 @@
-"""A tile's result: what the scan found in one tile, as it comes back from a worker and lies in the run folder.
+"""A tile's result: what the scan found in one tile, as a worker sends it and the run folder keeps it.
 
 Each finished tile is one file, ``tiles/<id>.json`` (:meth:`fieldtruth.runfiles.RunFiles.tile_result`):
 its status, the valid fraction of its core, the detections in its core (in the grid's CRS), the error
@@ -90,10 +90,10 @@ class TileResult:
                 for d in doc.get("detections") or ()
             )
             timings = {k: float(doc[k]) for k in _TIMINGS if doc.get(k) is not None}
+            text = {k: None if doc.get(k) is None else str(doc[k]) for k in ("error", "worker")}
             return cls(
-                tile_id=str(doc["tile_id"]), status=doc["status"], valid_fraction=float(doc["valid_fraction"]),
-                detections=detections, error=None if doc.get("error") is None else str(doc["error"]),
-                worker=None if doc.get("worker") is None else str(doc["worker"]), **timings,
+                tile_id=str(doc["tile_id"]), status=doc["status"],
+                valid_fraction=float(doc["valid_fraction"]), detections=detections, **text, **timings,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFolderError(

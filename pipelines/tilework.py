@@ -212,7 +212,9 @@ def detect_tile(
 READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
 
 
-def _detect_chip(bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float) -> TileResult:
+def _detect_chip(
+    bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float,
+) -> TileResult:
     """Detect in a tile's chip (the model slot held by the caller) and keep the core's detections."""
     started = time.perf_counter()
     core_valid = chip.core_valid_fraction(tile.halo_px)

@@ -159,7 +159,11 @@ def check_erasure_args(reason: str, by: str) -> None:
 
 
 def _delete_derived(run_dir: Path, site_id: str) -> tuple[list[str], list[str]]:
-    """Delete the site's chip images and every HTML map (maps embed positions; regenerate them); return both."""
+    """Delete the site's chip images and every HTML map (maps embed positions; regenerate them).
+
+    Returns:
+        The chips deleted, and the maps deleted.
+    """
     files, chips, maps = RunFiles(run_dir), [], []
     for chip in sorted(files.chips.glob(f"{site_id}.*")) if files.chips.is_dir() else []:
         shred_replace(chip, None)

@@ -98,7 +98,9 @@ def site_facts(run_dir: Path) -> dict[str, SiteFacts]:
                 f"expected {missing} in every row of {str(path)!r}; got {row!r}. Run `fieldtruth scan` again."
             )
         geom = row.get("geometry")
-        centre = None if geom is None or geom.is_empty else (geom if geom.geom_type == "Point" else geom.centroid)
+        centre = None
+        if geom is not None and not geom.is_empty:
+            centre = geom if geom.geom_type == "Point" else geom.centroid
         text = {c: None if row.get(c) is None else str(row[c])
                 for c in ("scene_id", "acquired", "detector", "bundle_sha256", "tile_id")}
         site = SiteFacts(

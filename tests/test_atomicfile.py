@@ -58,7 +58,9 @@ def test_before_rename_runs_when_the_text_is_written_and_the_target_not_yet_repl
     assert target.read_text() == "done"
 
 
-def test_the_file_and_then_its_folder_are_flushed_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_file_and_then_its_folder_are_flushed_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     flushed: list[str] = []
     real_fsync = os.fsync
 

@@ -83,7 +83,8 @@ def make_map_run(out: Path, *, n: int = 20, seed: int = 1, hostile: bool = False
         detections.loc[2, "site_id"] = "site-0002" + HOSTILE
         detections.to_parquet(files.detections)
     scene = write_scene(out / "scene", detections.to_crs(UTM), seed=seed)
-    files.run_json.write_text(json.dumps({"imagery_dates": "2026-01-15/2026-03-15", "inputs": {"scenes": [scene]}}))
+    files.run_json.write_text(json.dumps({
+        "imagery_dates": "2026-01-15/2026-03-15", "inputs": {"scenes": [scene]}}))
     card = {"architecture": "kilnnet" + (HOSTILE if hostile else ""), "intended_use": HOSTILE_JS if hostile else "leads",
             "metrics": {"overall": {"precision": 0.81, "recall": 0.74, "f1": 0.77}, "threshold": 0.5,
                         "per_class": {"brick_kiln": {"precision": 0.86, "recall": 0.79}}}}

@@ -33,7 +33,8 @@ def _cases(f: dict[str, Path]) -> dict[str, tuple[list[object], str]]:
     return {
         "train --resume alone": ([*train, "--resume"], "--resume needs --checkpoint-dir"),
         "train --val also a scene": ([*train, "--val", f["a"]], "--val"),
-        "train --preset against the config's": ([*train, "--config", f["config"], "--preset", "demo"], "disagree"),
+        "train --preset against the config's": ([*train, "--config", f["config"], "--preset", "demo"],
+                                                "disagree"),
         "evaluate --baseline-fit alone": ([*evaluate, "--baseline-fit", f["b"]], "with --baseline"),
         "evaluate --baseline-fit on evaluated scenes": ([*evaluate, "--baseline", "--baseline-fit", f["a"]],
                                                         "--baseline-fit"),
@@ -59,7 +60,9 @@ CASES = list(_cases({k: Path(k) for k in ("a", "b", "run", "config", "bundle")})
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_usage_mistake_exits_2_naming_the_options_and_does_nothing(case: str, folders: dict[str, Path]) -> None:
+def test_a_usage_mistake_exits_2_naming_the_options_and_does_nothing(
+    case: str, folders: dict[str, Path],
+) -> None:
     args, expected = _cases(folders)[case]
     before = sorted(folders["a"].parent.rglob("*"))
     code, output = _invoke(*args)

@@ -30,7 +30,8 @@ def test_a_result_file_reads_into_typed_values_and_writes_back_the_same(tmp_path
     results = load_tile_results(tmp_path)
     assert list(results) == ["r0000c0000", "r0000c0001"]
     assert results["r0000c0001"].detections == (TileDetection(500010.0, 2810020.0, 0.9, "vessel"),)
-    assert results["r0000c0001"].ok and results["r0000c0000"].status == FAILED and not results["r0000c0000"].ok
+    assert results["r0000c0001"].ok
+    assert results["r0000c0000"].status == FAILED and not results["r0000c0000"].ok
     assert results["r0000c0000"].read_seconds is None
     assert [results[k].to_json() for k in ("r0000c0001", "r0000c0000")] == [DONE, failed]
 
@@ -42,7 +43,9 @@ def test_a_result_file_reads_into_typed_values_and_writes_back_the_same(tmp_path
     (json.dumps({**DONE, "detections": [{"x": 1.0, "y": 2.0}]}), "KeyError: 'score'"),
     (json.dumps([DONE]), "status 'ok' or 'failed'"),
 ])
-def test_a_file_that_is_not_a_tile_result_is_named_with_the_fix(tmp_path: Path, text: str, expected: str) -> None:
+def test_a_file_that_is_not_a_tile_result_is_named_with_the_fix(
+    tmp_path: Path, text: str, expected: str,
+) -> None:
     path = tmp_path / "r0000c0002.json"
     path.write_text(text)
     with pytest.raises(RunFolderError, match=expected) as caught:
