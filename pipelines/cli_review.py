@@ -7,15 +7,15 @@ independently and the decision chain verifies.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors, run_argument
 
 DECISION_WORDS = ("confirmed", "rejected", "uncertain", "field-visit")
 STATUS_WORDS = ("unverified", "confirmed", "rejected", "uncertain", "field-visit")
-RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 def _word(value: str) -> str:
@@ -28,7 +28,7 @@ def review_group() -> None:
 
 
 @review_group.command(name="queue")
-@RUN
+@run_argument
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
@@ -47,7 +47,7 @@ def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limi
 
 
 @review_group.command(name="show")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--chip-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the site's image chip (PNG) to this file.")
@@ -68,7 +68,7 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     if facts is None and not entries:
         raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
-    for key, value in (facts or {}).items():
+    for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
     click.echo(f"decision trail ({len(entries)}):")
     for e in entries:
@@ -79,13 +79,13 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         visited = f" visited {e.visited_at}" if e.visited_at else ""
         click.echo(f"  #{e.seq} {e.decided_at}{visited} {e.decision} by {e.reviewer} ({e.method}) {detail} "
                    f"hash={e.entry_hash[:12]}")
-    if chip_out is not None and facts is not None and "lon" in facts:
-        source = write_site_chip(run, site, facts["lon"], facts["lat"], chip_out)
+    if chip_out is not None and facts is not None and facts.lon is not None and facts.lat is not None:
+        source = write_site_chip(run, site, facts.lon, facts.lat, chip_out)
         echo_for(ctx)(f"chip from {source} -> {chip_out}")
 
 
 @review_group.command(name="decide")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--decision", required=True, type=click.Choice(DECISION_WORDS))
 @click.option("--method", required=True, type=click.Choice(["imagery", "field", "other"]))
@@ -112,7 +112,7 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 
 
 @review_group.command(name="import")
-@RUN
+@run_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @reports_errors
 def import_command(run: Path, file: Path) -> None:
@@ -130,7 +130,7 @@ def import_command(run: Path, file: Path) -> None:
 
 
 @review_group.command(name="verify")
-@RUN
+@run_argument
 @reports_errors
 def verify_command(run: Path) -> None:
     """Check the decision chain, and that every decided lead is still where, and what, it was when decided;
@@ -144,7 +144,7 @@ def verify_command(run: Path) -> None:
 
 
 @review_group.command(name="status")
-@RUN
+@run_argument
 @reports_errors
 def status_command(run: Path) -> None:
     """Count sites per review status."""
@@ -168,7 +168,7 @@ def export_group() -> None:
 
 
 @export_group.command(name="actionable")
-@RUN
+@run_argument
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
 @click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
               help="Different reviewers whose latest decision must be 'confirmed'.")
@@ -183,7 +183,7 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 
 
 @click.command(name="forget")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
 @click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")

@@ -17,19 +17,25 @@ import json
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pyproj import Transformer
 
+from fieldtruth.atomicfile import json_text
 from fieldtruth.maps.risk import prepare_recount
+from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
 from fieldtruth.review.erasure import ErasureReport, carry_out, plan_erasure
 from fieldtruth.review.erasure_files import FileAction
 from fieldtruth.review.errors import ErasureError
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
-SHARED_MAP = Path("maps") / "leads_shared.html"
+#: The map tier that is drawn again after an erasure (the restricted one needs its passphrase).
+SHARED_TIER = "shared"
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -40,24 +46,33 @@ def _json(path: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _matches(det: dict[str, Any], site: str, centre: tuple[float, float] | None, radius: float) -> bool:
-    if det.get("site_id") == site:
+def _writer(text: str) -> Callable[[Path], None]:
+    """Write ``text`` (UTF-8) to the temporary file an erasure action is given."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return write
+
+
+def _matches(det: TileDetection, site: str, centre: tuple[float, float] | None, radius: float) -> bool:
+    if det.site_id == site:
         return True
     if centre is None:
         return False
-    x, y = float(det.get("x", math.nan)), float(det.get("y", math.nan))
-    return math.hypot(x - centre[0], y - centre[1]) <= radius
+    return math.hypot(det.x - centre[0], det.y - centre[1]) <= radius
 
 
 def plan_tile_results(run_dir: Path, site: str, lonlat: tuple[float, float] | None) -> list[FileAction]:
     """Plan the removal of the site's raw detections from ``tiles/*.json`` (touching nothing).
 
     Raises:
-        ErasureError: If a tile result that names the site cannot be read as JSON.
+        ErasureError: If a tile result cannot be read (it may hold the site); nothing was changed.
     """
-    run_json, card = _json(run_dir / "run.json"), _json(run_dir / "model_card.json")
+    files = RunFiles(run_dir)
+    run_json, card = _json(files.run_json), _json(files.model_card)
     grid = run_json.get("grid") or {}
-    tiles = sorted((run_dir / "tiles").glob("*.json")) if (run_dir / "tiles").is_dir() else []
+    tiles = sorted(files.tiles.glob("*.json")) if files.tiles.is_dir() else []
     centre, radius = None, 0.0
     if lonlat is not None and "crs" in grid:
         resolution = float(grid.get("resolution", 10.0))
@@ -65,18 +80,17 @@ def plan_tile_results(run_dir: Path, site: str, lonlat: tuple[float, float] | No
         radius = max(float(card.get("min_distance_px", 1)) * resolution, resolution)
     actions = []
     for path in tiles:
-        result = _json(path)
-        if not result and site.encode() in path.read_bytes():
+        try:
+            result = read_tile_result(path)
+        except RunFolderError as exc:
             raise ErasureError(
-                f"expected tile result {str(path)!r} to be JSON; it names site {site!r} but cannot "
-                "be read. Nothing was changed: remove that file (the tile is redone on --resume)."
-            )
-        dets = result.get("detections") or []
-        kept = [d for d in dets if not _matches(d, site, centre, radius)]
-        if len(kept) != len(dets):
-            text = json.dumps({**result, "detections": kept}, indent=2, sort_keys=True, default=str) + "\n"
-            write: Callable[[Path], Any] = lambda tmp, text=text: tmp.write_text(text, encoding="utf-8")  # noqa: E731
-            actions.append(FileAction(path, path.relative_to(run_dir), write))
+                f"expected every tile result to be readable, since one may hold site {site!r}: {exc}. "
+                "Nothing was changed."
+            ) from exc
+        kept = tuple(d for d in result.detections if not _matches(d, site, centre, radius))
+        if len(kept) != len(result.detections):
+            text = json_text(replace(result, detections=kept).to_json())
+            actions.append(FileAction(path, path.relative_to(run_dir), _writer(text)))
     return actions
 
 
@@ -94,21 +108,22 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
     plan = plan_erasure(run_dir, site, reason, by)
     plan.actions = plan_tile_results(run_dir, site, plan.lonlat) + plan.actions
     recount = prepare_recount(run_dir)
-    had_shared_map = (run_dir / SHARED_MAP).is_file()
-    report = ErasureReport()
+    shared_map = RunFiles(run_dir).leads_map(SHARED_TIER)
+    shared_rel = str(shared_map.relative_to(run_dir))
+    had_shared_map = shared_map.is_file()
 
-    def derived() -> None:
-        if recount is not None:
-            report.rewritten += recount()
+    def derived() -> list[str]:
+        rewritten = recount() if recount is not None else []
         if had_shared_map:
             from fieldtruth.maps.leads import build_leads_map
 
-            build_leads_map(run_dir, run_dir / SHARED_MAP, tier="shared")
-            report.rewritten.append(str(SHARED_MAP))
+            build_leads_map(run_dir, shared_map, tier=SHARED_TIER)
+            rewritten.append(shared_rel)
+        return rewritten
 
-    carry_out(plan, report, before_ledger=derived)
-    if had_shared_map and str(SHARED_MAP) in report.maps_deleted:
-        report.maps_deleted.remove(str(SHARED_MAP))
+    report = carry_out(plan, before_ledger=derived)
+    if had_shared_map:
+        report = replace(report, maps_deleted=tuple(m for m in report.maps_deleted if m != shared_rel))
     log.info(
         "erased site %s: rewrote %s, deleted %s", site, report.rewritten, report.deleted + report.maps_deleted
     )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -17,6 +14,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 from fieldtruth.imagery.grid import TileGrid
+from fieldtruth.pipelines.tileresult import FAILED as TILE_FAILED
+from fieldtruth.pipelines.tileresult import TileResult
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,6 @@ class DetectionContext:
     min_distance_m: float
 
 
-def load_tile_results(tiles_dir: Path) -> dict[str, dict[str, Any]]:
-    """Read every tile result of a run folder, keyed by tile id."""
-    results = {}
-    for path in sorted(tiles_dir.glob("*.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        results[result["tile_id"]] = result
-    return results
-
-
 def coverage_status(valid_fraction: float, failed: bool) -> str:
     """Coverage status of a tile: never 'no sites' where there was no imagery."""
     if failed:
@@ -60,7 +50,7 @@ def new_site_id() -> str:
     return "S" + secrets.token_hex(8)
 
 
-def with_site_ids(result: dict[str, Any]) -> dict[str, Any]:
+def with_site_ids(result: TileResult) -> TileResult:
     """Stamp a random id on each detection of a tile result that has none, before the result is written.
 
     This is what makes a site id stable within a run: the id lives in the tile result, so every later
@@ -68,9 +58,8 @@ def with_site_ids(result: dict[str, Any]) -> dict[str, Any]:
     result, i.e. before any of its sites was merged. Two runs over the same imagery give different ids;
     sites are linked across runs by position, never by id.
     """
-    for detection in result.get("detections") or []:
-        detection.setdefault("site_id", new_site_id())
-    return result
+    stamped = tuple(replace(d, site_id=new_site_id()) if d.site_id is None else d for d in result.detections)
+    return replace(result, detections=stamped)
 
 
 def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFrame:
@@ -88,9 +77,11 @@ def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFra
     return ordered[keep]
 
 
-def merge_detections(results: Iterable[dict[str, Any]], grid: TileGrid, context: DetectionContext) -> gpd.GeoDataFrame:
+def merge_detections(
+    results: Iterable[TileResult], grid: TileGrid, context: DetectionContext,
+) -> gpd.GeoDataFrame:
     """Merge tile detections into one GeoDataFrame of sites in EPSG:4326."""
-    rows = [dict(d, tile_id=r["tile_id"]) for r in results if r["status"] == "ok" for d in r["detections"]]
+    rows = [dict(asdict(d), tile_id=r.tile_id) for r in results if r.ok for d in r.detections]
     columns = ["site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id"]
     if not rows:
         return gpd.GeoDataFrame(columns=columns, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
@@ -122,16 +113,15 @@ def _site_ids(frame: pd.DataFrame) -> list[str]:
     return [i if isinstance(i, str) else new_site_id() for i in ids]
 
 
-def merge_coverage(results: dict[str, dict[str, Any]], grid: TileGrid) -> gpd.GeoDataFrame:
+def merge_coverage(results: dict[str, TileResult], grid: TileGrid) -> gpd.GeoDataFrame:
     """One row per tile core: valid fraction and coverage status (tiles without a result are 'failed')."""
     ids, fractions, statuses, errors, polygons = [], [], [], [], []
     for tile in grid:
-        result = results.get(tile.id, {"status": "failed", "valid_fraction": 0.0, "error": "no result recorded"})
-        failed = result["status"] != "ok"
+        result = results.get(tile.id) or TileResult(tile.id, status=TILE_FAILED, error="no result recorded")
         ids.append(tile.id)
-        fractions.append(float(result["valid_fraction"]))
-        statuses.append(coverage_status(result["valid_fraction"], failed))
-        errors.append(result.get("error"))
+        fractions.append(float(result.valid_fraction))
+        statuses.append(coverage_status(result.valid_fraction, not result.ok))
+        errors.append(result.error)
         polygons.append(shapely.segmentize(shapely.box(*tile.core), max_segment_length=tile.resolution * 64))
     table = pd.DataFrame({"tile_id": ids, "valid_fraction": fractions, "status": statuses, "error": errors})
     geometry = gpd.GeoSeries(polygons, crs=grid.crs).to_crs("EPSG:4326")

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fieldtruth.atomicfile import write_text
 from fieldtruth.review.errors import InvalidDecisionError, NotActionableError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import TOMBSTONE, LedgerEntry
 from fieldtruth.review.rules import reviewer_key
-from fieldtruth.review.sitedata import site_facts
+from fieldtruth.review.sitedata import SiteFacts, site_facts
 from fieldtruth.review.vouch import facts_problems, raise_for_problems
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,9 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
         NotActionableError: If no site qualifies (nothing is written).
     """
     if rule.min_confirmations < 1:
-        raise InvalidDecisionError(f"expected --min-confirmations of at least 1; got {rule.min_confirmations!r}.")
+        raise InvalidDecisionError(
+            f"expected --min-confirmations of at least 1; got {rule.min_confirmations!r}."
+        )
     facts = site_facts(run_dir)
     with Ledger.of_run(run_dir, register=False) as ledger:
         check = ledger.verify()
@@ -128,31 +129,18 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "features": features,
     }
-    write_text_atomic(out, json.dumps(doc, indent=1, ensure_ascii=False))
+    write_text(out, json.dumps(doc, indent=1, ensure_ascii=False))
     log.info("wrote %d actionable site(s) to %s", len(chosen), out)
     return chosen
 
 
-def _feature(facts: dict[str, Any], entries: list[LedgerEntry]) -> dict[str, Any]:
-    keep = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
-    props = {k: facts.get(k) for k in keep}
+def _feature(facts: SiteFacts, entries: list[LedgerEntry]) -> dict[str, Any]:
+    props: dict[str, Any] = {k: v for k, v in asdict(facts).items() if k not in ("lon", "lat")}
     props["confirmed_by"] = sorted({reviewer_key(e.reviewer) for e in entries if e.decision == "confirmed"})
     props["decision_trail"] = trail(entries)
     return {
         "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [facts["lon"], facts["lat"]]},
+        "geometry": {"type": "Point", "coordinates": [facts.lon, facts.lat]},
         "properties": props,
     }
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,35 +19,36 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fieldtruth.atomicfile import atomic_path
 from fieldtruth.review.erasure_files import FileAction, plan_file
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
-from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
-from fieldtruth.review.records import MAX_NOTE_CHARS
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.records import MAX_NOTE_CHARS, TOMBSTONE
 from fieldtruth.review.rules import validate_reviewer
 from fieldtruth.review.scrub import needles
 from fieldtruth.review.sitedata import site_facts
+from fieldtruth.runfiles import LEDGER, TILES, RunFiles
 
 __all__ = ["ErasurePlan", "ErasureReport", "carry_out", "check_erasure_args", "forget_site", "plan_erasure"]
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = ("tiles",)
+SKIP_DIRS = (TILES,)
 """Folders whose files carry raw detections without site rows (tile results); the pipelines room plans
 their rewrite itself (:func:`fieldtruth.pipelines.forget.forget_everywhere`)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ErasureReport:
     """What an erasure changed (paths relative to the run folder)."""
 
-    rewritten: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    maps_deleted: list[str] = field(default_factory=list)
+    rewritten: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    maps_deleted: tuple[str, ...] = ()
     tombstone_seq: int = 0
     already_erased: bool = False
 
@@ -68,22 +69,16 @@ class ErasurePlan:
 def shred_replace(path: Path, write: Callable[[Path], None] | None) -> None:
     """Replace ``path`` with what ``write`` makes (or delete it when None), zeroing the old bytes.
 
-    The new content goes to a temporary file in the same folder first; the old inode is kept open
-    across the atomic rename (or unlink) and overwritten with zeros before it is released.
+    The new content is written atomically (:func:`fieldtruth.atomicfile.atomic_path`); the old inode is
+    kept open across the rename (or unlink) and overwritten with zeros before it is released.
     """
     with open(path, "r+b") as old:
         size = os.fstat(old.fileno()).st_size
         if write is None:
             path.unlink()
         else:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                write(Path(tmp))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                write(tmp)
         old.seek(0)
         old.write(b"\0" * size)
         old.flush()
@@ -104,13 +99,13 @@ def check_erasure_args(reason: str, by: str) -> str:
 def _site_position(run_dir: Path, ledger: Ledger, site_id: str) -> list[tuple[float, float]]:
     """Every position the run records for the site: the ledger's and the detections' (they may differ)."""
     found = []
-    site = ledger.sites().get(site_id) or {}
-    if site.get("lon") is not None and site.get("lat") is not None:
-        found.append((float(site["lon"]), float(site["lat"])))
-    if (run_dir / DETECTIONS_FILE).exists():
-        row = site_facts(run_dir).get(site_id) or {}
-        if "lon" in row:
-            found.append((float(row["lon"]), float(row["lat"])))
+    registered = ledger.sites().get(site_id)
+    if registered is not None and registered.lon is not None and registered.lat is not None:
+        found.append((float(registered.lon), float(registered.lat)))
+    if RunFiles(run_dir).detections.exists():
+        detected = site_facts(run_dir).get(site_id)
+        if detected is not None and detected.lon is not None and detected.lat is not None:
+            found.append((detected.lon, detected.lat))
     return list(dict.fromkeys(found))
 
 
@@ -131,7 +126,7 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
     """
     by = check_erasure_args(reason, by)
     run_dir = Path(run_dir)
-    with Ledger.of_run(run_dir, register=(run_dir / DETECTIONS_FILE).exists()) as ledger:
+    with Ledger.of_run(run_dir, register=RunFiles(run_dir).detections.exists()) as ledger:
         ledger.verify().raise_for_error()
         erased = ledger.erased_sites()
         if site_id not in ledger.sites() and site_id not in erased:
@@ -140,7 +135,7 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
                 "List sites with `fieldtruth review queue RUN`."
             )
         positions = _site_position(run_dir, ledger, site_id)
-        tomb = max((e.seq for e in ledger.entries(site_id) if e.decision == "erased"), default=0)
+        tomb = max((e.seq for e in ledger.entries(site_id) if e.decision == TOMBSTONE), default=0)
     plan = ErasurePlan(
         run_dir, site_id, reason, by, lonlat=positions[0] if positions else None, tombstone_seq=tomb
     )
@@ -148,7 +143,7 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
     refused = []
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(run_dir)
-        if rel.parts[0] in SKIP_DIRS or path.name.startswith(LEDGER_FILE):
+        if rel.parts[0] in SKIP_DIRS or path.name.startswith(LEDGER):
             continue
         try:
             action = plan_file(path, rel, site_id, patterns)
@@ -161,48 +156,49 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
         raise ErasureError(
             f"expected to be able to search every file of {str(run_dir)!r} for site {site_id!r}; cannot "
             f"search {len(refused)}: {'; '.join(refused)}. Nothing was changed: unpack, decrypt or remove "
-            "those "
-            "files (they may hold the site) and run `fieldtruth forget` again."
+            "those files (they may hold the site) and run `fieldtruth forget` again."
         )
     return plan
 
 
 def carry_out(
-    plan: ErasurePlan, report: ErasureReport | None = None, *, before_ledger: Callable[[], None] | None = None
+    plan: ErasurePlan, *, before_ledger: Callable[[], Iterable[str]] | None = None
 ) -> ErasureReport:
     """Rewrite and delete what the plan says, run ``before_ledger``, then erase the site in the ledger.
+
+    Args:
+        plan: What :func:`plan_erasure` (and the rooms that add to its actions) decided.
+        before_ledger: Run once the files are done, before the ledger; returns the files (relative to the
+            run folder) it rewrote, for the report.
 
     Raises:
         ErasureError: If a file cannot be written; run the erasure again to finish it.
     """
-    report = report or ErasureReport()
+    rewritten: list[str] = []
+    deleted: list[str] = []
+    maps_deleted: list[str] = []
     try:
         for action in plan.actions:
             shred_replace(action.path, action.write)
-            target = (
-                report.rewritten
-                if action.write is not None
-                else (report.maps_deleted if action.is_map else report.deleted)
-            )
+            target = rewritten if action.write is not None else (maps_deleted if action.is_map else deleted)
             target.append(str(action.rel))
             if action.write is None and not action.is_map and action.warn:
                 log.warning(
                     "deleted %s: it names erased site %s and cannot be rewritten", action.rel, plan.site_id
                 )
         if before_ledger is not None:
-            before_ledger()
+            rewritten.extend(before_ledger())
     except OSError as exc:
         raise ErasureError(
             f"expected to finish erasing site {plan.site_id!r} from {str(plan.run_dir)!r}; "
             f"writing failed: {exc}. "
             "Fix the cause and run `fieldtruth forget` again: it finishes what is left."
         ) from exc
+    report = ErasureReport(tuple(rewritten), tuple(deleted), tuple(maps_deleted))
     if plan.tombstone_seq:
-        report.tombstone_seq, report.already_erased = plan.tombstone_seq, True
-        return report
+        return replace(report, tombstone_seq=plan.tombstone_seq, already_erased=True)
     with Ledger.of_run(plan.run_dir, register=False) as ledger:
-        report.tombstone_seq = ledger.erase_site(plan.site_id, plan.reason, plan.by).seq
-    return report
+        return replace(report, tombstone_seq=ledger.erase_site(plan.site_id, plan.reason, plan.by).seq)
 
 
 def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasureReport:

@@ -25,6 +25,7 @@ import shapely
 from fieldtruth.review.errors import ErasureError
 from fieldtruth.review.scrub import Unreadable, decode_text, mentions
 from fieldtruth.review.sitedata import geometry_column
+from fieldtruth.runfiles import CHIPS, MAPS
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,9 @@ def plan_file(path: Path, rel: Path, site_id: str, patterns: tuple[bytes, ...]) 
     Raises:
         ErasureError: If the file cannot be read or searched (the message says why, not its content).
     """
-    if rel.parts[0] == "maps" and path.suffix.lower() in (".html", ".htm"):
+    if rel.parts[0] == MAPS and path.suffix.lower() in (".html", ".htm"):
         return FileAction(path, rel, None, is_map=True)
-    if rel.parts[0] == "chips" and path.stem == site_id:
+    if rel.parts[0] == CHIPS and path.stem == site_id:
         return FileAction(path, rel, None)
     try:
         if path.suffix.lower() == ".parquet":

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from fieldtruth.review.chain import walk
 from fieldtruth.review.errors import InvalidDecisionError, LedgerError, UnknownSiteError
@@ -34,9 +34,9 @@ from fieldtruth.review.records import (
     TOMBSTONE,
     UNVERIFIED,
     ChainCheck,
+    CommittedFacts,
     Evidence,
     LedgerEntry,
-    SiteFacts,
 )
 from fieldtruth.review.rules import Decision, make_evidence, validate_reviewer, validated
 from fieldtruth.review.schema import (
@@ -48,8 +48,9 @@ from fieldtruth.review.schema import (
     open_connection,
     read_sites,
 )
+from fieldtruth.runfiles import RunFiles
 
-__all__ = ["SITE_COLUMNS", "Decision", "Ledger", "validated"]
+__all__ = ["SITE_COLUMNS", "Decision", "Ledger", "RegisteredSite", "validated"]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,32 @@ _LIVE = (
 """SQL: site ``s`` has no tombstone. Erasure is what the chain says, never the sites table's ``erased_at``."""
 
 
+class RegisteredSite(NamedTuple):
+    """A site as the ledger registered it from the run's detections (what its decisions commit to).
+
+    Attributes:
+        label: The detector's class of the lead.
+        score: The detector's score.
+        lon: Longitude of the lead's point (EPSG:4326), None when the run recorded no position.
+        lat: Latitude of the lead's point, None when the run recorded no position.
+        bundle_sha256: The detector bundle's sha256.
+        scene_id: The scene(s) it was found in.
+        registered_at: When the ledger registered it (UTC, ISO 8601).
+    """
+
+    label: str
+    score: float
+    lon: float | None
+    lat: float | None
+    bundle_sha256: str
+    scene_id: str
+    registered_at: str
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-#: The ledger's file in a run folder, and the detections its sites come from.
-LEDGER_FILE, DETECTIONS_FILE = "review.sqlite", "detections.parquet"
 
 
 class Ledger:
@@ -110,11 +131,11 @@ class Ledger:
             LedgerError: as :meth:`open`.
             DetectionsFormatError: as :meth:`register_sites` (a missing detections file included).
         """
-        run_dir = Path(run_dir)
-        ledger = cls.open(run_dir / LEDGER_FILE)
+        files = RunFiles(Path(run_dir))
+        ledger = cls.open(files.ledger)
         if register:
             try:
-                ledger.register_sites(run_dir / DETECTIONS_FILE)
+                ledger.register_sites(files.detections)
             except BaseException:
                 ledger.close()
                 raise
@@ -153,20 +174,20 @@ class Ledger:
                 "INSERT INTO sites (site_id, label, score, bundle_sha256, scene_id, lon, lat, registered_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET lon = excluded.lon, "
                 "lat = excluded.lat WHERE sites.lon IS NULL AND sites.erased_at IS NULL",
-                [(*row, now) for row in rows],
+                [(r.site_id, r.label, r.score, r.bundle_sha256, r.scene_id, r.lon, r.lat, now) for r in rows],
             )
             added = self._db.execute("SELECT count(*) FROM sites").fetchone()[0] - before
         log.info("registered %d new site(s) of %d from %s", added, len(rows), detections_parquet)
         return added
 
-    def sites(self) -> dict[str, dict[str, Any]]:
-        """Return site_id -> {label, score, lon, lat, bundle_sha256, scene_id, registered_at} (erased sites
-        left out: a site is erased when the chain holds its tombstone)."""
-        keys = ("label", "score", "lon", "lat", "bundle_sha256", "scene_id", "registered_at")
+    def sites(self) -> dict[str, RegisteredSite]:
+        """Return site_id -> what the ledger registered about it (erased sites left out: a site is erased
+        when the chain holds its tombstone)."""
+        keys = RegisteredSite._fields
         cur = self._db.execute(
             f"SELECT site_id, {', '.join(keys)} FROM sites AS s WHERE {_LIVE} ORDER BY site_id"
         )
-        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in cur}
+        return {row[0]: RegisteredSite(*row[1:]) for row in cur}
 
     def erased_sites(self) -> dict[str, str]:
         """Return site_id -> when it was erased (its tombstone's time), for every erased site."""
@@ -254,7 +275,7 @@ class Ledger:
             bundle_sha256=bundle,
             prev_hash=prev_hash,
             visited_at=visited_at,
-            facts=None if decision == TOMBSTONE else SiteFacts(str(label), float(score), lon, lat),
+            facts=None if decision == TOMBSTONE else CommittedFacts(str(label), float(score), lon, lat),
         )
         insert_entry(self._db, entry)
         return entry

@@ -40,8 +40,8 @@ def review_queue(run_dir: Path, statuses: tuple[str, ...] = ()) -> list[QueueIte
         for entry in ledger.entries():
             counts[entry.site_id] = counts.get(entry.site_id, 0) + 1
     items = [
-        QueueItem(sid, str(row["label"]), float(row["score"]), risk.get(sid), status[sid], counts.get(sid, 0))
-        for sid, row in facts.items()
+        QueueItem(sid, site.label, site.score, risk.get(sid), status[sid], counts.get(sid, 0))
+        for sid, site in facts.items()
         if sid in status and (not statuses or status[sid] in statuses)
     ]
     items.sort(key=lambda i: (i.risk is None, -(i.risk or 0.0), -i.score, i.site_id))

@@ -120,8 +120,12 @@ class Evidence:
 
 
 @dataclass(frozen=True)
-class SiteFacts:
+class CommittedFacts:
     """The facts about a lead that a decision was made on, committed into the chain (version 3).
+
+    A subset of what the run's detections say about the site now
+    (:class:`~fieldtruth.review.sitedata.SiteFacts`), frozen when the decision was made so that the two
+    can be compared (:mod:`fieldtruth.review.vouch`).
 
     Attributes:
         label: The detector's class of the lead.
@@ -140,7 +144,7 @@ class SiteFacts:
         return {"label": self.label, "score": self.score, "lon": self.lon, "lat": self.lat}
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> SiteFacts:
+    def from_json(cls, doc: Mapping[str, Any]) -> CommittedFacts:
         """Rebuild facts from :meth:`to_json` output."""
         lon, lat = doc.get("lon"), doc.get("lat")
         return cls(
@@ -162,7 +166,7 @@ class LedgerEntry:
         evidence: The evidence document, or None once erased.
         score: The score in clear (chain version 2 entries only; version 3 keeps it in ``site_facts``).
         v: The chain version this entry was hashed with.
-        site_facts: :meth:`SiteFacts.to_json` of the lead when decided, or None once erased (and for
+        site_facts: :meth:`CommittedFacts.to_json` of the lead when decided, or None once erased (and for
             tombstones and version 2 entries).
         site_sha256: The salted commitment of ``site_facts`` the hash covers (None: no facts committed).
     """
@@ -197,9 +201,9 @@ class LedgerEntry:
         return self.site_sha256 is not None and (self.site_facts is None or self.site_salt is None)
 
     @property
-    def facts(self) -> SiteFacts | None:
+    def facts(self) -> CommittedFacts | None:
         """The committed site facts (None for version 2 entries, tombstones, and erased entries)."""
-        return None if self.site_facts is None else SiteFacts.from_json(self.site_facts)
+        return None if self.site_facts is None else CommittedFacts.from_json(self.site_facts)
 
     def evidence_matches(self) -> bool:
         """Return True when the stored evidence matches its commitment (False if erased)."""
@@ -260,7 +264,7 @@ class LedgerEntry:
         bundle_sha256: str,
         prev_hash: str,
         visited_at: str | None,
-        facts: SiteFacts | None,
+        facts: CommittedFacts | None,
     ) -> LedgerEntry:
         """Return a new chain version 3 entry: fresh salts, commitments, and its own hash."""
         salt, site_doc = new_salt(), None if facts is None else facts.to_json()

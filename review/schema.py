@@ -14,14 +14,14 @@ import json
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyarrow.parquet as pq
 import shapely
 
 from fieldtruth.review.errors import DetectionsFormatError, LedgerError
 from fieldtruth.review.records import ENTRY_KINDS, METHODS, LedgerEntry, canonical_text
-from fieldtruth.review.sitedata import geometry_column, point_of
+from fieldtruth.review.sitedata import SiteFacts, geometry_column, point_of
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +151,6 @@ def insert_entry(db: sqlite3.Connection, entry: LedgerEntry) -> None:
     db.execute(f"INSERT INTO decisions ({ENTRY_COLUMNS}) VALUES ({placeholders})", list(values.values()))
 
 
-class SiteRow(NamedTuple):
-    """One site as ``detections.parquet`` gives it (lon/lat: its point, or None without geometry)."""
-
-    site_id: str
-    label: str
-    score: float
-    bundle_sha256: str
-    scene_id: str
-    lon: float | None
-    lat: float | None
-
-
 def ensure_schema(db: sqlite3.Connection, path: Path) -> None:
     """Create the schema in a new file, or upgrade a version-2 ledger, or a version-1 one without decisions.
 
@@ -199,8 +187,10 @@ def ensure_schema(db: sqlite3.Connection, path: Path) -> None:
     db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
 
 
-def read_sites(path: Path) -> list[SiteRow]:
-    """Read the site columns and point of every row of ``detections.parquet``.
+def read_sites(path: Path) -> list[SiteFacts]:
+    """Read the site columns and point of every row of ``detections.parquet`` (strictly, for the ledger).
+
+    Only :data:`SITE_COLUMNS` and the point are read; the facts' other attributes are None.
 
     Raises:
         DetectionsFormatError: If the file is unreadable, lacks a column, has empty values or repeats a
@@ -241,7 +231,10 @@ def read_sites(path: Path) -> list[SiteRow]:
         seen.add(values[0])
         site_id, label, score, bundle, scene = values
         lon, lat = point if point is not None else (None, None)
-        rows.append(SiteRow(str(site_id), str(label), float(score), str(bundle), str(scene), lon, lat))
+        rows.append(SiteFacts(
+            str(site_id), str(label), float(score), scene_id=str(scene), bundle_sha256=str(bundle),
+            lon=lon, lat=lat,
+        ))
     return rows
 
 

@@ -13,12 +13,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fieldtruth.review.errors import SiteFactsMismatchError
-from fieldtruth.review.ledger import DETECTIONS_FILE, Ledger
+from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import TOMBSTONE, ChainCheck, LedgerEntry
-from fieldtruth.review.sitedata import site_facts
+from fieldtruth.review.sitedata import SiteFacts, site_facts
+from fieldtruth.runfiles import DETECTIONS, RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +67,18 @@ def raise_for_problems(problems: Iterable[FactsProblem]) -> None:
         )
 
 
-def _differences(entry: LedgerEntry, row: Mapping[str, Any]) -> list[str]:
+def _differences(entry: LedgerEntry, site: SiteFacts) -> list[str]:
     facts, found = entry.facts, []
     score = facts.score if facts is not None else entry.score
-    if score is not None and not math.isclose(
-        float(row.get("score", math.nan)), score, abs_tol=SCORE_TOLERANCE
-    ):
-        found.append(f"score {row.get('score')!r}, decided at {score!r}")
+    if score is not None and not math.isclose(site.score, score, abs_tol=SCORE_TOLERANCE):
+        found.append(f"score {site.score!r}, decided at {score!r}")
     if facts is None:
         return found
-    if str(row.get("label")) != facts.label:
-        found.append(f"class {row.get('label')!r}, decided as {facts.label!r}")
+    if site.label != facts.label:
+        found.append(f"class {site.label!r}, decided as {facts.label!r}")
     if facts.lon is not None and facts.lat is not None:
-        lon, lat = float(row.get("lon", math.nan)), float(row.get("lat", math.nan))
+        lon = math.nan if site.lon is None else site.lon
+        lat = math.nan if site.lat is None else site.lat
         if not (
             abs(lon - facts.lon) <= POSITION_TOLERANCE_DEG and abs(lat - facts.lat) <= POSITION_TOLERANCE_DEG
         ):
@@ -88,14 +87,14 @@ def _differences(entry: LedgerEntry, row: Mapping[str, Any]) -> list[str]:
 
 
 def facts_problems(
-    facts: Mapping[str, Mapping[str, Any]],
+    facts: Mapping[str, SiteFacts],
     entries: Iterable[LedgerEntry],
     sites: Iterable[str] | None = None,
 ) -> list[FactsProblem]:
-    """Compare each live decision (of ``sites``, or of every site) with the site's detection row.
+    """Compare each live decision (of ``sites``, or of every site) with the site's detection.
 
     Args:
-        facts: site_id -> the detection's columns with ``lon``/``lat`` (:func:`site_facts`).
+        facts: site_id -> what the run's detections say about the site (:func:`site_facts`).
         entries: The ledger's entries in ``seq`` order.
         sites: Only these sites; every decided site when None.
     """
@@ -108,14 +107,14 @@ def facts_problems(
     for site_id, site_entries in sorted(by_site.items()):
         if any(e.decision == TOMBSTONE for e in site_entries):
             continue
-        row = facts.get(site_id)
-        if row is None:
+        site = facts.get(site_id)
+        if site is None:
             problems.append(
                 FactsProblem(site_id, site_entries[-1].seq, "decided on, but missing from detections")
             )
             continue
         for entry in site_entries:
-            differences = _differences(entry, row)
+            differences = _differences(entry, site)
             if differences:
                 problems.append(
                     FactsProblem(site_id, entry.seq, "detections.parquet has " + "; ".join(differences))
@@ -130,7 +129,7 @@ def check_run(run_dir: Path) -> RunCheck:
     with Ledger.of_run(run_dir, register=False) as ledger:
         chain = ledger.verify()
         entries = list(ledger.entries())
-    if not (run_dir / DETECTIONS_FILE).exists():
-        log.warning("no %s in %s: only the chain was checked", DETECTIONS_FILE, run_dir)
+    if not RunFiles(run_dir).detections.exists():
+        log.warning("no %s in %s: only the chain was checked", DETECTIONS, run_dir)
         return RunCheck(chain, ())
     return RunCheck(chain, tuple(facts_problems(site_facts(run_dir), entries)))

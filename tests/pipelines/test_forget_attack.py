@@ -25,12 +25,15 @@ import geopandas as gpd
 import pytest
 from pyproj import CRS, Transformer
 
+from fieldtruth.atomicfile import json_text
 from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.pipelines.forget import forget_everywhere
 from fieldtruth.pipelines.merge import DetectionContext, merge_detections, with_site_ids
+from fieldtruth.pipelines.tileresult import TileDetection, TileResult
 from fieldtruth.review import erasure
 from fieldtruth.review.errors import ErasureError
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.runfiles import RunFiles
 from fieldtruth.tests.data.runfolder import BUNDLE_SHA, ORIGIN, UTM, make_coverage
 
 CLASSES = ("brick_kiln", "fishing_camp")
@@ -50,18 +53,17 @@ def legacy_id(label: str, crs: str, x: float, y: float) -> str:
 
 def _run_folder(run_dir: Path) -> tuple[str, tuple[float, float], float]:
     """A run folder as a scan leaves it, with risk cells, decisions and odd copies; returns the victim."""
-    (run_dir / "tiles").mkdir(parents=True)
-    dets = [{"x": x, "y": y, "label": label, "score": score} for x, y, label, score in PLACES]
-    result = with_site_ids(
-        {"tile_id": "t00", "status": "ok", "valid_fraction": 1.0, "error": None, "detections": dets}
-    )
-    (run_dir / "tiles" / "t00.json").write_text(json.dumps(result))
+    files = RunFiles(run_dir)
+    files.tiles.mkdir(parents=True)
+    dets = tuple(TileDetection(x, y, score, label) for x, y, label, score in PLACES)
+    result = with_site_ids(TileResult("t00", valid_fraction=1.0, detections=dets))
+    files.tile_result("t00").write_text(json_text(result.to_json()))
     context = DetectionContext("S2B_T45", "2026-01-15", "kilnnet", BUNDLE_SHA, min_distance_m=30.0)
     merged = merge_detections([result], SimpleNamespace(crs=CRS.from_string(UTM)), context)
-    merged.to_parquet(run_dir / "detections.parquet")
-    make_coverage().to_parquet(run_dir / "coverage.parquet")
-    (run_dir / "run.json").write_text(json.dumps({"grid": {"crs": UTM, "resolution": 10.0}}))
-    (run_dir / "model_card.json").write_text(json.dumps({"min_distance_px": 3, "classes": list(CLASSES)}))
+    merged.to_parquet(files.detections)
+    make_coverage().to_parquet(files.coverage)
+    files.run_json.write_text(json.dumps({"grid": {"crs": UTM, "resolution": 10.0}}))
+    files.model_card.write_text(json.dumps({"min_distance_px": 3, "classes": list(CLASSES)}))
     write_risk(run_dir, build_risk_cells(run_dir, []), k=1)
     victim = merged.iloc[0]
     with Ledger.of_run(run_dir) as led:

@@ -15,7 +15,9 @@ from fieldtruth.ingest.provenance import file_sha256
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines.errors import RunFolderError
 from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.pipelines.tileresult import load_tile_results
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.runfiles import RunFiles
 from fieldtruth.tests.data.rasters import scene_folder, truncated_copy
 
 pytestmark = pytest.mark.slow
@@ -95,7 +97,8 @@ def test_resume_redoes_only_missing_tiles_and_gives_the_same_output(
     assert before.geometry.geom_equals_exact(after.geometry, tolerance=0).all()
     redone = {p.stem for p in removed}
     kept_rows = ~before.tile_id.isin(redone)
-    assert kept_rows.any() and (before.site_id[kept_rows] == after.site_id[kept_rows]).all(), "ids of finished tiles"
+    assert kept_rows.any()
+    assert (before.site_id[kept_rows] == after.site_id[kept_rows]).all(), "ids of finished tiles"
 
 
 def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Path) -> None:
@@ -105,11 +108,11 @@ def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Pa
     summary = scan(_config(broken, quick_bundle, tmp_path / "run"))
     assert summary.failed, "tiles over the missing bytes must fail"
     assert summary.done + len(summary.failed) == 9 and summary.done > 0
-    assert all("B08.tif" in f["error"] for f in summary.failed)
+    assert all("B08.tif" in f.error for f in summary.failed)
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert {f["tile_id"] for f in meta["failed_tiles"]} == {f["tile_id"] for f in summary.failed}
+    assert {f["tile_id"] for f in meta["failed_tiles"]} == {f.tile_id for f in summary.failed}
     coverage = gpd.read_parquet(tmp_path / "run" / "coverage.parquet")
-    assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f["tile_id"] for f in summary.failed}
+    assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f.tile_id for f in summary.failed}
 
 
 def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path) -> None:
@@ -125,14 +128,15 @@ def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, qu
         return {(lb, round(g.x, 7), round(g.y, 7)) for lb, g in zip(frame.label, frame.geometry, strict=True)}
 
     assert places(tiled) == places(single)
-    assert not set(tiled.site_id) & set(single.site_id), "site ids are random per run, never derived from places"
+    assert not set(tiled.site_id) & set(single.site_id), "site ids are random per run, not from places"
 
 
 def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path) -> None:
-    from fieldtruth.pipelines.runfolder import RunFolder, write_atomic
+    from fieldtruth.atomicfile import write_text
+    from fieldtruth.pipelines.runfolder import RunFolder
 
     run = RunFolder(tmp_path / "run").create()
-    write_atomic(run.tile_result("r0000c0000"), "{}")
+    write_text(run.tile_result("r0000c0000"), "{}")
     stale = [run.tiles / ".r0000c0001.json.abc123.tmp", run.root / ".run.json.xyz.tmp"]
     for path in stale:
         path.write_text("half a file")
@@ -143,16 +147,17 @@ def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path)
 
 def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fieldtruth.pipelines.runfolder import RunFolder
+    from fieldtruth.pipelines.tileresult import TileResult
 
     run = RunFolder(tmp_path / "run").create()
     record, file_there = RunFolder.record_in_manifest, []
 
-    def recording(self: RunFolder, result: dict) -> None:
-        file_there.append(self.tile_result(result["tile_id"]).exists())
+    def recording(self: RunFolder, result: TileResult) -> None:
+        file_there.append(self.tile_result(result.tile_id).exists())
         record(self, result)
 
     monkeypatch.setattr(RunFolder, "record_in_manifest", recording)
-    run.write_tile_result({"tile_id": "r0000c0000", "status": "ok"})
+    run.write_tile_result(TileResult("r0000c0000"))
     assert file_there == [False]  # a kill between the two leaves a line to redo, never a file without one
     assert json.loads(run.tile_result("r0000c0000").read_text())["status"] == "ok"
     assert [json.loads(x)["tile_id"] for x in run.manifest.read_text().splitlines()] == ["r0000c0000"]
@@ -231,6 +236,7 @@ def test_a_resume_with_other_imagery_on_the_same_grid_is_refused(
 
 def test_tile_results_carry_random_site_ids_that_merges_reuse(run: Path) -> None:
     detections = gpd.read_parquet(run / "detections.parquet")
-    stamped = {d["site_id"] for p in (run / "tiles").glob("r*.json") for d in json.loads(p.read_text())["detections"]}
+    results = load_tile_results(RunFiles(run).tiles).values()
+    stamped = {d.site_id for result in results for d in result.detections}
     assert set(detections.site_id) <= stamped
     assert all(len(s) == 17 and s.startswith("S") for s in detections.site_id)

@@ -190,7 +190,7 @@ def test_a_version_2_ledger_upgrades_and_still_verifies(tmp_path: Path) -> None:
             r[3] for r in V2_DECISIONS
         ]
         assert ERASED in led.erased_sites() and ERASED not in led.statuses()
-        assert led.sites()["site-0001"]["lon"] is not None, "positions filled in on registration"
+        assert led.sites()["site-0001"].lon is not None, "positions filled in on registration"
         led.decide("site-0003", "uncertain", "imagery", "rv07")
         assert [e.v for e in led.entries()][-1] == 3 and led.verify().ok
     assert check_run(run_dir).ok
