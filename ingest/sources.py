@@ -41,7 +41,7 @@ def open_imagery(
     text = str(source)
     allow_hosts = tuple(allow_hosts)
     if is_remote(text):
-        if text.lower().split("?")[0].endswith(".json"):
+        if not is_stac_api(text):
             raise StacError(f"remote STAC documents are read through a STAC API; give the API root for "
                             f"{text!r}")
         if not collection:
@@ -56,6 +56,12 @@ def open_imagery(
     if path.suffix.lower() == ".json":
         return _scenes_from_json(path, allow_hosts=allow_hosts, allow_dirs=allow_dirs)
     return [open_scene(path)]
+
+
+def is_stac_api(source: str | Path) -> bool:
+    """True when ``source`` names a STAC API root (a remote address that is not a JSON document)."""
+    text = str(source)
+    return is_remote(text) and not text.lower().split("?")[0].endswith(".json")
 
 
 def _scenes_from_json(path: Path, *, allow_hosts: tuple[str, ...],

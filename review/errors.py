@@ -54,3 +54,7 @@ class NotActionableError(ReviewError, ValueError):
 
 class ErasureError(ReviewError, OSError):
     """A site could not be erased from a file of the run folder."""
+
+
+class SiteFactsMismatchError(LedgerTamperedError):
+    """The run's detections no longer say what the decisions about a site were made on (a moved lead)."""
