@@ -54,7 +54,8 @@ def main() -> None:
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             out = subprocess.run([sys.executable, __file__, "--child", str(Path(tmp) / "run"),
-                                  "--detections", str(args.detections)], check=True, capture_output=True, text=True)
+                                  "--detections", str(args.detections)],
+                                 check=True, capture_output=True, text=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             sys.stderr.write(f"run {i + 1}: {results[-1]}\n")
     summary = {
@@ -62,7 +63,8 @@ def main() -> None:
         "median_seconds": statistics.median(r["seconds"] for r in results),
         "median_aggregate_seconds": statistics.median(r["aggregate_seconds"] for r in results),
         "median_peak_mib": statistics.median(r["peak_mib"] for r in results),
-        "cells": results[0]["cells"], "sites_in_aoi": results[0]["sites"], "detections_in_aoi": results[0]["detections"],
+        "cells": results[0]["cells"], "sites_in_aoi": results[0]["sites"],
+        "detections_in_aoi": results[0]["detections"],
     }
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 

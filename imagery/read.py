@@ -117,8 +117,8 @@ def read_mosaic(scenes: Sequence[Scene], tile: Tile, bands: tuple[str, ...] | No
     if chip is None:
         rows, cols = tile.shape
         names = tuple(bands or scenes[0].band_names)
-        chip = Chip(np.zeros((len(names), rows, cols), np.float32), np.zeros((rows, cols), bool), tile.transform,
-                    CRS.from_user_input(tile.crs), tile.id, names)
+        chip = Chip(np.zeros((len(names), rows, cols), np.float32), np.zeros((rows, cols), bool),
+                    tile.transform, CRS.from_user_input(tile.crs), tile.id, names)
     return chip
 
 
@@ -136,7 +136,8 @@ def read_block(scenes: Sequence[Scene], block: TileBlock, bands: tuple[str, ...]
     return [whole.crop(tile) for tile in block.tiles]
 
 
-def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def read_overview(scene: Scene, bands: tuple[str, ...],
+                  max_side: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """The whole scene at most ``max_side`` pixels on its longer side (the centre pixel of each n x n cell,
     n the smallest integer that fits; GDAL reads overviews where the files have them), as stored, and its
     validity.
@@ -157,7 +158,8 @@ def read_overview(scene: Scene, bands: tuple[str, ...], max_side: int = 2048) ->
         raise KeyError(f"scene {scene.id!r} has no band(s) {missing!r}; it has {list(scene.band_names)!r}")
     step = -(-max(scene.width, scene.height) // max_side)
     shape = (-(-scene.height // step), -(-scene.width // step))
-    layers = [_read_whole(scene, name, shape) for name in (*bands, *([CLOUD_MASK] if CLOUD_MASK in scene.bands else []))]
+    names = (*bands, *([CLOUD_MASK] if CLOUD_MASK in scene.bands else []))
+    layers = [_read_whole(scene, name, shape) for name in names]
     data = np.stack(layers[: len(bands)]).astype(np.float32)
     valid = plausible(data, scene.nodata)
     if scene.nodata is None:
@@ -206,7 +208,8 @@ def _clear_sky(scene: Scene, tile: Tile) -> np.ndarray:
             inside = _read_source(source.href, source.index, tile, None, classes, scene.allow_hosts,
                                   Resampling.nearest)
     except RasterioError as exc:
-        raise ImageryReadError(f"could not read the cloud mask of tile {tile.id} from {source.href!r}: {exc}") from exc
+        raise ImageryReadError(
+            f"could not read the cloud mask of tile {tile.id} from {source.href!r}: {exc}") from exc
     return inside & ~np.isin(classes, SCL_UNUSABLE)
 
 

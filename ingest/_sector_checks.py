@@ -147,11 +147,13 @@ def _parse_crs(decl: SectorDeclaration) -> CRS:
         ) from exc
 
 
-def csv_geometry(decl: SectorDeclaration, path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+def csv_geometry(decl: SectorDeclaration, path: Path,
+                 frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Parse the x/y columns; return x, y (NaN where bad) and position -> problem for malformed rows."""
     spec = decl.geometry
     if spec.x is None or spec.y is None:
-        raise SectorDeclarationError(f"expected `geometry: {{x: ..., y: ...}}` for CSV {str(path)!r}; got {spec!r}.")
+        raise SectorDeclarationError(
+            f"expected `geometry: {{x: ..., y: ...}}` for CSV {str(path)!r}; got {spec!r}.")
     for column in (spec.x, spec.y):
         if column not in frame.columns:
             raise SectorDeclarationError(
@@ -186,7 +188,8 @@ def to_lonlat(decl: SectorDeclaration, path: Path, x: np.ndarray, y: np.ndarray,
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     area = crs.area_of_use
     west, south, east, north = area.bounds if area else (-180.0, -90.0, 180.0, 90.0)
-    in_lon = (lon >= west - _MARGIN_DEG) & (lon <= east + _MARGIN_DEG) if west <= east else (lon >= west) | (lon <= east)
+    in_lon = ((lon >= west - _MARGIN_DEG) & (lon <= east + _MARGIN_DEG) if west <= east
+              else (lon >= west) | (lon <= east))
     inside = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     inside &= in_lon & (lat >= south - _MARGIN_DEG) & (lat <= north + _MARGIN_DEG)
     parsed = np.isfinite(x) & np.isfinite(y)
@@ -195,8 +198,8 @@ def to_lonlat(decl: SectorDeclaration, path: Path, x: np.ndarray, y: np.ndarray,
         first = row_label(path, fmt, int(outside[0]))
         raise SectorCrsError(
             f"expected coordinates inside the area of use of the declared CRS {decl.geometry.crs!r} "
-            f"(lon {west:g}..{east:g}, lat {south:g}..{north:g}); {len(outside)} of {int(parsed.sum())} rows of "
-            f"{str(path)!r} lie outside (first: {first}). "
+            f"(lon {west:g}..{east:g}, lat {south:g}..{north:g}); {len(outside)} of {int(parsed.sum())} "
+            f"rows of {str(path)!r} lie outside (first: {first}). "
             "Declare the CRS the coordinates are really in (`geometry: crs:`)."
         )
     for pos in outside:

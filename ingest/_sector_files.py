@@ -66,7 +66,8 @@ def check_zip(path: Path, *, max_members: int = ZIP_MAX_MEMBERS, max_bytes: int 
     with archive:
         members = archive.infolist()
         if len(members) > max_members:
-            raise UnsafeArchiveError(f"expected at most {max_members} members in {str(path)!r}; got {len(members)}.")
+            raise UnsafeArchiveError(
+                f"expected at most {max_members} members in {str(path)!r}; got {len(members)}.")
         for info in members:
             _check_member_name(path, info)
         total_in = sum(max(info.compress_size, 1) for info in members)
@@ -90,7 +91,8 @@ def _check_member_name(path: Path, info: zipfile.ZipInfo) -> None:
             "(absolute or '..' path traversal). Refused before extraction; re-zip the files flat."
         )
     if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(f"expected plain files in {str(path)!r}; member {info.filename!r} is a link.")
+        raise UnsafeArchiveError(
+            f"expected plain files in {str(path)!r}; member {info.filename!r} is a link.")
 
 
 def _measure_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
@@ -173,7 +175,8 @@ def _csv_chunks(path: Path, large: bool, partition_bytes: int) -> Iterator[RawCh
         return
     import dask.dataframe as dd
 
-    frame = dd.read_csv(str(path), dtype=str, blocksize=max(partition_bytes // 4, 1 << 16), skipinitialspace=True)
+    frame = dd.read_csv(str(path), dtype=str, blocksize=max(partition_bytes // 4, 1 << 16),
+                        skipinitialspace=True)
     yield from _partitions(frame)
 
 

@@ -163,8 +163,8 @@ def _read_scene_json(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        raise NotARasterError(f"scene description {str(path)!r} is not valid JSON ({type(exc).__name__}); fix "
-                              "or remove it") from exc
+        raise NotARasterError(f"scene description {str(path)!r} is not valid JSON ({type(exc).__name__}); "
+                              "fix or remove it") from exc
     if not isinstance(meta, dict):
         raise NotARasterError(f"scene description {str(path)!r} must be a JSON object, got "
                               f"{type(meta).__name__}")
@@ -264,10 +264,12 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
         else Provenance(href=h, source=meta.get("source"), licence=licence, item_id=meta.get("id"))
         for h in hrefs
     )
-    acquired = meta.get("datetime") or meta.get("acquired") or next((h.datetime for h in headers.values() if h.datetime), None)
+    acquired = (meta.get("datetime") or meta.get("acquired")
+                or next((h.datetime for h in headers.values() if h.datetime), None))
     scene_id = str(meta.get("id") or (path.name if path.is_dir() else path.stem))
     nodata = next(iter(headers.values())).nodata
-    extra = {k: meta[k] for k in ("platform", "processing_level", "cloud_cover", "licence", "source") if k in meta}
+    extra = {k: meta[k] for k in ("platform", "processing_level", "cloud_cover", "licence", "source")
+             if k in meta}
     log.debug("opened scene %s: %d bands, %dx%d px, %s", scene_id, len(bands), width, height, crs)
     return Scene(
         id=scene_id, bands=bands, crs=crs, bounds=bounds, resolution=(xres, yres), width=width, height=height,
@@ -295,7 +297,8 @@ def _check_bands_align(headers: dict[str, _Header]) -> tuple[CRS, BoundingBox, t
         tolerance = max(res[0], res[1], finest[0])
         if any(abs(a - b) > tolerance for a, b in zip(bounds, bounds0, strict=True)):
             raise BandMismatchError(
-                f"band {name!r} ({href!r}) covers {tuple(bounds)!r} but band {names[0]!r} covers {tuple(bounds0)!r}; "
+                f"band {name!r} ({href!r}) covers {tuple(bounds)!r} but band {names[0]!r} covers "
+                f"{tuple(bounds0)!r}; "
                 "bands of one scene must have the same size and footprint"
             )
     return crs0, bounds0, finest

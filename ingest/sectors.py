@@ -122,11 +122,13 @@ def iter_sector_chunks(decl: SectorDeclaration, *, report: SectorReport | None =
             if len(chunk):
                 yield chunk
         if file_report.rows_read == 0:
-            raise EmptySectorDataError(f"expected rows in {str(path)!r}; it has a header or layer but no rows.")
+            raise EmptySectorDataError(
+                f"expected rows in {str(path)!r}; it has a header or layer but no rows.")
         _log_file(file_report)
 
 
-def read_sectors(decl: SectorDeclaration | Path | str, *, partition_bytes: int = PARTITION_BYTES) -> SectorDataset:
+def read_sectors(decl: SectorDeclaration | Path | str, *,
+                 partition_bytes: int = PARTITION_BYTES) -> SectorDataset:
     """Read a whole declared dataset (a declaration or the path of its YAML) into one GeoDataFrame.
 
     Raises:
@@ -169,7 +171,8 @@ def _clean_chunk(decl: SectorDeclaration, path: Path, fmt: str, frame: pd.DataFr
     dups = duplicate_positions(out, kept, seen)
     if len(dups):
         report.duplicate_rows.extend(
-            f"{str(path)!r} {'line ' + str(first_row + int(i) + 2) if fmt == 'csv' else 'feature ' + str(first_row + int(i) + 1)}"
+            f"{str(path)!r} "
+            + (f"line {first_row + int(i) + 2}" if fmt == "csv" else f"feature {first_row + int(i) + 1}")
             for i in out.index[dups]
         )
         if decl.on_duplicates == "drop":
@@ -183,7 +186,8 @@ def _log_file(report: FileReport) -> None:
     if report.dropped_columns:
         log.info("%s: dropped undeclared column(s) %s", report.path, report.dropped_columns)
     if report.personal_dropped:
-        log.warning("%s: dropped column(s) that look like personal data: %s", report.path, report.personal_dropped)
+        log.warning("%s: dropped column(s) that look like personal data: %s", report.path,
+                    report.personal_dropped)
     for what in ("bad_rows", "repaired_rows", "duplicate_rows"):
         rows = getattr(report, what)
         if rows:

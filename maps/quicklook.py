@@ -89,7 +89,8 @@ def png_uri(rgba: np.ndarray, colours: int | None = None) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _stretch(data: np.ndarray, valid: np.ndarray, limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _stretch(data: np.ndarray, valid: np.ndarray,
+             limits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scale (3, h, w) values to uint8 between per-band limits (2nd/98th percentile of valid pixels)."""
     if limits is None:
         limits = np.zeros((3, 2), dtype=np.float64)

@@ -73,7 +73,8 @@ def _scenes(run_dir: Path) -> list[dict[str, Any]]:
     try:
         doc = json.loads(RunFiles(run_dir).run_json.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ChipError(f"expected a readable run.json in {str(run_dir)!r}; {exc}. Run `fieldtruth scan`.") from exc
+        raise ChipError(
+            f"expected a readable run.json in {str(run_dir)!r}; {exc}. Run `fieldtruth scan`.") from exc
     scenes = (doc.get("inputs") or {}).get("scenes") or []
     return [s for s in scenes if isinstance(s, dict) and isinstance(s.get("bands"), dict)]
 

@@ -59,14 +59,16 @@ def _handler(items: list[dict], next_href: str | None,
             parts = urlsplit(self.path)
             if parts.path in ("", "/"):
                 base = self._base()
-                self._send({"type": "Catalog", "id": "test-api", "description": "test STAC API", "stac_version": "1.0.0",
-                            "conformsTo": CONFORMS, "links": [
+                search = {"href": base + "/search", "type": "application/geo+json"}
+                self._send({"type": "Catalog", "id": "test-api", "description": "test STAC API",
+                            "stac_version": "1.0.0", "conformsTo": CONFORMS, "links": [
                                 {"rel": "self", "href": base + "/"}, {"rel": "root", "href": base + "/"},
-                                {"rel": "search", "href": base + "/search", "method": "GET", "type": "application/geo+json"},
-                                {"rel": "search", "href": base + "/search", "method": "POST", "type": "application/geo+json"}]})
+                                {"rel": "search", "method": "GET", **search},
+                                {"rel": "search", "method": "POST", **search}]})
             elif parts.path == "/search":
                 query = parse_qs(parts.query)
-                params = {"collections": query.get("collections", [""])[0].split(",") if "collections" in query else None,
+                params = {"collections": (query.get("collections", [""])[0].split(",")
+                                          if "collections" in query else None),
                           "bbox": query["bbox"][0].split(",") if "bbox" in query else None,
                           "query": json.loads(query["query"][0]) if "query" in query else None}
                 self._search(params)

@@ -139,7 +139,8 @@ def test_a_remote_scenes_water_offsets_equal_the_local_ones(folder: Path) -> Non
     bands = ("blue", "green", "red", "nir")
     local = water_offsets(open_imagery(folder)[0], bands, WATER_OFFSET)
     with serve(folder, mode="flaky") as (base, log):
-        scene = scene_from_item(item_for_folder(folder, "remote-scene", href_base=base), allow_hosts=["127.0.0.1"])
+        scene = scene_from_item(item_for_folder(folder, "remote-scene", href_base=base),
+                                allow_hosts=["127.0.0.1"])
         remote = water_offsets(scene, bands, WATER_OFFSET)
     assert remote == local and set(local) == set(bands)
     assert log.range_requests > 0 and log.dropped > 0

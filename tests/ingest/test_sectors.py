@@ -32,7 +32,8 @@ def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "sites.csv") -> Path:
 
 @pytest.mark.skipif(not KILNEYE.is_dir(), reason="needs ../shared/data/kilneye (the real KilnEye inventory)")
 def test_real_kiln_inventory_ingests_with_its_declaration() -> None:
-    dataset = read_sectors(load_declaration(REPO / "docs" / "examples" / "kilneye.yaml", allow_dirs=[KILNEYE]))
+    dataset = read_sectors(load_declaration(REPO / "docs" / "examples" / "kilneye.yaml",
+                                            allow_dirs=[KILNEYE]))
     report = dataset.report
     assert sum(f.rows_read for f in report.files) == 21_941
     assert len(report.files) == 5
@@ -87,9 +88,11 @@ def test_personal_column_declared_with_a_reason_is_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda f: f.assign(lat=f["lat"].astype(object).where(f.index != 3, "25.4x")), r"line 5: 'lat' is not a number"),
+        (lambda f: f.assign(lat=f["lat"].astype(object).where(f.index != 3, "25.4x")),
+         r"line 5: 'lat' is not a number"),
         (lambda f: f.assign(lon=f["lon"].where(f.index != 6)), r"line 8: missing coordinate 'lon'"),
-        (lambda f: f.assign(lat=f["lat"].where(f.index != 0, 95.0)), r"line 2: coordinates outside the area of use"),
+        (lambda f: f.assign(lat=f["lat"].where(f.index != 0, 95.0)),
+         r"line 2: coordinates outside the area of use"),
     ],
     ids=["bad-number", "missing-coordinate", "latitude-95"],
 )
@@ -105,13 +108,16 @@ def test_malformed_rows_name_file_and_line(tmp_path: Path, edit, message: str) -
 def test_wrong_declared_crs_is_an_error(tmp_path: Path) -> None:
     path = _csv(tmp_path, sites_frame(20))
     with pytest.raises(SectorCrsError, match=r"EPSG:32644.*20 of 20 rows"):
-        read_sectors(write_declaration(tmp_path / "d.yaml", [path.name], geometry={"x": "lon", "y": "lat", "crs": "EPSG:32644"}))
+        read_sectors(write_declaration(tmp_path / "d.yaml", [path.name],
+                                       geometry={"x": "lon", "y": "lat", "crs": "EPSG:32644"}))
     utm = gpd.GeoSeries(gpd.points_from_xy(sites_frame(20).lon, sites_frame(20).lat), crs=4326).to_crs(32645)
     metres = pd.DataFrame({"kiln_type": "FCBK", "x": utm.x, "y": utm.y})
     path = _csv(tmp_path, metres, "metres.csv")
     with pytest.raises(SectorCrsError, match="area of use"):
-        read_sectors(write_declaration(tmp_path / "d.yaml", [path.name], geometry={"x": "x", "y": "y", "crs": "EPSG:4326"}))
-    ok = read_sectors(write_declaration(tmp_path / "d.yaml", [path.name], geometry={"x": "x", "y": "y", "crs": "EPSG:32645"}))
+        read_sectors(write_declaration(tmp_path / "d.yaml", [path.name],
+                                       geometry={"x": "x", "y": "y", "crs": "EPSG:4326"}))
+    ok = read_sectors(write_declaration(tmp_path / "d.yaml", [path.name],
+                                        geometry={"x": "x", "y": "y", "crs": "EPSG:32645"}))
     assert len(ok.frame) == 20 and 86.9 < ok.frame.geometry.x.min()
 
 
@@ -192,7 +198,8 @@ def test_partitioned_read_gives_the_same_rows_and_row_numbers(tmp_path: Path, na
         gdf = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.lon, frame.lat), crs=4326)
         gdf.drop(columns=["lon", "lat"]).to_parquet(tmp_path / name, row_group_size=500)
     geometry = {"x": "lon", "y": "lat", "crs": "EPSG:4326"} if name.endswith(".csv") else {"crs": "EPSG:4326"}
-    decl = load_declaration(write_declaration(tmp_path / "d.yaml", [name], geometry=geometry, on_bad_rows="report"))
+    decl = load_declaration(write_declaration(tmp_path / "d.yaml", [name], geometry=geometry,
+                                              on_bad_rows="report"))
     whole = read_sectors(decl)
     parts = read_sectors(decl, partition_bytes=1)
     assert len(parts.frame) == len(whole.frame) == 2999

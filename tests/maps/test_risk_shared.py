@@ -28,7 +28,8 @@ def _coordinates(geometry: dict) -> np.ndarray:
     flat: list = []
 
     def walk(node: object) -> None:
-        if isinstance(node, (list, tuple, np.ndarray)) and len(node) == 2 and all(isinstance(v, float | int) for v in node):
+        pair = isinstance(node, (list, tuple, np.ndarray)) and len(node) == 2
+        if pair and all(isinstance(v, float | int) for v in node):
             flat.append(node)
         else:
             for child in node:  # type: ignore[union-attr]
@@ -38,7 +39,8 @@ def _coordinates(geometry: dict) -> np.ndarray:
     return np.array(flat, dtype=float)
 
 
-def assert_shared_view_is_safe(shared: dict, k: int, cell_m: float, grid_cells: set[str], forbidden: list[str]) -> None:
+def assert_shared_view_is_safe(shared: dict, k: int, cell_m: float, grid_cells: set[str],
+                               forbidden: list[str]) -> None:
     """Every coordinate is a grid vertex, no count under k, no forbidden attribute or value."""
     text = json.dumps(shared)
     for word in forbidden:
@@ -69,7 +71,8 @@ def _grid_ids(run: Path, cell_m: float) -> set[str]:
 @pytest.mark.skipif(not KILNEYE.is_dir(), reason="needs ../shared/data/kilneye (the real KilnEye inventory)")
 def test_real_kilns_shared_view_reveals_no_site(tmp_path: Path) -> None:
     run = write_kiln_run(tmp_path / "run")
-    risk = build_risk_cells(run, [load_declaration(REPO / "docs" / "examples" / "kilneye.yaml", allow_dirs=[KILNEYE])])
+    decl = load_declaration(REPO / "docs" / "examples" / "kilneye.yaml", allow_dirs=[KILNEYE])
+    risk = build_risk_cells(run, [decl])
     assert risk.sites_in_aoi["kilneye"] == 21_940  # 21,941 rows, one reported duplicate
     assert risk.cells["sites_brick_kilns"].sum() == 21_940
     out = write_risk(run, risk, k=3)
@@ -89,7 +92,8 @@ def test_generated_shared_view_is_safe_with_merging(tmp_path: Path) -> None:
     for k in (2, 3, 5):
         risk = build_risk_cells(run, [decl], cell_m=2_000)
         shared = shared_view(risk.cells, k=k, merge=3)
-        assert_shared_view_is_safe(shared, k, 2_000.0, _grid_ids(run, 2_000.0), ["kiln_type", "FCBK", "Zigzag", "site-0"])
+        assert_shared_view_is_safe(shared, k, 2_000.0, _grid_ids(run, 2_000.0),
+                                   ["kiln_type", "FCBK", "Zigzag", "site-0"])
         assert {"not covered"} <= {f["properties"]["band"] for f in shared["features"]}
 
 

@@ -29,7 +29,8 @@ def offset_bundle(quick_bundle: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The quick detector, its card asking for water-level offsets."""
     bundle = load_bundle(quick_bundle)
     path = tmp_path_factory.mktemp("offset-bundle") / "offset.safetensors"
-    save_bundle(path, bundle.model, dataclasses.replace(bundle.card, scene_offset=dict(WATER_OFFSET), weights_sha256=""))
+    card = dataclasses.replace(bundle.card, scene_offset=dict(WATER_OFFSET), weights_sha256="")
+    save_bundle(path, bundle.model, card)
     return path
 
 
@@ -96,7 +97,8 @@ def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(
     assert coverage.sort_values("tile_id").valid_fraction.round(6).tolist() == [1.0, 0.0]
 
 
-def test_a_scan_whose_only_scene_cannot_be_read_stops_before_writing(offset_bundle: Path, tmp_path: Path) -> None:
+def test_a_scan_whose_only_scene_cannot_be_read_stops_before_writing(offset_bundle: Path,
+                                                                      tmp_path: Path) -> None:
     broken = scene_folder(tmp_path / "broken", size=256)
     truncated_copy(broken / "B08.tif", broken / "B08.part", keep_fraction=0.3)
     (broken / "B08.part").replace(broken / "B08.tif")
