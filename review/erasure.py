@@ -5,9 +5,10 @@ for each, whether it is rewritten without the site (Parquet, GeoJSON and CSV fil
 column or property, in UTF-8, UTF-16 or UTF-32), deleted (the site's chips, every HTML map, and any
 other file that still names the site or holds its exact coordinates, inside zip, tar, gzip, bzip2 or xz
 archives too), or left alone; a file it cannot see into (a 7z or rar archive, an encrypted zip member,
-an unreadable Parquet file) makes it refuse up front, naming every such file, before anything is
-touched. :func:`carry_out` then rewrites and deletes (the old bytes overwritten with zeros before they
-are released) and erases the site in the ledger last: evidence, site facts and salts of its decisions
+an unreadable Parquet file), or a link (erasure never writes through one to a file that may lie outside
+the run folder), makes it refuse up front, naming every such file, before anything is touched.
+:func:`carry_out` then rewrites and deletes (the old bytes overwritten with zeros before they are
+released) and erases the site in the ledger last: evidence, site facts and salts of its decisions
 set to NULL (secure_delete, VACUUM) and a tombstone appended saying when and why, not what.
 
 A run killed part-way is finished by running the erasure again: files already done no longer name
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fieldtruth.atomicfile import atomic_path
-from fieldtruth.review.erasure_files import FileAction, plan_file
+from fieldtruth.review.erasure_files import FileAction, plan_file, refuse_links
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import MAX_NOTE_CHARS, TOMBSTONE
@@ -141,11 +142,14 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
     )
     patterns = needles([site_id], [v for point in positions for v in point])
     refused = []
-    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_symlink() or p.is_file()):
         rel = path.relative_to(run_dir)
-        if rel.parts[0] in SKIP_DIRS or path.name.startswith(LEDGER):
+        if path.name.startswith(LEDGER):
             continue
         try:
+            refuse_links(path)  # tile results too: the pipelines room rewrites them in place
+            if rel.parts[0] in SKIP_DIRS:
+                continue
             action = plan_file(path, rel, site_id, patterns)
         except ErasureError as exc:
             refused.append(f"{str(rel)!r}: {exc}")
@@ -156,7 +160,8 @@ def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") 
         raise ErasureError(
             f"expected to be able to search every file of {str(run_dir)!r} for site {site_id!r}; cannot "
             f"search {len(refused)}: {'; '.join(refused)}. Nothing was changed: unpack, decrypt or remove "
-            "those files (they may hold the site) and run `fieldtruth forget` again."
+            "those files (they may hold the site), replace links with copies, and run `fieldtruth forget` "
+            "again."
         )
     return plan
 

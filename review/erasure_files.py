@@ -144,6 +144,26 @@ def _plan_text(path: Path, rel: Path, site_id: str, patterns: tuple[bytes, ...])
     return FileAction(path, rel, lambda tmp: tmp.write_bytes(new))
 
 
+def refuse_links(path: Path) -> None:
+    """Refuse a link: erasure writes only the run folder's own files, never through a link to a file (or
+    folder) that may lie outside it, where zeroing the old bytes would destroy someone else's copy.
+
+    Raises:
+        ErasureError: ``path`` is a symbolic link, or one of several hard links to the same file.
+    """
+    if path.is_symlink():
+        raise ErasureError(
+            "it is a symbolic link, and erasure does not write through links (what it points to may lie "
+            "outside the run folder); replace it with a copy of the file, or remove it"
+        )
+    links = path.stat().st_nlink
+    if links > 1:
+        raise ErasureError(
+            f"it is one of {links} hard links to one file, and erasure does not write to a file that "
+            "other names (perhaps outside the run folder) share; replace it with a copy, or remove it"
+        )
+
+
 def plan_file(path: Path, rel: Path, site_id: str, patterns: tuple[bytes, ...]) -> FileAction | None:
     """Decide what erasing ``site_id`` does to one file (None: nothing to do).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import struct
 from pathlib import Path
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fieldtruth.review.erasure import forget_site
-from fieldtruth.review.errors import InvalidDecisionError, LedgerTamperedError, UnknownSiteError
+from fieldtruth.review.errors import ErasureError, InvalidDecisionError, LedgerTamperedError, UnknownSiteError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import TOMBSTONE
 from fieldtruth.tests.data.runfolder import make_run_folder
@@ -40,7 +41,8 @@ def run(tmp_path: Path):
     run_dir = rf.path
     with Ledger.open(run_dir / "review.sqlite") as led:
         led.register_sites(run_dir / "detections.parquet")
-        led.decide(SITE, "confirmed", "imagery", "rv01", note=f"kiln; owner {SENTINEL}", evidence={"photos": [PHOTO]})
+        led.decide(SITE, "confirmed", "imagery", "rv01", note=f"kiln; owner {SENTINEL}",
+                   evidence={"photos": [PHOTO]})
         led.decide("site-0001", "confirmed", "imagery", "rv01", note="other site keeps its note")
         led.decide(SITE, "field_visit", "field", "rv02", note=f"visit again {SENTINEL * 40}")
     (run_dir / "chips").mkdir()
@@ -116,7 +118,8 @@ def test_forget_twice_finishes_what_is_left_and_unknown_is_refused(run) -> None:
 def test_erasing_evidence_without_tombstone_is_tampering(run) -> None:
     run_dir, _, _ = run
     db = sqlite3.connect(run_dir / "review.sqlite", isolation_level=None)
-    db.execute("UPDATE decisions SET evidence = NULL, evidence_salt = NULL WHERE seq = 1")  # the trigger allows it
+    # the trigger allows it
+    db.execute("UPDATE decisions SET evidence = NULL, evidence_salt = NULL WHERE seq = 1")
     db.close()
     with Ledger.open(run_dir / "review.sqlite") as led:
         check = led.verify()
@@ -133,3 +136,28 @@ def test_trigger_refuses_other_updates_after_erasure(run) -> None:
         db.execute("UPDATE decisions SET reviewer = 'x' WHERE seq = 1")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("UPDATE decisions SET evidence = '{}' WHERE seq = 2")
+
+
+@pytest.mark.parametrize("kind", ["file link", "folder link", "hard link", "tile result link"])
+def test_erasure_never_writes_through_a_link_out_of_the_run_folder(run, tmp_path: Path, kind: str) -> None:
+    """A link in the run folder may reach someone's own file elsewhere: erasure would zero its bytes.
+    It refuses up front instead, naming the link, and touches nothing."""
+    run_dir, _, _ = run
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    notes = outside / "notes.txt"
+    notes.write_text(f"my own notes on {SITE}\n")
+    link = {"file link": run_dir / "notes.txt", "folder link": run_dir / "elsewhere",
+            "hard link": run_dir / "notes.txt",
+            "tile result link": run_dir / "tiles" / "r0000c0000.json"}[kind]
+    link.parent.mkdir(exist_ok=True)
+    if kind == "hard link":
+        os.link(notes, link)
+    else:
+        link.symlink_to(outside if kind == "folder link" else notes)
+    before = _all_bytes(run_dir)
+    with pytest.raises(ErasureError, match="link") as caught:
+        forget_site(run_dir, SITE, reason="owner request")
+    assert str(link.relative_to(run_dir)) in str(caught.value)
+    assert notes.read_text() == f"my own notes on {SITE}\n"
+    assert _all_bytes(run_dir) == before
