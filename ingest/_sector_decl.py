@@ -12,9 +12,10 @@ Example (the real KilnEye inventory, see ``docs/examples/kilneye.yaml``)::
     keep: [kiln_type, state]
 
 The files a declaration names must lie inside its own folder, or in a folder allowed explicitly
-(``load_declaration(path, allow_dirs=...)`` or the ``FIELDTRUTH_ALLOW_DIRS`` environment variable): the
-KilnEye example above is read with ``FIELDTRUTH_ALLOW_DIRS=../shared/data/kilneye``. Errors name keys and
-files, never values: a declaration is checked before anything it names is read.
+(``load_declaration(path, allow_dirs=...)``, the ``FIELDTRUTH_ALLOW_DIRS`` environment variable, or the
+command line's ``--allow-dir``): the KilnEye example above is read with
+``--allow-dir ../shared/data/kilneye``. Errors name keys and files, never values: a declaration is checked
+before anything it names is read.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class SectorDeclaration(BaseModel):
             raise RefusedInputError(
                 f"declaration {self.name!r} file {entry!r} lies outside {[str(f) for f in folders]!r}; a "
                 "declaration may only name files inside its own folder (allow another folder with "
-                "FIELDTRUTH_ALLOW_DIRS, or load_declaration(..., allow_dirs=...))"
+                "--allow-dir or FIELDTRUTH_ALLOW_DIRS, or load_declaration(..., allow_dirs=...))"
             )
 
     def format_of(self, path: Path) -> Format:

@@ -137,7 +137,7 @@ def _source(vrt: Path, element: ElementTree.Element, within: Sequence[Path], loc
     except (RefusedInputError, InputNotFoundError) as exc:
         raise RasterRefusedError(
             f"VRT {str(vrt)!r} reads from {text!r} ({exc}); a VRT may only read local GeoTIFFs (or VRTs of "
-            "them) inside its own folder or a folder allowed in FIELDTRUTH_ALLOW_DIRS"
+            "them) inside its own folder or an allowed one"
         ) from exc
 
 

@@ -5,8 +5,9 @@ What it holds (see SECURITY.md for the whole policy):
 - **Local paths** (:func:`local_file`) are plain paths: GDAL syntax (``/vsi...`` prefixes, ``vrt://``,
   ``DRIVER:`` prefixes, ``scheme://``) is refused, never interpreted; the path must be an existing
   regular file, and a path named by a document (a STAC catalogue, a VRT, a sector declaration) must lie
-  inside that document's folder or a folder allowed explicitly (``allow_dirs``, or the
-  ``FIELDTRUTH_ALLOW_DIRS`` environment variable, folders separated by ``os.pathsep``).
+  inside that document's folder or a folder allowed explicitly (``allow_dirs``, the
+  ``FIELDTRUTH_ALLOW_DIRS`` environment variable, folders separated by ``os.pathsep``, or the command
+  line's ``--allow-dir``, which adds to it: :func:`allowing_dirs`).
 - **Formats** are judged by content, not by name (:mod:`fieldtruth.ingest._sniff`), and each is opened
   with the one driver allowed for it: a raster is a GeoTIFF or a VRT of them (every source checked at
   every depth: :mod:`fieldtruth.ingest._vrt`); a vector file is GeoJSON, a GeoPackage or a shapefile.
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -64,6 +66,46 @@ def allowed_dirs() -> tuple[Path, ...]:
     """Folders allowed explicitly in :data:`ALLOW_DIRS_ENV`, resolved."""
     listed = os.environ.get(ALLOW_DIRS_ENV, "").split(os.pathsep)
     return tuple(Path(p).resolve() for p in listed if p.strip())
+
+
+@contextmanager
+def allowing_dirs(folders: Iterable[str | Path]) -> Iterator[tuple[Path, ...]]:
+    """Allow ``folders`` as if they were listed in :data:`ALLOW_DIRS_ENV`, for the duration of the block.
+
+    The folders are added to the environment variable (what was there stays), so processes started inside
+    the block (the workers of a local Dask cluster) allow them too; the variable is restored afterwards.
+    Workers of a remote Dask scheduler need :data:`ALLOW_DIRS_ENV` set in their own environment.
+
+    Args:
+        folders: folders documents may name files in besides their own (the command line's
+            ``--allow-dir``); relative ones resolve against the working folder.
+
+    Yields:
+        every folder allowed inside the block, resolved.
+
+    Raises:
+        RefusedInputError: a folder that does not exist, is not a folder, or whose name holds
+            ``os.pathsep`` (the variable could not list it).
+    """
+    added = []
+    for folder in folders:
+        resolved = Path(folder).resolve()
+        if not resolved.is_dir():
+            raise RefusedInputError(f"allowed folder {str(folder)!r} is not an existing folder; give one")
+        if os.pathsep in str(resolved):
+            raise RefusedInputError(f"allowed folder {str(resolved)!r} holds {os.pathsep!r}, which separates "
+                                    f"the folders of {ALLOW_DIRS_ENV}; rename or link it")
+        added.append(str(resolved))
+    before = os.environ.get(ALLOW_DIRS_ENV)
+    if added:
+        os.environ[ALLOW_DIRS_ENV] = os.pathsep.join([*([before] if before else []), *added])
+    try:
+        yield allowed_dirs()
+    finally:
+        if before is not None:
+            os.environ[ALLOW_DIRS_ENV] = before
+        else:
+            os.environ.pop(ALLOW_DIRS_ENV, None)
 
 
 def is_url(href: str) -> bool:
@@ -120,7 +162,8 @@ def local_file(text: str | Path, base: Path | None = None, within: Sequence[Path
             shown = "" if str(resolved) == text else f" (resolved: {str(resolved)!r})"
             raise RefusedInputError(
                 f"{what} {text!r}{shown} lies outside {[str(f) for f in folders]!r}; a document may only "
-                f"name files inside its own folder (allow another folder with {ALLOW_DIRS_ENV})"
+                f"name files inside its own folder (allow another folder with --allow-dir or "
+                f"{ALLOW_DIRS_ENV})"
             )
     return resolved
 

@@ -27,7 +27,7 @@ import pyogrio
 import shapely
 
 from fieldtruth.atomicfile import atomic_path, write_text
-from fieldtruth.ingest.guard import vector_file
+from fieldtruth.ingest.guard import local_file, vector_file
 from fieldtruth.ingest.sectors import SectorDeclaration, SectorReport, iter_sector_chunks
 from fieldtruth.maps.errors import RiskInputError, RunFolderError
 from fieldtruth.maps.risk_grid import (
@@ -75,7 +75,9 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
     """
     path = RunFiles(Path(run_dir)).coverage
     if not path.is_file():
-        raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
+        raise RunFolderError(
+            f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`."
+        )
     tiles = gpd.read_parquet(path)
     if "status" not in tiles.columns or tiles.crs is None or tiles.empty:
         raise RiskInputError(
@@ -90,7 +92,9 @@ def count_detections(run_dir: Path, grid: CellGrid) -> tuple[pd.DataFrame, int]:
     """Per-cell detection counts, scores and review statuses; and the number of detections in the AOI."""
     path = RunFiles(Path(run_dir)).detections
     if not path.is_file():
-        raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
+        raise RunFolderError(
+            f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`."
+        )
     det = gpd.read_parquet(path, columns=["site_id", "score", "geometry"])
     statuses: dict[str, str] = {}
     ledger_path = RunFiles(Path(run_dir)).ledger
@@ -104,7 +108,8 @@ def count_detections(run_dir: Path, grid: CellGrid) -> tuple[pd.DataFrame, int]:
     pos = points_to_cells(grid, det.geometry) if len(det) else np.zeros(0, dtype=np.int64)
     inside = pos >= 0
     pos = pos[inside]
-    status = np.array([statuses.get(s, "unverified") for s in det["site_id"].astype(str)], dtype=object)[inside]
+    status = np.array([statuses.get(s, "unverified") for s in det["site_id"].astype(str)],
+                      dtype=object)[inside]
     score = det["score"].to_numpy(dtype=float)[inside]
     out = {"det_count": np.bincount(pos, minlength=n)}
     for name in STATUSES:
@@ -147,21 +152,28 @@ def join_area_stats(config: RiskConfig, grid: CellGrid) -> pd.DataFrame:
     stats = config.area_stats
     if stats is None:
         return pd.DataFrame(index=range(len(grid.ix)))
+    # the input guard: plain local files, in the config's folder (or allowed), of the format they claim
+    boundaries = vector_file(stats.boundaries, within=stats.within, what="area-statistics boundaries")
+    table_file = local_file(stats.table, within=stats.within, what="area-statistics table")
     try:
-        boundaries = vector_file(stats.boundaries, what="area-statistics boundaries")  # the input guard
         bounds = pyogrio.read_dataframe(boundaries, columns=[stats.boundary_code]).to_crs(EQUAL_AREA_CRS)
-        table = pd.read_csv(stats.table, dtype={stats.table_code: str})
+        table = pd.read_csv(table_file, dtype={stats.table_code: str})
     except (OSError, ValueError, pyogrio.errors.DataSourceError) as exc:
-        raise RiskInputError(f"expected readable area statistics ({stats.boundaries}, {stats.table}): {exc}") from exc
+        raise RiskInputError(
+            f"expected readable area statistics ({str(stats.boundaries)!r}, {str(stats.table)!r}): {exc}"
+        ) from exc
     wanted = [stats.table_code, *(t.column for t in stats.terms.values())]
     missing = [c for c in wanted if c not in table.columns] + (
         [stats.boundary_code] if stats.boundary_code not in bounds.columns else [])
     if missing:
-        raise RiskInputError(f"expected column(s) {missing!r} in the area statistics; check `area_stats:` in the config.")
+        raise RiskInputError(
+            f"expected column(s) {missing!r} in the area statistics; check `area_stats:` in the config."
+        )
     centres = gpd.GeoDataFrame(geometry=shapely.centroid(grid.polygons()), crs=EQUAL_AREA_CRS)
     joined = gpd.sjoin(centres, bounds, how="left", predicate="within")
     codes = joined[~joined.index.duplicated()][stats.boundary_code].astype("string")
-    table = table.drop_duplicates(stats.table_code).set_index(table[stats.table_code].astype(str).drop_duplicates())
+    codes_in_table = table[stats.table_code].astype(str).drop_duplicates()
+    table = table.drop_duplicates(stats.table_code).set_index(codes_in_table)
     out = pd.DataFrame({"admin_code": codes.to_numpy()}, index=range(len(grid.ix)))
     for name, term in stats.terms.items():
         values = pd.to_numeric(table[term.column], errors="coerce")
@@ -209,7 +221,8 @@ def build_risk_cells(run_dir: Path, decls: list[SectorDeclaration], *, config: R
     return RiskCells(cells, reports, inside, n_det)
 
 
-def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = None, k: int = DEFAULT_K) -> RiskOutputs:
+def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = None,
+               k: int = DEFAULT_K) -> RiskOutputs:
     """Write ``risk.parquet``, ``risk_shared.geojson`` and ``risk.json`` into the run folder (atomically)."""
     run_dir = Path(run_dir)
     config = config or RiskConfig()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from fieldtruth.maps.errors import RiskConfigError
 
@@ -54,7 +54,12 @@ class AreaStat(BaseModel):
 
 
 class AreaStats(BaseModel):
-    """Area statistics joined by admin code: boundaries (polygons with a code) and a CSV table."""
+    """Area statistics joined by admin code: boundaries (polygons with a code) and a CSV table.
+
+    Named in a config file (:func:`load_risk_config`), both files must lie in that file's folder or in a
+    folder allowed explicitly (``--allow-dir``, ``FIELDTRUTH_ALLOW_DIRS``), as the files of a sector
+    declaration must.
+    """
 
     model_config = ConfigDict(extra="forbid")
     boundaries: Path
@@ -62,6 +67,12 @@ class AreaStats(BaseModel):
     table: Path
     table_code: str
     terms: dict[str, AreaStat]
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def within(self) -> tuple[Path, ...] | None:
+        """The folder its files must lie in (the config file's); None when the config was built in code."""
+        return None if self._folder is None else (self._folder,)
 
 
 class Bands(BaseModel):
@@ -83,7 +94,8 @@ class RiskConfig(BaseModel):
     weights: dict[str, float] = Field(
         default_factory=lambda: {"leads": 0.3, "confirmed": 0.2, "lead_score": 0.1, "sector_sites": 0.4}
     )
-    scales: dict[str, float] = Field(default_factory=lambda: {"leads": 3.0, "confirmed": 1.0, "sector_sites": 10.0})
+    scales: dict[str, float] = Field(
+        default_factory=lambda: {"leads": 3.0, "confirmed": 1.0, "sector_sites": 10.0})
     sector_weights: dict[str, float] = Field(default_factory=dict)
     bands: Bands = Field(default_factory=Bands)
     min_coverage: float = Field(default=0.5, ge=0, le=1)
@@ -93,7 +105,8 @@ class RiskConfig(BaseModel):
     def _check(self) -> RiskConfig:
         unknown = set(self.weights) - {"leads", "confirmed", "lead_score", "sector_sites"}
         if unknown:
-            raise ValueError(f"unknown weight(s) {sorted(unknown)}; area statistics take weights under area_stats")
+            raise ValueError(
+                f"unknown weight(s) {sorted(unknown)}; area statistics take weights under area_stats")
         if any(w < 0 for w in self.weights.values()) or any(s <= 0 for s in self.scales.values()):
             raise ValueError("expected weights >= 0 and scales > 0")
         return self
@@ -117,11 +130,13 @@ def load_risk_config(path: Path | str | None) -> RiskConfig:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         config = RiskConfig(**document)
     except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
-        raise RiskConfigError(f"expected a valid risk config at {str(path)!r}: {exc}. See docs/risk.md.") from exc
+        raise RiskConfigError(
+            f"expected a valid risk config at {str(path)!r}: {exc}. See docs/risk.md.") from exc
     if config.area_stats is not None:
         base = path.resolve().parent
         stats = config.area_stats
         stats.boundaries, stats.table = base / stats.boundaries, base / stats.table
+        stats._folder = base
     return config
 
 
@@ -160,11 +175,13 @@ def score_cells(cells: pd.DataFrame, config: RiskConfig, sectors: list[str]) -> 
     total = sum(weights.values()) or 1.0
     contributions = {t: weights.get(t, 0.0) * terms[t] / total for t in terms}
     score = np.clip(sum(contributions.values(), np.zeros(len(out))), 0.0, 1.0)
-    band = np.where(score >= config.bands.high, "high", np.where(score >= config.bands.medium, "medium", "low"))
+    band = np.where(score >= config.bands.high, "high",
+                    np.where(score >= config.bands.medium, "medium", "low"))
     band = np.where(out["coverage"].to_numpy(dtype=float) < config.min_coverage, NOT_COVERED, band)
     out["score"] = score
     out["band"] = band
     names = list(contributions)
-    matrix = np.column_stack([np.round(contributions[t], 4) for t in names]) if names else np.zeros((len(out), 0))
+    matrix = (np.column_stack([np.round(contributions[t], 4) for t in names]) if names
+              else np.zeros((len(out), 0)))
     out["explanation"] = [json.dumps(dict(zip(names, row.tolist(), strict=True))) for row in matrix]
     return out

@@ -39,6 +39,11 @@ scenes_argument = click.argument("scenes", nargs=-1, required=True, type=SCENE_F
 detector_option = click.option(
     "--detector", required=True, type=click.Path(dir_okay=False, path_type=Path),
     help="Model bundle (.safetensors).")
+allow_dir_option = click.option(
+    "--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder the documents you give (STAC catalogues and items, VRTs, sector declarations, a risk "
+         "config) may name files in besides their own folder; repeat for several. Adds to "
+         "FIELDTRUTH_ALLOW_DIRS (folders separated by ':'), which does the same.")
 workers_option = click.option(
     "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
     help="Local Dask worker processes.")
@@ -50,7 +55,8 @@ def configure_logging(verbosity: int) -> None:
         # Read by dask.config when distributed is first imported, here and in spawned workers.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
     for noisy in ("distributed", "tornado", "bokeh", "rasterio", "fiona", "pyogrio"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbosity < 2 else logging.INFO))
 
@@ -73,7 +79,8 @@ def reports_errors(command: F) -> F:
 
 
 def given(ctx: click.Context, name: str) -> bool:
-    """True when the user gave the parameter ``name`` (on the command line or in its environment variable)."""
+    """True when the user gave the parameter ``name`` (on the command line or in its environment
+    variable)."""
     return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 

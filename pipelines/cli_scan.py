@@ -8,6 +8,7 @@ import click
 
 from fieldtruth.pipelines.cli_common import (
     EXIT_FAILURE,
+    allow_dir_option,
     detector_option,
     echo_for,
     given,
@@ -36,6 +37,7 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
               help="STAC API largest cloud cover (%).")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Read from this host although it is loopback/private or plain http (your own server).")
+@allow_dir_option
 @click.option("--tile-size", type=click.IntRange(64, 4096), default=512, show_default=True,
               help="Tile core side in pixels.")
 @click.option("--halo", type=click.IntRange(0, 1024), default=None,
@@ -55,11 +57,12 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @reports_errors
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
-    datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], tile_size: int,
-    halo: int | None, block: int | None, workers: int, threads_per_worker: int, scheduler: str | None,
-    resume: bool, performance_report: bool,
+    datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
+    tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
+    scheduler: str | None, resume: bool, performance_report: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json)."""
+    from fieldtruth.ingest.guard import allowing_dirs
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
     check_scan_usage(ctx, imagery)
@@ -69,7 +72,8 @@ def scan_command(
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
         performance_report=performance_report,
     )
-    summary = scan(config, progress=echo_for(ctx))
+    with allowing_dirs(allow_dirs):
+        summary = scan(config, progress=echo_for(ctx))
     click.echo(
         f"scanned {summary.tiles} tiles ({summary.done} ok, {len(summary.failed)} failed, {summary.skipped} "
         f"skipped) in {summary.seconds:.1f} s: {summary.detections} unverified leads -> {summary.run_dir}"

@@ -18,7 +18,7 @@ from fieldtruth.ingest.errors import (
     RefusedInputError,
     SectorDeclarationError,
 )
-from fieldtruth.ingest.guard import ALLOW_DIRS_ENV
+from fieldtruth.ingest.guard import ALLOW_DIRS_ENV, allowed_dirs, allowing_dirs
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.ingest.sectors import load_declaration, read_sectors
@@ -222,3 +222,32 @@ def test_a_catalogue_item_whose_asset_lies_outside_the_catalogue_is_refused(tmp_
     with pytest.raises(RasterRefusedError, match="outside"):
         open_imagery(root / "catalog.json")
     assert [s.id for s in open_imagery(root / "catalog.json", allow_dirs=[elsewhere])] == ["item"]
+
+
+def test_allowing_dirs_adds_to_the_variable_for_the_block_only(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the command line's --allow-dir does: allow folders as FIELDTRUTH_ALLOW_DIRS does, then forget."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.delenv(ALLOW_DIRS_ENV, raising=False)
+    with allowing_dirs([second]) as allowed:
+        assert allowed == (second.resolve(),) == allowed_dirs()
+    assert ALLOW_DIRS_ENV not in os.environ
+    monkeypatch.setenv(ALLOW_DIRS_ENV, str(first))
+    with allowing_dirs([second]) as allowed:
+        assert allowed == (first.resolve(), second.resolve())
+    assert os.environ[ALLOW_DIRS_ENV] == str(first)
+    with pytest.raises(RuntimeError), allowing_dirs([second]):
+        raise RuntimeError("the block failed")
+    assert os.environ[ALLOW_DIRS_ENV] == str(first)
+
+
+def test_allowing_dirs_refuses_what_the_variable_cannot_hold(tmp_path: Path) -> None:
+    odd = tmp_path / f"a{os.pathsep}b"
+    odd.mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    for folder, message in ((odd, "separates"), (tmp_path / "missing", "not an existing folder"),
+                            (tmp_path / "file.txt", "not an existing folder")):
+        with pytest.raises(RefusedInputError, match=message), allowing_dirs([folder]):
+            pass

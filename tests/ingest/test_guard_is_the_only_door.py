@@ -9,12 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("ingest", "imagery", "detectors", "pipelines", "review", "maps")
 
-#: Calls that open something by name: GDAL/OGR drivers, pystac's own readers, Python HTTP.
+#: Calls that open something by name: GDAL/OGR drivers, pystac's own readers, Python HTTP, and the
+#: pandas/dask/pyarrow readers that take URLs too (through fsspec: ``http://``, ``s3://``, ...).
 DOORS = {
     "rasterio.open", "gpd.read_file", "geopandas.read_file", "dask_geopandas.read_file", "fiona.open",
     "pyogrio.read_dataframe", "pyogrio.read_info", "pyogrio.read_arrow",
     "pystac.read_file", "pystac.Item.from_file", "pystac.Catalog.from_file", "pystac.Collection.from_file",
     "Client.open", "urlopen", "urllib.request.urlopen", "requests.get", "requests.post", "requests.request",
+    "pd.read_csv", "pandas.read_csv", "dd.read_csv", "gpd.read_parquet", "geopandas.read_parquet",
+    "dask_geopandas.read_parquet", "pq.read_table", "pq.ParquetFile",
 }
 
 #: (module, call) -> why it is safe.
@@ -30,6 +33,18 @@ KNOWN = {
     ("pipelines/demo.py", "gpd.read_file"): "labels the demo generated itself",
     ("pipelines/demo_registry.py", "gpd.read_file"): "labels the demo generated itself",
     ("detectors/labels.py", "gpd.read_file"): "known gap (SECURITY.md): training labels, no format check yet",
+    ("detectors/labels.py", "gpd.read_parquet"): "known gap (SECURITY.md): training labels the user named",
+    ("ingest/_sector_files.py", "pd.read_csv"): "after guard.local_file (a declared file)",
+    ("ingest/_sector_files.py", "dd.read_csv"): "after guard.local_file (a declared file)",
+    ("ingest/_sector_files.py", "gpd.read_parquet"): "after guard.local_file (a declared file)",
+    ("ingest/_sector_files.py", "dask_geopandas.read_parquet"): "after guard.local_file (a declared file)",
+    ("maps/risk.py", "pd.read_csv"): "after guard.local_file, in the risk config's folder",
+    ("maps/risk.py", "gpd.read_parquet"): "the run folder's own files (RunFiles), written by the scan",
+    ("maps/leads.py", "gpd.read_parquet"): "the run folder's own files, written by the scan",
+    ("pipelines/demo.py", "gpd.read_parquet"): "detections the demo's own scan wrote",
+    ("review/erasure_files.py", "pq.read_table"): "files inside the run folder, as a local Path",
+    ("review/schema.py", "pq.read_table"): "the run folder's detections (RunFiles), as a local Path",
+    ("review/sitedata.py", "pq.read_table"): "the run folder's detections (RunFiles), as a local Path",
 }
 
 
