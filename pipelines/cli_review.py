@@ -107,12 +107,22 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 @review_group.command(name="import")
 @RUN
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--stale", type=click.Choice(["refuse", "skip", "apply"]), default="refuse", show_default=True,
+              help="For a decisions file from a map: what to do with decisions on sites whose ledger moved on "
+                   "since the map was drawn (refuse the whole file, skip those, or apply them too).")
 @reports_errors
-def import_command(run: Path, file: Path) -> None:
-    """Import field decisions from a CSV or GeoJSON FILE: all rows valid, or nothing applied."""
+def import_command(run: Path, file: Path, stale: str) -> None:
+    """Import field decisions: a decisions file exported from a map, or a CSV or GeoJSON FILE.
+
+    All decisions valid, or nothing applied.
+    """
     from fieldtruth.review.errors import FieldFileError
     from fieldtruth.review.fieldfile import import_field_file
+    from fieldtruth.review.mapdecisions import is_decisions_file
 
+    if is_decisions_file(file):
+        _import_map_file(run, file, stale)
+        return
     try:
         count = import_field_file(run, file)
     except FieldFileError as exc:
@@ -120,6 +130,23 @@ def import_command(run: Path, file: Path) -> None:
             click.echo(f"{file}:{line}: {message}", err=True)
         raise
     click.echo(f"imported {count} decision(s) from {file}")
+
+
+def _import_map_file(run: Path, file: Path, stale: str) -> None:
+    """Import a signed decisions file exported from a map, and say what happened to each decision."""
+    from fieldtruth.review.errors import FieldFileError
+    from fieldtruth.review.mapdecisions import import_decisions_file
+
+    try:
+        report = import_decisions_file(run, file, stale=stale)
+    except FieldFileError as exc:
+        for line, message in exc.problems:
+            click.echo(f"{file}:{line}: {message}", err=True)
+        raise
+    for why in report.stale:
+        click.echo(f"stale ({'recorded' if report.stale_applied else 'NOT recorded'}): {why}", err=True)
+    click.echo(f"recorded {len(report.recorded)} decision(s) from {file} (signed by a map of this run); "
+               f"{report.already} already in the ledger")
 
 
 @review_group.command(name="verify")
