@@ -119,7 +119,7 @@ def test_hostile_strings_stay_text(run, browser) -> None:
     for hostile in (HOSTILE, HOSTILE_JS, "site-0002" + HOSTILE):
         assert hostile in shown  # shown as text, character for character
     assert page.locator("img:not(.ft-chip):not(.ft-quicklook), .leaflet-popup-content script").count() == 0
-    assert page.locator("script").count() == 4
+    assert page.locator("script").count() == 5
     page.close()
     assert seen["dialogs"] == [] and seen["errors"] == [] and seen["requests"] == []
 
