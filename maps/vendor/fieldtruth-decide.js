@@ -143,7 +143,7 @@
     var del = button_('Remove this decision', 'danger', function () { if (editing.id) { remove(editing.id); } form.hidden = true; });
     del.className += ' ft-del'; row.appendChild(del);
     form.appendChild(row);
-    form.addEventListener('submit', function (ev) { ev.preventDefault(); submit(); });
+    ok.addEventListener('click', function (ev) { ev.preventDefault(); submit(); });  // see FTSubmit in fieldtruth-map.js
     document.body.appendChild(form);
   }
   function drawPosition() {
@@ -215,7 +215,7 @@
       method: method, reviewer: reviewer, note: f.note.value.trim().slice(0, C.maxNote), visited_at: visited.toISOString(),
       recorded_at: new Date().toISOString(), position: editing.position, photos: editing.photos.slice()};
     save(rec).then(function () {
-      form.hidden = true;
+      form.hidden = true; H.saved();
       if (!store) { openList(); H.toast('Saved for now. This browser keeps nothing: export the decisions file now.', 8000); }
       else { H.toast('Saved on this device: ' + rec.site_id + ' ' + words(rec.decision) + '. Export when you are done.'); }
     }, function (e) { problem('Could not save: ' + e.message); });

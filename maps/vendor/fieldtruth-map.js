@@ -57,6 +57,11 @@
     t.textContent = text; t.hidden = false;
     clearTimeout(t._timer); t._timer = setTimeout(function () { t.hidden = true; }, ms || 4000);
   }
+  function onSubmit(form, handler) {
+    /* The submit button's click (Enter in a field clicks it too), not the form's submit event: a sandboxed
+     * frame, as some phones open downloaded files, blocks form submission before that event is fired. */
+    form.querySelector('[type=submit]').addEventListener('click', function (ev) { ev.preventDefault(); handler(); });
+  }
   function top() { var b = document.querySelector('.ft-banner'); return b ? b.getBoundingClientRect().bottom : 0; }
   function layout() { document.documentElement.style.setProperty('--ft-top', Math.ceil(top()) + 'px'); }
 
@@ -98,11 +103,19 @@
           '</div>', className: 'ft-cluster ' + cls, iconSize: L.point(40, 40)});
       }});
   }
-  function popupOptions() {
+  function popupOptions() {  // keep a popup clear of the banner and of the controls above the map
     var t = top();
+    Array.prototype.forEach.call(document.querySelectorAll('.leaflet-top .leaflet-control'), function (c) {
+      var r = c.getBoundingClientRect();
+      if (r.height < 120) { t = Math.max(t, r.bottom); }  // not an open layer list (a wide screen's)
+    });
     return {maxWidth: Math.min(380, window.innerWidth - 50), minWidth: Math.min(260, window.innerWidth - 60),
-      maxHeight: Math.max(200, window.innerHeight - t - 70), autoPanPaddingTopLeft: L.point(10, t + 10),
-      autoPanPaddingBottomRight: L.point(10, 10)};
+      maxHeight: Math.max(200, window.innerHeight - t - 60), autoPanPaddingTopLeft: L.point(10, t + 8),
+      autoPanPaddingBottomRight: L.point(10, 40)};
+  }
+  function bindPopup(layer, content) {  // options measured when the popup opens (controls come later)
+    layer.on('click', function () { var p = layer.getPopup(); if (p) { L.setOptions(p, popupOptions()); } });
+    layer.bindPopup(content, popupOptions());
   }
   function addLeads(S) {
     var P = S.P, f = S.f;
@@ -116,7 +129,7 @@
       var s = S.statusOf(r);
       var m = L.circleMarker([r[f.lat], r[f.lon]], {radius: 8, color: '#1a1a1a', weight: 1.5, fillColor: STATUS[s],
         fillOpacity: 0.9, className: 'ft-lead ft-status-' + s});
-      m.bindPopup(function () { return leadPopup(S, r); }, popupOptions());
+      bindPopup(m, function () { return leadPopup(S, r); });
       m.ftStatus = s; m.ftRow = r;
       S.markers[r[f.site]] = m;
       (by[s] = by[s] || []).push(m);
@@ -154,7 +167,10 @@
   function openSite(S, site) {
     var m = S.markers[site]; if (!m) { return false; }
     var g = S.groups[m.ftStatus];
-    var show = function () { S.map.setView(m.getLatLng(), Math.max(S.map.getZoom(), 15)); m.openPopup(); };
+    var show = function () {
+      S.map.setView(m.getLatLng(), Math.max(S.map.getZoom(), 15), {animate: false});
+      L.setOptions(m.getPopup(), popupOptions()); m.openPopup();
+    };
     if (g.zoomToShowLayer) { g.zoomToShowLayer(m, show); } else { show(); }
     return true;
   }
@@ -166,10 +182,10 @@
     var markers = P.sectors.rows.map(function (r) {
       var m = L.circleMarker([r[0], r[1]], {radius: 4, color: '#0b3d1b', weight: 1, fillColor: '#1b7837',
         fillOpacity: 0.8, className: 'ft-sector'});
-      m.bindPopup(function () {
+      bindPopup(m, function () {
         var box = el('div'); box.appendChild(el('b', null, 'Sector site (from a labour-sector dataset)'));
         box.appendChild(table(f.slice(2).map(function (name, i) { return [name, r[i + 2]]; }))); return box;
-      }, popupOptions());
+      });
       return m;
     });
     if (group.addLayers) { group.addLayers(markers); } else { markers.forEach(function (m) { group.addLayer(m); }); }
@@ -285,8 +301,7 @@
       input.type = 'search'; input.placeholder = 'Site id'; input.setAttribute('aria-label', 'Find a site by its id');
       input.id = 'ft-search'; go.type = 'submit'; msg.hidden = true;
       form.appendChild(input); form.appendChild(go); box.appendChild(form); box.appendChild(msg);
-      form.addEventListener('submit', function (ev) {
-        ev.preventDefault();
+      onSubmit(form, function () {
         var hit = findSite(S, input.value);
         msg.hidden = typeof hit === 'string';
         if (typeof hit === 'string') { openSite(S, hit); input.blur(); return; }
@@ -377,6 +392,7 @@
       if (window.FTDecide && P.decide) {
         window.FTDecide.init(P, {
           changed: function (site) { restyle(S, site); legend(S); layersControl(S); },
+          saved: function () { map.closePopup(); },
           open: function (site) { return openSite(S, site); },
           basis: function (site) { var m = S.markers[site]; return m ? Number(m.ftRow[S.f.seq] || 0) : 0; },
           toast: toast, el: el, top: top
@@ -401,8 +417,7 @@
     var form = document.getElementById('ft-unlock'), input = document.getElementById('ft-pass'),
       err = document.getElementById('ft-error');
     form.hidden = false; input.focus();
-    form.addEventListener('submit', function (ev) {
-      ev.preventDefault();
+    onSubmit(form, function () {
       err.textContent = 'Decrypting...';
       unseal(D.sealed, input.value).then(function (P) {
         form.remove(); build(P);

@@ -92,6 +92,7 @@ def test_encrypted_restricted_map(run, browser, monkeypatch: pytest.MonkeyPatch)
     page.locator("path.ft-status-confirmed").first.click(force=True)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=3000)
+    popup.locator("details summary").click()  # the command line, folded under the decide button
     text = popup.inner_text()
     assert "fieldtruth review decide run site-0000" in text and "--reviewer" in text
     assert "tested precision" in text and ("0.86" in text or "0.81" in text)
@@ -110,6 +111,8 @@ def test_hostile_strings_stay_text(run, browser) -> None:
     texts = []
     for selector in ("path.ft-lead", "path.ft-sector"):
         for i in range(page.locator(selector).count()):
+            page.evaluate("() => { const S = window.FTMap; S.map.closePopup(); S.map.fitBounds(S.P.bounds, "
+                          "{animate: false}); }")  # each lead where it was, no popup over it
             page.locator(selector).nth(i).click(force=True)
             texts.append(page.locator(".leaflet-popup-content").last.inner_text())
     page.locator("#ft-legend details summary").click()

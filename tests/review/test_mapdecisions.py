@@ -19,7 +19,12 @@ from click.testing import CliRunner
 from fieldtruth.pipelines.cli_review import review_group
 from fieldtruth.review.errors import DecisionsFileError, FieldFileError, StaleDecisionsError
 from fieldtruth.review.ledger import Ledger
-from fieldtruth.review.mapdecisions import import_decisions_file, is_decisions_file, sign, verify_decisions_file
+from fieldtruth.review.mapdecisions import (
+    import_decisions_file,
+    is_decisions_file,
+    sign,
+    verify_decisions_file,
+)
 from fieldtruth.review.mapkeys import KEYRING_FILE, MapKey, map_key, new_map_key, run_id
 from fieldtruth.tests.data.runfolder import make_run_folder
 
