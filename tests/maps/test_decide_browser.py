@@ -261,3 +261,20 @@ def test_without_storage_the_page_says_so_and_offers_the_export(browser, tmp_pat
     assert frame.locator("#ft-export").is_enabled()
     ctx.close()
     assert seen["requests"] == []
+
+
+def test_shared_map_on_a_phone(browser, tmp_path: Path) -> None:
+    run = make_map_run(tmp_path / "run")
+    out = build_leads_map(run.path, tier="shared")
+    ctx, seen = _context(browser, PHONE, is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    _watch(page, seen)
+    page.goto(out.as_uri())
+    page.wait_for_selector("body[data-ft-ready]")
+    share = page.evaluate(MAP_SHARE)
+    assert share >= 0.70, f"the shared map shows {share:.0%} of a 390 x 844 screen"
+    assert "Naugachhia" in page.locator(".ft-town-label").all_inner_texts()
+    assert page.locator("path.ft-lead, #ft-search, #ft-dbutton, img.ft-chip").count() == 0
+    _shot(page, "phone_shared.png")
+    ctx.close()
+    assert seen == {"requests": [], "errors": []}

@@ -147,6 +147,10 @@ def test_shared_map_in_chromium(run, browser) -> None:
     assert page.locator("path.ft-cell").count() == n_shared > 0
     assert page.locator("path.ft-lead, path.ft-sector, img").count() == 0
     assert "Imagery dates" in page.locator("#ft-legend").inner_text()
+    towns = page.locator(".ft-town-label").all_inner_texts()
+    assert "Naugachhia" in towns and all(t.strip() for t in towns)
+    for site in run.detections["site_id"]:
+        assert site not in page.content()
     page.screenshot(path=str(ARTIFACTS / "map_shared.png"))
     page.close()
     assert seen == {"requests": [], "errors": [], "dialogs": []}
