@@ -136,7 +136,7 @@
     form.appendChild(fieldset('Photo fingerprints (optional)', photos,
       'Pick photos: only their SHA-256 fingerprints are kept; the photos stay on this device.'));
     form.appendChild(el('p', 'ft-problem')).setAttribute('role', 'alert');
-    var row = el('div', 'ft-row');
+    var row = el('div', 'ft-row ft-save');
     var ok = el('button', 'ft-btn primary', 'Save on this device'); ok.type = 'submit';
     row.appendChild(ok);
     row.appendChild(button_('Cancel', '', function () { form.hidden = true; }));
@@ -248,7 +248,12 @@
         (r.position ? ', position kept' : '') + (r.photos.length ? ', ' + r.photos.length + ' photo(s)' : '') + ' '));
       li.appendChild(button_('Show', '', function () { list.hidden = true; H.open(r.site_id); }));
       li.appendChild(button_('Change', '', function () { list.hidden = true; openForm(r.site_id, r); }));
-      li.appendChild(button_('Remove', 'danger', function () { remove(r.id); }));
+      var rm = button_('Remove', 'danger', function () {  // a second tap removes: no loss by a slip
+        if (rm.dataset.armed) { remove(r.id); return; }
+        rm.dataset.armed = '1'; rm.textContent = 'Tap again to remove';
+        setTimeout(function () { delete rm.dataset.armed; rm.textContent = 'Remove'; }, 4000);
+      });
+      li.appendChild(rm);
       ul.appendChild(li);
     });
     list.appendChild(ul);

@@ -15,6 +15,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 from click.testing import CliRunner
 
@@ -180,7 +181,7 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
     assert abs(datetime.fromisoformat(by_site[sites[0]]["visited_at"]) - now) < timedelta(minutes=15)
     text = exported.read_text()
-    for lead in make_map_run.__globals__["gpd"].read_parquet(run / "detections.parquet").geometry:
+    for lead in gpd.read_parquet(run / "detections.parquet").geometry:
         assert f"{lead.y:.4f}" not in text and f"{lead.x:.4f}" not in text  # no lead coordinates
 
     res = _cli("review", "import", run, exported)
@@ -220,6 +221,10 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
 
 def test_desktop_layout_and_popup(browser, tmp_path: Path) -> None:
     run = make_map_run(tmp_path / "run").path
+    cells = gpd.read_parquet(run / "risk.parquet")  # the cell of site-0004 scored "not covered"
+    lead = gpd.read_parquet(run / "detections.parquet").set_index("site_id").geometry["site-0004"]
+    cells.loc[cells.contains(lead), ["band", "score"]] = ["not covered", None]
+    cells.to_parquet(run / "risk.parquet")
     out = build_leads_map(run, encrypt=False, chip_px=32)
     ctx, seen = _context(browser, DESKTOP)
     page = ctx.new_page()
@@ -232,6 +237,7 @@ def test_desktop_layout_and_popup(browser, tmp_path: Path) -> None:
     _shot(page, "desktop_map.png")
     _find(page, "site-0004")
     assert page.evaluate(ON_TOP, ".leaflet-popup img.ft-chip") == []
+    assert 'lies in a risk cell marked "not covered"' in page.inner_text(".leaflet-popup .ft-explain")
     _shot(page, "desktop_popup.png")
     ctx.close()
     assert seen == {"requests": [], "errors": []}
