@@ -53,12 +53,25 @@ def decide_payload(run_dir: Path, *, sealed: bool) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     key = new_map_key(run_dir, sealed=sealed)
-    log.info("map %s of run %s can record decisions (signing key in the %s)", key.map_id, key.run_id,
-             "sealed payload" if sealed else "page: anyone with the file can sign")
+    log.info(
+        "map %s of run %s can record decisions (signing key in the %s)",
+        key.map_id,
+        key.run_id,
+        "sealed payload" if sealed else "page: anyone with the file can sign",
+    )
     return {
-        "format": FORMAT, "version": VERSION, "statement": STATEMENT,
-        "run": run_dir.name, "runId": key.run_id, "mapId": key.map_id, "made": key.made, "sealed": sealed,
-        "key": _b64(key.key), "storeKey": _b64(secrets.token_bytes(32)) if sealed else None,
-        "decisions": list(DECISIONS), "methods": list(METHODS), "reviewer": _REVIEWER_RE.pattern,
+        "format": FORMAT,
+        "version": VERSION,
+        "statement": STATEMENT,
+        "run": run_dir.name,
+        "runId": key.run_id,
+        "mapId": key.map_id,
+        "made": key.made,
+        "sealed": sealed,
+        "key": _b64(key.key),
+        "storeKey": _b64(secrets.token_bytes(32)) if sealed else None,
+        "decisions": list(DECISIONS),
+        "methods": list(METHODS),
+        "reviewer": _REVIEWER_RE.pattern,
         "maxNote": min(NOTE_CHARS, MAX_NOTE_CHARS),
     }

@@ -112,8 +112,10 @@ def count_layer(cells: gpd.GeoDataFrame) -> dict[str, Any]:
                             for r in cells.itertuples(index=False)])
 
 
-LEAD_FIELDS = ("lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip", "seq",
-               "cellBand")
+LEAD_FIELDS = (
+    "lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip",
+    "seq", "cellBand",
+)
 
 
 def cell_bands(detections: gpd.GeoDataFrame, cells: gpd.GeoDataFrame | None) -> list[str | None]:

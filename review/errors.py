@@ -72,7 +72,8 @@ class StaleDecisionsError(ReviewError, ValueError):
         self.stale = stale
         shown = "; ".join(stale[:20]) + (f"; and {len(stale) - 20} more" if len(stale) > 20 else "")
         super().__init__(
-            f"expected decisions made on the ledger's latest state; {len(stale)} decision(s) in {path!r} were "
+            f"expected decisions made on the ledger's latest state; {len(stale)} decision(s) in {path!r} "
+            "were "
             f"made on a map drawn before newer decisions on the same site, so NOTHING was applied: {shown}. "
             "Look at those sites again (`fieldtruth review show RUN SITE`), then import with --stale skip "
             "(apply the others) or --stale apply (record them too, after the newer ones)."

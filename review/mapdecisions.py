@@ -94,8 +94,14 @@ class MapDecision(pydantic.BaseModel):
 
     def to_decision(self) -> Decision:
         """Apply the ledger's own rules (raises InvalidDecisionError, a ValueError)."""
-        return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note,
-                         evidence={"photos": self.photos})
+        return validated(
+            self.site_id,
+            self.decision,
+            self.method,
+            self.reviewer,
+            note=self.note,
+            evidence={"photos": self.photos},
+        )
 
 
 class DecisionsFile(pydantic.BaseModel):
@@ -176,8 +182,11 @@ def read_decisions_file(path: Path) -> tuple[str, DecisionsFile]:
         doc = DecisionsFile.model_validate(json.loads(text))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _refuse(path, f"expected a decisions file exported from a fieldtruth map; {detail}",
-                      "Export the file from the map again; do not open and save it in another program.") from exc
+        raise _refuse(
+            path,
+            f"expected a decisions file exported from a fieldtruth map; {detail}",
+            "Export the file from the map again; do not open and save it in another program.",
+        ) from exc
     return text, doc
 
 
@@ -193,19 +202,29 @@ def verify_decisions_file(run_dir: Path, path: Path) -> VerifiedFile:
     again = "Export the decisions again from the map you recorded them on."
     here, this_run = Path(run_dir).name, run_id(run_dir)
     if this_run != doc.run_id:
-        raise _refuse(path, f"it was made on a map of another run ({doc.run!r}, id {doc.run_id}), not of "
-                            f"{here!r} (id {this_run or 'none yet: no map of it was drawn'})",
-                      "Import it into the run folder it came from.")
+        raise _refuse(
+            path,
+            f"it was made on a map of another run ({doc.run!r}, id {doc.run_id}), not of "
+            f"{here!r} (id {this_run or 'none yet: no map of it was drawn'})",
+            "Import it into the run folder it came from.",
+        )
     key = map_key(run_dir, doc.map_id)
     if key is None:
-        raise _refuse(path, f"it names map {doc.map_id}, which the run {here!r} never drew (no key for it "
-                            f"in {KEYRING_FILE})", "Import it into the run folder whose map it came from.")
+        raise _refuse(
+            path,
+            f"it names map {doc.map_id}, which the run {here!r} never drew (no key for it in {KEYRING_FILE})",
+            "Import it into the run folder whose map it came from.",
+        )
     tail = _TAIL.search(text)
     signed = text[: tail.start()] + "\n}" if tail else ""
     expected = hmac.new(key.key, signed.encode("utf-8"), hashlib.sha256).hexdigest()
     if tail is None or not hmac.compare_digest(expected, tail.group(1)) or doc.mac != tail.group(1):
-        raise _refuse(path, "its authentication code does not match: the file was changed after it was "
-                            "exported, or signed without this map's key", again)
+        raise _refuse(
+            path,
+            "its authentication code does not match: the file was changed after it was "
+            "exported, or signed without this map's key",
+            again,
+        )
     if json.loads(signed) != doc.model_dump(exclude={"mac"}, exclude_unset=True):
         raise _refuse(path, "it repeats a member, so what was signed is not what it says", again)
     return VerifiedFile(path, text, doc, key)
@@ -226,9 +245,13 @@ def _rows(verified: VerifiedFile) -> tuple[list[tuple[int, MapDecision]], list[t
             row = MapDecision.model_validate(raw)
             row.to_decision()
             if _utc(row.visited_at, "visited_at") > exported + CLOCK_SKEW:
-                raise ValueError(f"the visit time {row.visited_at} is after the export ({verified.doc.exported_at})")
+                raise ValueError(
+                    f"the visit time {row.visited_at} is after the export ({verified.doc.exported_at})"
+                )
         except pydantic.ValidationError as exc:
-            problems.append((line, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())))
+            problems.append(
+                (line, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+            )
             continue
         except ValueError as exc:
             problems.append((line, str(exc)))
@@ -250,7 +273,9 @@ def _plan(rows: list[tuple[int, MapDecision]], ledger: Ledger) -> tuple[_Plan, l
     existing = set()
     for entry in ledger.entries():
         newest[entry.site_id] = entry
-        existing.add(_identity(entry.site_id, entry.reviewer, entry.decision, entry.method, entry.evidence or {}))
+        existing.add(
+            _identity(entry.site_id, entry.reviewer, entry.decision, entry.method, entry.evidence or {})
+        )
     seen: dict[tuple[str, str], int] = {}
     new, stale, already, problems = [], [], 0, []
     for line, row in rows:
@@ -259,20 +284,29 @@ def _plan(rows: list[tuple[int, MapDecision]], ledger: Ledger) -> tuple[_Plan, l
         if row.site_id not in sites:
             problems.append((line, f"unknown site {row.site_id!r} (not in this run, or erased)"))
         elif key in seen:
-            problems.append((line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}"))
+            problems.append(
+                (line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}")
+            )
         elif _identity(*key, decision.decision, decision.method, decision.evidence) in existing:
             already += 1
         elif row.site_id in newest and newest[row.site_id].seq > row.basis:
             last = newest[row.site_id]
-            stale.append((row, f"{row.site_id}: the map showed entry #{row.basis}, the ledger now has #{last.seq} "
-                               f"({last.decision} by {last.reviewer} at {last.decided_at})"))
+            stale.append(
+                (
+                    row,
+                    f"{row.site_id}: the map showed entry #{row.basis}, the ledger now has #{last.seq} "
+                    f"({last.decision} by {last.reviewer} at {last.decided_at})",
+                )
+            )
         else:
             new.append(row)
         seen.setdefault(key, line)
     return _Plan(new, stale, already), problems
 
 
-def _identity(site: str, reviewer: str, decision: str, method: str, evidence: dict[str, Any]) -> tuple[str, ...]:
+def _identity(
+    site: str, reviewer: str, decision: str, method: str, evidence: dict[str, Any]
+) -> tuple[str, ...]:
     return site, reviewer, decision, method, evidence_text(evidence)
 
 
@@ -313,6 +347,13 @@ def import_decisions_file(run_dir: Path, path: Path, *, stale: str = "refuse") -
             raise StaleDecisionsError(str(path), notes)
         todo = plan.new + ([row for row, _ in plan.stale] if stale == "apply" else [])
         recorded = apply_decisions(ledger, todo) if todo else []
-    log.info("decisions file %s (map %s): %d recorded, %d already in the ledger, %d stale (%s)",
-             path, verified.doc.map_id, len(recorded), plan.already, len(notes), stale)
+    log.info(
+        "decisions file %s (map %s): %d recorded, %d already in the ledger, %d stale (%s)",
+        path,
+        verified.doc.map_id,
+        len(recorded),
+        plan.already,
+        len(notes),
+        stale,
+    )
     return ImportReport(recorded, plan.already, notes, stale == "apply")

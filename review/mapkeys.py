@@ -61,9 +61,14 @@ def _read(path: Path) -> dict:
             f"expected the run's map keys as JSON in {str(path)!r}; reading it failed: {exc}. Restore it "
             "from a backup (without it, decisions files from this run's maps cannot be checked)."
         ) from exc
-    if not isinstance(ring, dict) or ring.get("format") != KEYRING_FORMAT or not isinstance(ring.get("maps"), dict):
+    if (
+        not isinstance(ring, dict)
+        or ring.get("format") != KEYRING_FORMAT
+        or not isinstance(ring.get("maps"), dict)
+    ):
         raise DecisionsFileError(
-            f"expected a {KEYRING_FORMAT!r} document in {str(path)!r}; got something else. Restore it from a backup."
+            f"expected a {KEYRING_FORMAT!r} document in {str(path)!r}; got something else. "
+            "Restore it from a backup."
         )
     return ring
 
@@ -121,5 +126,7 @@ def map_key(run_dir: Path, map_id: str) -> MapKey | None:
     try:
         key = bytes.fromhex(str(entry["key"]))
     except (KeyError, ValueError) as exc:
-        raise DecisionsFileError(f"expected a hex key for map {map_id!r} in {str(path)!r}; it is damaged.") from exc
+        raise DecisionsFileError(
+            f"expected a hex key for map {map_id!r} in {str(path)!r}; it is damaged."
+        ) from exc
     return MapKey(str(ring["run_id"]), map_id, key, str(entry.get("made", "")), bool(entry.get("sealed")))

@@ -20,7 +20,9 @@ MIN_DELTA_E = 15.0
 
 def _seen(fill: str, opacity: float, background: str = MAP_BACKGROUND) -> Color:
     top, under = Color(fill).convert("srgb"), Color(background).convert("srgb")
-    return Color("srgb", [opacity * a + (1 - opacity) * b for a, b in zip(top.coords(), under.coords(), strict=True)])
+    return Color(
+        "srgb", [opacity * a + (1 - opacity) * b for a, b in zip(top.coords(), under.coords(), strict=True)]
+    )
 
 
 def test_adjacent_bands_differ_at_a_glance() -> None:

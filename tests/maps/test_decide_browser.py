@@ -37,8 +37,9 @@ MAP_SHARE = """() => {
   return map / all;
 }"""
 ON_TOP = """(sel) => { const e = document.querySelector(sel), r = e.getBoundingClientRect();
-  return [[r.left + 2, r.top + 2], [r.right - 2, r.top + 2], [r.left + 2, r.bottom - 2], [r.right - 2, r.bottom - 2],
-          [(r.left + r.right) / 2, (r.top + r.bottom) / 2]].filter(([x, y]) => document.elementFromPoint(x, y) !== e)
+  return [[r.left + 2, r.top + 2], [r.right - 2, r.top + 2], [r.left + 2, r.bottom - 2],
+          [r.right - 2, r.bottom - 2], [(r.left + r.right) / 2, (r.top + r.bottom) / 2]]
+    .filter(([x, y]) => document.elementFromPoint(x, y) !== e)
     .map(([x, y]) => [x, y, document.elementFromPoint(x, y).outerHTML.slice(0, 80)]); }"""
 
 pytestmark = [
@@ -59,8 +60,14 @@ def browser():
 def _context(browser, viewport: dict, **kw):  # noqa: ANN001, ANN202 - playwright objects
     ctx = browser.new_context(viewport=viewport, timezone_id="Asia/Kolkata", accept_downloads=True, **kw)
     seen = {"requests": [], "errors": []}
-    ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:", "blob:"))
-              else (seen["requests"].append(r.request.url), r.abort()))
+    ctx.route(
+        "**/*",
+        lambda r: (
+            r.continue_()
+            if r.request.url.startswith(("file:", "data:", "blob:"))
+            else (seen["requests"].append(r.request.url), r.abort())
+        ),
+    )
     return ctx, seen
 
 
@@ -110,15 +117,18 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     sites = ["site-0001", "site-0005", "site-0009"]
     photo = tmp_path / "IMG_0001.jpg"
     photo.write_bytes(b"\xff\xd8\xff\xe0 a field photo " * 64)
-    ctx, seen = _context(browser, PHONE, is_mobile=True, has_touch=True, geolocation=WHERE,
-                         permissions=["geolocation"])
+    ctx, seen = _context(
+        browser, PHONE, is_mobile=True, has_touch=True, geolocation=WHERE, permissions=["geolocation"]
+    )
     page = ctx.new_page()
     _watch(page, seen)
     page.goto(out.as_uri())
     _unlock(page)
     share = page.evaluate(MAP_SHARE)
     assert share >= 0.70, f"the map shows {share:.0%} of a 390 x 844 screen"
-    assert page.locator(".ft-banner").is_visible() and page.locator(".ft-banner").bounding_box()["height"] <= 100
+    assert (
+        page.locator(".ft-banner").is_visible() and page.locator(".ft-banner").bounding_box()["height"] <= 100
+    )
     assert not page.locator("#ft-legend").evaluate("e => e.open")  # folded on a phone
     _shot(page, "phone_map.png")
 
@@ -133,7 +143,9 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     assert geo.startswith("geo:25.") and (",86.9" in geo or ",87.0" in geo)
     _decide(page, sites[0], "confirmed", "field", "kiln ring and smoke")
     page.click("#ft-pos button")
-    assert "25.441200, 86.982100 (\u00b1 12 m)" in page.locator("#ft-pos .ft-pos-text").inner_text(timeout=5000)
+    assert "25.441200, 86.982100 (\u00b1 12 m)" in page.locator("#ft-pos .ft-pos-text").inner_text(
+        timeout=5000
+    )
     _shot(page, "phone_form.png")
     _save(page)
 
@@ -155,9 +167,16 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     ctx.set_offline(True)
     page.reload()
     _unlock(page)
-    assert page.locator("path.ft-lead.ft-local").count() == 3 and page.inner_text("#ft-dbutton") == "Decisions (3)"
-    stored = page.evaluate("() => Object.keys(localStorage).map(k => k + '=' + localStorage.getItem(k)).join(' ')")
-    assert "fieldtruth:decisions:" in stored and not any(s in stored for s in [*sites, "rv07", "kiln", digest])
+    assert (
+        page.locator("path.ft-lead.ft-local").count() == 3
+        and page.inner_text("#ft-dbutton") == "Decisions (3)"
+    )
+    stored = page.evaluate(
+        "() => Object.keys(localStorage).map(k => k + '=' + localStorage.getItem(k)).join(' ')"
+    )
+    assert "fieldtruth:decisions:" in stored and not any(
+        s in stored for s in [*sites, "rv07", "kiln", digest]
+    )
 
     page.click("#ft-dbutton")  # correct one before the export
     page.locator("#ft-dlist li", has_text=sites[1]).get_by_role("button", name="Change").click()
@@ -190,8 +209,10 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
         entries = list(ledger.entries())
         statuses = ledger.statuses()
     assert sorted((e.site_id, e.decision, e.method, e.reviewer) for e in entries) == [
-        (sites[0], "confirmed", "field", "rv07"), (sites[1], "uncertain", "imagery", "rv07"),
-        (sites[2], "field_visit", "other", "rv07")]
+        (sites[0], "confirmed", "field", "rv07"),
+        (sites[1], "uncertain", "imagery", "rv07"),
+        (sites[2], "field_visit", "other", "rv07"),
+    ]
     assert {e.site_id: e.evidence["photos"] for e in entries}[sites[1]] == [digest]
     res = _cli("review", "verify", run)
     assert res.exit_code == 0 and "chain intact: 3 entries" in res.output
@@ -231,7 +252,10 @@ def test_desktop_layout_and_popup(browser, tmp_path: Path) -> None:
     _watch(page, seen)
     page.goto(out.as_uri())
     page.wait_for_selector("body[data-ft-ready]")
-    assert page.locator("#ft-legend").evaluate("e => e.open") and page.locator(".leaflet-control-layers-list").is_visible()
+    assert (
+        page.locator("#ft-legend").evaluate("e => e.open")
+        and page.locator(".leaflet-control-layers-list").is_visible()
+    )
     share = page.evaluate(MAP_SHARE)
     assert share >= 0.70, f"the map shows {share:.0%} of a 1366 x 768 screen"
     _shot(page, "desktop_map.png")
@@ -248,8 +272,10 @@ def test_without_storage_the_page_says_so_and_offers_the_export(browser, tmp_pat
     run = make_map_run(tmp_path / "run").path
     out = build_leads_map(run, encrypt=False, chip_px=0, quicklook_px=0)
     wrapper = out.parent / "wrapper.html"
-    wrapper.write_text(f'<iframe sandbox="allow-scripts allow-downloads" src="{out.name}" '
-                       'style="width:390px;height:800px;border:0"></iframe>')
+    wrapper.write_text(
+        f'<iframe sandbox="allow-scripts allow-downloads" src="{out.name}" '
+        'style="width:390px;height:800px;border:0"></iframe>'
+    )
     ctx, seen = _context(browser, {"width": 420, "height": 844})
     page = ctx.new_page()
     page.goto(wrapper.as_uri())

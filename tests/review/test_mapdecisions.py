@@ -37,17 +37,36 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def _decision(site: str, **kw: object) -> dict:
-    doc = {"id": secrets.token_hex(16), "site_id": site, "basis": 0, "decision": "confirmed", "method": "field",
-           "reviewer": "rv07", "note": "chimney, smoke", "visited_at": "2026-03-01T09:30:00.000Z",
-           "recorded_at": "2026-03-01T09:41:12.123Z", "position": None, "photos": []}
+    doc = {
+        "id": secrets.token_hex(16),
+        "site_id": site,
+        "basis": 0,
+        "decision": "confirmed",
+        "method": "field",
+        "reviewer": "rv07",
+        "note": "chimney, smoke",
+        "visited_at": "2026-03-01T09:30:00.000Z",
+        "recorded_at": "2026-03-01T09:41:12.123Z",
+        "position": None,
+        "photos": [],
+    }
     doc.update(kw)
     return doc
 
 
 def _file(path: Path, key: MapKey, decisions: list[dict], run: str = "run", **kw: object) -> Path:
-    doc = {"format": "fieldtruth-decisions", "version": 1, "statement": "decisions", "run": run,
-           "run_id": key.run_id, "map_id": key.map_id, "map_made": key.made, "sealed": key.sealed,
-           "exported_at": "2026-03-02T10:00:00.000Z", "decisions": decisions}
+    doc = {
+        "format": "fieldtruth-decisions",
+        "version": 1,
+        "statement": "decisions",
+        "run": run,
+        "run_id": key.run_id,
+        "map_id": key.map_id,
+        "map_made": key.made,
+        "sealed": key.sealed,
+        "exported_at": "2026-03-02T10:00:00.000Z",
+        "decisions": decisions,
+    }
     doc.update(kw)
     path.write_bytes(sign(json.dumps(doc, indent=1, ensure_ascii=False), key.key).encode("utf-8"))
     return path
@@ -69,18 +88,24 @@ def test_keyring_is_private_and_keeps_the_run_id(run_dir: Path) -> None:
 def test_a_signed_file_imports_once(run_dir: Path, tmp_path: Path) -> None:
     key = new_map_key(run_dir, sealed=True)
     position = {"lat": 25.4412, "lon": 86.9821, "accuracy_m": 12.5}
-    path = _file(tmp_path / "d.json", key, [
-        _decision("site-0001", position=position),
-        _decision("site-0002", decision="rejected", method="imagery", note="", photos=[PHOTO]),
-        _decision("site-0003", decision="field_visit", method="other", reviewer="ngo.b-2"),
-    ])
+    path = _file(
+        tmp_path / "d.json",
+        key,
+        [
+            _decision("site-0001", position=position),
+            _decision("site-0002", decision="rejected", method="imagery", note="", photos=[PHOTO]),
+            _decision("site-0003", decision="field_visit", method="other", reviewer="ngo.b-2"),
+        ],
+    )
     assert is_decisions_file(path) and verify_decisions_file(run_dir, path).doc.map_id == key.map_id
     report = import_decisions_file(run_dir, path)
     assert (len(report.recorded), report.already, report.stale) == (3, 0, [])
     entries = _entries(run_dir)
     assert [(e.site_id, e.decision, e.method, e.reviewer) for e in entries] == [
-        ("site-0001", "confirmed", "field", "rv07"), ("site-0002", "rejected", "imagery", "rv07"),
-        ("site-0003", "field_visit", "other", "ngo.b-2")]
+        ("site-0001", "confirmed", "field", "rv07"),
+        ("site-0002", "rejected", "imagery", "rv07"),
+        ("site-0003", "field_visit", "other", "ngo.b-2"),
+    ]
     assert entries[0].evidence["note"] == "chimney, smoke" and entries[1].evidence["photos"] == [PHOTO]
     again = import_decisions_file(run_dir, path)
     assert (len(again.recorded), again.already) == (0, 3) and len(_entries(run_dir)) == 3
@@ -105,9 +130,20 @@ def test_whitespace_and_a_repeated_member_are_refused(run_dir: Path, tmp_path: P
     path.write_bytes(path.read_bytes().replace(b'"run": "run"', b'"run":  "run"'))
     with pytest.raises(DecisionsFileError, match="authentication code does not match"):
         import_decisions_file(run_dir, path)
-    text = json.dumps({"format": "fieldtruth-decisions", "version": 1, "run": "run", "run_id": key.run_id,
-                       "map_id": key.map_id, "map_made": key.made, "sealed": False,
-                       "exported_at": "2026-03-02T10:00:00Z", "decisions": [_decision("site-0001")]}, indent=1)
+    text = json.dumps(
+        {
+            "format": "fieldtruth-decisions",
+            "version": 1,
+            "run": "run",
+            "run_id": key.run_id,
+            "map_id": key.map_id,
+            "map_made": key.made,
+            "sealed": False,
+            "exported_at": "2026-03-02T10:00:00Z",
+            "decisions": [_decision("site-0001")],
+        },
+        indent=1,
+    )
     signed = sign(text, key.key)
     forged = signed.replace('"decisions": [', '"decisions": [], "decisions": [', 1)
     (tmp_path / "f.json").write_text(forged)
@@ -121,7 +157,9 @@ def test_a_file_for_another_run_is_refused(run_dir: Path, tmp_path: Path) -> Non
     foreign = new_map_key(other, sealed=True)
     new_map_key(run_dir, sealed=True)
     path = _file(tmp_path / "d.json", foreign, [_decision("site-0001")], run="other")
-    with pytest.raises(DecisionsFileError, match="another run .'other'.*Import it into the run folder it came from"):
+    with pytest.raises(
+        DecisionsFileError, match="another run .'other'.*Import it into the run folder it came from"
+    ):
         import_decisions_file(run_dir, path)
     fresh = make_run_folder(tmp_path / "fresh", seed=3).path  # no map drawn yet
     with pytest.raises(DecisionsFileError, match="none yet: no map of it was drawn"):
@@ -143,20 +181,31 @@ def test_a_file_signed_with_another_maps_key_is_refused(run_dir: Path, tmp_path:
 
 def test_bad_decisions_are_all_listed_and_nothing_applied(run_dir: Path, tmp_path: Path) -> None:
     key = new_map_key(run_dir, sealed=True)
-    path = _file(tmp_path / "d.json", key, [
-        _decision("site-0001"),
-        _decision("site-9999"),
-        _decision("site-0002", reviewer="Jane Doe"),
-        _decision("site-0003", decision="probably"),
-        _decision("site-0004", visited_at="2026-03-09T00:00:00Z"),
-        _decision("site-0005", position={"lat": 95.0, "lon": 0.0, "accuracy_m": 3}),
-        _decision("site-0001", decision="rejected"),
-    ])
+    path = _file(
+        tmp_path / "d.json",
+        key,
+        [
+            _decision("site-0001"),
+            _decision("site-9999"),
+            _decision("site-0002", reviewer="Jane Doe"),
+            _decision("site-0003", decision="probably"),
+            _decision("site-0004", visited_at="2026-03-09T00:00:00Z"),
+            _decision("site-0005", position={"lat": 95.0, "lon": 0.0, "accuracy_m": 3}),
+            _decision("site-0001", decision="rejected"),
+        ],
+    )
     with pytest.raises(FieldFileError) as info:
         import_decisions_file(run_dir, path)
     text = str(info.value)
-    for expected in ("unknown site 'site-9999'", "pseudonymous reviewer id", "one of confirmed",
-                     "after the export", "position.lat", "already decides on 'site-0001'", "6 bad row"):
+    for expected in (
+        "unknown site 'site-9999'",
+        "pseudonymous reviewer id",
+        "one of confirmed",
+        "after the export",
+        "position.lat",
+        "already decides on 'site-0001'",
+        "6 bad row",
+    ):
         assert expected in text
     assert _entries(run_dir) == []
 
@@ -166,7 +215,9 @@ def test_stale_decisions_are_reported_never_silently_applied(run_dir: Path, tmp_
     with Ledger.of_run(run_dir) as ledger:  # after the map was drawn, someone decided on site-0002
         newer = ledger.decide("site-0002", "rejected", "imagery", "rv09")
     path = _file(tmp_path / "d.json", key, [_decision("site-0001"), _decision("site-0002")])
-    with pytest.raises(StaleDecisionsError, match=r"site-0002: the map showed entry #0, the ledger now has #1"):
+    with pytest.raises(
+        StaleDecisionsError, match=r"site-0002: the map showed entry #0, the ledger now has #1"
+    ):
         import_decisions_file(run_dir, path)
     assert len(_entries(run_dir)) == 1
     skipped = import_decisions_file(run_dir, path, stale="skip")
@@ -181,9 +232,14 @@ def test_stale_decisions_are_reported_never_silently_applied(run_dir: Path, tmp_
 
 
 def test_not_a_decisions_file(run_dir: Path, tmp_path: Path) -> None:
-    for name, content in (("a.json", b'{"format": "fieldtruth-decisions", "version": 2}'), ("b.json", b"\xff\xfe{")):
+    for name, content in (
+        ("a.json", b'{"format": "fieldtruth-decisions", "version": 2}'),
+        ("b.json", b"\xff\xfe{"),
+    ):
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(DecisionsFileError, match="expected a decisions file exported from a fieldtruth map"):
+        with pytest.raises(
+            DecisionsFileError, match="expected a decisions file exported from a fieldtruth map"
+        ):
             import_decisions_file(run_dir, tmp_path / name)
     (tmp_path / "c.geojson").write_text('{"type": "FeatureCollection", "features": []}')
     assert not is_decisions_file(tmp_path / "c.geojson")
@@ -196,8 +252,16 @@ def test_cli_imports_a_decisions_file_and_refuses_a_forged_one(run_dir: Path, tm
     res = CliRunner().invoke(cli, ["review", "import", str(run_dir), str(path)], obj={})
     assert res.exit_code == 0 and "recorded 2 decision(s)" in res.output and "0 already" in res.output
     res = CliRunner().invoke(cli, ["review", "import", str(run_dir), str(path)], obj={})
-    assert res.exit_code == 0 and "recorded 0 decision(s)" in res.output and "2 already in the ledger" in res.output
+    assert (
+        res.exit_code == 0
+        and "recorded 0 decision(s)" in res.output
+        and "2 already in the ledger" in res.output
+    )
     path.write_bytes(path.read_bytes().replace(b"chimney", b"chimnex"))
     res = CliRunner().invoke(cli, ["review", "import", str(run_dir), str(path)], obj={})
-    assert res.exit_code == 1 and "changed after it was exported" in res.output and "Nothing was applied" in res.output
+    assert (
+        res.exit_code == 1
+        and "changed after it was exported" in res.output
+        and "Nothing was applied" in res.output
+    )
     assert len(_entries(run_dir)) == 2
