@@ -1,12 +1,14 @@
 """The leads map of a run: one offline HTML file for field teams (restricted) or partners (shared).
 
 Restricted tier: every detection coloured by its review status from the run's ledger (clustered when
-many), a popup with what it is, the detector's tested precision/recall, an image chip and how to record
-a decision; risk cells; sector sites; coverage with areas without imagery hatched and labelled; a
+many), a popup with what it is, the detector's tested precision/recall, an image chip, its coordinates
+and a form to record a decision on the device (:mod:`fieldtruth.maps.decide`: exported as a signed
+decisions file); risk cells; sector sites; coverage with areas without imagery hatched and labelled; a
 quicklook of the scanned imagery as background. Encrypted by default (:mod:`fieldtruth.maps.crypto`).
 Shared tier: risk cells only (``risk_shared.geojson``, else lead counts per cell with small counts
 suppressed), never a point, chip or site attribute. Both: legend, layer control, imagery dates, the
-model card, and the banner: these are unverified leads that need human verification before any action.
+model card, town names (:mod:`fieldtruth.maps.places`), and the banner: these are unverified leads that
+need human verification before any action.
 """
 
 from __future__ import annotations
