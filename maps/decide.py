@@ -2,10 +2,10 @@
 
 The page script (``maps/vendor/fieldtruth-decide.js``) gets the run's and the map's identity, the map's
 signing key (:mod:`fieldtruth.review.mapkeys`), a key for the decisions it keeps in the browser (sealed
-maps only: they are stored encrypted), the ledger's rules (decisions, methods, the reviewer-id pattern,
-the longest note) and, per lead, the sequence number of the site's newest ledger entry (``seq``), so an
-import can tell a decision made on an old view of the site. The file format is
-:mod:`fieldtruth.review.mapdecisions`.
+maps only: they are stored encrypted), the ledger's rules (decisions, methods, the pattern of a
+canonical reviewer id from :mod:`fieldtruth.review.rules`, the longest note) and, per lead, the sequence
+number of the site's newest ledger entry (``seq``), so an import can tell a decision made on an old view
+of the site. The file format is :mod:`fieldtruth.review.mapdecisions`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.mapdecisions import FORMAT, VERSION
 from fieldtruth.review.mapkeys import new_map_key
-from fieldtruth.review.records import _REVIEWER_RE, DECISIONS, MAX_NOTE_CHARS, METHODS
+from fieldtruth.review.records import DECISIONS, MAX_NOTE_CHARS, METHODS
+from fieldtruth.review.rules import REVIEWER_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,6 @@ def decide_payload(run_dir: Path, *, sealed: bool) -> dict[str, Any]:
         "storeKey": _b64(secrets.token_bytes(32)) if sealed else None,
         "decisions": list(DECISIONS),
         "methods": list(METHODS),
-        "reviewer": _REVIEWER_RE.pattern,
+        "reviewer": REVIEWER_PATTERN,
         "maxNote": min(NOTE_CHARS, MAX_NOTE_CHARS),
     }

@@ -56,6 +56,10 @@ class ErasureError(ReviewError, OSError):
     """A site could not be erased from a file of the run folder."""
 
 
+class SiteFactsMismatchError(LedgerTamperedError):
+    """The run's detections no longer say what the decisions about a site were made on (a moved lead)."""
+
+
 class DecisionsFileError(ReviewError, ValueError):
     """A decisions file exported from a map is refused whole: damaged, edited, forged or for another run."""
 

@@ -7,7 +7,10 @@ applied unless every row is valid. The valid file is appended in one transaction
 Columns (CSV header, or GeoJSON feature properties): ``site_id``, ``decision`` (confirmed, rejected,
 uncertain, field-visit), ``method`` (imagery, field, other), ``reviewer`` (pseudonymous id), optional
 ``note``, ``scenes`` (``ID`` or ``ID:SHA256``, several separated by ``;``) and ``photos`` (SHA-256
-digests separated by ``;``). Other columns are ignored and never stored.
+digests separated by ``;``), and optional ``visited_at`` (when the person visited or decided: ISO 8601
+with a time zone, or a date) and ``latitude``, ``longitude``, ``accuracy_m`` (where the person was, only
+when they chose to record it; kept in the erasable evidence). A GeoJSON feature's geometry is never read:
+the visit position comes from those properties only. Other columns are ignored and never stored.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import pydantic
 from fieldtruth.review.errors import FieldFileError
 from fieldtruth.review.ledger import Decision, Ledger, validated
 from fieldtruth.review.records import evidence_text
+from fieldtruth.review.rules import reviewer_key
 
 log = logging.getLogger(__name__)
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-FIELDS = ("site_id", "decision", "method", "reviewer", "note", "scenes", "photos")
+FIELDS = ("site_id", "decision", "method", "reviewer", "note", "scenes", "photos", "visited_at", "latitude",
+          "longitude", "accuracy_m")
 
 
 def _split(value: Any) -> list[str]:
@@ -60,6 +65,10 @@ class FieldRow(pydantic.BaseModel):
     note: str = ""
     scenes: list[str] = []
     photos: list[str] = []
+    visited_at: str | None = None
+    latitude: str | float | None = None
+    longitude: str | float | None = None
+    accuracy_m: str | float | None = None
 
     @pydantic.field_validator("decision", "method", mode="before")
     @classmethod
@@ -71,6 +80,24 @@ class FieldRow(pydantic.BaseModel):
     def _note(cls, value: Any) -> Any:
         return "" if value is None else value
 
+    @pydantic.field_validator("visited_at", "latitude", "longitude", "accuracy_m", mode="before")
+    @classmethod
+    def _optional(cls, value: Any) -> Any:
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    def position(self) -> dict[str, Any] | None:
+        """The visit position, when the row gives one (latitude and longitude both, or neither)."""
+        if self.latitude is None and self.longitude is None:
+            if self.accuracy_m is not None:
+                raise ValueError("accuracy_m is given without latitude and longitude; give all three or none")
+            return None
+        if self.latitude is None or self.longitude is None:
+            raise ValueError(
+                "expected both latitude and longitude of the visit, or neither; got "
+                f"latitude={self.latitude!r}, longitude={self.longitude!r}"
+            )
+        return {"lat": self.latitude, "lon": self.longitude, "accuracy_m": self.accuracy_m}
+
     @pydantic.field_validator("scenes", "photos", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
@@ -78,8 +105,12 @@ class FieldRow(pydantic.BaseModel):
 
     def to_decision(self) -> Decision:
         """Apply the ledger's own rules (raises InvalidDecisionError, a ValueError)."""
-        evidence = {"scenes": [scene_ref(s) for s in self.scenes], "photos": self.photos}
-        return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note, evidence=evidence)
+        evidence: dict[str, Any] = {"scenes": [scene_ref(s) for s in self.scenes], "photos": self.photos}
+        position = self.position()
+        if position is not None:
+            evidence["position"] = position
+        return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note,
+                         evidence=evidence, visited_at=self.visited_at)
 
 
 def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -148,7 +179,10 @@ def _message(exc: pydantic.ValidationError) -> str:
 def check_rows(rows: list[tuple[int, dict[str, Any]]], ledger: Ledger) -> tuple[list[Decision], list[tuple[int, str]]]:
     """Validate every row; return the decisions and the problems (line, message) found."""
     sites = set(ledger.sites())
-    existing = {(e.site_id, e.reviewer, e.decision, e.method, evidence_text(e.evidence or {})) for e in ledger.entries()}
+    existing = {
+        (e.site_id, reviewer_key(e.reviewer), e.decision, e.method, evidence_text(e.evidence or {}),
+         e.visited_at) for e in ledger.entries()
+    }
     seen: dict[tuple[str, str], int] = {}
     decisions, problems = [], []
     for line, raw in rows:
@@ -167,7 +201,8 @@ def check_rows(rows: list[tuple[int, dict[str, Any]]], ledger: Ledger) -> tuple[
             problems.append((line, f"unknown site {decision.site_id!r} (not in this run, or erased)"))
         elif key in seen:
             problems.append((line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}"))
-        elif (*key, decision.decision, decision.method, evidence_text(decision.evidence)) in existing:
+        elif (*key, decision.decision, decision.method, evidence_text(decision.evidence),
+              decision.visited_at) in existing:
             problems.append((line, f"duplicate: this decision on {key[0]!r} by {key[1]!r} is already in the ledger"))
         else:
             seen[key] = line
