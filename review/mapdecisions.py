@@ -35,8 +35,9 @@ import pydantic
 
 from fieldtruth.review.errors import DecisionsFileError, FieldFileError, StaleDecisionsError
 from fieldtruth.review.ledger import Decision, Ledger, validated
-from fieldtruth.review.mapkeys import KEYRING_FILE, MapKey, map_key, run_id
+from fieldtruth.review.mapkeys import MapKey, map_key, run_id
 from fieldtruth.review.records import LedgerEntry, evidence_text
+from fieldtruth.runfiles import MAP_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def verify_decisions_file(run_dir: Path, path: Path) -> VerifiedFile:
     if key is None:
         raise _refuse(
             path,
-            f"it names map {doc.map_id}, which the run {here!r} never drew (no key for it in {KEYRING_FILE})",
+            f"it names map {doc.map_id}, which the run {here!r} never drew (no key for it in {MAP_KEYS})",
             "Import it into the run folder whose map it came from.",
         )
     tail = _TAIL.search(text)

@@ -3,8 +3,9 @@
 Every restricted map gets a random 256-bit key when it is drawn. The map carries the key (inside the
 encrypted payload of a sealed map; in the page itself of an unencrypted one) and signs the decisions
 file it exports with it (HMAC-SHA256). The run folder keeps a copy of every key in ``map_keys.json``
-(mode 0600), next to a random run id, so ``fieldtruth review import`` can tell a file that came from
-one of this run's maps, unchanged, from an edited, forged or foreign one.
+(:data:`fieldtruth.runfiles.MAP_KEYS`, mode 0600: it can sign decisions for every map of the run), next
+to a random run id, so ``fieldtruth review import`` can tell a file that came from one of this run's
+maps, unchanged, from an edited, forged or foreign one.
 
 What the key proves depends on the map: for a sealed map, that the file was made by someone who had the
 map file AND its passphrase; for an unencrypted map, only that it was made by someone who had the map
@@ -15,19 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fieldtruth.atomicfile import json_text, write_text
 from fieldtruth.review.errors import DecisionsFileError
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
-KEYRING_FILE = "map_keys.json"
-"""The run folder's file of map keys (secret: it can sign decisions for every map of the run)."""
 KEYRING_FORMAT = "fieldtruth-map-keys"
 KEY_BYTES = 32
 
@@ -75,22 +74,12 @@ def _read(path: Path) -> dict:
 
 def _write(path: Path, ring: dict) -> None:
     """Replace the keyring atomically, readable by the owner only."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(ring, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, json_text(ring), mode=0o600)
 
 
 def run_id(run_dir: Path) -> str | None:
     """Return the run's id, or None when no map of it was drawn yet (nothing could be signed for it)."""
-    path = Path(run_dir) / KEYRING_FILE
+    path = RunFiles(Path(run_dir)).map_keys
     return str(_read(path)["run_id"]) if path.is_file() else None
 
 
@@ -104,7 +93,7 @@ def new_map_key(run_dir: Path, *, sealed: bool) -> MapKey:
     Returns:
         The new key, with the run's id (created on the first map).
     """
-    path = Path(run_dir) / KEYRING_FILE
+    path = RunFiles(Path(run_dir)).map_keys
     ring = _read(path)
     made = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     key = MapKey(str(ring["run_id"]), secrets.token_hex(16), secrets.token_bytes(KEY_BYTES), made, sealed)
@@ -116,7 +105,7 @@ def new_map_key(run_dir: Path, *, sealed: bool) -> MapKey:
 
 def map_key(run_dir: Path, map_id: str) -> MapKey | None:
     """Return the key of one of the run's maps, or None if this run never drew that map."""
-    path = Path(run_dir) / KEYRING_FILE
+    path = RunFiles(Path(run_dir)).map_keys
     if not path.is_file():
         return None
     ring = _read(path)

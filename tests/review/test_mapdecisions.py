@@ -25,7 +25,8 @@ from fieldtruth.review.mapdecisions import (
     sign,
     verify_decisions_file,
 )
-from fieldtruth.review.mapkeys import KEYRING_FILE, MapKey, map_key, new_map_key, run_id
+from fieldtruth.review.mapkeys import MapKey, map_key, new_map_key, run_id
+from fieldtruth.runfiles import RunFiles
 from fieldtruth.tests.data.runfolder import make_run_folder
 
 PHOTO = "ab" * 32
@@ -81,7 +82,7 @@ def test_keyring_is_private_and_keeps_the_run_id(run_dir: Path) -> None:
     assert run_id(run_dir) is None
     first, second = new_map_key(run_dir, sealed=True), new_map_key(run_dir, sealed=False)
     assert first.run_id == second.run_id == run_id(run_dir) and first.map_id != second.map_id
-    assert (os.stat(run_dir / KEYRING_FILE).st_mode & 0o777) == 0o600
+    assert (os.stat(RunFiles(run_dir).map_keys).st_mode & 0o777) == 0o600
     assert map_key(run_dir, first.map_id) == first and map_key(run_dir, "0" * 32) is None
 
 
