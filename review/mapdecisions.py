@@ -14,9 +14,11 @@ refused whole before anything is applied. The document names the run (``run``, `
 (``map_id``, ``map_made``); each decision names a site by its id only (never its coordinates), the
 ``basis`` (the sequence number of the site's newest ledger entry when the map was drawn, 0 if none),
 decision, method, reviewer, note, ``visited_at`` (ISO 8601 UTC), the optional ``position`` the person
-chose to record ``{lat, lon, accuracy_m}`` and ``photos`` (SHA-256 digests only). Importing the same
-file twice records nothing the second time; a decision on a site whose ledger moved on since the map
-was drawn is *stale*: reported, and applied only when asked for.
+chose to record ``{lat, lon, accuracy_m}`` and ``photos`` (SHA-256 digests only). Every decision passes
+the ledger's own rules (:mod:`fieldtruth.review.rules`): the reviewer id is stored in its canonical form,
+the visit time and position enter the ledger (the position inside the erasable evidence). Importing the
+same file twice records nothing the second time; a decision on a site whose ledger moved on since the
+map was drawn is *stale*: reported, and applied only when asked for.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -37,6 +39,7 @@ from fieldtruth.review.errors import DecisionsFileError, FieldFileError, StaleDe
 from fieldtruth.review.ledger import Decision, Ledger, validated
 from fieldtruth.review.mapkeys import MapKey, map_key, run_id
 from fieldtruth.review.records import LedgerEntry, evidence_text
+from fieldtruth.review.rules import CLOCK_SKEW, reviewer_key
 from fieldtruth.runfiles import MAP_KEYS
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,6 @@ VERSION = 1
 STALE_CHOICES: tuple[str, ...] = ("refuse", "skip", "apply")
 _TAIL = re.compile(r',\n "mac": "([0-9a-f]{64})"\n\}\n?\Z')
 _SNIFF = re.compile(r'\A\s*\{\s*"format"\s*:\s*"' + FORMAT + '"')
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def _utc(value: str, what: str) -> datetime:
@@ -58,16 +59,6 @@ def _utc(value: str, what: str) -> datetime:
     if when.tzinfo is None:
         raise ValueError(f"expected {what} with a time zone (e.g. ending in Z); got {value!r}")
     return when
-
-
-class Position(pydantic.BaseModel):
-    """Where the device was when the person pressed "add my position" (browser geolocation)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    lat: float = pydantic.Field(ge=-90, le=90)
-    lon: float = pydantic.Field(ge=-180, le=180)
-    accuracy_m: float | None = pydantic.Field(default=None, ge=0)
 
 
 class MapDecision(pydantic.BaseModel):
@@ -84,24 +75,32 @@ class MapDecision(pydantic.BaseModel):
     note: str = ""
     visited_at: str
     recorded_at: str
-    position: Position | None = None
+    position: dict[str, Any] | None = None
     photos: list[str] = []
 
-    @pydantic.field_validator("visited_at", "recorded_at")
+    @pydantic.field_validator("recorded_at")
     @classmethod
     def _time(cls, value: str) -> str:
         _utc(value, "the time")
         return value
 
     def to_decision(self) -> Decision:
-        """Apply the ledger's own rules (raises InvalidDecisionError, a ValueError)."""
+        """Apply the ledger's own rules: canonical reviewer id, visit time in UTC, position checked.
+
+        Raises:
+            InvalidDecisionError: If a value breaks them (a ValueError).
+        """
+        evidence: dict[str, Any] = {"photos": self.photos}
+        if self.position is not None:
+            evidence["position"] = self.position
         return validated(
             self.site_id,
             self.decision,
             self.method,
             self.reviewer,
             note=self.note,
-            evidence={"photos": self.photos},
+            evidence=evidence,
+            visited_at=self.visited_at,
         )
 
 
@@ -121,6 +120,12 @@ class DecisionsFile(pydantic.BaseModel):
     exported_at: str
     decisions: list[dict[str, Any]]
     mac: str
+
+    @pydantic.field_validator("map_made", "exported_at")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        _utc(value, "the time")
+        return value
 
 
 class VerifiedFile(NamedTuple):
@@ -236,16 +241,33 @@ def _line(text: str, decision_id: object) -> int:
     return text.count("\n", 0, at) + 1 if at >= 0 else 0
 
 
-def _rows(verified: VerifiedFile) -> tuple[list[tuple[int, MapDecision]], list[tuple[int, str]]]:
-    """Validate every decision; return (line, decision) pairs and the problems found."""
+class _Row(NamedTuple):
+    """One decision of the file that passed the ledger's rules: where it is, as written, as validated."""
+
+    line: int
+    raw: MapDecision
+    decision: Decision
+
+
+def _after_export(visited_at: str | None, exported: datetime) -> bool:
+    """True when a (normalised) visit time or date lies after the export, beyond the clock skew."""
+    if visited_at is None:
+        return False
+    if len(visited_at) == 10:  # a date
+        return date.fromisoformat(visited_at) > (exported + CLOCK_SKEW).date()
+    return datetime.fromisoformat(visited_at) > exported + CLOCK_SKEW
+
+
+def _rows(verified: VerifiedFile) -> tuple[list[_Row], list[tuple[int, str]]]:
+    """Validate every decision by the ledger's rules; return the valid ones and the problems found."""
     exported = _utc(verified.doc.exported_at, "exported_at")
     rows, problems = [], []
     for raw in verified.doc.decisions:
         line = _line(verified.text, raw.get("id"))
         try:
             row = MapDecision.model_validate(raw)
-            row.to_decision()
-            if _utc(row.visited_at, "visited_at") > exported + CLOCK_SKEW:
+            decision = row.to_decision()
+            if _after_export(decision.visited_at, exported):
                 raise ValueError(
                     f"the visit time {row.visited_at} is after the export ({verified.doc.exported_at})"
                 )
@@ -257,63 +279,71 @@ def _rows(verified: VerifiedFile) -> tuple[list[tuple[int, MapDecision]], list[t
         except ValueError as exc:
             problems.append((line, str(exc)))
             continue
-        rows.append((line, row))
+        rows.append(_Row(line, row, decision))
     return rows, problems
 
 
 class _Plan(NamedTuple):
-    new: list[MapDecision]
-    stale: list[tuple[MapDecision, str]]
+    new: list[Decision]
+    stale: list[tuple[Decision, str]]
     already: int
 
 
-def _plan(rows: list[tuple[int, MapDecision]], ledger: Ledger) -> tuple[_Plan, list[tuple[int, str]]]:
-    """Sort decisions into new, stale and already recorded; report unknown sites and repeats."""
+def _identity(decision: Decision | LedgerEntry) -> tuple[str | None, ...]:
+    """What makes two decisions the same one: site, canonical reviewer, decision, method, evidence, visit."""
+    return (
+        decision.site_id,
+        reviewer_key(decision.reviewer),
+        decision.decision,
+        decision.method,
+        evidence_text(decision.evidence or {}),
+        decision.visited_at,
+    )
+
+
+def _plan(rows: list[_Row], ledger: Ledger) -> tuple[_Plan, list[tuple[int, str]]]:
+    """Sort decisions into new, stale and already recorded; report unknown sites and repeats.
+
+    Reviewer ids are compared in their canonical form (``RV07`` is ``rv07``): one person decides once
+    per site in a file, and a decision is "already in the ledger" when the same person recorded the same
+    decision, method, evidence and visit time on the site before.
+    """
     sites = set(ledger.sites())
     newest: dict[str, LedgerEntry] = {}
     existing = set()
     for entry in ledger.entries():
         newest[entry.site_id] = entry
-        existing.add(
-            _identity(entry.site_id, entry.reviewer, entry.decision, entry.method, entry.evidence or {})
-        )
+        existing.add(_identity(entry))
     seen: dict[tuple[str, str], int] = {}
     new, stale, already, problems = [], [], 0, []
-    for line, row in rows:
-        decision = row.to_decision()
-        key = (row.site_id, decision.reviewer)
-        if row.site_id not in sites:
-            problems.append((line, f"unknown site {row.site_id!r} (not in this run, or erased)"))
+    for line, raw, decision in rows:
+        key = (decision.site_id, decision.reviewer)
+        if decision.site_id not in sites:
+            problems.append((line, f"unknown site {decision.site_id!r} (not in this run, or erased)"))
         elif key in seen:
             problems.append(
                 (line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}")
             )
-        elif _identity(*key, decision.decision, decision.method, decision.evidence) in existing:
+        elif _identity(decision) in existing:
             already += 1
-        elif row.site_id in newest and newest[row.site_id].seq > row.basis:
-            last = newest[row.site_id]
+        elif decision.site_id in newest and newest[decision.site_id].seq > raw.basis:
+            last = newest[decision.site_id]
             stale.append(
                 (
-                    row,
-                    f"{row.site_id}: the map showed entry #{row.basis}, the ledger now has #{last.seq} "
+                    decision,
+                    f"{decision.site_id}: the map showed entry #{raw.basis}, the ledger now has #{last.seq} "
                     f"({last.decision} by {last.reviewer} at {last.decided_at})",
                 )
             )
         else:
-            new.append(row)
+            new.append(decision)
         seen.setdefault(key, line)
     return _Plan(new, stale, already), problems
 
 
-def _identity(
-    site: str, reviewer: str, decision: str, method: str, evidence: dict[str, Any]
-) -> tuple[str, ...]:
-    return site, reviewer, decision, method, evidence_text(evidence)
-
-
-def apply_decisions(ledger: Ledger, rows: Sequence[MapDecision]) -> list[LedgerEntry]:
-    """Append the decisions in one transaction (all or none)."""
-    return ledger.decide_many([row.to_decision() for row in rows])
+def apply_decisions(ledger: Ledger, decisions: Sequence[Decision]) -> list[LedgerEntry]:
+    """Append validated decisions, with their visit times and positions, in one transaction (all or none)."""
+    return ledger.decide_many(decisions)
 
 
 def import_decisions_file(run_dir: Path, path: Path, *, stale: str = "refuse") -> ImportReport:
@@ -346,7 +376,7 @@ def import_decisions_file(run_dir: Path, path: Path, *, stale: str = "refuse") -
         notes = [why for _, why in plan.stale]
         if notes and stale == "refuse":
             raise StaleDecisionsError(str(path), notes)
-        todo = plan.new + ([row for row, _ in plan.stale] if stale == "apply" else [])
+        todo = plan.new + ([decision for decision, _ in plan.stale] if stale == "apply" else [])
         recorded = apply_decisions(ledger, todo) if todo else []
     log.info(
         "decisions file %s (map %s): %d recorded, %d already in the ledger, %d stale (%s)",

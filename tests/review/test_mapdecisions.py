@@ -17,7 +17,13 @@ import pytest
 from click.testing import CliRunner
 
 from fieldtruth.pipelines.cli_review import review_group
-from fieldtruth.review.errors import DecisionsFileError, FieldFileError, StaleDecisionsError
+from fieldtruth.review.actionable import export_actionable
+from fieldtruth.review.errors import (
+    DecisionsFileError,
+    FieldFileError,
+    NotActionableError,
+    StaleDecisionsError,
+)
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.mapdecisions import (
     import_decisions_file,
@@ -108,6 +114,9 @@ def test_a_signed_file_imports_once(run_dir: Path, tmp_path: Path) -> None:
         ("site-0003", "field_visit", "other", "ngo.b-2"),
     ]
     assert entries[0].evidence["note"] == "chimney, smoke" and entries[1].evidence["photos"] == [PHOTO]
+    assert [e.visited_at for e in entries] == ["2026-03-01T09:30:00Z"] * 3, "the visit, not the import"
+    assert entries[0].evidence["position"] == position
+    assert "position" not in entries[1].evidence and "position" not in entries[2].evidence
     again = import_decisions_file(run_dir, path)
     assert (len(again.recorded), again.already) == (0, 3) and len(_entries(run_dir)) == 3
 
@@ -203,7 +212,7 @@ def test_bad_decisions_are_all_listed_and_nothing_applied(run_dir: Path, tmp_pat
         "pseudonymous reviewer id",
         "one of confirmed",
         "after the export",
-        "position.lat",
+        "the visit latitude between -90 and 90",
         "already decides on 'site-0001'",
         "6 bad row",
     ):
@@ -266,3 +275,43 @@ def test_cli_imports_a_decisions_file_and_refuses_a_forged_one(run_dir: Path, tm
         and "Nothing was applied" in res.output
     )
     assert len(_entries(run_dir)) == 2
+
+
+def test_already_in_the_ledger_means_the_same_visit_by_the_same_person(run_dir: Path, tmp_path: Path) -> None:
+    first = _file(tmp_path / "a.json", new_map_key(run_dir, sealed=True), [_decision("site-0001")])
+    assert len(import_decisions_file(run_dir, first).recorded) == 1
+    later = new_map_key(run_dir, sealed=True)  # a map drawn after the import: it shows entry #1
+    same = _decision("site-0001", basis=1, reviewer=" RV07")
+    revisit = _decision("site-0002", basis=0, visited_at="2026-03-01T11:00:00+02:00")
+    report = import_decisions_file(run_dir, _file(tmp_path / "b.json", later, [same, revisit]))
+    assert (len(report.recorded), report.already) == (1, 1), "RV07 is rv07: the same decision, not a new one"
+    again = _decision("site-0001", basis=1, visited_at="2026-03-02T08:00:00Z")  # rv07 went back a day later
+    report = import_decisions_file(run_dir, _file(tmp_path / "c.json", later, [again]))
+    assert (len(report.recorded), report.already) == (1, 0)
+    assert [(e.site_id, e.reviewer, e.visited_at) for e in _entries(run_dir)] == [
+        ("site-0001", "rv07", "2026-03-01T09:30:00Z"),
+        ("site-0002", "rv07", "2026-03-01T09:00:00Z"),
+        ("site-0001", "rv07", "2026-03-02T08:00:00Z"),
+    ]
+
+
+def test_reviewer_ids_differing_by_case_are_one_person(run_dir: Path, tmp_path: Path) -> None:
+    """Two confirmations from map files by RV07 and rv07 never make a site actionable."""
+    key = new_map_key(run_dir, sealed=True)
+    both = [
+        _decision("site-0001", reviewer="RV07"),
+        _decision("site-0001", reviewer="rv07", method="imagery"),
+    ]
+    with pytest.raises(FieldFileError, match="duplicate: reviewer 'rv07' already decides on 'site-0001'"):
+        import_decisions_file(run_dir, _file(tmp_path / "one.json", key, both))
+    assert _entries(run_dir) == []
+    import_decisions_file(run_dir, _file(tmp_path / "a.json", key, [both[0]]))
+    later = new_map_key(run_dir, sealed=True)
+    second = _decision("site-0001", reviewer="Rv07", basis=1, visited_at="2026-03-01T10:00:00Z")
+    assert len(import_decisions_file(run_dir, _file(tmp_path / "b.json", later, [second])).recorded) == 1
+    assert [e.reviewer for e in _entries(run_dir)] == ["rv07", "rv07"]
+    with pytest.raises(NotActionableError, match="1 confirming reviewer"):
+        export_actionable(run_dir, tmp_path / "act.geojson")
+    other = _decision("site-0001", reviewer="rv09", basis=2, visited_at="2026-03-01T11:00:00Z")
+    import_decisions_file(run_dir, _file(tmp_path / "c.json", new_map_key(run_dir, sealed=True), [other]))
+    assert export_actionable(run_dir, tmp_path / "act.geojson") == ["site-0001"]
