@@ -5,8 +5,9 @@ removed, Unicode compatibility forms folded (NFKC: fullwidth ``ｒｖ０７`` is
 NFKC again; the result must be 2-32 ASCII letters, digits, ``.``, ``_`` or ``-``. Anything that is
 still not ASCII after folding (a Cyrillic ``р`` that looks like a Latin ``p``, a zero-width space) is
 refused rather than guessed at. New entries store the canonical form; entries of older ledgers are
-compared through :func:`reviewer_key`. The restricted map's page checks ids with
-:data:`REVIEWER_PATTERN`.
+compared through :func:`reviewer_key`. The restricted map's page applies the same rule before it keeps
+a decision (``maps/vendor/fieldtruth-decide.js``, given :data:`REVIEWER_PATTERN`; a browser test
+compares the two on every Unicode character).
 """
 
 from __future__ import annotations

@@ -29,6 +29,15 @@
     return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes());
   }
   function shown(iso) { var d = new Date(iso); return isNaN(d) ? iso : d.toLocaleString(); }
+  /* The ledger's canonical reviewer id (fieldtruth/review/rules.py reviewer_key): Python's strip(), NFKC,
+   * casefold, NFKC, strip(). Python's casefold differs from toLowerCase, for what can end up ASCII, only
+   * in folding sharp s to "ss"; a browser test compares the two on every Unicode character. */
+  var PY_STRIP = /^[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+  function strip(s) { return s.replace(PY_STRIP, ''); }
+  function reviewerKey(s) {
+    return strip(strip(String(s)).normalize('NFKC').toLowerCase().replace(/\u00df/g, 'ss').normalize('NFKC'));
+  }
+  function validReviewer(key) { return new RegExp('^(?:' + C.reviewer + ')$').test(key); }
 
   /* ---- storage: one item per map, sealed maps encrypted with the payload's store key ---- */
   function probe() {
@@ -125,7 +134,8 @@
     form.appendChild(fieldset('Decision', choices('decision', C.decisions, {field_visit: 'field visit needed'})));
     form.appendChild(fieldset('How did you decide?', choices('method', C.methods, {imagery: 'imagery', field: 'field visit', other: 'other'})));
     var who = el('input'); who.type = 'text'; who.name = 'reviewer'; who.autocomplete = 'off'; who.spellcheck = false;
-    form.appendChild(fieldset('Your reviewer id', who, 'A code name such as rv07: 2-32 letters, digits, . _ - (never your name).'));
+    form.appendChild(fieldset('Your reviewer id', who,
+      'A code name such as rv07: 2-32 letters, digits, . _ - (never your name). Case does not matter: RV07 is rv07.'));
     var when = el('input'); when.type = 'datetime-local'; when.name = 'visited';
     form.appendChild(fieldset('When did you see it?', when, 'Your local time; now unless you change it.'));
     var note = el('textarea'); note.name = 'note'; note.maxLength = C.maxNote;
@@ -202,12 +212,13 @@
     form.hidden = false; form.scrollTop = 0;
   }
   function submit() {
-    var f = form.elements, decision = f.decision.value, method = f.method.value, reviewer = f.reviewer.value.trim();
+    var f = form.elements, decision = f.decision.value, method = f.method.value, reviewer = reviewerKey(f.reviewer.value);
     var visited = new Date(f.visited.value);
     if (C.decisions.indexOf(decision) < 0) { return problem('Choose a decision.'); }
     if (C.methods.indexOf(method) < 0) { return problem('Choose how you decided.'); }
-    if (!new RegExp('^(?:' + C.reviewer + ')$').test(reviewer)) {
-      return problem('The reviewer id must be a code name of 2-32 letters, digits, . _ - (no spaces, no e-mail).');
+    if (!validReviewer(reviewer)) {
+      return problem('The reviewer id must be a code name of 2-32 letters, digits, . _ - (no spaces, no e-mail, ' +
+        'no look-alike letters of other scripts).');
     }
     if (!f.visited.value || isNaN(visited)) { return problem('Give the time you saw the site.'); }
     if (visited.getTime() > Date.now() + 10 * 60 * 1000) { return problem('The visit time is in the future.'); }
@@ -217,7 +228,7 @@
     save(rec).then(function () {
       form.hidden = true; H.saved();
       if (!store) { openList(); H.toast('Saved for now. This browser keeps nothing: export the decisions file now.', 8000); }
-      else { H.toast('Saved on this device: ' + rec.site_id + ' ' + words(rec.decision) + '. Export when you are done.'); }
+      else { H.toast('Saved on this device: ' + rec.site_id + ' ' + words(rec.decision) + ' by ' + rec.reviewer + '. Export when you are done.'); }
     }, function (e) { problem('Could not save: ' + e.message); });
   }
 
@@ -304,6 +315,7 @@
       row.appendChild(b); box.appendChild(row);
     },
     localFor: function (site) { return C ? localFor(site) : null; },
+    reviewerKey: function (s) { var k = reviewerKey(s); return C && validReviewer(k) ? k : null; },
     count: function () { return state.records.length; }
   };
 })();

@@ -2,8 +2,11 @@
 
 A 390 x 844 phone opens the encrypted restricted map, types the passphrase, finds sites with the search
 box, records three decisions (one with a position from a mocked geolocation, one with a photo fingerprint
-of a file picked here, one with an edited visit time), reloads the page offline and finds them kept,
-corrects one, exports the decisions file, and `fieldtruth review import` records exactly those three.
+of a file picked here, one with an edited visit time and the reviewer id typed in capitals), reloads the
+page offline and finds them kept, corrects one, exports the decisions file, and `fieldtruth review
+import` records exactly those three with their visit times, the position and the canonical reviewer id;
+`review verify` passes and the map drawn again shows the new statuses. The page's reviewer-id rule is
+compared with the ledger's on every Unicode character.
 The layout figures are measured from the page (what the topmost element is at each point of a 6 px
 grid), never by eye; screenshots land in ``tests/artifacts/``.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,7 +25,9 @@ from click.testing import CliRunner
 
 from fieldtruth.maps.leads import build_leads_map
 from fieldtruth.pipelines.cli import cli
+from fieldtruth.review.errors import InvalidDecisionError
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.rules import validate_reviewer
 from fieldtruth.tests.maps.test_leads_fixture import make_map_run
 from fieldtruth.tests.maps.test_leads_map_browser import ARGS, ARTIFACTS, CHROMIUM, PASS
 
@@ -89,11 +95,11 @@ def _find(page, site: str) -> None:  # noqa: ANN001
     page.wait_for_timeout(400)  # the popup fades in and the map pans
 
 
-def _decide(page, site: str, decision: str, method: str, note: str) -> None:  # noqa: ANN001
+def _decide(page, site: str, decision: str, method: str, note: str, reviewer: str = "rv07") -> None:  # noqa: ANN001
     page.locator(".leaflet-popup-content", has_text=site).locator(".ft-decide-btn").click()
     page.check(f"#ft-decide input[name=decision][value={decision}]")
     page.check(f"#ft-decide input[name=method][value={method}]")
-    page.fill("#ft-decide input[name=reviewer]", "rv07")
+    page.fill("#ft-decide input[name=reviewer]", reviewer)
     page.fill("#ft-decide textarea[name=note]", note)
 
 
@@ -105,6 +111,11 @@ def _save(page) -> None:  # noqa: ANN001
 def _shot(page, name: str) -> None:  # noqa: ANN001
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name))
+
+
+def _seconds(iso: str) -> str:
+    """The page's ``2026-03-01T04:00:00.123Z`` as the ledger stores it (UTC, to the second)."""
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _cli(*args: object):  # noqa: ANN202
@@ -157,7 +168,7 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     _save(page)
 
     _find(page, sites[2])
-    _decide(page, sites[2], "field_visit", "other", "")
+    _decide(page, sites[2], "field_visit", "other", "", reviewer=" RV07 ")  # kept as the ledger's rv07
     page.fill("#ft-decide input[name=visited]", "2026-03-01T09:30")  # Asia/Kolkata: 04:00 UTC
     _save(page)
     assert page.locator("path.ft-lead.ft-local").count() == 3
@@ -197,6 +208,7 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     assert by_site[sites[0]]["position"] == {"lat": 25.4412, "lon": 86.9821, "accuracy_m": 12}
     assert by_site[sites[1]]["photos"] == [digest] and by_site[sites[1]]["decision"] == "uncertain"
     assert by_site[sites[2]]["visited_at"] == "2026-03-01T04:00:00.000Z"
+    assert {d["reviewer"] for d in doc["decisions"]} == {"rv07"}, "the page keeps the canonical id"
     now = datetime.now(timezone.utc)
     assert abs(datetime.fromisoformat(by_site[sites[0]]["visited_at"]) - now) < timedelta(minutes=15)
     text = exported.read_text()
@@ -208,12 +220,16 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     with Ledger.of_run(run) as ledger:
         entries = list(ledger.entries())
         statuses = ledger.statuses()
-    assert sorted((e.site_id, e.decision, e.method, e.reviewer) for e in entries) == [
-        (sites[0], "confirmed", "field", "rv07"),
-        (sites[1], "uncertain", "imagery", "rv07"),
-        (sites[2], "field_visit", "other", "rv07"),
+    visits = {site: _seconds(d["visited_at"]) for site, d in by_site.items()}
+    assert sorted((e.site_id, e.decision, e.method, e.reviewer, e.visited_at) for e in entries) == [
+        (sites[0], "confirmed", "field", "rv07", visits[sites[0]]),
+        (sites[1], "uncertain", "imagery", "rv07", visits[sites[1]]),
+        (sites[2], "field_visit", "other", "rv07", "2026-03-01T04:00:00Z"),
     ]
-    assert {e.site_id: e.evidence["photos"] for e in entries}[sites[1]] == [digest]
+    evidence = {e.site_id: e.evidence for e in entries}
+    assert evidence[sites[1]]["photos"] == [digest]
+    assert evidence[sites[0]]["position"] == {"lat": 25.4412, "lon": 86.9821, "accuracy_m": 12}
+    assert "position" not in evidence[sites[1]] and "position" not in evidence[sites[2]]
     res = _cli("review", "verify", run)
     assert res.exit_code == 0 and "chain intact: 3 entries" in res.output
     res = _cli("review", "import", run, exported)
@@ -230,14 +246,20 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
     again = build_leads_map(run, run / "maps" / "again.html", encrypt=False, chip_px=0, quicklook_px=0)
     ctx, seen = _context(browser, DESKTOP)
     page = ctx.new_page()
+    _watch(page, seen)
     page.goto(again.as_uri())
     page.wait_for_selector("body[data-ft-ready]")
     for site, status in ((sites[0], "confirmed"), (sites[1], "uncertain"), (sites[2], "field_visit")):
         assert statuses[site] == status
+        _find(page, site)  # the redrawn map says so in the site's own popup, from the ledger
+        popup = page.locator(".leaflet-popup-content", has_text=site).inner_text()
+        assert f"Lead - not a finding ({status.replace('_', ' ')})" in popup
     assert page.locator("path.ft-status-uncertain").count() == 1
     assert page.locator("path.ft-status-field_visit").count() == 1
     assert page.locator("path.ft-status-confirmed").count() == 1
+    assert page.locator("path.ft-lead.ft-local").count() == 0, "from the ledger, not from this browser"
     ctx.close()
+    assert seen == {"requests": [], "errors": []}
 
 
 def test_desktop_layout_and_popup(browser, tmp_path: Path) -> None:
@@ -310,3 +332,47 @@ def test_shared_map_on_a_phone(browser, tmp_path: Path) -> None:
     _shot(page, "phone_shared.png")
     ctx.close()
     assert seen == {"requests": [], "errors": []}
+
+
+def test_the_page_folds_reviewer_ids_as_the_ledger_does(browser, tmp_path: Path) -> None:
+    """Each assigned character, before, inside and after an id: the page and the CLI agree, or both refuse."""
+    run = make_map_run(tmp_path / "run").path
+    out = build_leads_map(run, encrypt=False, chip_px=0, quicklook_px=0)
+    ctx, seen = _context(browser, DESKTOP)
+    page = ctx.new_page()
+    _watch(page, seen)
+    page.goto(out.as_uri())
+    page.wait_for_selector("body[data-ft-ready][data-ft-decide]")
+    # Characters unassigned in Python's Unicode version are left out: a newer browser may know them.
+    points = [c for c in range(0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")]
+    forms = {"before": "{}rv07", "inside": "rv{}7", "after": "rv07{}"}
+    expected = {
+        name: {c: _canonical(form.format(chr(c))) for c in points} for name, form in forms.items()
+    }
+    wanted = {name: {c: key for c, key in keys.items() if key is not None} for name, keys in expected.items()}
+    assert len(wanted["before"]) > 1000 and 0xFF32 in wanted["inside"] and 0x0440 not in wanted["inside"]
+    mismatches = page.evaluate(
+        """([points, forms, wanted]) => {
+          const bad = [];
+          for (const [name, form] of Object.entries(forms)) {
+            for (const c of points) {
+              const got = window.FTDecide.reviewerKey(form.replace('{}', String.fromCodePoint(c)));
+              const want = wanted[name][c] === undefined ? null : wanted[name][c];
+              if (got !== want && bad.length < 20) { bad.push([name, c.toString(16), got, want]); }
+            }
+          }
+          return bad;
+        }""",
+        [points, forms, wanted],
+    )
+    assert mismatches == []
+    assert page.evaluate("() => window.FTDecide.reviewerKey('  Stra\u00dfe-7 ')") == "strasse-7"
+    ctx.close()
+    assert seen == {"requests": [], "errors": []}
+
+
+def _canonical(reviewer: str) -> str | None:
+    try:
+        return validate_reviewer(reviewer)
+    except InvalidDecisionError:
+        return None
