@@ -379,6 +379,15 @@
       return statusOf(local ? local.decision : r[S.f.status]);
     };
     if (P.bounds) { map.fitBounds(P.bounds); } else { map.setView([0, 0], 2); }
+    var popupOpen = false;  // while a popup is open, no cell's hover box sits beside or over it
+    map.on('popupopen', function () {
+      popupOpen = true;
+      map.eachLayer(function (l) { if (l instanceof L.Tooltip && !l.options.permanent) { l.close(); } });
+    });
+    map.on('popupclose', function () { popupOpen = false; });
+    map.on('tooltipopen', function (e) {
+      if (popupOpen && !e.tooltip.options.permanent) { setTimeout(function () { e.tooltip.close(); }, 0); }
+    });
     map.attributionControl.setPrefix('Leaflet 1.9.4 (BSD-2-Clause), offline copy');
     if (P.basemap) {
       S.bases['Online basemap (reveals the area viewed)'] = L.tileLayer(P.basemap.url, {maxZoom: 19,

@@ -145,6 +145,8 @@ def test_decide_on_a_phone_offline_and_import(browser, tmp_path: Path) -> None:
 
     _find(page, sites[0])
     _shot(page, "phone_popup.png")
+    hover = ".leaflet-tooltip:not(.ft-town-label):not(.ft-nocov-label)"
+    assert page.locator(hover).count() == 0, "a cell's hover box stays open beside the lead's popup"
     chip = page.locator(".leaflet-popup img.ft-chip").bounding_box()
     banner = page.locator(".ft-banner").bounding_box()
     assert chip["x"] >= 0 and chip["x"] + chip["width"] <= PHONE["width"]
