@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "fieldtruth"
 
@@ -27,6 +29,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 #: Folders outside the rules: they may import anything.
 FREE = frozenset({"tests", "benchmarks", "experiments"})
+#: Folders that are not source: build outputs.
+SKIP = frozenset({"build", "dist", "__pycache__"})
 
 
 class Violation(NamedTuple):
@@ -42,11 +46,21 @@ class Violation(NamedTuple):
 
 
 def _owner(root: Path, path: Path) -> str | None:
-    """The room a source file belongs to, ``""`` for a package-level module, None for free folders."""
+    """The room a source file belongs to, ``""`` for a package-level module, None for free folders.
+
+    Raises:
+        ValueError: the file is in a folder DESIGN.md does not list (a new room must join :data:`ALLOWED`).
+    """
     parts = path.relative_to(root).parts
     if len(parts) == 1:
         return ""
-    return parts[0] if parts[0] in ALLOWED else None
+    if parts[0] in FREE:
+        return None
+    if parts[0] not in ALLOWED:
+        raise ValueError(f"{str(path)!r} is in folder {parts[0]!r}, which is neither a room nor free; add "
+                         "the room and what it may import to ALLOWED in tests/test_room_imports.py "
+                         "(and to DESIGN.md)")
+    return parts[0]
 
 
 def _module_name(root: Path, path: Path) -> list[str]:
@@ -83,6 +97,17 @@ def _room_of(name: str) -> str | None:
     return None
 
 
+def _sources(root: Path) -> Iterator[tuple[Path, str]]:
+    """Every source file under the rules, with its room (``""`` for a package-level module)."""
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(".") or part in SKIP or part.endswith(".egg-info") for part in parts):
+            continue
+        owner = _owner(root, path)
+        if owner is not None:
+            yield path, owner
+
+
 def room_import_violations(root: Path) -> list[Violation]:
     """Every import under ``root`` (the repository root) that DESIGN.md's directions do not allow.
 
@@ -93,14 +118,8 @@ def room_import_violations(root: Path) -> list[Violation]:
         The violations, sorted by module and line; empty when the house keeps to its directions.
     """
     found: set[Violation] = set()
-    for path in sorted(root.rglob("*.py")):
+    for path, owner in _sources(root):
         relative = path.relative_to(root)
-        if any(part.startswith(".") or part in {"build", "dist"} or part.endswith(".egg-info")
-               for part in relative.parts):
-            continue
-        owner = _owner(root, path)
-        if owner is None:
-            continue
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for line, name in _imported_names(tree, _module_name(root, path)):
             room = _room_of(name)
@@ -118,6 +137,8 @@ def room_import_violations(root: Path) -> list[Violation]:
 
 
 def test_the_rooms_import_only_what_design_allows() -> None:
+    checked = {owner for _, owner in _sources(ROOT)}
+    assert checked == {"", *ALLOWED}, f"the check must see every room and errors.py; it saw {sorted(checked)}"
     violations = room_import_violations(ROOT)
     assert not violations, "imports against DESIGN.md's directions:\n" + "\n".join(map(str, violations))
 
@@ -136,7 +157,10 @@ def test_the_check_finds_a_planted_upward_import_in_any_form(tmp_path: Path) -> 
         "ingest/scene.py": "from fieldtruth.errors import FieldtruthError\n",
         "imagery/read.py": "import fieldtruth.ingest.scene\n",
         "detectors/train.py": "from fieldtruth.imagery import read\nfrom fieldtruth.ingest.scene import x\n",
-        "maps/risk.py": "from fieldtruth.review.ledger import Ledger\n\n\ndef f():\n    from fieldtruth import detectors\n",
+        "maps/risk.py": (
+            "from fieldtruth.review.ledger import Ledger\n\n\n"
+            "def f():\n    from fieldtruth import detectors\n"
+        ),
         "review/ledger.py": "import importlib\n\nimportlib.import_module('fieldtruth.maps.risk')\n",
         "ingest/aoi.py": "from ..imagery.grid import TileGrid\n",
         "pipelines/scan.py": "from fieldtruth.maps import risk\nfrom fieldtruth.detectors import train\n",
@@ -153,11 +177,22 @@ def test_the_check_finds_a_planted_upward_import_in_any_form(tmp_path: Path) -> 
     ]
 
 
+def test_the_check_refuses_a_folder_design_does_not_list(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"ingest/scene.py": "", "training/fit.py": "import fieldtruth.maps\n"})
+    with pytest.raises(ValueError, match="'training', which is neither a room nor free"):
+        room_import_violations(root)
+
+
 def test_the_check_passes_a_tree_that_keeps_to_the_directions(tmp_path: Path) -> None:
     root = _tree(tmp_path, {
         "errors.py": "",
-        "maps/leads.py": "from fieldtruth.errors import FieldtruthError\nfrom fieldtruth.maps.vendor import x\n",
+        "maps/leads.py": (
+            "from fieldtruth.errors import FieldtruthError\n"
+            "from fieldtruth.maps.vendor import x\n"
+        ),
         "maps/vendor/__init__.py": "from fieldtruth.maps import leads\n",
-        "detectors/data.py": "def f():\n    import fieldtruth.imagery.read\n    from fieldtruth.ingest import scene\n",
+        "detectors/data.py": (
+            "def f():\n    import fieldtruth.imagery.read\n    from fieldtruth.ingest import scene\n"
+        ),
     })
     assert room_import_violations(root) == []
