@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from fieldtruth.experiments.heldout import SEN2SHIPS
-from fieldtruth.tests.data.shared import data_folder_or_exit
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 BANDS = ("B02", "B03", "B04", "B08")
 
@@ -52,7 +51,8 @@ def normalise(bands: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["stretch", "wateroffset", "watercfar"])
-    parser.add_argument("--data", type=Path, default=SEN2SHIPS, help="the sen2ships ports")
+    parser.add_argument("--data", type=Path, default=shared_data_root() / "sen2ships",
+                        help="the sen2ships ports")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     for port in sorted(p for p in data_folder_or_exit(args.data).iterdir() if p.is_dir()):

@@ -37,7 +37,8 @@ def test_there_are_benchmarks_and_experiments() -> None:
 
 def test_scripts_import_no_sibling_file_and_no_private_name() -> None:
     # `python benchmarks/x.py` puts benchmarks/ on sys.path, so `from inspect_errors import _f` works by
-    # accident; shared pieces belong in an importable module (fieldtruth.experiments.heldout, fieldtruth.tests).
+    # accident; shared pieces belong in an importable module (fieldtruth.experiments.heldout,
+    # fieldtruth.tests).
     siblings = {p.stem for folder in FOLDERS for p in (ROOT / folder).glob("*.py")}
     problems = []
     for folder in FOLDERS:
@@ -45,7 +46,8 @@ def test_scripts_import_no_sibling_file_and_no_private_name() -> None:
             for line, module, names in _imports_of(path):
                 where = f"{path.relative_to(ROOT)}:{line}"
                 if module.split(".")[0] in siblings or module.startswith("."):
-                    problems.append(f"{where}: imports {module!r} by its file name; import fieldtruth.{folder}.X")
+                    problems.append(f"{where}: imports {module!r} by its file name; "
+                                    f"import it as fieldtruth.{folder}.NAME")
                 if module.startswith("fieldtruth.") and any(n.startswith("_") for n in names):
                     problems.append(f"{where}: imports private name(s) {names!r} from {module!r}")
     assert not problems, "\n".join(problems)
@@ -71,8 +73,8 @@ for script in sys.argv[1:]:
 @pytest.mark.slow
 def test_every_script_shows_its_help() -> None:
     scripts = [str(p) for p in _scripts()]
-    result = subprocess.run([sys.executable, "-c", HELP_DRIVER, *scripts], capture_output=True, text=True, cwd=ROOT,
-                            timeout=600)
+    result = subprocess.run([sys.executable, "-c", HELP_DRIVER, *scripts], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     shown = result.stdout.splitlines()
     assert shown == [f"{script} 0 True" for script in scripts], result.stdout + result.stderr

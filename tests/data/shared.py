@@ -52,7 +52,7 @@ def absent_reason(folder: Path) -> str:
 
 
 def data_folder_or_exit(folder: Path) -> Path:
-    """``folder``, for a benchmark or experiment script; stops the script with the reason when it is absent."""
+    """``folder``, for a benchmark or experiment script, which stops with the reason when it is absent."""
     if not folder.is_dir():
         raise SystemExit(absent_reason(folder))
     return folder
