@@ -25,6 +25,7 @@ from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 PORT = shared_data_root() / "sen2ships" / "casablanca"
 
 
+@pytest.mark.slow
 @needs_shared_data("sen2ships")
 @pytest.mark.parametrize("scene_offset", [{}, WATER_OFFSET], ids=["as-stored", "water-offset"])
 def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dict) -> None:
