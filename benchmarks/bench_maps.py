@@ -31,7 +31,8 @@ PASS = "benchmark passphrase"
 
 
 def kilns() -> gpd.GeoDataFrame:
-    frames = [pd.read_csv(p) for p in sorted(data_folder_or_exit(shared_data_root() / "kilneye").glob("*.csv"))]
+    folder = data_folder_or_exit(shared_data_root() / "kilneye")
+    frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
     table = pd.concat(frames, ignore_index=True)
     return gpd.GeoDataFrame(table[["kiln_type", "state"]], geometry=gpd.points_from_xy(table["lon"], table["lat"]),
                             crs="EPSG:4326")

@@ -114,7 +114,7 @@ def kiln_coverage(bounds: tuple[float, float, float, float] = (73.5, 21.5, 90.5,
 
 def kilneye_declaration() -> SectorDeclaration:
     """``docs/examples/kilneye.yaml``, its files read from wherever the shared data is
-    (:func:`~fieldtruth.tests.data.shared.shared_data_root`: ``FIELDTRUTH_SHARED_DATA`` or beside the repository)."""
+    (``FIELDTRUTH_SHARED_DATA``, or beside the repository: see :mod:`fieldtruth.tests.data.shared`)."""
     declaration = load_declaration(KILNEYE_EXAMPLE)
     files = [str(shared_data_root() / "kilneye" / Path(entry).name) for entry in declaration.files]
     return declaration.model_copy(update={"files": files})

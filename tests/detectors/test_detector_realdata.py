@@ -1,4 +1,4 @@
-"""Real data (sen2ships, see :mod:`fieldtruth.tests.data.shared`): labels of a Sentinel-2 port land on its pixel grid."""
+"""Real data (sen2ships, see :mod:`fieldtruth.tests.data.shared`): a port's labels land on its pixel grid."""
 
 from __future__ import annotations
 
