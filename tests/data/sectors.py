@@ -18,8 +18,12 @@ import pandas as pd
 import yaml
 from shapely.geometry import box
 
+from fieldtruth.ingest.sectors import SectorDeclaration, load_declaration
 from fieldtruth.runfiles import RunFiles
+from fieldtruth.tests.data.shared import REPO, shared_data_root
 
+#: The declaration of the real KilnEye inventory that the docs show.
+KILNEYE_EXAMPLE = REPO / "docs" / "examples" / "kilneye.yaml"
 LON = (86.92, 87.08)
 LAT = (25.42, 25.58)
 FIRST = ("Asha", "Ravi", "Meena", "Suresh", "Lakshmi", "Imran", "Pooja", "Gopal")
@@ -107,6 +111,14 @@ def kiln_coverage(bounds: tuple[float, float, float, float] = (73.5, 21.5, 90.5,
             rows.append({"tile_id": f"k{c:02d}{r:02d}", "valid_fraction": 1.0 if status == "covered" else 0.0,
                          "status": status, "error": None, "geometry": box(x, y, x + step, y + step)})
     return gpd.GeoDataFrame(rows, crs="EPSG:4326")
+
+
+def kilneye_declaration() -> SectorDeclaration:
+    """``docs/examples/kilneye.yaml``, its files read from wherever the shared data is
+    (``FIELDTRUTH_SHARED_DATA``, or beside the repository: see :mod:`fieldtruth.tests.data.shared`)."""
+    declaration = load_declaration(KILNEYE_EXAMPLE)
+    files = [str(shared_data_root() / "kilneye" / Path(entry).name) for entry in declaration.files]
+    return declaration.model_copy(update={"files": files})
 
 
 def write_kiln_run(out: Path, n_detections: int = 500, seed: int = 0) -> Path:

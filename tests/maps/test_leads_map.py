@@ -182,6 +182,7 @@ def test_guard_refuses_remote_references() -> None:
         finalise_html('<meta content="__FIELDTRUTH_CSP__">', img_hosts=("http://evil",))
 
 
+@pytest.mark.slow  # derives the passphrase key twice
 def test_cli_map_and_export(run, tmp_path: Path) -> None:
     from fieldtruth.pipelines.cli_maps import map_command
 
