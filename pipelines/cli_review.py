@@ -24,7 +24,7 @@ def _word(value: str) -> str:
 
 @click.group(name="review")
 def review_group() -> None:
-    """Verify leads: queue, show, decide, import field decisions, verify the ledger, status."""
+    """Verify leads: queue, show, decide, form, import field decisions, verify the ledger, status."""
 
 
 @review_group.command(name="queue")
@@ -107,19 +107,49 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 @review_group.command(name="import")
 @RUN
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of the form export's attachments: photos named in FILE are fingerprinted from it.")
+@click.option("--without-photos", is_flag=True, help="Import decisions whose photos FILE names without them.")
 @reports_errors
-def import_command(run: Path, file: Path) -> None:
-    """Import field decisions from a CSV or GeoJSON FILE: all rows valid, or nothing applied."""
+def import_command(run: Path, file: Path, photos: Path | None, without_photos: bool) -> None:
+    """Import field decisions from FILE: all rows valid, or nothing applied.
+
+    FILE is a CSV exported by KoboToolbox or ODK Central from the form `fieldtruth review form` writes,
+    the map's queue CSV with decision columns filled in, any spreadsheet CSV (',' ';' or tab separated;
+    UTF-8 or UTF-16) with the columns site_id, decision, method, reviewer, or a GeoJSON file.
+    """
     from fieldtruth.review.errors import FieldFileError
     from fieldtruth.review.fieldfile import import_field_file
 
     try:
-        count = import_field_file(run, file)
+        report = import_field_file(run, file, photos=photos, without_photos=without_photos)
     except FieldFileError as exc:
         for line, message in exc.problems:
             click.echo(f"{file}:{line}: {message}", err=True)
         raise
-    click.echo(f"imported {count} decision(s) from {file}")
+    click.echo(f"{report.summary()} from {file}")
+
+
+@review_group.command(name="form")
+@RUN
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The XLSForm to write (.xlsx), for KoboToolbox or ODK Central.")
+@reports_errors
+def form_command(run: Path, out: Path) -> None:
+    """Write an XLSForm asking about RUN's open leads, for KoboToolbox or ODK (offline on phones).
+
+    Upload it as a new form; export the answers as CSV and bring them back with `fieldtruth review import`.
+    """
+    from fieldtruth.pipelines.runfolder import atomic_path
+    from fieldtruth.review.xlsform import build_form, save_xlsform
+
+    form = build_form(run)
+    with atomic_path(out) as tmp:
+        save_xlsform(form, tmp)
+    asked = "typed as text (too many for a list)" if form.site_as_text else "chosen from a list"
+    settings = form.settings
+    click.echo(f"form {settings['form_id']} version {settings['version']}: {form.leads} open lead(s), "
+               f"site {asked} -> {out}")
 
 
 @review_group.command(name="verify")

@@ -54,3 +54,7 @@ class NotActionableError(ReviewError, ValueError):
 
 class ErasureError(ReviewError, OSError):
     """A site could not be erased from a file of the run folder."""
+
+
+class FieldFormError(ReviewError, ValueError):
+    """A decision form (XLSForm) cannot be written for a run, e.g. because it has no open lead."""

@@ -12,19 +12,22 @@ digests separated by ``;``). Other columns are ignored and never stored.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydantic
 
+from fieldtruth.review.attachments import PhotoFolder, attach_photos
+from fieldtruth.review.csvtable import read_csv_table
 from fieldtruth.review.errors import FieldFileError
+from fieldtruth.review.formcolumns import canonical_row, map_columns
 from fieldtruth.review.ledger import Decision, Ledger, validated
 from fieldtruth.review.records import evidence_text
+from fieldtruth.review.xlsform import run_tag
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,6 @@ class FieldRow(pydantic.BaseModel):
         return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note, evidence=evidence)
 
 
-def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows, start = [], 2
-    for row in reader:
-        rows.append((start, {k: v for k, v in row.items() if k is not None}))
-        start = reader.line_num + 1
-    return rows
-
-
 def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     """Return (line, properties) per feature, the line being where the feature starts in the file."""
     decoder = json.JSONDecoder()
@@ -125,33 +119,77 @@ def _features_array_start(text: str, decoder: json.JSONDecoder) -> int:
 
 
 def read_field_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Read a CSV or GeoJSON field file into (line, raw row) pairs.
+    """Read a CSV or GeoJSON field file into (line, row) pairs, each row under the importer's field names.
+
+    CSV files are decoded and split as :mod:`~fieldtruth.review.csvtable` says, and the columns of
+    KoboToolbox and ODK Central exports, the map's queue CSV and plain spreadsheets are mapped to the
+    importer's fields as :mod:`~fieldtruth.review.formcolumns` says. A row that decides nothing is
+    ``{"__skip__": reason}``; one that cannot be read ``{"__error__": message}``.
 
     Raises:
-        FieldFileError: If the file cannot be read or parsed at all (reported as line 0 or the JSON line).
+        FieldFileError: If the file cannot be read or parsed at all, or lacks required columns (once).
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() in (".geojson", ".json"):
-            return _geojson_rows(text)
-        return _csv_rows(text)
+            raw = _geojson_rows(path.read_text(encoding="utf-8-sig"))
+            headers = list(dict.fromkeys(k for _, props in raw for k in props if k != "__error__"))
+        else:
+            table = read_csv_table(path)
+            headers = table.header
+            raw = [(r.line, r.values if not r.extra else {"__error__": _extra_values(r.extra, len(headers))})
+                   for r in table.rows]
     except json.JSONDecodeError as exc:
         raise FieldFileError(str(path), [(exc.lineno, f"not valid JSON: {exc.msg}")]) from exc
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise FieldFileError(str(path), [(0, f"cannot read the file: {exc}")]) from exc
+    if not raw and not headers:
+        return []
+    try:
+        columns = map_columns(headers)
+    except ValueError as exc:
+        raise FieldFileError(str(path), [(1, str(exc))]) from exc
+    log.info("%s: columns %s; ignored %s", path, columns.by_field, columns.ignored)
+    return [(line, props if "__error__" in props else canonical_row(columns, props)) for line, props in raw]
+
+
+def _extra_values(extra: int, columns: int) -> str:
+    return (f"{extra} value(s) more than the header's {columns} column(s): a separator inside a value? "
+            "Put that value in double quotes")
 
 
 def _message(exc: pydantic.ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors())
 
 
-def check_rows(rows: list[tuple[int, dict[str, Any]]], ledger: Ledger) -> tuple[list[Decision], list[tuple[int, str]]]:
-    """Validate every row; return the decisions and the problems (line, message) found."""
-    sites = set(ledger.sites())
+class ImportReport(NamedTuple):
+    """What an import did: decisions appended, and rows left out by reason."""
+
+    imported: int
+    skipped: dict[str, int]
+    """Rows left out: ``blank`` (deciding nothing), ``rejected on the server``, ``repeated submission``
+    (an instance id seen earlier in the file), ``erased site``, ``already in the ledger`` (a re-import)."""
+
+    def summary(self) -> str:
+        """One line for people: how many were imported and why others were left out."""
+        left = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+        return f"imported {self.imported} decision(s)" + (f"; skipped {left}" if left else "")
+
+
+def check_rows(
+    rows: list[tuple[int, dict[str, Any]]], ledger: Ledger
+) -> tuple[list[Decision], list[tuple[int, str]], Counter[str]]:
+    """Validate all rows; return the decisions, the problems (line, message) and skipped rows by reason."""
+    sites, erased = set(ledger.sites()), set(ledger.erased_sites())
     existing = {(e.site_id, e.reviewer, e.decision, e.method, evidence_text(e.evidence or {})) for e in ledger.entries()}
-    seen: dict[tuple[str, str], int] = {}
-    decisions, problems = [], []
+    seen: dict[tuple[str, str, str], int] = {}
+    submissions: set[str] = set()
+    decisions, problems, skipped = [], [], Counter[str]()
     for line, raw in rows:
+        instance = raw.get("instance_id")
+        if "__skip__" in raw or (instance and instance in submissions):
+            skipped[raw.get("__skip__", "repeated submission")] += 1
+            continue
+        submissions.add(instance)
         try:
             if "__error__" in raw:
                 raise ValueError(raw["__error__"])
@@ -162,35 +200,82 @@ def check_rows(rows: list[tuple[int, dict[str, Any]]], ledger: Ledger) -> tuple[
         except ValueError as exc:
             problems.append((line, str(exc)))
             continue
-        key = (decision.site_id, decision.reviewer)
-        if decision.site_id not in sites:
-            problems.append((line, f"unknown site {decision.site_id!r} (not in this run, or erased)"))
+        key = (decision.site_id, decision.reviewer, str(raw.get("visited_at", "")))
+        if decision.site_id in erased:
+            skipped["erased site"] += 1
+        elif decision.site_id not in sites:
+            problems.append((line, f"unknown site {decision.site_id!r}: not a lead of this run"))
         elif key in seen:
             problems.append((line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}"))
-        elif (*key, decision.decision, decision.method, evidence_text(decision.evidence)) in existing:
-            problems.append((line, f"duplicate: this decision on {key[0]!r} by {key[1]!r} is already in the ledger"))
+        elif (*key[:2], decision.decision, decision.method, evidence_text(decision.evidence)) in existing:
+            skipped["already in the ledger"] += 1
         else:
             seen[key] = line
             decisions.append(decision)
-    return decisions, problems
+    return decisions, problems, skipped
 
 
-def import_field_file(run_dir: Path, path: Path) -> int:
-    """Validate a field file completely, then append all its decisions in one transaction.
-
-    Returns:
-        The number of decisions appended.
+def _with_photos(
+    path: Path, rows: list[tuple[int, dict[str, Any]]], photos: Path | None, without_photos: bool
+) -> list[tuple[int, dict[str, Any]]]:
+    """Turn the rows' photo file names into digests from ``photos`` (:mod:`~fieldtruth.review.attachments`).
 
     Raises:
-        FieldFileError: If any row is bad (every bad row is listed with its line); nothing is applied.
+        FieldFileError: If photos are named but neither ``photos`` nor ``without_photos`` was given (once).
     """
-    rows = read_field_file(path)
+    try:
+        folder = PhotoFolder(photos) if photos is not None and not without_photos else None
+    except ValueError as exc:
+        raise FieldFileError(str(path), [(0, str(exc))]) from exc
+    done, left_out = [], 0
+    for line, raw in rows:
+        if "__skip__" not in raw and "__error__" not in raw:
+            try:
+                left_out += attach_photos(raw, folder)
+            except ValueError as exc:
+                raw = {"__error__": str(exc)}
+        done.append((line, raw))
+    if left_out and not without_photos:
+        raise FieldFileError(str(path), [(1, (
+            f"{left_out} photo(s) are named by file name, and the ledger keeps photo fingerprints only: give "
+            "--photos DIR (the folder of the export's attachments) to record them, or --without-photos to "
+            "import the decisions without them"))])
+    return done
+
+
+def import_field_file(
+    run_dir: Path, path: Path, *, photos: Path | None = None, without_photos: bool = False
+) -> ImportReport:
+    """Validate a field file completely, then append all its decisions in one transaction.
+
+    Args:
+        run_dir: The run folder.
+        path: A CSV (any of the layouts :func:`read_field_file` reads) or GeoJSON file.
+        photos: The folder of the export's attachments, to fingerprint photos named by file name.
+        without_photos: Import decisions whose photos are named by file name without those photos.
+
+    Returns:
+        What was imported and what was skipped (blank rows, re-imports, erased sites, ...).
+
+    Raises:
+        FieldFileError: If any row is bad (every bad row is listed with its line), the file lacks
+            columns, or it was made for another run; nothing is applied.
+    """
+    rows = _with_photos(path, read_field_file(path), photos, without_photos)
     if not rows:
-        raise FieldFileError(str(path), [(1, "no decisions in the file")])
+        problem = "no decisions in the file: expected a row per decision after the header"
+        raise FieldFileError(str(path), [(1, problem)])
     with Ledger.of_run(run_dir) as ledger:
-        decisions, problems = check_rows(rows, ledger)
+        tag, tags = run_tag(ledger), {str(raw["run_tag"]) for _, raw in rows if raw.get("run_tag")}
+        if tags - {tag}:
+            raise FieldFileError(str(path), [(1, (
+                f"expected answers to this run's form (fieldtruth_run {tag!r}); the file's are for "
+                f"{sorted(tags - {tag})!r}, another run. Import it into that run, or collect with this run's "
+                "form (`fieldtruth review form RUN`)"))])
+        decisions, problems, skipped = check_rows(rows, ledger)
         if problems:
             raise FieldFileError(str(path), problems)
         ledger.decide_many(decisions)
-    log.info("imported %d decision(s) from %s", len(decisions), path)
-    return len(decisions)
+    report = ImportReport(len(decisions), dict(skipped))
+    log.info("%s from %s", report.summary(), path)
+    return report
