@@ -138,6 +138,8 @@ def read_field_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
             headers = table.header
             raw = [(r.line, r.values if not r.extra else {"__error__": _extra_values(r.extra, len(headers))})
                    for r in table.rows]
+    except FieldFileError:
+        raise
     except json.JSONDecodeError as exc:
         raise FieldFileError(str(path), [(exc.lineno, f"not valid JSON: {exc.msg}")]) from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -199,6 +199,7 @@ def test_unreadable_or_empty_files_are_refused_clearly(run_dir: Path, tmp_path: 
     with pytest.raises(FieldFileError, match=expected) as caught:
         import_field_file(run_dir, path)
     assert len(caught.value.problems) == 1 and _entries(run_dir) == []
+    assert "cannot read the file: expected every row" not in str(caught.value)  # said once, not wrapped
 
 
 def test_bad_rows_are_reported_with_their_lines(run_dir: Path, tmp_path: Path) -> None:
@@ -242,3 +243,13 @@ def test_photos_can_be_left_out_on_purpose(run_dir: Path, tmp_path: Path) -> Non
         import_field_file(run_dir, path, photos=photos)  # only a bare file name is ever looked up
     assert import_field_file(run_dir, path, without_photos=True).imported == 1
     assert _entries(run_dir)[0].evidence["photos"] == []
+
+
+def test_cli_says_what_to_do_about_photos_once(run_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "central.csv"
+    path.write_text(central_csv(_tag(run_dir), [SUBS[0]._replace(photo="1.jpg")]), encoding="utf-8")
+    result = CliRunner().invoke(CLI, ["review", "import", str(run_dir), str(path)], obj={})
+    assert result.exit_code == 1 and result.output.count("--without-photos") == 2  # the line, and the summary
+    assert f"{path}:1: 1 photo(s) are named by file name" in result.output
+    result = CliRunner().invoke(CLI, ["review", "import", str(run_dir), str(path), "--without-photos"], obj={})
+    assert result.exit_code == 0 and "imported 1 decision(s)" in result.output
