@@ -107,16 +107,17 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
 @review_group.command(name="import")
 @RUN
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of the form export's attachments: photos named in FILE are fingerprinted from it.")
+@click.option("--photos", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder or .zip of the form export's attachments: photos FILE names are fingerprinted.")
 @click.option("--without-photos", is_flag=True, help="Import decisions whose photos FILE names without them.")
 @reports_errors
 def import_command(run: Path, file: Path, photos: Path | None, without_photos: bool) -> None:
     """Import field decisions from FILE: all rows valid, or nothing applied.
 
-    FILE is a CSV exported by KoboToolbox or ODK Central from the form `fieldtruth review form` writes,
-    the map's queue CSV with decision columns filled in, any spreadsheet CSV (',' ';' or tab separated;
-    UTF-8 or UTF-16) with the columns site_id, decision, method, reviewer, or a GeoJSON file.
+    FILE is a CSV exported by KoboToolbox or ODK Central (or Central's .zip download, photos included)
+    from the form `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
+    any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
+    decision, method, reviewer, or a GeoJSON file.
     """
     from fieldtruth.review.errors import FieldFileError
     from fieldtruth.review.fieldfile import import_field_file

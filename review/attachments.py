@@ -2,10 +2,10 @@
 
 A form export names each photo by its file name (``1712345678901.jpg``), or by a URL with
 KoboToolbox's "include media URLs"; the ledger keeps only SHA-256 digests, never photos or names.
-With ``review import --photos DIR`` each named photo is looked up under DIR (the unzipped ODK Central
-download, whose ``files/<instanceID>/`` folders hold the attachments, or a folder of KoboToolbox's
-attachment download), hashed, and its digest recorded; a photo that is named but not found is an
-error of its row. Without ``--photos`` the decisions are imported without those photos and the
+With ``review import --photos DIR`` each named photo is looked up under DIR, a folder or a ``.zip`` (ODK
+Central's download, whose ``files/<instanceID>/`` folders hold the attachments and which is used by
+itself when it is the file imported, or KoboToolbox's attachments download), hashed, and its digest
+recorded; a photo that is named but not found is an error of its row. Without ``--photos`` the decisions are imported without those photos and the
 import says how many were left out. URLs are never fetched: only their file name is looked up.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,29 +37,43 @@ def file_name(reference: str) -> str:
     return name
 
 
-def sha256_file(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file, read in blocks."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 class PhotoFolder:
-    """The files under a folder, indexed by file name (symbolic links are not followed)."""
+    """The files under a folder, or inside a ZIP archive, indexed by file name (links are not followed).
+
+    Use it as a context manager (an archive stays open until the end of the ``with`` block).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
+        self._zip: zipfile.ZipFile | None = None
+        self._index: dict[str, list[str]] = {}
+        if self.root.is_dir():
+            for folder, _, files in os.walk(self.root):
+                for name in files:
+                    path = Path(folder) / name
+                    if path.is_file() and not path.is_symlink():
+                        self._index.setdefault(name, []).append(str(path.relative_to(self.root)))
+        elif zipfile.is_zipfile(self.root):
+            self._zip = zipfile.ZipFile(self.root)
+            for info in self._zip.infolist():
+                if not info.is_dir():
+                    self._index.setdefault(PurePosixPath(info.filename).name, []).append(info.filename)
+        else:
             raise ValueError(
-                f"expected a folder of photos (the form export's attachments); got {str(self.root)!r}. "
-                "Unzip the export and give its folder."
+                f"expected a folder or a .zip of photos (the form export's attachments); got {str(self.root)!r}."
             )
-        self._index: dict[str, list[Path]] = {}
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                path = Path(folder) / name
-                if path.is_file() and not path.is_symlink():
-                    self._index.setdefault(name, []).append(path)
-        log.info("photo folder %s: %d file name(s)", self.root, len(self._index))
+        log.info("photos in %s: %d file name(s)", self.root, len(self._index))
+
+    def __enter__(self) -> PhotoFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def _sha256(self, member: str) -> str:
+        with self._zip.open(member) if self._zip is not None else open(self.root / member, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
 
     def digest(self, reference: str, instance_id: str | None = None) -> str:
         """Return the SHA-256 of the photo a reference names (preferring the submission's own folder).
@@ -68,16 +83,14 @@ class PhotoFolder:
                 submission's.
         """
         name = file_name(reference)
-        paths = self._index.get(name, [])
-        if not paths:
-            raise ValueError(
-                f"photo {name!r} not found under {str(self.root)!r}: give the export's attachments folder"
-            )
-        own = [p for p in paths if instance_id and instance_id in p.parent.name]
-        digests = {sha256_file(p) for p in (own or paths)}
+        members = self._index.get(name, [])
+        if not members:
+            raise ValueError(f"photo {name!r} not found in {str(self.root)!r}: give the export's attachments")
+        own = [m for m in members if instance_id and instance_id in PurePosixPath(m).parent.name]
+        digests = {self._sha256(m) for m in (own or members)}
         if len(digests) > 1:
             raise ValueError(
-                f"photo {name!r} names {len(paths)} different files under {str(self.root)!r} and none is "
+                f"photo {name!r} names {len(members)} different files in {str(self.root)!r} and none is "
                 "in a folder of this submission: keep only this export's attachments there"
             )
         return digests.pop()

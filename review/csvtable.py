@@ -9,7 +9,8 @@ Handled here, before any column means anything:
   spreadsheet programs write where the comma is the decimal mark) or a tab, chosen as the one that
   splits the header line into the most columns; Excel's ``sep=;`` first line is honoured;
 - line endings (Windows ``\\r\\n``, Unix ``\\n``, old Mac ``\\r``) and quoted values spanning lines;
-- rows with more values than the header (a separator inside an unquoted note), reported per row.
+- rows with more values than the header (a separator inside an unquoted note), reported per row;
+- ODK Central's download as it comes (a ``.zip``): its main table is read from the archive.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import codecs
 import csv
 import io
 import logging
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t")
 """Separators tried on the header line; on a tie the first wins."""
+
+MAX_TABLE_BYTES = 256 << 20
+"""The largest main table read from a ZIP archive (an export of a few hundred thousand answers)."""
 
 SAVE_AS_UTF8 = (
     "Save it as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8; LibreOffice: Save As > Text CSV, "
@@ -66,9 +71,8 @@ def decode(data: bytes, path: str) -> tuple[str, str]:
             raise FieldFileError(path, [(0, problem)]) from exc
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise FieldFileError(path, [(0, (
-            "expected a CSV text file; got a ZIP or Office file (an .xlsx/.xls workbook, or ODK Central's "
-            ".zip download). Export or save the table as CSV; for an ODK Central .zip, unzip it and import "
-            "the main CSV (named after the form), with --photos pointing at the unzipped folder"))])
+            "expected a CSV text file; got a ZIP or Office file (an .xlsx/.xls workbook?). Export or save the "
+            "table as CSV; ODK Central's download is read as it is when its name ends in .zip"))])
     if b"\x00" in data:
         raise FieldFileError(path, [(0, (
             "expected text; the file contains NUL bytes (UTF-16 without a byte-order mark, or not a text "
@@ -123,15 +127,44 @@ def parse(text: str, path: str) -> CsvTable:
     return CsvTable(header, rows, delimiter, "")
 
 
+def root_table(path: Path) -> bytes:
+    """Return the main CSV of an ODK Central download (.zip): the table with ``SubmissionDate`` and
+    ``KEY`` and without ``PARENT_KEY`` (those are repeat tables).
+
+    Raises:
+        FieldFileError: If the archive holds no such table, several, or one too large to be a table.
+    """
+    with zipfile.ZipFile(path) as archive:
+        tables = [i for i in archive.infolist() if i.filename.lower().endswith(".csv")]
+        roots = []
+        for info in tables:
+            with archive.open(info) as handle:
+                header = handle.readline(1 << 16).decode("utf-8-sig", "replace")
+            names = next(csv.reader([header]), [])
+            if "SubmissionDate" in names and "KEY" in names and "PARENT_KEY" not in names:
+                roots.append(info)
+        if len(roots) != 1 or roots[0].file_size > MAX_TABLE_BYTES:
+            raise FieldFileError(str(path), [(0, (
+                f"expected one main table (an ODK Central CSV with SubmissionDate and KEY) in the .zip; found "
+                f"{[i.filename for i in roots] or 'none'} among {[i.filename for i in tables]}. Unzip it and "
+                "import the main CSV, with --photos pointing at the unzipped folder"))])
+        log.info("%s: reading its main table %s", path, roots[0].filename)
+        return archive.read(roots[0])
+
+
 def read_csv_table(path: Path) -> CsvTable:
     """Read a CSV file of field decisions: decode it, find its separator, and parse its records.
+
+    An ODK Central download (``.zip``) is read as its main table (:func:`root_table`).
 
     Raises:
         FieldFileError: If the file cannot be read, is empty, or is not UTF-8/UTF-16 text (line 0).
     """
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
+        path = Path(path)
+        is_zip = path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+        data = root_table(path) if is_zip else path.read_bytes()
+    except (OSError, zipfile.BadZipFile) as exc:
         raise FieldFileError(str(path), [(0, f"cannot read the file: {exc}")]) from exc
     text, encoding = decode(data, str(path))
     if not text.strip():

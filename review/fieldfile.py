@@ -12,6 +12,7 @@ digests separated by ``;``). Other columns are ignored and never stored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -230,13 +231,14 @@ def _with_photos(
     except ValueError as exc:
         raise FieldFileError(str(path), [(0, str(exc))]) from exc
     done, left_out = [], 0
-    for line, raw in rows:
-        if "__skip__" not in raw and "__error__" not in raw:
-            try:
-                left_out += attach_photos(raw, folder)
-            except ValueError as exc:
-                raw = {"__error__": str(exc)}
-        done.append((line, raw))
+    with folder or contextlib.nullcontext():
+        for line, raw in rows:
+            if "__skip__" not in raw and "__error__" not in raw:
+                try:
+                    left_out += attach_photos(raw, folder)
+                except ValueError as exc:
+                    raw = {"__error__": str(exc)}
+            done.append((line, raw))
     if left_out and not without_photos:
         raise FieldFileError(str(path), [(1, (
             f"{left_out} photo(s) are named by file name, and the ledger keeps photo fingerprints only: give "
@@ -263,6 +265,8 @@ def import_field_file(
         FieldFileError: If any row is bad (every bad row is listed with its line), the file lacks
             columns, or it was made for another run; nothing is applied.
     """
+    if photos is None and path.suffix.lower() == ".zip":
+        photos = path  # ODK Central's download holds its attachments
     rows = _with_photos(path, read_field_file(path), photos, without_photos)
     if not rows:
         problem = "no decisions in the file: expected a row per decision after the header"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import zipfile
 from pathlib import Path
 
 import click
@@ -91,6 +92,33 @@ def test_odk_central_export_imports_with_photos(run_dir: Path, tmp_path: Path) -
     assert report.imported == 2 and report.skipped == {"rejected on the server": 1}
     assert _trail(run_dir) == [("site-0003", "confirmed", "field", "rv07"),
                                ("site-0005", "field_visit", "imagery", "ngo-b.rv3")]
+    assert _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
+
+
+def test_odk_central_zip_download_imports_as_it_is(run_dir: Path, tmp_path: Path) -> None:
+    subs = [SUBS[0]._replace(photo="1772345678901.jpg"), SUBS[1]]
+    download = tmp_path / "fieldtruth.zip"
+    with zipfile.ZipFile(download, "w") as archive:
+        archive.writestr("fieldtruth.csv", central_csv(_tag(run_dir), subs))
+        archive.writestr("fieldtruth - audit.csv", "instance ID,event,node,start,end\n")
+        archive.writestr(f"files/uuid:{U1}/1772345678901.jpg", JPEG)
+        archive.writestr(f"files/uuid:{U2}/1772345678901.jpg", b"another phone's photo, same name")
+    report = import_field_file(run_dir, download)  # its own attachments, no --photos needed
+    assert report.imported == 2 and _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("notes.csv", "a,b\n1,2\n")
+    with pytest.raises(FieldFileError, match="expected one main table") as caught:
+        import_field_file(run_dir, tmp_path / "other.zip")
+    assert len(caught.value.problems) == 1
+
+
+def test_photos_from_a_zip_of_attachments(run_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "kobo.csv"
+    path.write_text(kobo_csv(_tag(run_dir), [SUBS[0]._replace(photo="IMG_0001.jpg")]), encoding="utf-8")
+    media = tmp_path / "attachments.zip"
+    with zipfile.ZipFile(media, "w") as archive:
+        archive.writestr(f"ngo/attachments/a1b2/{U1}/IMG_0001.jpg", JPEG)
+    assert import_field_file(run_dir, path, photos=media).imported == 1
     assert _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
 
 
