@@ -1,12 +1,13 @@
-"""Photo fingerprints from a form export's attachments folder.
+"""Photo fingerprints from a form export's attachments.
 
 A form export names each photo by its file name (``1712345678901.jpg``), or by a URL with
 KoboToolbox's "include media URLs"; the ledger keeps only SHA-256 digests, never photos or names.
-With ``review import --photos DIR`` each named photo is looked up under DIR, a folder or a ``.zip`` (ODK
-Central's download, whose ``files/<instanceID>/`` folders hold the attachments and which is used by
-itself when it is the file imported, or KoboToolbox's attachments download), hashed, and its digest
-recorded; a photo that is named but not found is an error of its row. Without ``--photos`` the decisions are imported without those photos and the
-import says how many were left out. URLs are never fetched: only their file name is looked up.
+With ``review import --photos DIR`` each named photo is looked up in DIR, a folder or a ``.zip``
+(KoboToolbox's attachments download; ODK Central's download, whose ``files/<instanceID>/`` folders
+hold the attachments, is its own DIR when it is the file imported), hashed, and its digest recorded;
+a photo named but not found is an error of its row. When photos are named and no DIR is given, the
+import is refused unless ``--without-photos`` says to leave them out: a photo is never dropped
+silently. URLs are never fetched: only their file name is looked up.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class PhotoFolder:
                     self._index.setdefault(PurePosixPath(info.filename).name, []).append(info.filename)
         else:
             raise ValueError(
-                f"expected a folder or a .zip of photos (the form export's attachments); got {str(self.root)!r}."
+                f"expected a folder or a .zip of photos (the export's attachments); got {str(self.root)!r}."
             )
         log.info("photos in %s: %d file name(s)", self.root, len(self._index))
 

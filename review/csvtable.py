@@ -71,8 +71,8 @@ def decode(data: bytes, path: str) -> tuple[str, str]:
             raise FieldFileError(path, [(0, problem)]) from exc
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise FieldFileError(path, [(0, (
-            "expected a CSV text file; got a ZIP or Office file (an .xlsx/.xls workbook?). Export or save the "
-            "table as CSV; ODK Central's download is read as it is when its name ends in .zip"))])
+            "expected a CSV text file; got a ZIP or Office file (an .xlsx/.xls workbook?). Export or save "
+            "the table as CSV; ODK Central's download is read as it is when its name ends in .zip"))])
     if b"\x00" in data:
         raise FieldFileError(path, [(0, (
             "expected text; the file contains NUL bytes (UTF-16 without a byte-order mark, or not a text "
@@ -145,9 +145,9 @@ def root_table(path: Path) -> bytes:
                 roots.append(info)
         if len(roots) != 1 or roots[0].file_size > MAX_TABLE_BYTES:
             raise FieldFileError(str(path), [(0, (
-                f"expected one main table (an ODK Central CSV with SubmissionDate and KEY) in the .zip; found "
-                f"{[i.filename for i in roots] or 'none'} among {[i.filename for i in tables]}. Unzip it and "
-                "import the main CSV, with --photos pointing at the unzipped folder"))])
+                "expected one main table (an ODK Central CSV with SubmissionDate and KEY) in the .zip; "
+                f"found {[i.filename for i in roots] or 'none'} among {[i.filename for i in tables]}. Unzip "
+                "it and import the main CSV, with --photos pointing at the unzipped folder"))])
         log.info("%s: reading its main table %s", path, roots[0].filename)
         return archive.read(roots[0])
 

@@ -104,7 +104,8 @@ def test_odk_central_zip_download_imports_as_it_is(run_dir: Path, tmp_path: Path
         archive.writestr(f"files/uuid:{U1}/1772345678901.jpg", JPEG)
         archive.writestr(f"files/uuid:{U2}/1772345678901.jpg", b"another phone's photo, same name")
     report = import_field_file(run_dir, download)  # its own attachments, no --photos needed
-    assert report.imported == 2 and _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
+    assert report.imported == 2
+    assert _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("notes.csv", "a,b\n1,2\n")
     with pytest.raises(FieldFileError, match="expected one main table") as caught:
@@ -279,5 +280,6 @@ def test_cli_says_what_to_do_about_photos_once(run_dir: Path, tmp_path: Path) ->
     result = CliRunner().invoke(CLI, ["review", "import", str(run_dir), str(path)], obj={})
     assert result.exit_code == 1 and result.output.count("--without-photos") == 2  # the line, and the summary
     assert f"{path}:1: 1 photo(s) are named by file name" in result.output
-    result = CliRunner().invoke(CLI, ["review", "import", str(run_dir), str(path), "--without-photos"], obj={})
+    result = CliRunner().invoke(CLI, ["review", "import", str(run_dir), str(path), "--without-photos"],
+                                obj={})
     assert result.exit_code == 0 and "imported 1 decision(s)" in result.output
