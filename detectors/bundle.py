@@ -13,8 +13,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from fieldtruth.atomicfile import write_bytes
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.errors import BundleError, UnknownArchitectureError
 from fieldtruth.detectors.model import build_model
@@ -96,15 +95,7 @@ def save_bundle(path: Path, model: torch.nn.Module, card: ModelCard) -> str:
     _, tensor_bytes = _split(st_save(weights), str(path))
     card = dataclasses.replace(card, weights_sha256=hashlib.sha256(tensor_bytes).hexdigest())
     blob = st_save(weights, metadata={_CARD_KEY: card.to_json(), _FORMAT_KEY: BUNDLE_FORMAT})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, blob)
     digest = hashlib.sha256(blob).hexdigest()
     log.info("saved bundle %s (%d bytes, sha256 %s)", path, len(blob), digest[:12])
     return digest

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fieldtruth.atomicfile import atomic_path
 from fieldtruth.detectors.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -62,16 +61,9 @@ def save_checkpoint(
         for name, value in moments.items():
             if torch.is_tensor(value):
                 tensors[f"optim.{index}.{name}"] = value.detach().cpu().reshape(value.shape).contiguous()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT_NAME
-    handle, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=folder)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata={_STATE_KEY: json.dumps(asdict(state))})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_STATE_KEY: json.dumps(asdict(state))})
     log.debug("checkpoint at step %d -> %s", state.step, path)
     return path
 

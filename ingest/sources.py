@@ -36,7 +36,7 @@ def open_imagery(
     """
     text = str(source)
     if is_remote(text):
-        if text.lower().split("?")[0].endswith(".json"):
+        if not is_stac_api(text):
             raise StacError(f"remote STAC documents are read through a STAC API; give the API root for {text!r}")
         if not collection:
             raise StacError(f"{text!r} looks like a STAC API; give --collection (and --datetime) to search it")
@@ -48,6 +48,12 @@ def open_imagery(
     if path.suffix.lower() == ".json":
         return _scenes_from_json(path, allow_hosts=allow_hosts)
     return [open_scene(path)]
+
+
+def is_stac_api(source: str | Path) -> bool:
+    """True when ``source`` names a STAC API root (a remote address that is not a JSON document)."""
+    text = str(source)
+    return is_remote(text) and not text.lower().split("?")[0].endswith(".json")
 
 
 def _scenes_from_json(path: Path, *, allow_hosts: Iterable[str]) -> list[Scene]:

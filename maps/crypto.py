@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from zxcvbn import zxcvbn
 
 from fieldtruth.maps.errors import MapInputError, MapsError
 
@@ -24,7 +25,11 @@ log = logging.getLogger(__name__)
 
 ITERATIONS = 310_000
 """PBKDF2-HMAC-SHA256 rounds (OWASP 2023 minimum for SHA-256)."""
-MIN_PASSPHRASE_CHARS = 8
+MIN_PASSPHRASE_CHARS = 12
+"""Fewest characters a passphrase has once surrounding whitespace is trimmed."""
+MIN_STRENGTH = 3
+"""Lowest zxcvbn score (0-4) accepted: 3 means at least about 10^8 guesses by zxcvbn's estimate, which
+at 310,000 PBKDF2 rounds per guess is days of a GPU's time; 4 (10^10 and more) is better."""
 SCHEME = "AES-256-GCM/PBKDF2-HMAC-SHA256"
 ASSOCIATED_DATA = b"fieldtruth-map-v1"
 
@@ -39,18 +44,32 @@ def _key(passphrase: str, salt: bytes, iterations: int) -> bytes:
 
 
 def check_passphrase(passphrase: str | None) -> str:
-    """Return the passphrase if it is usable, else raise.
+    """Return the passphrase, trimmed of surrounding whitespace, if it is strong enough; else raise.
+
+    The rule: once trimmed, at least :data:`MIN_PASSPHRASE_CHARS` characters, and a zxcvbn strength
+    score of at least :data:`MIN_STRENGTH` (zxcvbn estimates how many guesses a cracker needs, knowing
+    common passwords, words, names, dates, keyboard patterns and substitutions). The map page trims
+    what is typed the same way.
 
     Raises:
-        MapInputError: If it is missing or shorter than :data:`MIN_PASSPHRASE_CHARS` characters.
+        MapInputError: If it is missing, too short once trimmed, or too easy to guess (never echoing it).
     """
-    if not passphrase or len(passphrase) < MIN_PASSPHRASE_CHARS:
+    trimmed = (passphrase or "").strip()
+    fix = ("Choose four or more unrelated words (e.g. 'lantern copper meadow ninety') and set "
+           "FIELDTRUTH_PASSPHRASE or type it at the prompt (or use --no-encrypt for local use only).")
+    if len(trimmed) < MIN_PASSPHRASE_CHARS:
+        got = "none" if not trimmed else f"{len(trimmed)} characters once trimmed"
         raise MapInputError(
-            f"expected a passphrase of at least {MIN_PASSPHRASE_CHARS} characters for the encrypted "
-            f"restricted map; got {'none' if not passphrase else f'{len(passphrase)} characters'}. "
-            "Set FIELDTRUTH_PASSPHRASE or type one at the prompt (or use --no-encrypt for local use)."
+            f"expected a passphrase of at least {MIN_PASSPHRASE_CHARS} characters (surrounding spaces do not "
+            f"count) for the encrypted restricted map; got {got}. {fix}"
         )
-    return passphrase
+    strength = zxcvbn(trimmed[:100])
+    if strength["score"] < MIN_STRENGTH:
+        raise MapInputError(
+            f"expected a passphrase with a strength score of at least {MIN_STRENGTH} of 4; this one scores "
+            f"{strength['score']} (about 10^{strength['guesses_log10']:.0f} guesses). {fix}"
+        )
+    return trimmed
 
 
 def seal(plaintext: bytes, passphrase: str, *, iterations: int = ITERATIONS) -> dict[str, Any]:
@@ -67,7 +86,7 @@ def seal(plaintext: bytes, passphrase: str, *, iterations: int = ITERATIONS) -> 
     Raises:
         MapInputError: If the passphrase is too short or ``iterations`` below the minimum.
     """
-    check_passphrase(passphrase)
+    passphrase = check_passphrase(passphrase)
     if iterations < ITERATIONS:
         raise MapInputError(f"expected at least {ITERATIONS} PBKDF2 iterations; got {iterations!r}.")
     salt, iv = os.urandom(16), os.urandom(12)
@@ -94,7 +113,7 @@ def open_sealed(sealed: dict[str, Any], passphrase: str) -> bytes:
         SealError: If the passphrase is wrong or the sealed data was altered.
     """
     try:
-        key = _key(passphrase, base64.b64decode(sealed["salt"]), int(sealed["iterations"]))
+        key = _key(passphrase.strip(), base64.b64decode(sealed["salt"]), int(sealed["iterations"]))
         return AESGCM(key).decrypt(
             base64.b64decode(sealed["iv"]), base64.b64decode(sealed["ciphertext"]), ASSOCIATED_DATA
         )

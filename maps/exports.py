@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import geopandas as gpd
 
+from fieldtruth.atomicfile import atomic_path
 from fieldtruth.maps.errors import MapInputError
 from fieldtruth.maps.leads import DETECTION_COLUMNS, _review_statuses, read_layer
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
     """The run's detections (EPSG:4326) with review ``status`` and the command to record a decision,
     highest score first among unverified sites (the verification queue order)."""
     run_dir = Path(run_dir)
-    sites = read_layer(run_dir / "detections.parquet", DETECTION_COLUMNS)
+    sites = read_layer(RunFiles(run_dir).detections, DETECTION_COLUMNS)
     statuses = _review_statuses(run_dir)
     sites = sites.assign(
         status=[statuses.get(str(s), "unverified") for s in sites["site_id"]],
@@ -63,24 +66,24 @@ def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
         raise MapInputError(f"expected an export format in {FORMATS}; got {fmt!r}.")
     sites = sites_table(run_dir)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    old = os.umask(0o077)
+    old = os.umask(0o077)  # GDAL replaces the temporary file: keep every file it makes owner-only too
     try:
-        if fmt == "gpkg":
-            keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note", "geometry"]
-            sites[keep].to_file(out, layer="sites", driver="GPKG", engine="pyogrio")
-        elif fmt == "kml":
-            out.write_text(kml(sites), encoding="utf-8")
-        else:
-            with out.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(QUEUE_COLUMNS)
-                for row in sites.itertuples(index=False):
-                    writer.writerow([_queue_cell(row, c) for c in QUEUE_COLUMNS])
+        with atomic_path(out, mode=0o600) as tmp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The filename extension should be", RuntimeWarning)  # .tmp
+            if fmt == "gpkg":
+                keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note",
+                        "geometry"]
+                sites[keep].to_file(tmp, layer="sites", driver="GPKG", engine="pyogrio")
+            elif fmt == "kml":
+                tmp.write_text(kml(sites), encoding="utf-8")
+            else:
+                with tmp.open("w", newline="", encoding="utf-8") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(QUEUE_COLUMNS)
+                    for row in sites.itertuples(index=False):
+                        writer.writerow([_queue_cell(row, c) for c in QUEUE_COLUMNS])
     finally:
         os.umask(old)
-    os.chmod(out, 0o600)
     log.info("exported %d site(s) as %s to %s (unencrypted, exact locations)", len(sites), fmt, out)
     return out
 

@@ -14,22 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 
+from fieldtruth.atomicfile import write_text
 from fieldtruth.maps import layers
 from fieldtruth.maps.cells import DEFAULT_CELL_M, DEFAULT_MIN_COUNT, aggregate_cells
 from fieldtruth.maps.crypto import check_passphrase, seal
 from fieldtruth.maps.errors import MapInputError, RunFolderError
 from fieldtruth.maps.layers import NOT_COVERED, STATUS_COLOURS
 from fieldtruth.maps.offline import finalise_html, render_page, script_json
+from fieldtruth.maps.public import public_card, without_local_names
 from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import STATUSES
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,9 @@ def build_leads_map(
     sealed = tier == "restricted" and encrypt
     if sealed:
         passphrase = check_passphrase(passphrase or os.environ.get(PASSPHRASE_ENV))
-    detections = read_layer(run_dir / "detections.parquet", DETECTION_COLUMNS)
-    coverage = read_layer(run_dir / "coverage.parquet", COVERAGE_COLUMNS)
+    files = RunFiles(run_dir)
+    detections = read_layer(files.detections, DETECTION_COLUMNS)
+    coverage = read_layer(files.coverage, COVERAGE_COLUMNS)
     statuses = _review_statuses(run_dir)
     payload = _common(run_dir, detections, online_basemap)
     if tier == "restricted":
@@ -104,7 +107,7 @@ def build_leads_map(
         note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
         note += "" if sealed else " " + UNENCRYPTED_NOTE
     else:
-        payload.update(_shared(run_dir, detections, coverage, statuses))
+        payload = without_local_names({**payload, **_shared(run_dir, detections, coverage, statuses)})
         note = "SHARED map: risk cells only; no site, point or image of a site."
     data: dict[str, Any] = {"payload": payload}
     if sealed:
@@ -114,8 +117,8 @@ def build_leads_map(
         warning=BASEMAP_WARNING if online_basemap else None, data=data, sealed=sealed,
     )
     page = finalise_html(page, img_hosts=(ONLINE_BASEMAP["host"],) if online_basemap else ())
-    out = Path(out) if out is not None else run_dir / "maps" / f"leads_{tier}.html"
-    _write_private(out, page, private=tier == "restricted")
+    out = Path(out) if out is not None else files.leads_map(tier)
+    write_text(out, page, mode=0o600 if tier == "restricted" else 0o644)  # restricted: the owner only
     log.info("wrote %s map (%s) of %d detection(s) to %s", tier, "encrypted" if sealed else "plain",
              len(detections), out)
     return out
@@ -183,15 +186,15 @@ def _metrics(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _common(run_dir: Path, detections: gpd.GeoDataFrame, online_basemap: bool) -> dict[str, Any]:
-    run_json = _json_file(run_dir / "run.json")
-    card = _json_file(run_dir / "model_card.json")
+    run_json = _json_file(RunFiles(run_dir).run_json)
+    card = _json_file(RunFiles(run_dir).model_card)
     flat, per_class = _metrics(card)
     dates = run_json.get("imagery_dates") or layers.date_range(
         [s.acquired for s in scene_refs(run_json)] or list(detections["acquired"])
     )
     return {
         "run": run_dir.name, "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": card or None,
+        "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": public_card(card) or None,
         "metrics": flat, "perClass": per_class,
         "basemap": {k: ONLINE_BASEMAP[k] for k in ("url", "attribution")} if online_basemap else None,
     }
@@ -201,7 +204,8 @@ def _restricted(
     run_dir: Path, detections: gpd.GeoDataFrame, coverage: gpd.GeoDataFrame, statuses: dict[str, str],
     chip_px: int, quicklook_px: int,
 ) -> dict[str, Any]:
-    scenes = scene_refs(_json_file(run_dir / "run.json"))
+    files = RunFiles(run_dir)
+    scenes = scene_refs(_json_file(files.run_json))
     sites = zip(detections["site_id"].astype(str), detections.geometry.x, detections.geometry.y, strict=True)
     chips = site_chips(scenes, sites, size=chip_px) if chip_px > 0 else {}
     look = quicklook(scenes, max_px=quicklook_px) if quicklook_px > 0 else None
@@ -213,19 +217,17 @@ def _restricted(
         "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
         "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,
     }
-    risk_path = run_dir / "risk.parquet"
-    if risk_path.is_file():
-        part.update(risk=layers.risk_layer(read_layer(risk_path, RISK_COLUMNS)), riskName="Risk cells")
-    sectors_path = run_dir / "sectors.parquet"
-    if sectors_path.is_file():
-        part["sectors"] = layers.sector_rows(read_layer(sectors_path, ()))
+    if files.risk.is_file():
+        part.update(risk=layers.risk_layer(read_layer(files.risk, RISK_COLUMNS)), riskName="Risk cells")
+    if files.sectors.is_file():
+        part["sectors"] = layers.sector_rows(read_layer(files.sectors, ()))
     return part
 
 
 def _shared(
     run_dir: Path, detections: gpd.GeoDataFrame, coverage: gpd.GeoDataFrame, statuses: dict[str, str]
 ) -> dict[str, Any]:
-    shared_path = run_dir / "risk_shared.geojson"
+    shared_path = RunFiles(run_dir).risk_shared
     if shared_path.is_file():
         cells = read_layer(shared_path, RISK_COLUMNS)
         return {"risk": layers.risk_layer(cells), "riskName": "Risk cells (shared)", "bounds": None}
@@ -245,16 +247,3 @@ def _bounds(frames: list[gpd.GeoDataFrame]) -> list[list[float]]:
         return [[-60.0, -180.0], [75.0, 180.0]]
     return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 
-
-def _write_private(out: Path, page: str, *, private: bool) -> None:
-    """Write atomically; restricted maps are readable by the owner only (0600)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.chmod(tmp, 0o600 if private else 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

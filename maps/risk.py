@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +26,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from fieldtruth.atomicfile import atomic_path, write_text
 from fieldtruth.ingest.sectors import SectorDeclaration, SectorReport, iter_sector_chunks
 from fieldtruth.maps.errors import RiskInputError, RunFolderError
 from fieldtruth.maps.risk_grid import (
@@ -39,7 +39,8 @@ from fieldtruth.maps.risk_grid import (
 )
 from fieldtruth.maps.risk_score import RiskConfig, score_cells
 from fieldtruth.maps.risk_shared import DEFAULT_K, shared_view
-from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.runfiles import RISK, RISK_REPORT, RISK_SHARED, RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
         RunFolderError: If ``coverage.parquet`` is missing.
         RiskInputError: If it lacks ``status`` or a CRS, or holds no tile.
     """
-    path = Path(run_dir) / "coverage.parquet"
+    path = RunFiles(Path(run_dir)).coverage
     if not path.is_file():
         raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
     tiles = gpd.read_parquet(path)
@@ -86,12 +87,12 @@ def read_run_aoi(run_dir: Path) -> tuple[gpd.GeoDataFrame, shapely.Geometry]:
 
 def count_detections(run_dir: Path, grid: CellGrid) -> tuple[pd.DataFrame, int]:
     """Per-cell detection counts, scores and review statuses; and the number of detections in the AOI."""
-    path = Path(run_dir) / DETECTIONS_FILE
+    path = RunFiles(Path(run_dir)).detections
     if not path.is_file():
         raise RunFolderError(f"expected {str(path)!r}; it is missing. Point to a run folder made by `fieldtruth scan`.")
     det = gpd.read_parquet(path, columns=["site_id", "score", "geometry"])
     statuses: dict[str, str] = {}
-    ledger_path = Path(run_dir) / LEDGER_FILE
+    ledger_path = RunFiles(Path(run_dir)).ledger
     if ledger_path.is_file():
         ledger = Ledger.open(ledger_path)
         try:
@@ -211,9 +212,11 @@ def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = No
     run_dir = Path(run_dir)
     config = config or RiskConfig()
     shared = shared_view(risk.cells, k=k)
-    out = RiskOutputs(run_dir / "risk.parquet", run_dir / "risk_shared.geojson", run_dir / "risk.json")
-    _atomic(out.parquet, lambda tmp: risk.cells.to_parquet(tmp))
-    _atomic(out.shared, lambda tmp: tmp.write_text(json.dumps(shared), encoding="utf-8"))
+    files = RunFiles(run_dir)
+    out = RiskOutputs(files.risk, files.risk_shared, files.risk_report)
+    with atomic_path(out.parquet) as tmp:
+        risk.cells.to_parquet(tmp)
+    write_text(out.shared, json.dumps(shared))
     report = {
         "cell_m": float(risk.cells["cell_m"].iloc[0]) if len(risk.cells) else None,
         "grid_crs": EQUAL_AREA_CRS, "k": k, "cells": len(risk.cells),
@@ -222,15 +225,59 @@ def write_risk(run_dir: Path, risk: RiskCells, *, config: RiskConfig | None = No
         "config": json.loads(config.model_dump_json()),
         "sectors": [r.summary() for r in risk.sectors],
     }
-    _atomic(out.report, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8"))
+    write_text(out.report, json.dumps(report, indent=2, default=str))
     log.info("wrote %s, %s and %s", *out)
     return out
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def prepare_recount(run_dir: Path) -> Callable[[], list[str]] | None:
+    """Read what recounting the run's risk cells needs, before the detections change (an erased site).
+
+    The returned function counts the detections per cell again, re-scores the cells with the config
+    recorded in ``risk.json``, and rewrites ``risk.parquet``, ``risk_shared.geojson`` and ``risk.json``
+    (sector counts and area statistics are kept as they are); it returns the files it rewrote.
+
+    Returns:
+        The recount, or None when the run has no risk cells.
+
+    Raises:
+        RiskInputError: If ``risk.parquet`` exists but it, ``risk.json`` or the coverage cannot be read.
+    """
+    run_dir = Path(run_dir)
+    files = RunFiles(run_dir)
+    if not files.risk.is_file():
+        return None
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        cells = gpd.read_parquet(files.risk)
+        report = json.loads(files.risk_report.read_text(encoding="utf-8"))
+        config, k = RiskConfig.model_validate(report["config"]), int(report.get("k", DEFAULT_K))
+        cell_m = float(cells["cell_m"].iloc[0])
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise RiskInputError(
+            f"expected readable {RISK} and {RISK_REPORT} in {str(run_dir)!r} to recount the risk cells; "
+            f"got {type(exc).__name__}: {exc}. Restore them, or remove both and run `fieldtruth risk` "
+            "again later."
+        ) from exc
+    _, aoi = read_run_aoi(run_dir)
+    grid = CellGrid(cell_m, cells["ix"].to_numpy(np.int64), cells["iy"].to_numpy(np.int64), aoi)
+    sectors = sorted(
+        c.removeprefix("sites_") for c in cells.columns if c.startswith("sites_") and c != "sites_total"
+    )
+
+    def recount() -> list[str]:
+        detections, n_det = count_detections(run_dir, grid)
+        scores = ["geometry", "score", "band", "explanation"]
+        table = pd.DataFrame(cells.drop(columns=scores, errors="ignore"))
+        for column in detections.columns:
+            table[column] = detections[column].to_numpy()
+        scored = gpd.GeoDataFrame(score_cells(table, config, sectors), geometry=cells.geometry.to_numpy(),
+                                  crs=cells.crs)
+        with atomic_path(files.risk) as tmp:
+            scored.to_parquet(tmp)
+        write_text(files.risk_shared, json.dumps(shared_view(scored, k=k)))
+        report.update(detections_in_aoi=n_det, bands=scored["band"].value_counts().to_dict())
+        write_text(files.risk_report, json.dumps(report, indent=2, default=str))
+        log.info("recounted the detections of %d risk cell(s) in %s", len(scored), run_dir)
+        return [RISK, RISK_SHARED, RISK_REPORT]
+
+    return recount

@@ -20,6 +20,7 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from fieldtruth.pipelines.errors import PipelineError
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def write_site_chip(run_dir: Path, site_id: str, lon: float, lat: float, out: Pa
     Raises:
         ChipError: If there is no stored chip and no listed scene covers the site or can be read.
     """
-    stored = run_dir / "chips" / f"{site_id}.png"
+    stored = RunFiles(run_dir).chip(site_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     if stored.is_file():
         shutil.copyfile(stored, out)
@@ -61,7 +62,7 @@ def write_site_chip(run_dir: Path, site_id: str, lon: float, lat: float, out: Pa
             Image.fromarray(rgb, mode="RGB").save(out, format="PNG")
             return str(scene.get("id"))
     raise ChipError(
-        f"expected a chip for site {site_id!r} in {str(run_dir / 'chips')!r} or a scene in run.json covering "
+        f"expected a chip for site {site_id!r} in {str(stored.parent)!r} or a scene in run.json covering "
         f"({lon:.5f}, {lat:.5f}); found {len(scenes)} scene(s), none usable{': ' if problems else ''}"
         f"{'; '.join(problems)}. Check that the imagery of the scan is still at the paths run.json lists."
     )
@@ -69,7 +70,7 @@ def write_site_chip(run_dir: Path, site_id: str, lon: float, lat: float, out: Pa
 
 def _scenes(run_dir: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        doc = json.loads(RunFiles(run_dir).run_json.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ChipError(f"expected a readable run.json in {str(run_dir)!r}; {exc}. Run `fieldtruth scan`.") from exc
     scenes = (doc.get("inputs") or {}).get("scenes") or []

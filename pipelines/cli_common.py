@@ -1,7 +1,9 @@
-"""Shared pieces of the command line: error reporting, logging set-up, progress printing.
+"""Shared pieces of the command line: options several commands take, error reporting, logging, progress.
 
 Library errors (:class:`fieldtruth.errors.FieldtruthError`) become a one-line message naming the input
-and a non-zero exit; the traceback is shown only with ``-v``.
+and exit status 1; the traceback is shown only with ``-v``. Usage mistakes (options that do not go
+together, or one that needs another) are click's :class:`click.UsageError`, exit status 2, raised by the
+command before it calls the library.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from fieldtruth.errors import FieldtruthError
 
@@ -23,6 +27,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status for bad input or a failed run (click uses 2 for usage errors).
 EXIT_FAILURE = 1
+
+#: A labelled scene folder (bands and a label file), as train and evaluate take them.
+SCENE_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
+
+verbose_option = click.option(
+    "-v", "--verbose", count=True, help="More log output (repeat for debug); shows tracebacks.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+run_argument = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+scenes_argument = click.argument("scenes", nargs=-1, required=True, type=SCENE_FOLDER)
+detector_option = click.option(
+    "--detector", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Model bundle (.safetensors).")
+workers_option = click.option(
+    "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
+    help="Local Dask worker processes.")
 
 
 def configure_logging(verbosity: int) -> None:
@@ -51,6 +70,29 @@ def reports_errors(command: F) -> F:
             ctx.exit(EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """True when the user gave the parameter ``name`` (on the command line or in its environment variable)."""
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def refuse_together(ctx: click.Context, name: str, others: tuple[str, ...], why: str) -> None:
+    """Raise a usage error when ``name`` and any of ``others`` were both given.
+
+    Raises:
+        click.UsageError: naming the options as the user types them, and ``why``.
+    """
+    clash = [o for o in others if given(ctx, o)]
+    if given(ctx, name) and clash:
+        others_given = ", ".join(_flag(ctx, o) for o in clash)
+        raise click.UsageError(f"{_flag(ctx, name)} cannot go with {others_given}: {why}.")
+
+
+def _flag(ctx: click.Context, name: str) -> str:
+    """How the user writes parameter ``name`` (``--tile-size`` for ``tile_size``)."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return param.opts[-1] if isinstance(param, click.Option) else param.human_readable_name
 
 
 def echo_for(ctx: click.Context) -> Callable[[str], None]:

@@ -1,11 +1,4 @@
-"""`fieldtruth train` and `fieldtruth evaluate`: labelled scenes -> detector bundle -> evaluation report.
-
-The lead registers them in ``pipelines/cli.py``::
-
-    from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
-    cli.add_command(train_command)
-    cli.add_command(evaluate_command)
-"""
+"""`fieldtruth train` and `fieldtruth evaluate`: labelled scenes -> detector bundle -> evaluation report."""
 
 from __future__ import annotations
 
@@ -15,14 +8,21 @@ from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+from fieldtruth.pipelines.cli_common import (
+    SCENE_FOLDER,
+    detector_option,
+    echo_for,
+    given,
+    reports_errors,
+    scenes_argument,
+)
 
 log = logging.getLogger(__name__)
 
-_SCENE = click.Path(exists=True, file_okay=False, path_type=Path)
 
-
-def _load_config(path: Path | None, preset: str, overrides: dict):  # noqa: ANN202 - a TrainConfig
+def _load_config(  # noqa: ANN202 - a TrainConfig
+    path: Path | None, preset: str, overrides: dict, *, preset_given: bool = False,
+):
     import yaml
 
     from fieldtruth.detectors.errors import TrainingError
@@ -36,6 +36,9 @@ def _load_config(path: Path | None, preset: str, overrides: dict):  # noqa: ANN2
             raise TrainingError(f"training config {str(path)!r} cannot be read as YAML ({exc})") from exc
         if not isinstance(values, dict):
             raise TrainingError(f"training config {str(path)!r} must be a mapping of settings, got {type(values).__name__}")
+        if preset_given and values.get("preset", preset) != preset:
+            raise click.UsageError(f"--preset {preset} and 'preset: {values['preset']}' in {str(path)!r} "
+                                   "disagree; give one of them")
         preset = str(values.pop("preset", preset))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -45,9 +48,9 @@ def _load_config(path: Path | None, preset: str, overrides: dict):  # noqa: ANN2
 
 
 @click.command("train")
-@click.argument("scenes", nargs=-1, required=True, type=_SCENE)
+@scenes_argument
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write (.safetensors).")
-@click.option("--val", "val", multiple=True, type=_SCENE,
+@click.option("--val", "val", multiple=True, type=SCENE_FOLDER,
               help="Validation scene (repeatable): early stopping and the operating threshold; never trained on "
                    "[default: the last SCENE when several are given].")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -67,14 +70,14 @@ def train_command(
     preset: str, steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
 ) -> None:
     """Train a detector on labelled scene folders (bands + labels.*) and write its bundle."""
-    from fieldtruth.detectors.errors import TrainingError
     from fieldtruth.detectors.train import train_detector
 
     if resume and checkpoint_dir is None:
-        raise TrainingError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
+        raise click.UsageError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
+    _refuse_shared_scenes(val, scenes, "--val", "validation scenes are never trained on")
     overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
                  "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
-    config = _load_config(config_path, preset, overrides)
+    config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"))
     say = echo_for(ctx)
     started = time.perf_counter()
 
@@ -93,8 +96,8 @@ def train_command(
 
 
 @click.command("evaluate")
-@click.argument("scenes", nargs=-1, required=True, type=_SCENE)
-@click.option("--detector", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model bundle (.safetensors).")
+@scenes_argument
+@detector_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for report.json and report.html.")
 @click.option("--tolerance-px", type=click.FloatRange(0), default=1.0, show_default=True,
@@ -105,7 +108,7 @@ def train_command(
 @click.option("--baseline", is_flag=True,
               help="Also evaluate the non-learned vessel baseline on the same scenes into OUT/baseline/ (its "
                    "threshold chosen on --baseline-fit scenes, else its fixed default).")
-@click.option("--baseline-fit", multiple=True, type=_SCENE,
+@click.option("--baseline-fit", multiple=True, type=SCENE_FOLDER,
               help="Scenes the baseline's threshold is chosen on (never the evaluated ones).")
 @click.pass_context
 @reports_errors
@@ -115,9 +118,12 @@ def evaluate_command(
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
-    from fieldtruth.detectors.errors import TrainingError
     from fieldtruth.detectors.report import evaluate_bundle
 
+    if baseline_fit and not baseline:
+        raise click.UsageError("--baseline-fit chooses the baseline's threshold: give it with --baseline")
+    _refuse_shared_scenes(baseline_fit, scenes, "--baseline-fit",
+                          "the baseline is evaluated on scenes it was not fitted on")
     say = echo_for(ctx)
     bundle = load_bundle(detector)
     report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
@@ -125,12 +131,18 @@ def evaluate_command(
         say(f"warning: {report['warning']}")
     _echo_report("detector", report)
     if baseline:
-        if {p.resolve() for p in baseline_fit} & {p.resolve() for p in scenes}:
-            raise TrainingError("--baseline-fit scenes must not be evaluated scenes; give scenes held out from evaluation")
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
         _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px,
                                                  grid=grid))
     say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
+
+
+def _refuse_shared_scenes(chosen: tuple[Path, ...], scenes: tuple[Path, ...], option: str, why: str) -> None:
+    """Raise a usage error when a scene given to ``option`` is also one of SCENES."""
+    shared = sorted({p.resolve() for p in chosen} & {p.resolve() for p in scenes})
+    if shared:
+        names = [str(p) for p in shared]
+        raise click.BadParameter(f"{names!r} also given as SCENES; {why}", param_hint=option)
 
 
 def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa: ANN001, ANN202

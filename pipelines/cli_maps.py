@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import reports_errors
+from fieldtruth.pipelines.cli_common import refuse_together, reports_errors, run_argument
 
 
 @click.command(name="map")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@run_argument
 @click.option("--tier", type=click.Choice(["restricted", "shared"]), default="restricted", show_default=True,
               help="restricted: exact sites, for the verification team only; shared: risk cells only.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -35,6 +35,11 @@ from fieldtruth.pipelines.cli_common import reports_errors
 def map_command(ctx: click.Context, run: Path, tier: str, out: Path | None, no_encrypt: bool,
                 online_basemap: bool, export_fmt: str | None) -> None:
     """Draw the map of a run as one offline HTML file, or export its sites for field tools."""
+    refuse_together(ctx, "export_fmt", ("tier", "no_encrypt", "online_basemap"),
+                    "an export is the restricted sites as a file for field tools, not a map")
+    if tier == "shared" and no_encrypt:
+        raise click.UsageError("--no-encrypt applies to the restricted map; the shared map holds no site "
+                               "and is never encrypted")
     if export_fmt:
         from fieldtruth.maps.exports import export_sites
 

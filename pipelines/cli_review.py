@@ -7,15 +7,15 @@ independently and the decision chain verifies.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors, run_argument
 
 DECISION_WORDS = ("confirmed", "rejected", "uncertain", "field-visit")
 STATUS_WORDS = ("unverified", "confirmed", "rejected", "uncertain", "field-visit")
-RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
 
 def _word(value: str) -> str:
@@ -28,7 +28,7 @@ def review_group() -> None:
 
 
 @review_group.command(name="queue")
-@RUN
+@run_argument
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
@@ -47,7 +47,7 @@ def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limi
 
 
 @review_group.command(name="show")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--chip-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the site's image chip (PNG) to this file.")
@@ -68,7 +68,7 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     if facts is None and not entries:
         raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
-    for key, value in (facts or {}).items():
+    for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
     click.echo(f"decision trail ({len(entries)}):")
     for e in entries:
@@ -76,14 +76,16 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         detail = "[evidence erased]" if ev is None else (
             f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
         )
-        click.echo(f"  #{e.seq} {e.decided_at} {e.decision} by {e.reviewer} ({e.method}) {detail} hash={e.entry_hash[:12]}")
-    if chip_out is not None and facts is not None and "lon" in facts:
-        source = write_site_chip(run, site, facts["lon"], facts["lat"], chip_out)
+        visited = f" visited {e.visited_at}" if e.visited_at else ""
+        click.echo(f"  #{e.seq} {e.decided_at}{visited} {e.decision} by {e.reviewer} ({e.method}) {detail} "
+                   f"hash={e.entry_hash[:12]}")
+    if chip_out is not None and facts is not None and facts.lon is not None and facts.lat is not None:
+        source = write_site_chip(run, site, facts.lon, facts.lat, chip_out)
         echo_for(ctx)(f"chip from {source} -> {chip_out}")
 
 
 @review_group.command(name="decide")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--decision", required=True, type=click.Choice(DECISION_WORDS))
 @click.option("--method", required=True, type=click.Choice(["imagery", "field", "other"]))
@@ -91,21 +93,26 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
 @click.option("--note", default="", help="Short note; no names or details that identify people.")
 @click.option("--scene", "scenes", multiple=True, help="Scene looked at: ID or ID:SHA256 (repeatable).")
 @click.option("--photo", "photos", multiple=True, help="SHA-256 of a field photo kept elsewhere (repeatable).")
+@click.option("--visited-at", default=None,
+              help="When you visited the site or decided, if not now: ISO 8601 with a time zone "
+                   "(2026-03-01T10:15+05:30) or a date (2026-03-01). The ledger also records when it "
+                   "was entered.")
 @reports_errors
 def decide_command(run: Path, site: str, decision: str, method: str, reviewer: str, note: str,
-                   scenes: tuple[str, ...], photos: tuple[str, ...]) -> None:
+                   scenes: tuple[str, ...], photos: tuple[str, ...], visited_at: str | None) -> None:
     """Record a decision about SITE (appended; a later decision supersedes, nothing is edited)."""
     from fieldtruth.review.fieldfile import scene_ref
     from fieldtruth.review.ledger import Ledger
 
     with Ledger.of_run(run) as ledger:
-        entry = ledger.decide(site, _word(decision), method, reviewer, note=note,
+        entry = ledger.decide(site, _word(decision), method, reviewer, note=note, visited_at=visited_at,
                               evidence={"scenes": [scene_ref(s) for s in scenes], "photos": list(photos)})
-    click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {reviewer} ({method}), hash {entry.entry_hash}")
+    click.echo(f"recorded #{entry.seq}: {site} {entry.decision} by {entry.reviewer} ({method}), "
+               f"hash {entry.entry_hash}")
 
 
 @review_group.command(name="import")
-@RUN
+@run_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder or .zip of the form export's attachments: photos FILE names are fingerprinted.")
@@ -132,7 +139,7 @@ def import_command(run: Path, file: Path, photos: Path | None, without_photos: b
 
 
 @review_group.command(name="form")
-@RUN
+@run_argument
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The XLSForm to write (.xlsx), for KoboToolbox or ODK Central.")
 @reports_errors
@@ -141,12 +148,10 @@ def form_command(run: Path, out: Path) -> None:
 
     Upload it as a new form; export the answers as CSV and bring them back with `fieldtruth review import`.
     """
-    from fieldtruth.pipelines.runfolder import atomic_path
     from fieldtruth.review.xlsform import build_form, save_xlsform
 
     form = build_form(run)
-    with atomic_path(out) as tmp:
-        save_xlsform(form, tmp)
+    save_xlsform(form, out)
     asked = "typed as text (too many for a list)" if form.site_as_text else "chosen from a list"
     settings = form.settings
     click.echo(f"form {settings['form_id']} version {settings['version']}: {form.leads} open lead(s), "
@@ -154,31 +159,36 @@ def form_command(run: Path, out: Path) -> None:
 
 
 @review_group.command(name="verify")
-@RUN
+@run_argument
 @reports_errors
 def verify_command(run: Path) -> None:
-    """Check the decision chain; exit 1 naming the first bad entry if it was tampered with."""
-    from fieldtruth.review.ledger import Ledger
+    """Check the decision chain, and that every decided lead is still where, and what, it was when decided;
+    exit 1 naming the first bad entry or every moved lead."""
+    from fieldtruth.review.vouch import check_run
 
-    with Ledger.of_run(run, register=False) as ledger:
-        check = ledger.verify()
+    check = check_run(run)
     check.raise_for_error()
-    click.echo(f"chain intact: {check.entries} entries, head {check.head_hash}")
+    click.echo(f"chain intact: {check.chain.entries} entries, head {check.chain.head_hash}; "
+               "decided leads match the detections")
 
 
 @review_group.command(name="status")
-@RUN
+@run_argument
 @reports_errors
 def status_command(run: Path) -> None:
     """Count sites per review status."""
     from fieldtruth.review.ledger import Ledger
+    from fieldtruth.review.vouch import check_run
 
     with Ledger.of_run(run) as ledger:
-        counts, erased, check = ledger.counts(), len(ledger.erased_sites()), ledger.verify()
+        counts, erased = ledger.counts(), len(ledger.erased_sites())
+    check = check_run(run)
     for status, count in counts.items():
         click.echo(f"{status.replace('_', '-'):<12} {count}")
     click.echo(f"{'erased':<12} {erased}")
-    click.echo(f"chain: {'intact' if check.ok else 'BROKEN at entry ' + str(check.first_bad_seq)} ({check.entries} entries)")
+    state = "intact" if check.chain.ok else f"BROKEN at {check.chain.first_bad_seq or 'the sites table'}"
+    moved = f"; {len(check.problems)} decided lead(s) differ from the detections" if check.problems else ""
+    click.echo(f"chain: {state} ({check.chain.entries} entries){moved}")
 
 
 @click.group(name="export")
@@ -187,7 +197,7 @@ def export_group() -> None:
 
 
 @export_group.command(name="actionable")
-@RUN
+@run_argument
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
 @click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
               help="Different reviewers whose latest decision must be 'confirmed'.")
@@ -202,7 +212,7 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 
 
 @click.command(name="forget")
-@RUN
+@run_argument
 @click.argument("site")
 @click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
 @click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
@@ -212,7 +222,8 @@ def forget_command(run: Path, site: str, reason: str, by: str) -> None:
     from fieldtruth.pipelines.forget import forget_everywhere
 
     report = forget_everywhere(run, site, reason, by)
-    click.echo(f"erased {site}; tombstone #{report.tombstone_seq}")
+    done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
+    click.echo(f"{site} {done}; tombstone #{report.tombstone_seq}")
     for path in report.rewritten:
         click.echo(f"  rewrote {path}")
     for path in report.deleted:

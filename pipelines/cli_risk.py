@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+from fieldtruth.pipelines.cli_common import echo_for, reports_errors, run_argument
 
 
 @click.command(name="risk")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@run_argument
 @click.option("--sectors", "sectors", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Sector dataset declaration (YAML); repeat for several datasets.")
 @click.option("--cell-size", type=click.FloatRange(min=100, max=1_000_000), default=5000.0, show_default=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from fieldtruth.atomicfile import write_json
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, Scores, match_points
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.synthetic import generate_scene
@@ -24,8 +25,9 @@ from fieldtruth.ingest.sectors import load_declaration
 from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
 from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.pipelines.demo_registry import write_registry
-from fieldtruth.pipelines.runfolder import write_json_atomic
-from fieldtruth.pipelines.scan import ScanConfig, ScanSummary, scan
+from fieldtruth.pipelines.scan import ScanConfig, scan
+from fieldtruth.pipelines.scansummary import ScanSummary
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,13 @@ class DemoReport:
 
     def text(self) -> str:
         """A short report for the terminal."""
-        s = self.scores
+        s, files = self.scores, RunFiles(self.summary.run_dir)
         lines = [
             f"fieldtruth demo finished in {self.seconds:.0f} s",
             f"  detector:        {self.bundle}",
             f"  run folder:      {self.summary.run_dir}",
-            f"  detections:      {self.summary.run_dir / 'detections.parquet'} ({self.summary.detections} unverified leads)",
-            f"  review ledger:   {self.summary.run_dir / 'review.sqlite'}",
+            f"  detections:      {files.detections} ({self.summary.detections} unverified leads)",
+            f"  review ledger:   {files.ledger}",
         ]
         lines += [f"  {tier} map: {path}" for tier, path in self.maps.items()]
         lines += [
@@ -89,8 +91,8 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     _clear_run(run_dir)
     summary = scan(ScanConfig(imagery=demo_scene.path, detector=bundle_path, out=run_dir, workers=workers), progress=say)
     say("[4/6] scoring the leads against the generator's labels")
-    scores = score_run(run_dir / "detections.parquet", demo_scene.labels_path, tolerance_m=10.0)
-    write_json_atomic(run_dir / "demo_scores.json", scores.summary())
+    scores = score_run(RunFiles(run_dir).detections, demo_scene.labels_path, tolerance_m=10.0)
+    write_json(RunFiles(run_dir).demo_scores, scores.summary())
     say("[5/6] scoring risk cells with a synthetic kiln registry (a sector dataset)")
     declaration = write_registry(demo_scene.labels_path, out / "sectors", seed=seed + 1)
     write_risk(run_dir, build_risk_cells(run_dir, [load_declaration(declaration)], progress=say))
@@ -139,5 +141,6 @@ def score_run(detections: Path, labels: Path, *, tolerance_m: float) -> Scores:
 
 def _clear_run(run_dir: Path) -> None:
     """Remove an earlier demo run so the new one starts clean (only files the demo writes)."""
-    if run_dir.exists() and ((run_dir / "run.json").exists() or (run_dir / "tiles").exists()):
+    files = RunFiles(run_dir)
+    if run_dir.exists() and (files.run_json.exists() or files.tiles.exists()):
         shutil.rmtree(run_dir)

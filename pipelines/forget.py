@@ -1,9 +1,14 @@
-"""``fieldtruth forget``: erase one site from a whole run folder, tile results included.
+"""``fieldtruth forget``: erase one site from a whole run folder, tile results and derived counts included.
 
-The review room erases the site from every file that names it by ``site_id`` and from the ledger
-(:func:`fieldtruth.review.erasure.forget_site`). The per-tile results under ``tiles/`` hold raw detections
-in the grid CRS without site ids (a resumed scan re-merges them), so this module first removes from them
-every detection that merges into the site, or lies within the duplicate-suppression distance of it.
+Everything is checked before anything is changed: the review room plans the site's removal from every
+file that names it (:func:`fieldtruth.review.erasure.plan_erasure`, which refuses up front a file it
+cannot search), this module plans its removal from the per-tile results under ``tiles/`` (raw detections
+in the grid CRS, found by the site id stamped on them, or within the duplicate-suppression distance of
+the site, so a suppressed twin cannot bring it back), and the maps room prepares the recount of the risk
+cells whose counts included the site. Then the tiles and files are rewritten, the risk cells and their
+shared view are recomputed, the shared map is drawn again where there was one (a restricted map needs
+its passphrase: it is deleted and must be drawn again), and the ledger is erased last. Running it again
+after an interruption finishes the job.
 """
 
 from __future__ import annotations
@@ -11,69 +16,115 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pyproj import Transformer
 
-from fieldtruth.pipelines.merge import site_id as make_site_id
-from fieldtruth.review.erasure import ErasureReport, check_erasure_args, forget_site, shred_replace
-from fieldtruth.review.ledger import DETECTIONS_FILE, Ledger
-from fieldtruth.review.sitedata import site_facts
+from fieldtruth.atomicfile import json_text
+from fieldtruth.maps.risk import prepare_recount
+from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
+from fieldtruth.review.erasure import ErasureReport, carry_out, plan_erasure
+from fieldtruth.review.erasure_files import FileAction
+from fieldtruth.review.errors import ErasureError
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
+
+#: The map tier that is drawn again after an erasure (the restricted one needs its passphrase).
+SHARED_TIER = "shared"
 
 
 def _json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return doc if isinstance(doc, dict) else {}
 
 
-def _matches(det: dict[str, Any], site: str, crs: str, centre: tuple[float, float], radius: float) -> bool:
-    x, y = float(det.get("x", math.nan)), float(det.get("y", math.nan))
-    if make_site_id(str(det.get("label")), crs, x, y) == site:
+def _writer(text: str) -> Callable[[Path], None]:
+    """Write ``text`` (UTF-8) to the temporary file an erasure action is given."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return write
+
+
+def _matches(det: TileDetection, site: str, centre: tuple[float, float] | None, radius: float) -> bool:
+    if det.site_id == site:
         return True
-    return math.hypot(x - centre[0], y - centre[1]) <= radius
+    if centre is None:
+        return False
+    return math.hypot(det.x - centre[0], det.y - centre[1]) <= radius
 
 
-def scrub_tile_results(run_dir: Path, site: str, lon: float, lat: float) -> list[str]:
-    """Remove the site's raw detections from ``tiles/*.json``; return the files rewritten (relative)."""
-    run_json, card = _json(run_dir / "run.json"), _json(run_dir / "model_card.json")
+def plan_tile_results(run_dir: Path, site: str, lonlat: tuple[float, float] | None) -> list[FileAction]:
+    """Plan the removal of the site's raw detections from ``tiles/*.json`` (touching nothing).
+
+    Raises:
+        ErasureError: If a tile result cannot be read (it may hold the site); nothing was changed.
+    """
+    files = RunFiles(run_dir)
+    run_json, card = _json(files.run_json), _json(files.model_card)
     grid = run_json.get("grid") or {}
-    tiles = sorted((run_dir / "tiles").glob("*.json")) if (run_dir / "tiles").is_dir() else []
-    if not tiles or "crs" not in grid:
-        return []
-    crs, resolution = str(grid["crs"]), float(grid.get("resolution", 10.0))
-    centre = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    radius = max(float(card.get("min_distance_px", 1)) * resolution, resolution)
-    rewritten = []
+    tiles = sorted(files.tiles.glob("*.json")) if files.tiles.is_dir() else []
+    centre, radius = None, 0.0
+    if lonlat is not None and "crs" in grid:
+        resolution = float(grid.get("resolution", 10.0))
+        centre = Transformer.from_crs("EPSG:4326", str(grid["crs"]), always_xy=True).transform(*lonlat)
+        radius = max(float(card.get("min_distance_px", 1)) * resolution, resolution)
+    actions = []
     for path in tiles:
-        result = _json(path)
-        dets = result.get("detections") or []
-        kept = [d for d in dets if not _matches(d, site, crs, centre, radius)]
-        if len(kept) != len(dets):
-            result["detections"] = kept
-            text = json.dumps(result, indent=2, sort_keys=True, default=str) + "\n"
-            shred_replace(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-            rewritten.append(str(path.relative_to(run_dir)))
-    return rewritten
+        try:
+            result = read_tile_result(path)
+        except RunFolderError as exc:
+            raise ErasureError(
+                f"expected every tile result to be readable, since one may hold site {site!r}: {exc}. "
+                "Nothing was changed."
+            ) from exc
+        kept = tuple(d for d in result.detections if not _matches(d, site, centre, radius))
+        if len(kept) != len(result.detections):
+            text = json_text(replace(result, detections=kept).to_json())
+            actions.append(FileAction(path, path.relative_to(run_dir), _writer(text)))
+    return actions
 
 
 def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure") -> ErasureReport:
-    """Erase a site from the run folder: tile results, every file naming it, chips, maps, the ledger.
+    """Erase a site from the run folder: tile results, every file naming it, chips, maps, derived risk
+    counts, the ledger.
 
     Raises:
-        fieldtruth.review.errors.UnknownSiteError: If the site is unknown or already erased.
+        fieldtruth.review.errors.UnknownSiteError: If the site was never part of the run.
         fieldtruth.review.errors.LedgerTamperedError: If the chain does not verify (nothing touched).
+        fieldtruth.review.errors.ErasureError: If a file cannot be searched (nothing touched) or written
+            (run it again to finish).
     """
-    check_erasure_args(reason, by)
-    facts = site_facts(run_dir).get(site) if (run_dir / DETECTIONS_FILE).exists() else None
-    with Ledger.of_run(run_dir, register=facts is not None) as ledger:
-        ledger.verify().raise_for_error()
-        known = site in ledger.sites()
-    tiles = scrub_tile_results(run_dir, site, facts["lon"], facts["lat"]) if known and facts and "lon" in facts else []
-    report = forget_site(run_dir, site, reason, by)
-    report.rewritten = tiles + report.rewritten
+    run_dir = Path(run_dir)
+    plan = plan_erasure(run_dir, site, reason, by)
+    plan.actions = plan_tile_results(run_dir, site, plan.lonlat) + plan.actions
+    recount = prepare_recount(run_dir)
+    shared_map = RunFiles(run_dir).leads_map(SHARED_TIER)
+    shared_rel = str(shared_map.relative_to(run_dir))
+    had_shared_map = shared_map.is_file()
+
+    def derived() -> list[str]:
+        rewritten = recount() if recount is not None else []
+        if had_shared_map:
+            from fieldtruth.maps.leads import build_leads_map
+
+            build_leads_map(run_dir, shared_map, tier=SHARED_TIER)
+            rewritten.append(shared_rel)
+        return rewritten
+
+    report = carry_out(plan, before_ledger=derived)
+    if had_shared_map:
+        report = replace(report, maps_deleted=tuple(m for m in report.maps_deleted if m != shared_rel))
+    log.info(
+        "erased site %s: rewrote %s, deleted %s", site, report.rewritten, report.deleted + report.maps_deleted
+    )
     return report

@@ -14,13 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import dask.config
 from distributed import Client, LocalCluster, as_completed, performance_report
 
+from fieldtruth.atomicfile import atomic_path, write_json
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.scangrid import default_halo
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
@@ -28,18 +29,16 @@ from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.imagery.target import grid_for_scenes
 from fieldtruth.ingest.aoi import read_aoi
+from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
 from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
-from fieldtruth.pipelines.merge import DetectionContext, load_tile_results, merge_coverage, merge_detections
+from fieldtruth.pipelines.merge import DetectionContext, merge_coverage, merge_detections, with_site_ids
 from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
-from fieldtruth.pipelines.runfolder import (
-    RunFolder,
-    software_versions,
-    write_geoparquet_atomic,
-    write_json_atomic,
-)
+from fieldtruth.pipelines.runfolder import RunFolder, software_versions
+from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
+from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
     DetectorPlugin,
@@ -103,22 +102,6 @@ class ScanConfig:
     worker_bands: bool = True
 
 
-@dataclass
-class ScanSummary:
-    """What a scan did."""
-
-    run_dir: Path
-    tiles: int
-    done: int = 0
-    skipped: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
-    scenes_left_out: list[dict[str, str]] = field(default_factory=list)
-    detections: int = 0
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    tile_work: dict[str, float] = field(default_factory=dict)
-
-
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
     """Run a scan and write its run folder.
 
@@ -147,28 +130,30 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     block = config.block or grid.default_block()
     run.keep_plan(_plan(grid, block, bundle, scenes, left_out), resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
-    summary = ScanSummary(run_dir=run.root, tiles=len(grid), skipped=len(grid) - len(todo), scenes_left_out=left_out)
+    skipped = len(grid) - len(todo)
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
-        f"{len(todo)} to do, {summary.skipped} already done")
+        f"{len(todo)} to do, {skipped} already done")
+    timings: dict[str, float] = {}
     with cluster_client(config, say) as client:
         client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
-        summary.timings["startup"] = time.perf_counter() - started
+        timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
             for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
-                run.write_tile_result(result)
-                bar.update(failed=result["status"] != "ok")
-        summary.timings["tiles"] = time.perf_counter() - tiles_started
-    return _finish(run, grid, scenes, bundle, config, summary, started)
+                run.write_tile_result(with_site_ids(result))
+                bar.update(failed=not result.ok)
+        timings["tiles"] = time.perf_counter() - tiles_started
+    partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings)
+    return _finish(run, grid, scenes, bundle, config, partial, started)
 
 
 def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractContextManager[object]:
     """Dask's performance report of the tile phase, saved in the run folder when asked for."""
     if not config.performance_report:
         return nullcontext()
-    return performance_report(filename=str(run.root / "dask-performance-report.html"))
+    return performance_report(filename=str(run.performance_report))
 
 
 def _cloud_order(scene: Scene) -> tuple[bool, float]:
@@ -188,7 +173,7 @@ def _prepare_run_folder(config: ScanConfig) -> RunFolder:
 
 def _with_scene_offsets(
     bundle: LoadedBundle, scenes: list[Scene], say: Callable[[str], None],
-) -> tuple[list[Scene], list[dict[str, str]]]:
+) -> tuple[list[Scene], tuple[SceneLeftOut, ...]]:
     """The scenes with the offsets the detector's card asks for (see :mod:`fieldtruth.detectors.sceneoffset`).
 
     A scene whose offsets cannot be computed (an unreadable file) is left out of the scan and reported,
@@ -199,17 +184,20 @@ def _with_scene_offsets(
     """
     card = bundle.card
     if not card.scene_offset:
-        return scenes, []
-    prepared, left_out = [], []
+        return scenes, ()
+    prepared: list[Scene] = []
+    left_out: list[SceneLeftOut] = []
     for scene in scenes:
         try:
             # dry scenes are reported once below, in one line, not once per scene by the log as well
             prepared.extend(prepare_scenes([scene], card.bands, card.scene_offset, warn_dry=False))
         except READ_ERRORS as exc:
-            left_out.append({"scene_id": scene.id, "error": f"{type(exc).__name__}: {exc}"})
+            left_out.append(SceneLeftOut(scene.id, f"{type(exc).__name__}: {exc}"))
             say(f"scan: scene {scene.id} left out: its water-level offsets could not be computed ({exc})")
     if not prepared:
-        raise ImageryReadError(f"no scene could be read to compute the detector's water-level offsets: {left_out!r}")
+        reasons = "; ".join(f"{e.scene_id}: {e.error}" for e in left_out)
+        raise ImageryReadError(
+            f"no scene could be read to compute the detector's water-level offsets: {reasons}")
     say(f"scan: open water of {len(prepared)} scene(s) brought to level {card.scene_offset['level']:g} "
         "as the detector asks (offsets per scene in run.json)")
     dry = [s.id for s in prepared if looks_like_water(s.band_offsets, card.scene_offset) is False]
@@ -217,19 +205,35 @@ def _with_scene_offsets(
         say(f"scan: WARNING: the darkest pixels of {len(dry)} scene(s) are not water ({', '.join(dry[:5])}"
             f"{', ...' if len(dry) > 5 else ''}); this detector assumes open water in every scene, so its "
             "leads there are not to be trusted")
-    return prepared, left_out
+    return prepared, tuple(left_out)
 
 
 def _plan(
-    grid: TileGrid, block: int, bundle: LoadedBundle, scenes: list[Scene], left_out: list[dict[str, str]],
+    grid: TileGrid, block: int, bundle: LoadedBundle, scenes: list[Scene], left_out: tuple[SceneLeftOut, ...],
 ) -> dict[str, Any]:
     """What fixes a scan's tiles and their pixels: a resume with anything else would mix two scans."""
     plan = {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
-            "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256}
+            "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256,
+            "scenes": sorted((scene_fingerprint(s) for s in scenes), key=lambda f: f["id"])}
     if bundle.card.scene_offset:
         plan["band_offsets"] = {s.id: s.band_offsets for s in scenes}
-        plan["scenes_left_out"] = sorted(e["scene_id"] for e in left_out)
+        plan["scenes_left_out"] = sorted(e.scene_id for e in left_out)
     return plan
+
+
+def scene_fingerprint(scene: Scene) -> dict[str, Any]:
+    """What identifies a scene's pixels for a resume: its id and, per file, the sha256 where known, else
+    the size and modification time of a local file, else the URL and the size the catalogue gives."""
+    files = []
+    for source in scene.provenance:
+        if source.sha256:
+            files.append({"sha256": source.sha256})
+        elif not is_remote(source.href) and Path(source.href).is_file():
+            stat = Path(source.href).stat()
+            files.append({"name": Path(source.href).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        else:
+            files.append({"href": source.href, "size": source.size})
+    return {"id": scene.id, "files": sorted(files, key=lambda f: json.dumps(f, sort_keys=True))}
 
 
 def _finished(run: RunFolder, tile_id: str) -> bool:
@@ -237,8 +241,8 @@ def _finished(run: RunFolder, tile_id: str) -> bool:
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
-    except ValueError:
+        return read_tile_result(path).ok
+    except RunFolderError:
         return False
 
 
@@ -280,7 +284,7 @@ def _worker_threads(client: Client) -> int:
 
 def _run_blocks(
     client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int, worker_bands: bool = True,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[TileResult]:
     """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish.
 
     With ``worker_bands``, each worker is asked to read one band of neighbouring blocks, and a worker that
@@ -301,7 +305,7 @@ def _run_blocks(
     for future in window:
         results = future.result()
         future.release()
-        worker = results[0].get("worker") if results and worker_bands else None
+        worker = results[0].worker if results and worker_bands else None
         if (placed := bands.next_for(worker)) is not None:
             submit(placed)
         yield from results
@@ -309,9 +313,12 @@ def _run_blocks(
 
 def _finish(
     run: RunFolder, grid: TileGrid, scenes: list[Scene], bundle: LoadedBundle, config: ScanConfig,
-    summary: ScanSummary, started: float,
+    partial: ScanSummary, started: float,
 ) -> ScanSummary:
-    """Merge tile results into the run's files, register sites in the ledger, and write run.json."""
+    """Merge tile results into the run's files, register sites in the ledger, and write run.json.
+
+    ``partial`` is the summary of the tile phase (tiles, skipped, scenes left out, timings); the summary
+    returned adds what the merge finds."""
     merge_started = time.perf_counter()
     results = load_tile_results(run.tiles)
     card = bundle.card
@@ -321,18 +328,23 @@ def _finish(
         min_distance_m=float(card.min_distance_px) * grid.resolution,
     )
     detections = merge_detections(results.values(), grid, context)
-    write_geoparquet_atomic(run.detections, detections)
-    write_geoparquet_atomic(run.coverage, merge_coverage(results, grid))
-    write_json_atomic(run.model_card, card.to_dict())
+    with atomic_path(run.detections) as tmp:
+        detections.to_parquet(tmp, index=False)
+    with atomic_path(run.coverage) as tmp:
+        merge_coverage(results, grid).to_parquet(tmp, index=False)
+    write_json(run.model_card, card.to_dict())
     Ledger.of_run(run.root).close()  # registers the detections as the ledger's sites
-    summary.failed = [{"tile_id": r["tile_id"], "error": r["error"]} for r in results.values() if r["status"] != "ok"]
-    summary.done = sum(1 for r in results.values() if r["status"] == "ok")
-    # summed over tiles (worker time, not wall time): reads longer than the model mean a read-bound scan
-    summary.tile_work = {k: round(sum(r.get(f"{k}_seconds", 0.0) for r in results.values()), 3)
-                         for k in ("read", "wait", "model")}
-    summary.detections = len(detections)
-    summary.seconds = round(time.perf_counter() - started, 2)
-    summary.timings["merge"] = time.perf_counter() - merge_started
+    summary = replace(
+        partial,
+        failed=tuple(FailedTile(r.tile_id, str(r.error)) for r in results.values() if not r.ok),
+        done=sum(1 for r in results.values() if r.ok),
+        # summed over tiles (worker time, not wall time): reads longer than the model mean a read-bound scan
+        tile_work={k: round(sum(getattr(r, f"{k}_seconds") or 0.0 for r in results.values()), 3)
+                   for k in ("read", "wait", "model")},
+        detections=len(detections),
+        seconds=round(time.perf_counter() - started, 2),
+        timings={**partial.timings, "merge": time.perf_counter() - merge_started},
+    )
     _write_run_json(run, grid, scenes, bundle, config, summary)
     return summary
 
@@ -372,11 +384,11 @@ def _write_run_json(
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),
         "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed), "skipped_on_resume": summary.skipped},
-        "failed_tiles": summary.failed,
-        "scenes_left_out": summary.scenes_left_out,
+        "failed_tiles": [asdict(f) for f in summary.failed],
+        "scenes_left_out": [asdict(s) for s in summary.scenes_left_out],
         "detections": summary.detections,
         "timings": {"total_seconds": summary.seconds, **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
         "tile_work_seconds": summary.tile_work,
         "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
     }
-    write_json_atomic(run.run_json, payload)
+    write_json(run.run_json, payload)

@@ -13,6 +13,7 @@ are a semaphore in the plugin, so the model never runs on more threads than aske
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import tempfile
@@ -32,6 +33,7 @@ from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.read import read_block, read_mosaic
 from fieldtruth.ingest.scene import Scene
+from fieldtruth.pipelines.tileresult import FAILED, TileDetection, TileResult
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +156,17 @@ def worker_plugin() -> DetectorPlugin:
     return plugin
 
 
-def process_block(scenes: list[Scene], block: TileBlock) -> list[dict[str, Any]]:
+def process_block(scenes: list[Scene], block: TileBlock) -> list[TileResult]:
     """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the worker."""
     plugin = worker_plugin()
     results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots)
     address = get_worker().address
-    return [{**result, "worker": address} for result in results]
+    return [dataclasses.replace(result, worker=address) for result in results]
 
 
 def detect_block(
     bundle: LoadedBundle, scenes: list[Scene], block: TileBlock, model_slot: AbstractContextManager[Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TileResult]:
     """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does.
 
     ``model_slot`` is held while the block's tiles pass through the model, so that one task's tiles run
@@ -188,7 +190,7 @@ def detect_block(
 
 def detect_tile(
     bundle: LoadedBundle, scenes: list[Scene], tile: Tile, model_slot: AbstractContextManager[Any] | None = None,
-) -> dict[str, Any]:
+) -> TileResult:
     """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core.
 
     ``model_slot`` is held while the model runs (not while reading), so reads of other tasks overlap it.
@@ -199,7 +201,7 @@ def detect_tile(
         chip = read_mosaic(scenes, tile, tuple(bundle.card.bands))
     except READ_ERRORS as exc:
         log.warning("tile %s failed: %s", tile.id, exc)
-        return {**_empty_result(tile), "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return TileResult(tile.id, status=FAILED, error=f"{type(exc).__name__}: {exc}")
     read_seconds = time.perf_counter() - started
     waited = time.perf_counter()
     with model_slot or nullcontext():
@@ -210,24 +212,23 @@ def detect_tile(
 READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
 
 
-def _empty_result(tile: Tile) -> dict[str, Any]:
-    return {"tile_id": tile.id, "status": "ok", "valid_fraction": 0.0, "detections": [], "error": None}
-
-
-def _detect_chip(bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float) -> dict[str, Any]:
+def _detect_chip(
+    bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float,
+) -> TileResult:
     """Detect in a tile's chip (the model slot held by the caller) and keep the core's detections."""
     started = time.perf_counter()
-    result = _empty_result(tile)
-    result["read_seconds"] = round(read_seconds, 4)
     core_valid = chip.core_valid_fraction(tile.halo_px)
-    result["valid_fraction"] = core_valid
-    if core_valid > 0:
-        found_all = detect_array(bundle, chip.data, chip.valid)
-        result["wait_seconds"] = round(wait_seconds, 4)
-        result["model_seconds"] = round(time.perf_counter() - started, 4)
-        for found in found_all:
-            x, y = chip.transform * (found.col, found.row)
-            if tile.in_core(x, y):
-                result["detections"].append({"x": x, "y": y, "score": float(found.score), "label": found.label})
-    result["seconds"] = round(read_seconds + wait_seconds + time.perf_counter() - started, 4)
-    return result
+    if core_valid <= 0:
+        return TileResult(tile.id, valid_fraction=core_valid, read_seconds=round(read_seconds, 4),
+                          seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4))
+    detections = []
+    for found in detect_array(bundle, chip.data, chip.valid):
+        x, y = chip.transform * (found.col, found.row)
+        if tile.in_core(x, y):
+            detections.append(TileDetection(x, y, float(found.score), found.label))
+    model_seconds = time.perf_counter() - started
+    return TileResult(
+        tile.id, valid_fraction=core_valid, detections=tuple(detections), read_seconds=round(read_seconds, 4),
+        wait_seconds=round(wait_seconds, 4), model_seconds=round(model_seconds, 4),
+        seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4),
+    )

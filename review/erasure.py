@@ -1,201 +1,116 @@
 """Erasure of one site from every file of a run folder, leaving a tombstone in the ledger.
 
-Removes the site's rows from every Parquet, GeoJSON and CSV file of the run folder that has a
-``site_id`` column or feature property (rewritten atomically, the old file overwritten with zeros before
-it is released), deletes any other file that still names the site (GeoPackage or KML exports: export
-them again), its chip image and every HTML map (maps embed site positions; regenerate them with
-``fieldtruth map``), erases the evidence and notes of its decisions in the ledger (secure_delete,
-VACUUM) and appends a tombstone saying when and why, not what.
+Erasure looks before it acts. :func:`plan_erasure` reads every file of the run folder and decides,
+for each, whether it is rewritten without the site (Parquet, GeoJSON and CSV files with a ``site_id``
+column or property, in UTF-8, UTF-16 or UTF-32), deleted (the site's chips, every HTML map, and any
+other file that still names the site or holds its exact coordinates, inside zip, tar, gzip, bzip2 or xz
+archives too), or left alone; a file it cannot see into (a 7z or rar archive, an encrypted zip member,
+an unreadable Parquet file) makes it refuse up front, naming every such file, before anything is
+touched. :func:`carry_out` then rewrites and deletes (the old bytes overwritten with zeros before they
+are released) and erases the site in the ledger last: evidence, site facts and salts of its decisions
+set to NULL (secure_delete, VACUUM) and a tombstone appended saying when and why, not what.
+
+A run killed part-way is finished by running the erasure again: files already done no longer name
+the site, and the ledger still knows its position until its own step, the last. Erasing a site that
+is already erased re-checks the folder and finishes whatever is left.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import shapely
-
+from fieldtruth.atomicfile import atomic_path
+from fieldtruth.review.erasure_files import FileAction, plan_file
 from fieldtruth.review.errors import ErasureError, InvalidDecisionError, UnknownSiteError
-from fieldtruth.review.ledger import DETECTIONS_FILE, LEDGER_FILE, Ledger
-from fieldtruth.review.records import MAX_NOTE_CHARS, LedgerEntry, validate_reviewer
-from fieldtruth.review.sitedata import geometry_column
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.records import MAX_NOTE_CHARS, TOMBSTONE
+from fieldtruth.review.rules import validate_reviewer
+from fieldtruth.review.scrub import needles
+from fieldtruth.review.sitedata import site_facts
+from fieldtruth.runfiles import LEDGER, TILES, RunFiles
+
+__all__ = ["ErasurePlan", "ErasureReport", "carry_out", "check_erasure_args", "forget_site", "plan_erasure"]
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = ("tiles",)
-"""Folders whose files carry no site_id (tile results); the pipelines room scrubs them itself."""
+SKIP_DIRS = (TILES,)
+"""Folders whose files carry raw detections without site rows (tile results); the pipelines room plans
+their rewrite itself (:func:`fieldtruth.pipelines.forget.forget_everywhere`)."""
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure changed (paths relative to the run folder)."""
+
+    rewritten: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    maps_deleted: tuple[str, ...] = ()
+    tombstone_seq: int = 0
+    already_erased: bool = False
 
 
 @dataclass
-class ErasureReport:
-    """What :func:`forget_site` changed (paths relative to the run folder)."""
+class ErasurePlan:
+    """Everything an erasure will do, decided before any file is touched (see :func:`plan_erasure`)."""
 
-    rewritten: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    maps_deleted: list[str] = field(default_factory=list)
+    run_dir: Path
+    site_id: str
+    reason: str
+    by: str
+    actions: list[FileAction] = field(default_factory=list)
+    lonlat: tuple[float, float] | None = None
     tombstone_seq: int = 0
 
 
 def shred_replace(path: Path, write: Callable[[Path], None] | None) -> None:
     """Replace ``path`` with what ``write`` makes (or delete it when None), zeroing the old bytes.
 
-    The new content goes to a temporary file in the same folder first; the old inode is kept open
-    across the atomic rename (or unlink) and overwritten with zeros before it is released.
+    The new content is written atomically (:func:`fieldtruth.atomicfile.atomic_path`); the old inode is
+    kept open across the rename (or unlink) and overwritten with zeros before it is released.
     """
     with open(path, "r+b") as old:
         size = os.fstat(old.fileno()).st_size
         if write is None:
             path.unlink()
         else:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                write(Path(tmp))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path) as tmp:
+                write(tmp)
         old.seek(0)
         old.write(b"\0" * size)
         old.flush()
         os.fsync(old.fileno())
 
 
-def _geo_metadata(table: pa.Table, path: Path) -> pa.Table:
-    """Recompute the GeoParquet bbox of the remaining rows so it cannot keep the erased point."""
-    meta = dict(table.schema.metadata or {})
-    if b"geo" not in meta:
-        return table
-    geo = json.loads(meta[b"geo"])
-    column = geometry_column(path)
-    spec = geo.get("columns", {}).get(column, {})
-    if "bbox" in spec:
-        geoms = shapely.from_wkb(table.column(column).to_pylist()) if table.num_rows else []
-        bounds = shapely.total_bounds(geoms) if len(geoms) else None
-        if bounds is None or any(b != b for b in bounds):
-            spec.pop("bbox")
-        else:
-            spec["bbox"] = [float(b) for b in bounds]
-    meta[b"geo"] = json.dumps(geo).encode()
-    return table.replace_schema_metadata(meta)
-
-
-def _scrub_parquet(path: Path, site_id: str) -> bool:
-    if "site_id" not in pq.read_schema(path).names:
-        return False
-    table = pq.read_table(path)
-    mask = pc.not_equal(table.column("site_id"), pa.scalar(site_id))
-    kept = table.filter(pc.fill_null(mask, True))
-    if kept.num_rows == table.num_rows:
-        return False
-    kept = _geo_metadata(kept, path)
-    shred_replace(path, lambda tmp: pq.write_table(kept, tmp))
-    return True
-
-
-def _scrub_geojson(path: Path, site_id: str) -> bool:
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
-        return False
-    features = [f for f in doc["features"] if (f.get("properties") or {}).get("site_id") != site_id]
-    if len(features) == len(doc["features"]):
-        return False
-    doc["features"] = features
-    doc.pop("bbox", None)
-    text = json.dumps(doc, ensure_ascii=False)
-    shred_replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return True
-
-
-def _scrub_csv(path: Path, site_id: str) -> bool:
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline="")))
-    if not rows or "site_id" not in rows[0]:
-        return False
-    col = rows[0].index("site_id")
-    kept = [rows[0]] + [r for r in rows[1:] if len(r) <= col or r[col] != site_id]
-    if len(kept) == len(rows):
-        return False
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(kept)
-    shred_replace(path, lambda tmp: tmp.write_text(out.getvalue(), encoding="utf-8"))
-    return True
-
-
-_SCRUBBERS = {".parquet": _scrub_parquet, ".geojson": _scrub_geojson, ".csv": _scrub_csv}
-
-
-def _scrub_files(run_dir: Path, site_id: str, report: ErasureReport) -> None:
-    for path in sorted(run_dir.rglob("*")):
-        scrub = _SCRUBBERS.get(path.suffix.lower())
-        rel = path.relative_to(run_dir)
-        if scrub is None or not path.is_file() or rel.parts[0] in SKIP_DIRS:
-            continue
-        try:
-            if scrub(path, site_id):
-                report.rewritten.append(str(rel))
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise ErasureError(
-                f"expected to rewrite {str(path)!r} without site {site_id!r}; it failed: {exc}. Fix or remove "
-                "that file and run `fieldtruth forget` again (the ledger was not changed yet)."
-            ) from exc
-
-
-def check_erasure_args(reason: str, by: str) -> None:
-    """Raise :class:`InvalidDecisionError` unless ``by`` is pseudonymous and ``reason`` is a short text."""
-    validate_reviewer(by)
+def check_erasure_args(reason: str, by: str) -> str:
+    """Return ``by`` in canonical form; raise :class:`InvalidDecisionError` unless it is pseudonymous and
+    ``reason`` is a short text."""
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_NOTE_CHARS:
         raise InvalidDecisionError(
             f"expected a reason for the erasure (1-{MAX_NOTE_CHARS} characters); got {reason!r}. "
             "Say why, e.g. 'owner request', without repeating the erased data."
         )
+    return validate_reviewer(by)
 
 
-def _delete_derived(run_dir: Path, site_id: str, report: ErasureReport) -> None:
-    """Delete the site's chip images and every HTML map (maps embed positions; regenerate them)."""
-    for chip in sorted((run_dir / "chips").glob(f"{site_id}.*")) if (run_dir / "chips").is_dir() else []:
-        shred_replace(chip, None)
-        report.deleted.append(str(chip.relative_to(run_dir)))
-    for page in sorted((run_dir / "maps").glob("*.html")) if (run_dir / "maps").is_dir() else []:
-        shred_replace(page, None)
-        report.maps_deleted.append(str(page.relative_to(run_dir)))
+def _site_position(run_dir: Path, ledger: Ledger, site_id: str) -> list[tuple[float, float]]:
+    """Every position the run records for the site: the ledger's and the detections' (they may differ)."""
+    found = []
+    registered = ledger.sites().get(site_id)
+    if registered is not None and registered.lon is not None and registered.lat is not None:
+        found.append((float(registered.lon), float(registered.lat)))
+    if RunFiles(run_dir).detections.exists():
+        detected = site_facts(run_dir).get(site_id)
+        if detected is not None and detected.lon is not None and detected.lat is not None:
+            found.append((detected.lon, detected.lat))
+    return list(dict.fromkeys(found))
 
 
-def _mentions(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
-    """Return True when ``needle`` occurs in the file (read in chunks)."""
-    tail = b""
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            if needle in tail + block:
-                return True
-            tail = block[-len(needle):]
-    return False
-
-
-def _delete_other_mentions(run_dir: Path, site_id: str, report: ErasureReport) -> None:
-    """Delete any other file (e.g. a GeoPackage or KML export) that still names the site."""
-    ledger = run_dir / LEDGER_FILE
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir)
-        if not path.is_file() or path == ledger or rel.parts[0] in SKIP_DIRS:
-            continue
-        if _mentions(path, site_id.encode()):
-            shred_replace(path, None)
-            report.deleted.append(str(rel))
-            log.warning("deleted %s: it names erased site %s and cannot be rewritten; re-export it", rel, site_id)
-
-
-def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasureReport:
-    """Erase a site from the run folder and leave a tombstone in the ledger.
+def plan_erasure(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasurePlan:
+    """Decide, file by file, how to erase a site from a run folder; touch nothing.
 
     Args:
         run_dir: The run folder.
@@ -204,23 +119,101 @@ def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -
         by: Pseudonymous id of who asked for or performed the erasure.
 
     Raises:
-        UnknownSiteError: If the site is unknown or already erased (no file is touched).
-        LedgerTamperedError: If the chain does not verify before erasure (no file is touched).
-        ErasureError: If a file cannot be rewritten.
+        InvalidDecisionError: If ``reason`` or ``by`` break the rules.
+        UnknownSiteError: If the site was never part of this run.
+        LedgerTamperedError: If the chain does not verify.
+        ErasureError: If any file cannot be read or searched; it names every such file.
     """
-    check_erasure_args(reason, by)
-    report = ErasureReport()
-    with Ledger.of_run(run_dir, register=(run_dir / DETECTIONS_FILE).exists()) as ledger:
+    by = check_erasure_args(reason, by)
+    run_dir = Path(run_dir)
+    with Ledger.of_run(run_dir, register=RunFiles(run_dir).detections.exists()) as ledger:
         ledger.verify().raise_for_error()
-        if site_id not in ledger.sites():
+        erased = ledger.erased_sites()
+        if site_id not in ledger.sites() and site_id not in erased:
             raise UnknownSiteError(
-                f"expected a site of this run that is not erased yet; got {site_id!r}. "
+                f"expected a site of this run; got {site_id!r}. "
                 "List sites with `fieldtruth review queue RUN`."
             )
-        _scrub_files(run_dir, site_id, report)
-        _delete_derived(run_dir, site_id, report)
-        _delete_other_mentions(run_dir, site_id, report)
-        tomb: LedgerEntry = ledger.erase_site(site_id, reason, by)
-        report.tombstone_seq = tomb.seq
-    log.info("erased site %s: rewrote %s, deleted %s", site_id, report.rewritten, report.deleted + report.maps_deleted)
+        positions = _site_position(run_dir, ledger, site_id)
+        tomb = max((e.seq for e in ledger.entries(site_id) if e.decision == TOMBSTONE), default=0)
+    plan = ErasurePlan(
+        run_dir, site_id, reason, by, lonlat=positions[0] if positions else None, tombstone_seq=tomb
+    )
+    patterns = needles([site_id], [v for point in positions for v in point])
+    refused = []
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(run_dir)
+        if rel.parts[0] in SKIP_DIRS or path.name.startswith(LEDGER):
+            continue
+        try:
+            action = plan_file(path, rel, site_id, patterns)
+        except ErasureError as exc:
+            refused.append(f"{str(rel)!r}: {exc}")
+            continue
+        if action is not None:
+            plan.actions.append(action)
+    if refused:
+        raise ErasureError(
+            f"expected to be able to search every file of {str(run_dir)!r} for site {site_id!r}; cannot "
+            f"search {len(refused)}: {'; '.join(refused)}. Nothing was changed: unpack, decrypt or remove "
+            "those files (they may hold the site) and run `fieldtruth forget` again."
+        )
+    return plan
+
+
+def carry_out(
+    plan: ErasurePlan, *, before_ledger: Callable[[], Iterable[str]] | None = None
+) -> ErasureReport:
+    """Rewrite and delete what the plan says, run ``before_ledger``, then erase the site in the ledger.
+
+    Args:
+        plan: What :func:`plan_erasure` (and the rooms that add to its actions) decided.
+        before_ledger: Run once the files are done, before the ledger; returns the files (relative to the
+            run folder) it rewrote, for the report.
+
+    Raises:
+        ErasureError: If a file cannot be written; run the erasure again to finish it.
+    """
+    rewritten: list[str] = []
+    deleted: list[str] = []
+    maps_deleted: list[str] = []
+    try:
+        for action in plan.actions:
+            shred_replace(action.path, action.write)
+            target = rewritten if action.write is not None else (maps_deleted if action.is_map else deleted)
+            target.append(str(action.rel))
+            if action.write is None and not action.is_map and action.warn:
+                log.warning(
+                    "deleted %s: it names erased site %s and cannot be rewritten", action.rel, plan.site_id
+                )
+        if before_ledger is not None:
+            rewritten.extend(before_ledger())
+    except OSError as exc:
+        raise ErasureError(
+            f"expected to finish erasing site {plan.site_id!r} from {str(plan.run_dir)!r}; "
+            f"writing failed: {exc}. "
+            "Fix the cause and run `fieldtruth forget` again: it finishes what is left."
+        ) from exc
+    report = ErasureReport(tuple(rewritten), tuple(deleted), tuple(maps_deleted))
+    if plan.tombstone_seq:
+        return replace(report, tombstone_seq=plan.tombstone_seq, already_erased=True)
+    with Ledger.of_run(plan.run_dir, register=False) as ledger:
+        return replace(report, tombstone_seq=ledger.erase_site(plan.site_id, plan.reason, plan.by).seq)
+
+
+def forget_site(run_dir: Path, site_id: str, reason: str, by: str = "erasure") -> ErasureReport:
+    """Erase a site from the run folder (tile results aside) and leave a tombstone in the ledger.
+
+    Raises:
+        UnknownSiteError: If the site was never part of this run (no file is touched).
+        LedgerTamperedError: If the chain does not verify before erasure (no file is touched).
+        ErasureError: If a file cannot be searched (no file is touched) or written (run it again).
+    """
+    report = carry_out(plan_erasure(Path(run_dir), site_id, reason, by))
+    log.info(
+        "erased site %s: rewrote %s, deleted %s",
+        site_id,
+        report.rewritten,
+        report.deleted + report.maps_deleted,
+    )
     return report

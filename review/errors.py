@@ -56,5 +56,9 @@ class ErasureError(ReviewError, OSError):
     """A site could not be erased from a file of the run folder."""
 
 
+class SiteFactsMismatchError(LedgerTamperedError):
+    """The run's detections no longer say what the decisions about a site were made on (a moved lead)."""
+
+
 class FieldFormError(ReviewError, ValueError):
     """A decision form (XLSForm) cannot be written for a run, e.g. because it has no open lead."""

@@ -7,7 +7,17 @@ applied unless every row is valid. The valid file is appended in one transaction
 Columns (CSV header, or GeoJSON feature properties): ``site_id``, ``decision`` (confirmed, rejected,
 uncertain, field-visit), ``method`` (imagery, field, other), ``reviewer`` (pseudonymous id), optional
 ``note``, ``scenes`` (``ID`` or ``ID:SHA256``, several separated by ``;``) and ``photos`` (SHA-256
-digests separated by ``;``). Other columns are ignored and never stored.
+digests separated by ``;``), and optional ``visited_at`` (when the person visited or decided: ISO 8601
+with a time zone, or a date) and ``latitude``, ``longitude``, ``accuracy_m`` (where the person was, only
+when they chose to record it; kept in the erasable evidence). A GeoJSON feature's geometry is never read:
+the visit position comes from those properties only. Other columns are ignored and never stored.
+
+The same fields are read from the CSV exports of KoboToolbox and ODK Central (of the form
+:mod:`~fieldtruth.review.xlsform` writes; ODK Central's .zip download too), the map's queue CSV with its
+decision columns filled in, and CSVs as spreadsheet programs save them (see :func:`read_field_file`).
+Rows that decide nothing, submissions repeated or turned down on the server, rows about erased sites
+and decisions already in the ledger are skipped and counted (:class:`ImportReport`); decisions are
+appended in the order of their visit times.
 """
 
 from __future__ import annotations
@@ -28,12 +38,14 @@ from fieldtruth.review.errors import FieldFileError
 from fieldtruth.review.formcolumns import canonical_row, map_columns
 from fieldtruth.review.ledger import Decision, Ledger, validated
 from fieldtruth.review.records import evidence_text
+from fieldtruth.review.rules import reviewer_key
 from fieldtruth.review.xlsform import run_tag
 
 log = logging.getLogger(__name__)
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-FIELDS = ("site_id", "decision", "method", "reviewer", "note", "scenes", "photos")
+FIELDS = ("site_id", "decision", "method", "reviewer", "note", "scenes", "photos", "visited_at", "latitude",
+          "longitude", "accuracy_m")
 
 
 def _split(value: Any) -> list[str]:
@@ -64,6 +76,10 @@ class FieldRow(pydantic.BaseModel):
     note: str = ""
     scenes: list[str] = []
     photos: list[str] = []
+    visited_at: str | None = None
+    latitude: str | float | None = None
+    longitude: str | float | None = None
+    accuracy_m: str | float | None = None
 
     @pydantic.field_validator("decision", "method", mode="before")
     @classmethod
@@ -75,6 +91,24 @@ class FieldRow(pydantic.BaseModel):
     def _note(cls, value: Any) -> Any:
         return "" if value is None else value
 
+    @pydantic.field_validator("visited_at", "latitude", "longitude", "accuracy_m", mode="before")
+    @classmethod
+    def _optional(cls, value: Any) -> Any:
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    def position(self) -> dict[str, Any] | None:
+        """The visit position, when the row gives one (latitude and longitude both, or neither)."""
+        if self.latitude is None and self.longitude is None:
+            if self.accuracy_m is not None:
+                raise ValueError("accuracy_m is given without latitude and longitude; give all three or none")
+            return None
+        if self.latitude is None or self.longitude is None:
+            raise ValueError(
+                "expected both latitude and longitude of the visit, or neither; got "
+                f"latitude={self.latitude!r}, longitude={self.longitude!r}"
+            )
+        return {"lat": self.latitude, "lon": self.longitude, "accuracy_m": self.accuracy_m}
+
     @pydantic.field_validator("scenes", "photos", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
@@ -82,8 +116,12 @@ class FieldRow(pydantic.BaseModel):
 
     def to_decision(self) -> Decision:
         """Apply the ledger's own rules (raises InvalidDecisionError, a ValueError)."""
-        evidence = {"scenes": [scene_ref(s) for s in self.scenes], "photos": self.photos}
-        return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note, evidence=evidence)
+        evidence: dict[str, Any] = {"scenes": [scene_ref(s) for s in self.scenes], "photos": self.photos}
+        position = self.position()
+        if position is not None:
+            evidence["position"] = position
+        return validated(self.site_id, self.decision, self.method, self.reviewer, note=self.note,
+                         evidence=evidence, visited_at=self.visited_at)
 
 
 def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -183,7 +221,10 @@ def check_rows(
 ) -> tuple[list[Decision], list[tuple[int, str]], Counter[str]]:
     """Validate all rows; return the decisions, the problems (line, message) and skipped rows by reason."""
     sites, erased = set(ledger.sites()), set(ledger.erased_sites())
-    existing = {(e.site_id, e.reviewer, e.decision, e.method, evidence_text(e.evidence or {})) for e in ledger.entries()}
+    existing = {
+        (e.site_id, reviewer_key(e.reviewer), e.decision, e.method, evidence_text(e.evidence or {}),
+         e.visited_at) for e in ledger.entries()
+    }
     seen: dict[tuple[str, str, str], int] = {}
     submissions: set[str] = set()
     decisions, problems, skipped = [], [], Counter[str]()
@@ -203,14 +244,15 @@ def check_rows(
         except ValueError as exc:
             problems.append((line, str(exc)))
             continue
-        key = (decision.site_id, decision.reviewer, str(raw.get("visited_at", "")))
+        key = (decision.site_id, decision.reviewer, decision.visited_at or "")
         if decision.site_id in erased:
             skipped["erased site"] += 1
         elif decision.site_id not in sites:
             problems.append((line, f"unknown site {decision.site_id!r}: not a lead of this run"))
         elif key in seen:
             problems.append((line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}"))
-        elif (*key[:2], decision.decision, decision.method, evidence_text(decision.evidence)) in existing:
+        elif (*key[:2], decision.decision, decision.method, evidence_text(decision.evidence),
+              decision.visited_at) in existing:
             skipped["already in the ledger"] += 1
         else:
             seen[key] = line
@@ -281,7 +323,8 @@ def import_field_file(
         decisions, problems, skipped = check_rows(rows, ledger)
         if problems:
             raise FieldFileError(str(path), problems)
-        ledger.decide_many(decisions)
+        # In the order of the visits (a server may export newest first): the latest visit is the status.
+        ledger.decide_many(sorted(decisions, key=lambda d: (d.visited_at is None, d.visited_at or "")))
     report = ImportReport(len(decisions), dict(skipped))
     log.info("%s from %s", report.summary(), path)
     return report

@@ -161,7 +161,7 @@ def map_columns(headers: Sequence[str]) -> Columns:
 
 
 def utc_time(value: str, *, naive_is_utc: bool = False) -> str:
-    """Return an ISO 8601 time as UTC text (``...Z``, microseconds), as the ledger writes times.
+    """Return an ISO 8601 time as UTC text (``...Z``), e.g. a server's submission time.
 
     Raises:
         ValueError: If the text is not an ISO 8601 date and time, or has no zone and ``naive_is_utc`` is off.
@@ -179,7 +179,7 @@ def utc_time(value: str, *, naive_is_utc: bool = False) -> str:
                 f"expected the time's zone (e.g. +05:45, or Z for UTC); got {value!r} without one. Add it."
             )
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _text(value: Any) -> Any:
@@ -195,10 +195,12 @@ def _is_empty(value: Any) -> bool:
 def canonical_row(columns: Columns, values: Mapping[str, Any]) -> dict[str, Any]:
     """Return one row's values under the importer's field names, normalised.
 
-    Labels of choices become ledger words, ``uuid:`` prefixes go, times become UTC, a Kobo raw
-    geopoint is split when its parts are absent, and the visit time falls back to the submission
-    time. A row that decides nothing is ``{"__skip__": "blank"}``; one turned down on the server
-    ``{"__skip__": "rejected on the server"}``; a bad time ``{"__error__": message}``.
+    Labels of choices become ledger words, ``uuid:`` prefixes go, a Kobo raw geopoint is split when
+    its parts are absent, and an empty visit time falls back to the submission time (in UTC: Kobo
+    writes ``_submission_time`` without a zone). The visit time itself is passed on as the person
+    gave it, for the ledger's rules. A row that decides nothing is ``{"__skip__": "blank"}``; one
+    turned down on the server ``{"__skip__": "rejected on the server"}``; one with a bad submission
+    time ``{"__error__": message}``.
     """
     row = {field: _text(values.get(header)) for field, header in columns.by_field.items()}
     if all(_is_empty(row.get(f)) for f in DECISION_FIELDS):
@@ -218,11 +220,10 @@ def canonical_row(columns: Columns, values: Mapping[str, Any]) -> dict[str, Any]
         row["latitude"], row["longitude"] = geopoint[0], geopoint[1]
         if len(geopoint) >= 4:
             row["accuracy_m"] = geopoint[3]
-    try:
-        submitted = row.pop("submitted_at", "")
-        submitted = utc_time(submitted, naive_is_utc=True) if submitted else ""
-        visited = row.get("visited_at", "")
-        row["visited_at"] = utc_time(visited) if visited else submitted
-    except ValueError as exc:
-        return {"__error__": f"visited_at: {exc}"}
+    submitted = row.pop("submitted_at", "")
+    if _is_empty(row.get("visited_at")) and submitted:
+        try:  # the form's own visit time is checked by the ledger; the server's receipt time stands in
+            row["visited_at"] = utc_time(str(submitted), naive_is_utc=True)
+        except ValueError as exc:
+            return {"__error__": f"submission time: {exc}"}
     return {k: v for k, v in row.items() if not _is_empty(v)}

@@ -27,17 +27,21 @@ def review_queue(run_dir: Path, statuses: tuple[str, ...] = ()) -> list[QueueIte
     Args:
         run_dir: The run folder (``detections.parquet`` and ``review.sqlite``).
         statuses: Keep only sites with one of these statuses (all when empty).
+
+    Raises:
+        LedgerTamperedError: If the ledger does not verify (its statuses are not to be trusted).
     """
     facts = site_facts(run_dir)
     risk = site_risk(run_dir, facts)
     with Ledger.of_run(run_dir) as ledger:
+        ledger.verify().raise_for_error()
         status = ledger.statuses()
         counts: dict[str, int] = {}
         for entry in ledger.entries():
             counts[entry.site_id] = counts.get(entry.site_id, 0) + 1
     items = [
-        QueueItem(sid, str(row["label"]), float(row["score"]), risk.get(sid), status[sid], counts.get(sid, 0))
-        for sid, row in facts.items()
+        QueueItem(sid, site.label, site.score, risk.get(sid), status[sid], counts.get(sid, 0))
+        for sid, site in facts.items()
         if sid in status and (not statuses or status[sid] in statuses)
     ]
     items.sort(key=lambda i: (i.risk is None, -(i.risk or 0.0), -i.score, i.site_id))

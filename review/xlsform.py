@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fieldtruth.atomicfile import atomic_path
 from fieldtruth.review.errors import FieldFormError
 from fieldtruth.review.formspec import (
     DECISION_LABELS,
@@ -74,7 +75,7 @@ def run_tag(ledger: Ledger) -> str:
     Sites keep their ``registered_at`` for the life of the ledger, so the tag stays the same while the
     ledger grows, and differs between runs (and from a ledger started afresh).
     """
-    first = min((s["registered_at"] for s in ledger.sites().values()), default="")
+    first = min((s.registered_at for s in ledger.sites().values()), default="")
     return hashlib.sha256(f"fieldtruth-run\n{first}".encode()).hexdigest()[:12]
 
 
@@ -136,7 +137,10 @@ def build_form(run_dir: Path, *, now: datetime | None = None, max_choices: int =
 
 
 def save_xlsform(form: XLSForm, path: Path) -> Path:
-    """Write the form as an ``.xlsx`` workbook with sheets ``survey``, ``choices`` and ``settings``."""
+    """Write the form as an ``.xlsx`` workbook with sheets ``survey``, ``choices`` and ``settings``.
+
+    The file is replaced whole or not at all (:func:`fieldtruth.atomicfile.atomic_path`), owner-only.
+    """
     import openpyxl
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -154,5 +158,6 @@ def save_xlsform(form: XLSForm, path: Path) -> Path:
             sheet.append([ILLEGAL_CHARACTERS_RE.sub("", str(row.get(c, ""))) for c in columns])
             for cell in sheet[sheet.max_row]:
                 cell.data_type = "s"  # text, never a formula, even when a value starts with '='
-    book.save(path)
+    with atomic_path(path) as tmp:
+        book.save(tmp)
     return Path(path)

@@ -35,7 +35,7 @@
   }
   function unseal(sealed, pass) {
     var enc = new TextEncoder();
-    return crypto.subtle.importKey('raw', enc.encode(pass), 'PBKDF2', false, ['deriveKey']).then(function (k) {
+    return crypto.subtle.importKey('raw', enc.encode(pass.trim()), 'PBKDF2', false, ['deriveKey']).then(function (k) {
       return crypto.subtle.deriveKey({name: 'PBKDF2', salt: b64(sealed.salt), iterations: sealed.iterations,
         hash: 'SHA-256'}, k, {name: 'AES-GCM', length: 256}, false, ['decrypt']);
     }).then(function (key) {

@@ -19,6 +19,8 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import Point, box
 
+from fieldtruth.runfiles import RunFiles
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 """A string that must never reach a map unescaped."""
 
@@ -107,9 +109,10 @@ def make_run_folder(out: Path, *, n: int = 20, seed: int = 0, hostile: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     coverage = make_coverage()
     detections = make_detections(coverage.to_crs(UTM), n=n, seed=seed, hostile=hostile)
-    coverage.to_parquet(out / "coverage.parquet")
-    detections.to_parquet(out / "detections.parquet")
-    (out / "run.json").write_text(json.dumps({"bundle_sha256": BUNDLE_SHA, "seed": seed, "synthetic": True}))
+    files = RunFiles(out)
+    coverage.to_parquet(files.coverage)
+    detections.to_parquet(files.detections)
+    files.run_json.write_text(json.dumps({"bundle_sha256": BUNDLE_SHA, "seed": seed, "synthetic": True}))
     return RunFolder(out, detections, coverage)
 
 

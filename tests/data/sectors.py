@@ -18,6 +18,8 @@ import pandas as pd
 import yaml
 from shapely.geometry import box
 
+from fieldtruth.runfiles import RunFiles
+
 LON = (86.92, 87.08)
 LAT = (25.42, 25.58)
 FIRST = ("Asha", "Ravi", "Meena", "Suresh", "Lakshmi", "Imran", "Pooja", "Gopal")
@@ -111,8 +113,8 @@ def write_kiln_run(out: Path, n_detections: int = 500, seed: int = 0) -> Path:
     """A run folder over the KilnEye states: coverage tiles and ``n_detections`` seeded detections."""
     out.mkdir(parents=True, exist_ok=True)
     coverage = kiln_coverage()
-    coverage.to_parquet(out / "coverage.parquet")
-    detections_frame(n_detections, seed, coverage.total_bounds).to_parquet(out / "detections.parquet")
+    coverage.to_parquet(RunFiles(out).coverage)
+    detections_frame(n_detections, seed, coverage.total_bounds).to_parquet(RunFiles(out).detections)
     return out
 
 

@@ -110,7 +110,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, small_scene: SyntheticScene) ->
     result = runner.invoke(_cli(), ["evaluate", "--detector", str(bad), str(small_scene.path), "--out", str(tmp_path / "e")])
     assert result.exit_code == 1 and "error:" in result.output and "bad.safetensors" in result.output
     result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--resume"])
-    assert result.exit_code == 1 and "--checkpoint-dir" in result.output
+    assert result.exit_code == 2 and "--checkpoint-dir" in result.output  # a usage mistake: click's exit 2
     cfg = tmp_path / "c.yaml"
     cfg.write_text("stepz: 3\n")
     result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--config", str(cfg)])

@@ -18,6 +18,7 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
+from fieldtruth.runfiles import RunFiles
 from fieldtruth.tests.data.runfolder import HOSTILE, ORIGIN, TILE_M, UTM, RunFolder, make_run_folder
 
 HOSTILE_JS = "`${alert(3)}` </script><script>alert(4)</script>"
@@ -73,27 +74,28 @@ def _risk_cells(coverage: gpd.GeoDataFrame, hostile: bool) -> gpd.GeoDataFrame:
 
 def make_map_run(out: Path, *, n: int = 20, seed: int = 1, hostile: bool = False) -> RunFolder:
     """Write the full map fixture under ``out``; return the run folder (detections and coverage EPSG:4326)."""
-    run = make_run_folder(out, n=n, seed=seed, hostile=hostile)
+    run, files = make_run_folder(out, n=n, seed=seed, hostile=hostile), RunFiles(out)
     detections = run.detections
     if hostile:
         detections.loc[1, "label"] = HOSTILE_JS
         detections.loc[1, "acquired"] = HOSTILE
         detections.loc[2, "tile_id"] = HOSTILE_JS
         detections.loc[2, "site_id"] = "site-0002" + HOSTILE
-        detections.to_parquet(out / "detections.parquet")
+        detections.to_parquet(files.detections)
     scene = write_scene(out / "scene", detections.to_crs(UTM), seed=seed)
-    (out / "run.json").write_text(json.dumps({"imagery_dates": "2026-01-15/2026-03-15", "inputs": {"scenes": [scene]}}))
+    files.run_json.write_text(json.dumps({
+        "imagery_dates": "2026-01-15/2026-03-15", "inputs": {"scenes": [scene]}}))
     card = {"architecture": "kilnnet" + (HOSTILE if hostile else ""), "intended_use": HOSTILE_JS if hostile else "leads",
             "metrics": {"overall": {"precision": 0.81, "recall": 0.74, "f1": 0.77}, "threshold": 0.5,
                         "per_class": {"brick_kiln": {"precision": 0.86, "recall": 0.79}}}}
-    (out / "model_card.json").write_text(json.dumps(card))
+    files.model_card.write_text(json.dumps(card))
     cells = _risk_cells(run.coverage, hostile)
-    cells.to_parquet(out / "risk.parquet")
+    cells.to_parquet(files.risk)
     shared = cells[cells["band"] != "low"]
-    shared.to_file(out / "risk_shared.geojson", driver="GeoJSON")
+    shared.to_file(files.risk_shared, driver="GeoJSON")
     sectors = gpd.GeoDataFrame(
         {"name": [HOSTILE if hostile else "kiln A", "kiln B", HOSTILE_JS if hostile else "kiln C"],
          "sector": ["brick kiln"] * 3},
         geometry=[Point(87.0, 25.45), Point(87.05, 25.5), Point(87.02, 25.55)], crs="EPSG:4326")
-    sectors.to_parquet(out / "sectors.parquet")
+    sectors.to_parquet(files.sectors)
     return RunFolder(out, detections, run.coverage)

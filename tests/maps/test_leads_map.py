@@ -60,7 +60,7 @@ def test_missing_passphrase_is_refused(run, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("FIELDTRUTH_PASSPHRASE", raising=False)
     with pytest.raises(MapInputError, match="FIELDTRUTH_PASSPHRASE"):
         build_leads_map(run.path)
-    with pytest.raises(MapInputError, match="at least 8"):
+    with pytest.raises(MapInputError, match="at least 12"):
         build_leads_map(run.path, passphrase="short")
 
 

@@ -83,11 +83,11 @@ def test_a_scene_whose_offsets_cannot_be_read_is_left_out_and_reported(
     catalog = static_catalog(tmp_path / "stac", {"west": west, "east": east})
     said: list[str] = []
     summary = scan(_config(catalog, offset_bundle, tmp_path / "run"), progress=said.append)
-    assert [s["scene_id"] for s in summary.scenes_left_out] == ["east"]
+    assert [s.scene_id for s in summary.scenes_left_out] == ["east"]
     # these generated scenes are all land (brighter in nir than in green): the scan says so
     assert any("WARNING" in m and "not water (west)" in m for m in said)
     assert not [r for r in caplog.records if "not water" in r.getMessage()]  # said once, not logged as well
-    assert "B08.tif" in summary.scenes_left_out[0]["error"]
+    assert "B08.tif" in summary.scenes_left_out[0].error
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert [s["scene_id"] for s in meta["scenes_left_out"]] == ["east"]
     assert [s["id"] for s in meta["inputs"]["scenes"]] == ["west"]

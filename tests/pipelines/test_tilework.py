@@ -75,8 +75,8 @@ def test_the_slot_is_held_for_the_model_and_not_for_the_read(
     with_slot = detect_tile(bundle, [scene], tile, model_slot=slot)
     assert held_during == {"read": False, "model": True} and slot.entries == 1 and not slot.held
     without = detect_tile(bundle, [scene], tile)
-    assert with_slot["detections"] == without["detections"] and with_slot["status"] == "ok"
-    assert with_slot["read_seconds"] > 0 and with_slot["model_seconds"] > 0 and with_slot["wait_seconds"] >= 0
+    assert with_slot.detections == without.detections and with_slot.status == "ok"
+    assert with_slot.read_seconds > 0 and with_slot.model_seconds > 0 and with_slot.wait_seconds >= 0
 
 
 def test_a_tile_that_cannot_be_read_never_takes_a_model_slot(quick_bundle: Path, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_a_tile_that_cannot_be_read_never_takes_a_model_slot(quick_bundle: Path,
     tile = list(grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=320, halo=40))[-1]
     slot = RecordingSlot()
     result = detect_tile(bundle, [scene], tile, model_slot=slot)
-    assert result["status"] == "failed" and "B08.tif" in result["error"]
+    assert result.status == "failed" and "B08.tif" in result.error
     assert slot.entries == 0
 
 
@@ -120,10 +120,10 @@ def test_a_block_is_read_once_and_detects_as_its_tiles_would_alone(
     assert reads == [block.window.id] and held_during == [False, True, True, True, True] and slot.entries == 1
     monkeypatch.undo()
     alone = [detect_tile(bundle, [scene], tile) for tile in block.tiles]
-    assert [r["tile_id"] for r in results] == [t.id for t in block.tiles]
-    assert [r["detections"] for r in results] == [r["detections"] for r in alone]
-    assert sum(len(r["detections"]) for r in results) > 0
-    assert all(r["status"] == "ok" and r["read_seconds"] > 0 and r["model_seconds"] > 0 for r in results)
+    assert [r.tile_id for r in results] == [t.id for t in block.tiles]
+    assert [r.detections for r in results] == [r.detections for r in alone]
+    assert sum(len(r.detections) for r in results) > 0
+    assert all(r.status == "ok" and r.read_seconds > 0 and r.model_seconds > 0 for r in results)
 
 
 def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick_bundle: Path, tmp_path: Path) -> None:
@@ -134,10 +134,10 @@ def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick
     scene = open_scene(broken)
     grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=128, halo=8)  # 4 x 4 tiles
     results = [r for block in grid.blocks(4) for r in detect_block(bundle, [scene], block)]
-    failed = [r for r in results if r["status"] == "failed"]
+    failed = [r for r in results if r.status == "failed"]
     assert len(results) == 16 and 0 < len(failed) < 16
-    assert all("B08.tif" in r["error"] for r in failed)
-    assert results[0]["status"] == "ok", "the top-left tile's pixels are intact"
+    assert all("B08.tif" in r.error for r in failed)
+    assert results[0].status == "ok", "the top-left tile's pixels are intact"
 
 
 def _environ_of_interest() -> dict[str, str | None]:

@@ -146,7 +146,9 @@ def test_forget_end_to_end(run, tmp_path: Path) -> None:
     assert "chain intact: 2 entries" in _run("review", "verify", run_dir).output
     assert "ERASED" in _run("review", "show", run_dir, "site-0005").output
     again = _run("forget", run_dir, "site-0005", "--reason", "again")
-    assert again.exit_code == 1 and "error:" in again.output
+    assert again.exit_code == 0 and "already erased" in again.output and "tombstone #2" in again.output
+    unknown = _run("forget", run_dir, "site-9999", "--reason", "again")
+    assert unknown.exit_code == 1 and "error:" in unknown.output
 
 
 def test_queue_takes_the_risk_of_the_cell_holding_the_site(run) -> None:

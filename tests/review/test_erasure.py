@@ -75,9 +75,9 @@ def test_forget_removes_every_trace_and_chain_verifies(run) -> None:
     names = {p.name for p in run_dir.rglob("*")}
     assert not any(n.endswith(("-wal", "-journal", "-shm", ".tmp")) for n in names)
     assert f"{SITE}.png" not in names and "leads_restricted.html" not in names
-    assert report.maps_deleted == ["maps/leads_restricted.html"]
+    assert report.maps_deleted == ("maps/leads_restricted.html",)
     assert sorted(report.rewritten) == ["detections.parquet", "extra.geojson", "sites.csv"]
-    assert report.deleted == [f"chips/{SITE}.png", "exports/sites.kml"]
+    assert report.deleted == (f"chips/{SITE}.png", "exports/sites.kml")
     assert (run_dir / "exports" / "other.kml").exists()
     table = pq.read_table(run_dir / "detections.parquet").to_pydict()
     assert SITE not in table["site_id"] and len(table["site_id"]) == 19
@@ -98,11 +98,15 @@ def test_forget_removes_every_trace_and_chain_verifies(run) -> None:
         assert SITE not in led.statuses()
 
 
-def test_forget_twice_or_unknown_is_refused(run) -> None:
-    run_dir, _, _ = run
-    forget_site(run_dir, SITE, reason="owner request")
-    with pytest.raises(UnknownSiteError, match="not erased"):
-        forget_site(run_dir, SITE, reason="again")
+def test_forget_twice_finishes_what_is_left_and_unknown_is_refused(run) -> None:
+    run_dir, lon, _ = run
+    first = forget_site(run_dir, SITE, reason="owner request")
+    (run_dir / "restored-backup.csv").write_text(f"site_id,lon\n{SITE},{lon!r}\n", encoding="utf-8")
+    again = forget_site(run_dir, SITE, reason="again")
+    assert again.already_erased and again.tombstone_seq == first.tombstone_seq
+    assert again.rewritten == ("restored-backup.csv",)
+    with Ledger.open(run_dir / "review.sqlite") as led:
+        assert led.verify().ok and [e.decision for e in led.entries(SITE)].count(TOMBSTONE) == 1
     with pytest.raises(UnknownSiteError):
         forget_site(run_dir, "site-9999", reason="x")
     with pytest.raises(InvalidDecisionError, match="reason"):

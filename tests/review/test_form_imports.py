@@ -47,6 +47,16 @@ def _trail(run_dir: Path) -> list[tuple[str, str, str, str]]:
     return [(e.site_id, e.decision, e.method, e.reviewer) for e in _entries(run_dir)]
 
 
+def _visits(run_dir: Path) -> list[tuple[str | None, dict | None]]:
+    """When and where each decision was made, as the ledger keeps it."""
+    return [(e.visited_at, (e.evidence or {}).get("position")) for e in _entries(run_dir)]
+
+
+#: The visits of SUBS as the ledger keeps them: UTC, and the position only where one was recorded.
+VISITS = [("2026-03-01T04:30:00Z", {"lat": 25.501234, "lon": 87.012345, "accuracy_m": 4.8}),
+          ("2026-03-01T10:15:00Z", None)]
+
+
 SUBS = [
     Submission(U1, "site-0003", "confirmed", "field", "rv07", "2026-03-01T10:15:00.000+05:45",
                "2026-03-02T09:41:19", (25.501234, 87.012345, 41.5, 4.8),
@@ -63,6 +73,7 @@ def test_kobo_export_with_names_and_groups_imports(run_dir: Path, tmp_path: Path
     assert report.imported == 2 and report.skipped == {}
     assert _trail(run_dir) == [("site-0003", "confirmed", "field", "rv07"),
                                ("site-0005", "field_visit", "imagery", "ngo-b.rv3")]
+    assert _visits(run_dir) == VISITS  # when they looked (not the import time), and where
     first = _entries(run_dir)[0].evidence
     assert first["note"] == "chimney; smoke, workers' huts" and first["photos"] == []
     assert "field.worker.login" not in str([e.evidence for e in _entries(run_dir)])  # _submitted_by: not kept
@@ -74,6 +85,7 @@ def test_kobo_export_with_labels_imports(run_dir: Path, tmp_path: Path) -> None:
     assert import_field_file(run_dir, path).imported == 2
     assert _trail(run_dir) == [("site-0003", "confirmed", "field", "rv07"),
                                ("site-0005", "field_visit", "imagery", "ngo-b.rv3")]
+    assert _visits(run_dir) == VISITS
 
 
 def test_odk_central_export_imports_with_photos(run_dir: Path, tmp_path: Path) -> None:
@@ -92,6 +104,7 @@ def test_odk_central_export_imports_with_photos(run_dir: Path, tmp_path: Path) -
     assert report.imported == 2 and report.skipped == {"rejected on the server": 1}
     assert _trail(run_dir) == [("site-0003", "confirmed", "field", "rv07"),
                                ("site-0005", "field_visit", "imagery", "ngo-b.rv3")]
+    assert _visits(run_dir) == VISITS
     assert _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
 
 
@@ -123,6 +136,17 @@ def test_photos_from_a_zip_of_attachments(run_dir: Path, tmp_path: Path) -> None
     assert _entries(run_dir)[0].evidence["photos"] == [hashlib.sha256(JPEG).hexdigest()]
 
 
+def test_visits_are_recorded_in_their_order_and_an_empty_visit_time_falls_back(run_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    late = SUBS[1]._replace(uuid=U3, site="site-0003", reviewer="rv08", visited_at="")  # server's time used
+    path = tmp_path / "central.csv"
+    path.write_text(central_csv(_tag(run_dir), [late, SUBS[1], SUBS[0]]), encoding="utf-8")  # newest first
+    assert import_field_file(run_dir, path).imported == 3
+    assert [(e.site_id, e.reviewer, e.visited_at) for e in _entries(run_dir)] == [
+        ("site-0003", "rv07", "2026-03-01T04:30:00Z"), ("site-0005", "ngo-b.rv3", "2026-03-01T10:15:00Z"),
+        ("site-0003", "rv08", "2026-03-02T09:45:02Z")]
+
+
 def test_reimporting_a_grown_export_adds_only_the_new_submissions(run_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "kobo.csv"
     path.write_text(kobo_csv(_tag(run_dir), SUBS[:1]), encoding="utf-8")
@@ -143,14 +167,16 @@ def test_an_export_of_another_runs_form_is_refused(run_dir: Path, tmp_path: Path
 
 def test_semicolon_csv_with_bom_and_windows_line_ends(run_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
-    text = ("site_id;decision;method;reviewer;note\r\n"
-            "site-0001;confirmed;imagery;rv01;\"oval kiln; chimney, 2 stacks\"\r\n"
-            "site-0002;Rejected;Imagery;rv01;école fermée\r\n")
+    text = ("site_id;decision;method;reviewer;note;visited_at;latitude;longitude;accuracy_m\r\n"
+            "site-0001;confirmed;imagery;rv01;\"oval kiln; chimney, 2 stacks\";2026-02-27;;;\r\n"
+            "site-0002;Rejected;Imagery;rv01;école fermée;2026-02-28T17:05:00+01:00;25.49;86.98;12\r\n")
     path.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
     assert import_field_file(run_dir, path).imported == 2
     assert _trail(run_dir) == [("site-0001", "confirmed", "imagery", "rv01"),
                                ("site-0002", "rejected", "imagery", "rv01")]
     assert [e.evidence["note"] for e in _entries(run_dir)] == ["oval kiln; chimney, 2 stacks", "école fermée"]
+    assert _visits(run_dir) == [("2026-02-27", None),
+                                ("2026-02-28T16:05:00Z", {"lat": 25.49, "lon": 86.98, "accuracy_m": 12.0})]
 
 
 def test_tab_separated_utf16_as_excel_unicode_text(run_dir: Path, tmp_path: Path) -> None:
@@ -179,6 +205,7 @@ def test_filled_in_queue_csv_imports_as_it_is(run_dir: Path, tmp_path: Path) -> 
     assert _trail(run_dir) == [(rows[0]["site_id"], "confirmed", "imagery", "rv02"),
                                (rows[4]["site_id"], "uncertain", "field", "rv02")]
     assert _entries(run_dir)[0].evidence["note"] == formula  # kept as text: the ledger is no spreadsheet
+    assert _visits(run_dir) == [(None, None), (None, None)]  # the lead's lat/lon are not where one stood
 
 
 def test_queue_csv_neutralises_formulas(run_dir: Path, tmp_path: Path) -> None:

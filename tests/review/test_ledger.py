@@ -61,7 +61,8 @@ def test_register_is_idempotent_and_everything_starts_unverified(ledger: Ledger,
         "field_visit": 0,
     }
     site = ledger.sites()["site-0000"]
-    assert set(site) == {"label", "score", "bundle_sha256", "scene_id", "registered_at"}
+    assert site.label in ("brick_kiln", "fishing_camp") and 0.5 <= site.score < 1 and site.registered_at
+    assert site.lon is not None and site.lat is not None
 
 
 def test_secure_delete_and_rollback_journal(ledger: Ledger) -> None:
@@ -91,7 +92,11 @@ def test_entry_records_bundle_score_and_evidence(ledger: Ledger) -> None:
         note="access road only",
         evidence={"scenes": [{"id": "S2B_1", "sha256": PHOTO}], "photos": [PHOTO]},
     )
-    assert entry.bundle_sha256 == site["bundle_sha256"] and entry.score == site["score"]
+    assert entry.bundle_sha256 == site.bundle_sha256 and entry.score is None and entry.v == 3
+    facts = entry.facts
+    assert facts is not None and entry.facts_match()
+    assert (facts.label, facts.score) == (site.label, site.score)
+    assert (facts.lon, facts.lat) == (site.lon, site.lat)
     assert entry.evidence == {
         "scenes": [{"id": "S2B_1", "sha256": PHOTO}],
         "photos": [PHOTO],
@@ -112,6 +117,13 @@ def test_entry_records_bundle_score_and_evidence(ledger: Ledger) -> None:
         ({"evidence": {"photos": ["not-a-hash"]}}, "SHA-256"),
         ({"evidence": {"faces": []}}, "keys"),
         ({"note": "x" * 3000}, "at most"),
+        ({"visited_at": "2026-03-01T10:15:00"}, "time zone"),
+        ({"visited_at": "2999-01-01T00:00:00Z"}, "future"),
+        ({"visited_at": "yesterday"}, "ISO 8601"),
+        ({"evidence": {"position": {"lat": 91.0, "lon": 87.0}}}, "latitude"),
+        ({"evidence": {"position": {"lat": 25.0, "lon": 87.0, "accuracy_m": -1}}}, "accuracy"),
+        ({"evidence": {"position": {"lat": "nan", "lon": 87.0}}}, "latitude"),
+        ({"evidence": {"position": {"lat": 25.0}}}, "visit position"),
     ],
 )
 def test_decide_validates(ledger: Ledger, kwargs: dict, match: str) -> None:
