@@ -99,3 +99,11 @@ def test_no_open_lead_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(CLI, ["review", "form", str(run), "--out", str(tmp_path / "f.xlsx")], obj={})
     assert result.exit_code == 1 and "nothing to verify" in result.output
     assert not (tmp_path / "f.xlsx").exists()
+
+
+def test_erasing_a_site_removes_a_form_that_lists_it(run_dir: Path) -> None:
+    from fieldtruth.review.erasure import forget_site
+
+    form = save_xlsform(build_form(run_dir), run_dir / "forms" / "leads.xlsx")  # zipped XML: not plain text
+    report = forget_site(run_dir, "site-0005", "owner request", "dpo1")
+    assert not form.exists() and "forms/leads.xlsx" in report.deleted
