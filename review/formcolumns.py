@@ -6,7 +6,8 @@ The importer's fields are ``site_id``, ``decision``, ``method``, ``reviewer`` (r
 ``submitted_at``, ``review_state`` and ``run_tag``. A header is matched, case-insensitively, by a
 question's name or label (:mod:`~fieldtruth.review.formspec`), alone or after a group prefix.
 
-KoboToolbox CSV export (kpi/formpack; https://support.kobotoolbox.org/export_download.html):
+KoboToolbox CSV export (kobotoolbox/formpack ``src/formpack/schema/fields.py`` and
+``reporting/export.py``; the expected exports in kobotoolbox/kpi ``kpi/tests/test_mock_data_exports.py``):
 
 - separator ``;`` by default, every value quoted, ``\\r\\n`` line ends;
 - headers are the questions' labels by default ("Site id"), or their names with "XML values and
@@ -15,7 +16,8 @@ KoboToolbox CSV export (kpi/formpack; https://support.kobotoolbox.org/export_dow
 - a geopoint gives its raw answer (``lat lon alt accuracy``) in the question's column, then
   ``_<question>_latitude``, ``_<question>_longitude``, ``_<question>_altitude``, ``_<question>_precision``
   (formpack ``FormGPSField``; the precision is the accuracy in metres);
-- an image answer is the photo's file name; "include media URLs" adds ``<question>_URL`` (never fetched);
+- an image answer is the photo's file name; "include media URLs" adds a URL column (``<question>_URL``,
+  as far as we know: no source seen; it is ignored either way, never fetched);
 - metadata at the end: ``_id``, ``_uuid`` (the submission's uuid), ``_submission_time`` (UTC, without
   a zone), ``_validation_status``, ``_notes``, ``_status``, ``_submitted_by`` (a user name: never
   stored), ``__version__``, ``_tags``, ``_index``; ``meta/instanceID`` (``uuid:...``) when included.
