@@ -8,6 +8,7 @@ independently and the decision chain verifies.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import tzinfo
 from pathlib import Path
 
 import click
@@ -111,26 +112,43 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
                f"hash {entry.entry_hash}")
 
 
+def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> tzinfo | None:
+    """Parse ``--timezone`` (a bad zone is a usage error, exit status 2)."""
+    from fieldtruth.review.fieldtime import parse_zone
+
+    try:
+        return None if value is None else parse_zone(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 @review_group.command(name="import")
 @run_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder or .zip of the form export's attachments: photos FILE names are fingerprinted.")
 @click.option("--without-photos", is_flag=True, help="Import decisions whose photos FILE names without them.")
+@click.option("--timezone", "zone", default=None, metavar="ZONE", callback=_zone,
+              help="Zone of the visit times FILE writes without one (Asia/Kathmandu, +05:45) "
+                   "[default: refuse such times].")
 @reports_errors
-def import_command(run: Path, file: Path, photos: Path | None, without_photos: bool) -> None:
+def import_command(
+    run: Path, file: Path, photos: Path | None, without_photos: bool, zone: tzinfo | None
+) -> None:
     """Import field decisions from FILE: all rows valid, or nothing applied.
 
     FILE is a CSV exported by KoboToolbox or ODK Central (or Central's .zip download, photos included)
     from the form `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
     any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
-    decision, method, reviewer, or a GeoJSON file.
+    decision, method, reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
+    form's answer, else the phone's start or end time, else when the server received it) and, if
+    they recorded it, where they stood.
     """
     from fieldtruth.review.errors import FieldFileError
     from fieldtruth.review.fieldfile import import_field_file
 
     try:
-        report = import_field_file(run, file, photos=photos, without_photos=without_photos)
+        report = import_field_file(run, file, photos=photos, without_photos=without_photos, timezone=zone)
     except FieldFileError as exc:
         for line, message in exc.problems:
             click.echo(f"{file}:{line}: {message}", err=True)

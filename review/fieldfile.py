@@ -8,8 +8,10 @@ Columns (CSV header, or GeoJSON feature properties): ``site_id``, ``decision`` (
 uncertain, field-visit), ``method`` (imagery, field, other), ``reviewer`` (pseudonymous id), optional
 ``note``, ``scenes`` (``ID`` or ``ID:SHA256``, several separated by ``;``) and ``photos`` (SHA-256
 digests separated by ``;``), and optional ``visited_at`` (when the person visited or decided: ISO 8601
-with a time zone, or a date) and ``latitude``, ``longitude``, ``accuracy_m`` (where the person was, only
-when they chose to record it; kept in the erasable evidence). A GeoJSON feature's geometry is never read:
+with a time zone, a local time with ``timezone`` given, or a date; else the phone's ``start``/``end``
+or the server's receipt time, by the rule of :mod:`~fieldtruth.review.fieldtime`) and ``latitude``,
+``longitude``, ``accuracy_m`` (where the person was, only when they chose to record it; kept in the
+erasable evidence). A GeoJSON feature's geometry is never read:
 the visit position comes from those properties only. Other columns are ignored and never stored.
 
 The same fields are read from the CSV exports of KoboToolbox and ODK Central (of the form
@@ -27,6 +29,7 @@ import json
 import logging
 import re
 from collections import Counter
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -138,7 +141,8 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
         feature, end = decoder.raw_decode(text, at)
         line = text.count("\n", 0, at) + 1
         props = feature.get("properties") if isinstance(feature, dict) else None
-        rows.append((line, props if isinstance(props, dict) else {"__error__": f"feature {index} has no properties"}))
+        bad = {"__error__": f"feature {index} has no properties"}
+        rows.append((line, props if isinstance(props, dict) else bad))
         at = end
     return rows
 
@@ -157,13 +161,15 @@ def _features_array_start(text: str, decoder: json.JSONDecoder) -> int:
         _, at = decoder.raw_decode(text, at)
 
 
-def read_field_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_field_file(path: Path, timezone: tzinfo | None = None) -> list[tuple[int, dict[str, Any]]]:
     """Read a CSV or GeoJSON field file into (line, row) pairs, each row under the importer's field names.
 
     CSV files are decoded and split as :mod:`~fieldtruth.review.csvtable` says, and the columns of
     KoboToolbox and ODK Central exports, the map's queue CSV and plain spreadsheets are mapped to the
-    importer's fields as :mod:`~fieldtruth.review.formcolumns` says. A row that decides nothing is
-    ``{"__skip__": reason}``; one that cannot be read ``{"__error__": message}``.
+    importer's fields as :mod:`~fieldtruth.review.formcolumns` says; each row's visit time is chosen,
+    and local times without a zone are read in ``timezone``, as :mod:`~fieldtruth.review.fieldtime`
+    says. A row that decides nothing is ``{"__skip__": reason}``; one that cannot be read
+    ``{"__error__": message}``.
 
     Raises:
         FieldFileError: If the file cannot be read or parsed at all, or lacks required columns (once).
@@ -190,7 +196,8 @@ def read_field_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
     except ValueError as exc:
         raise FieldFileError(str(path), [(1, str(exc))]) from exc
     log.info("%s: columns %s; ignored %s", path, columns.by_field, columns.ignored)
-    return [(line, props if "__error__" in props else canonical_row(columns, props)) for line, props in raw]
+    return [(line, props if "__error__" in props else canonical_row(columns, props, timezone))
+            for line, props in raw]
 
 
 def _extra_values(extra: int, columns: int) -> str:
@@ -199,7 +206,8 @@ def _extra_values(extra: int, columns: int) -> str:
 
 
 def _message(exc: pydantic.ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors())
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']} (got {e.get('input')!r})"
+                     for e in exc.errors())
 
 
 class ImportReport(NamedTuple):
@@ -250,7 +258,8 @@ def check_rows(
         elif decision.site_id not in sites:
             problems.append((line, f"unknown site {decision.site_id!r}: not a lead of this run"))
         elif key in seen:
-            problems.append((line, f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line {seen[key]}"))
+            problems.append((line, (f"duplicate: reviewer {key[1]!r} already decides on {key[0]!r} at line "
+                                    f"{seen[key]}")))
         elif (*key[:2], decision.decision, decision.method, evidence_text(decision.evidence),
               decision.visited_at) in existing:
             skipped["already in the ledger"] += 1
@@ -290,7 +299,12 @@ def _with_photos(
 
 
 def import_field_file(
-    run_dir: Path, path: Path, *, photos: Path | None = None, without_photos: bool = False
+    run_dir: Path,
+    path: Path,
+    *,
+    photos: Path | None = None,
+    without_photos: bool = False,
+    timezone: tzinfo | None = None,
 ) -> ImportReport:
     """Validate a field file completely, then append all its decisions in one transaction.
 
@@ -299,6 +313,8 @@ def import_field_file(
         path: A CSV (any of the layouts :func:`read_field_file` reads) or GeoJSON file.
         photos: The folder of the export's attachments, to fingerprint photos named by file name.
         without_photos: Import decisions whose photos are named by file name without those photos.
+        timezone: The zone of visit times written without one (a spreadsheet's local times); None
+            refuses such times (:mod:`~fieldtruth.review.fieldtime`, e.g. ``parse_zone("Asia/Kathmandu")``).
 
     Returns:
         What was imported and what was skipped (blank rows, re-imports, erased sites, ...).
@@ -309,7 +325,7 @@ def import_field_file(
     """
     if photos is None and path.suffix.lower() == ".zip":
         photos = path  # ODK Central's download holds its attachments
-    rows = _with_photos(path, read_field_file(path), photos, without_photos)
+    rows = _with_photos(path, read_field_file(path, timezone), photos, without_photos)
     if not rows:
         problem = "no decisions in the file: expected a row per decision after the header"
         raise FieldFileError(str(path), [(1, problem)])

@@ -2,9 +2,10 @@
 
 The importer's fields are ``site_id``, ``decision``, ``method``, ``reviewer`` (required), ``note``,
 ``scenes``, ``photos`` (SHA-256 digests), ``photo_files`` (photo file names, hashed with ``--photos``),
-``visited_at``, ``latitude``, ``longitude``, ``accuracy_m``, and the submission's ``instance_id``,
-``submitted_at``, ``review_state`` and ``run_tag``. A header is matched, case-insensitively, by a
-question's name or label (:mod:`~fieldtruth.review.formspec`), alone or after a group prefix.
+``visited_at``, ``latitude``, ``longitude``, ``accuracy_m``, and the submission's ``instance_id``, ``started_at`` and ``ended_at`` (the phone's
+``start`` and ``end``), ``submitted_at``, ``review_state`` and ``run_tag``. A header is matched,
+case-insensitively, by a question's name or label (:mod:`~fieldtruth.review.formspec`), alone or after
+a group prefix.
 
 KoboToolbox CSV export (kobotoolbox/formpack ``src/formpack/schema/fields.py`` and
 ``reporting/export.py``; the expected exports in kobotoolbox/kpi ``kpi/tests/test_mock_data_exports.py``):
@@ -20,7 +21,9 @@ KoboToolbox CSV export (kobotoolbox/formpack ``src/formpack/schema/fields.py`` a
   as far as we know: no source seen; it is ignored either way, never fetched);
 - metadata at the end: ``_id``, ``_uuid`` (the submission's uuid), ``_submission_time`` (UTC, without
   a zone), ``_validation_status``, ``_notes``, ``_status``, ``_submitted_by`` (a user name: never
-  stored), ``__version__``, ``_tags``, ``_index``; ``meta/instanceID`` (``uuid:...``) when included.
+  stored), ``__version__``, ``_tags``, ``_index``; ``meta/instanceID`` (``uuid:...``) when included;
+  ``start`` and ``end`` (the phone's clock, with its offset) near the front, as KoboToolbox's form
+  builder adds them to every form.
 
 ODK Central CSV export (getodk/central-backend ``lib/data/briefcase.js``;
 https://docs.getodk.org/central-submissions/):
@@ -34,7 +37,10 @@ https://docs.getodk.org/central-submissions/):
   ``FormVersion``;
 - a geopoint gives ``<path>-Latitude``, ``<path>-Longitude``, ``<path>-Altitude``, ``<path>-Accuracy``
   (the ODK Briefcase export format, docs/export-format.md of getodk/briefcase);
-- select_one answers are choice names; an image answer is the attachment's file name.
+- select_one answers are choice names; an image answer is the attachment's file name; a form's ``start``
+  and ``end`` metadata, where it has them, are columns ``start`` and ``end``.
+
+Which of these times becomes the visit time, and how zones are read: :mod:`~fieldtruth.review.fieldtime`.
 
 Submissions the server's reviewers turned down (ODK Central ``ReviewState`` ``rejected``, KoboToolbox
 ``_validation_status`` "not approved") are skipped and counted, never imported.
@@ -45,9 +51,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Any, NamedTuple
 
+from fieldtruth.review.fieldtime import visit_time
 from fieldtruth.review.formspec import (
     DECISION_LABELS,
     METHOD_LABELS,
@@ -69,6 +76,7 @@ METADATA: dict[str, tuple[str, int]] = {
     "instanceID": ("instance_id", 0), "KEY": ("instance_id", 1), "_uuid": ("instance_id", 2),
     "SubmissionDate": ("submitted_at", 0), "_submission_time": ("submitted_at", 0),
     "ReviewState": ("review_state", 0), "_validation_status": ("review_state", 0),
+    "start": ("started_at", 0), "end": ("ended_at", 0),
 }
 
 #: Answers of a form question are read under these names (or the question's label).
@@ -162,28 +170,6 @@ def map_columns(headers: Sequence[str]) -> Columns:
     return Columns({t: h for t, (_, h) in chosen.items()}, ignored)
 
 
-def utc_time(value: str, *, naive_is_utc: bool = False) -> str:
-    """Return an ISO 8601 time as UTC text (``...Z``), e.g. a server's submission time.
-
-    Raises:
-        ValueError: If the text is not an ISO 8601 date and time, or has no zone and ``naive_is_utc`` is off.
-    """
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise ValueError(
-            f"expected a date and time in ISO 8601 with its zone, e.g. 2024-03-01T14:30:00+05:45 or "
-            f"2024-03-01T09:00:00Z; got {value!r}. Write the time in that form."
-        ) from exc
-    if moment.tzinfo is None:
-        if not naive_is_utc:
-            raise ValueError(
-                f"expected the time's zone (e.g. +05:45, or Z for UTC); got {value!r} without one. Add it."
-            )
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _text(value: Any) -> Any:
     if value is None:
         return ""
@@ -194,15 +180,17 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def canonical_row(columns: Columns, values: Mapping[str, Any]) -> dict[str, Any]:
+def canonical_row(
+    columns: Columns, values: Mapping[str, Any], zone: tzinfo | None = None
+) -> dict[str, Any]:
     """Return one row's values under the importer's field names, normalised.
 
     Labels of choices become ledger words, ``uuid:`` prefixes go, a Kobo raw geopoint is split when
-    its parts are absent, and an empty visit time falls back to the submission time (in UTC: Kobo
-    writes ``_submission_time`` without a zone). The visit time itself is passed on as the person
-    gave it, for the ledger's rules. A row that decides nothing is ``{"__skip__": "blank"}``; one
-    turned down on the server ``{"__skip__": "rejected on the server"}``; one with a bad submission
-    time ``{"__error__": message}``.
+    its parts are absent, and the visit time is chosen by the rule of :mod:`~fieldtruth.review.fieldtime`
+    (the form's answer, else the phone's ``start``, else ``end``, else the server's receipt time; local
+    times without a zone read in ``zone``). A row that decides nothing is ``{"__skip__": "blank"}``; one
+    turned down on the server ``{"__skip__": "rejected on the server"}``; one with a time that cannot
+    be read ``{"__error__": message}``.
     """
     row = {field: _text(values.get(header)) for field, header in columns.by_field.items()}
     if all(_is_empty(row.get(f)) for f in DECISION_FIELDS):
@@ -222,10 +210,8 @@ def canonical_row(columns: Columns, values: Mapping[str, Any]) -> dict[str, Any]
         row["latitude"], row["longitude"] = geopoint[0], geopoint[1]
         if len(geopoint) >= 4:
             row["accuracy_m"] = geopoint[3]
-    submitted = row.pop("submitted_at", "")
-    if _is_empty(row.get("visited_at")) and submitted:
-        try:  # the form's own visit time is checked by the ledger; the server's receipt time stands in
-            row["visited_at"] = utc_time(str(submitted), naive_is_utc=True)
-        except ValueError as exc:
-            return {"__error__": f"submission time: {exc}"}
+    try:
+        row["visited_at"] = visit_time(row, columns.by_field, zone)
+    except ValueError as exc:
+        return {"__error__": str(exc)}
     return {k: v for k, v in row.items() if not _is_empty(v)}

@@ -31,6 +31,10 @@ class Submission(NamedTuple):
     photo: str = ""
     note: str = ""
     review_state: str = ""
+    started: str = ""
+    """The phone's ``start`` metadata (when the form was opened), where the form has it."""
+    ended: str = ""
+    """The phone's ``end`` metadata (when the form was last saved), where the form has it."""
 
 
 DECISION_LABELS = {"confirmed": "Confirmed", "rejected": "Rejected", "uncertain": "Uncertain",
@@ -43,8 +47,17 @@ def _geo(sub: Submission) -> list[str]:
     return [str(v) for v in sub.position] if sub.position else ["", "", "", ""]
 
 
+def _has_start_end(subs: list[Submission]) -> bool:
+    """A form made in KoboToolbox's builder, or an ODK form with ``start``/``end``, exports those columns."""
+    return any(s.started or s.ended for s in subs)
+
+
 def kobo_csv(tag: str, subs: list[Submission], *, labels: bool = False) -> str:
-    """A KoboToolbox CSV export: XML names with groups in headers, or (``labels``) the default labels."""
+    """A KoboToolbox CSV export: XML names with groups in headers, or (``labels``) the default labels.
+
+    With ``start``/``end`` metadata (a submission gives them), those are the first two columns.
+    """
+    times = _has_start_end(subs)
     if labels:
         head = ["fieldtruth_run", "Site id", "Decision", "How did you decide?", "Your reviewer code",
                 "When did you look?", "Your position (optional)"]
@@ -57,6 +70,7 @@ def kobo_csv(tag: str, subs: list[Submission], *, labels: bool = False) -> str:
         head += ["visit/photo", "visit/photo_URL", "visit/note"]
     head += ["_id", "_uuid", "_submission_time", "_validation_status", "_notes", "_status", "_submitted_by",
              "__version__", "_tags", "_index"]
+    head = ["start", "end", *head] if times else head
     rows = []
     for i, s in enumerate(subs, 1):
         site = f"{s.site} (brick kiln)" if labels else s.site  # a label export gives the choice's label
@@ -67,7 +81,7 @@ def kobo_csv(tag: str, subs: list[Submission], *, labels: bool = False) -> str:
                    s.photo, url, s.note]
         meta = [str(100 + i), s.uuid, s.submitted_utc, s.review_state, "", "submitted_via_web",
                 "field.worker.login", "vXyZ123", "", str(i)]
-        rows.append(answers + meta)
+        rows.append(([s.started, s.ended] if times else []) + answers + meta)
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerows([head, *rows])
@@ -75,8 +89,12 @@ def kobo_csv(tag: str, subs: list[Submission], *, labels: bool = False) -> str:
 
 
 def central_csv(tag: str, subs: list[Submission], version: str = "20260301120000") -> str:
-    """An ODK Central CSV export (the root table of its download), group names kept."""
-    head = ["SubmissionDate", "fieldtruth_run"]
+    """An ODK Central CSV export (the root table of its download), group names kept.
+
+    With ``start``/``end`` metadata (a submission gives them), those follow ``SubmissionDate``.
+    """
+    times = _has_start_end(subs)
+    head = ["SubmissionDate", *(["start", "end"] if times else []), "fieldtruth_run"]
     head += [f"visit-{q}" for q in ("site_id", "decision", "method", "reviewer", "visited_at")]
     head += [f"visit-position-{p}" for p in ("Latitude", "Longitude", "Altitude", "Accuracy")]
     head += ["visit-photo", "visit-note", "meta-instanceID", "meta-instanceName", "KEY", "SubmitterID",
@@ -85,10 +103,11 @@ def central_csv(tag: str, subs: list[Submission], version: str = "20260301120000
     rows = []
     for s in subs:
         key = f"uuid:{s.uuid}"
-        rows.append([s.submitted_utc + ".000Z", tag, s.site, s.decision, s.method, s.reviewer, s.visited_at,
-                     *_geo(s), s.photo, s.note, key, f"{s.site} {s.decision}", key, "7", "Field team phone 3",
-                     "1" if s.photo else "0", "1" if s.photo else "0", "", s.review_state,
-                     "collect:Xyz", "0", version])
+        meta_times = [s.started, s.ended] if times else []
+        rows.append([s.submitted_utc + ".000Z", *meta_times, tag, s.site, s.decision, s.method, s.reviewer,
+                     s.visited_at, *_geo(s), s.photo, s.note, key, f"{s.site} {s.decision}", key, "7",
+                     "Field team phone 3", "1" if s.photo else "0", "1" if s.photo else "0", "",
+                     s.review_state, "collect:Xyz", "0", version])
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\n").writerows([head, *rows])
     return out.getvalue()

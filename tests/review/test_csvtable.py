@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fieldtruth.review.csvtable import parse, sniff_delimiter
-from fieldtruth.review.formcolumns import canonical_row, map_columns, utc_time
+from fieldtruth.review.formcolumns import canonical_row, map_columns
 
 
 @pytest.mark.parametrize(
@@ -39,15 +39,6 @@ def test_columns_feeding_one_field_twice_are_refused() -> None:
         map_columns(["site_id", "decision", "method", "reviewer", "note", "visit/note"])
     columns = map_columns(["_uuid", "site_id", "decision", "method", "reviewer", "meta/instanceID"])
     assert columns.by_field["instance_id"] == "meta/instanceID"  # the form's own id wins over the server's
-
-
-def test_times() -> None:
-    assert utc_time("2026-03-01T10:15:00.000+05:45") == "2026-03-01T04:30:00Z"
-    assert utc_time("2026-03-02T09:41:19", naive_is_utc=True) == "2026-03-02T09:41:19Z"
-    with pytest.raises(ValueError, match="zone"):
-        utc_time("2026-03-02T09:41:19")
-    with pytest.raises(ValueError, match="ISO 8601"):
-        utc_time("02/03/2026 09:41")
 
 
 def test_canonical_row_reads_a_kobo_raw_geopoint_and_labels() -> None:
