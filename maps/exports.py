@@ -25,11 +25,13 @@ log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("gpkg", "kml", "csv")
 STATEMENT = "Unverified lead, not a finding: human verification is required before any action."
-QUEUE_COLUMNS = ("site_id", "status", "label", "score", "lat", "lon", "acquired", "scene_id", "detector",
-                 "decision", "method", "reviewer", "note", "visited_at", "decide_command")
 #: Columns of the queue CSV left blank for the verification team to fill in: the file then goes back
-#: as it is to `fieldtruth review import` (rows left blank are skipped). ``lat``/``lon`` are the lead's.
-DECISION_COLUMNS = ("decision", "method", "reviewer", "note", "visited_at")
+#: as it is to `fieldtruth review import` (rows left blank are skipped). ``lat``/``lon`` are the lead's;
+#: ``visit_latitude``/``visit_longitude``/``visit_accuracy_m`` where the person stood, if they record it.
+DECISION_COLUMNS = ("decision", "method", "reviewer", "note", "visited_at", "visit_latitude",
+                    "visit_longitude", "visit_accuracy_m")
+QUEUE_COLUMNS = ("site_id", "status", "label", "score", "lat", "lon", "acquired", "scene_id", "detector",
+                 *DECISION_COLUMNS, "decide_command")
 
 
 def sites_table(run_dir: Path) -> gpd.GeoDataFrame:

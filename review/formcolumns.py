@@ -2,7 +2,9 @@
 
 The importer's fields are ``site_id``, ``decision``, ``method``, ``reviewer`` (required), ``note``,
 ``scenes``, ``photos`` (SHA-256 digests), ``photo_files`` (photo file names, hashed with ``--photos``),
-``visited_at``, ``latitude``, ``longitude``, ``accuracy_m``, and the submission's ``instance_id``, ``started_at`` and ``ended_at`` (the phone's
+``visited_at``, ``latitude``, ``longitude``, ``accuracy_m`` (also read from ``visit_latitude``,
+``visit_longitude``, ``visit_accuracy_m``, the names the map's queue CSV uses beside the lead's own
+``lat``/``lon``), and the submission's ``instance_id``, ``started_at`` and ``ended_at`` (the phone's
 ``start`` and ``end``), ``submitted_at``, ``review_state`` and ``run_tag``. A header is matched,
 case-insensitively, by a question's name or label (:mod:`~fieldtruth.review.formspec`), alone or after
 a group prefix.
@@ -84,7 +86,8 @@ _QUESTION_FIELDS: dict[str, str] = {
     SITE: "site_id", "decision": "decision", "method": "method", "reviewer": "reviewer", NOTE: "note",
     "visited_at": "visited_at", POSITION: "geopoint", PHOTO: "photo_files", RUN_FIELD: "run_tag",
     "scenes": "scenes", "photos": "photos", "latitude": "latitude", "longitude": "longitude",
-    "accuracy_m": "accuracy_m",
+    "accuracy_m": "accuracy_m", "visit_latitude": "latitude", "visit_longitude": "longitude",
+    "visit_accuracy_m": "accuracy_m",
 }
 
 

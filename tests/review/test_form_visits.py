@@ -7,12 +7,14 @@ ledger the time the person looked (never the import time) and, where they record
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from fieldtruth.maps.exports import export_sites
 from fieldtruth.pipelines.cli_review import review_group
 from fieldtruth.review.fieldfile import import_field_file
 from fieldtruth.review.ledger import Ledger
@@ -85,3 +87,22 @@ def test_a_local_time_without_a_zone_is_refused_until_the_zone_is_given(run_dir:
         ("site-0001", "rv01", "2026-03-01T04:30:00Z", {"lat": 25.49, "lon": 86.98, "accuracy_m": None}),
         ("site-0002", "rv01", "2026-03-01T05:55:00Z", None),
     ]
+
+
+def test_the_queue_csv_carries_the_visit_time_and_position(run_dir: Path, tmp_path: Path) -> None:
+    queue = export_sites(run_dir, "csv", tmp_path / "queue.csv")
+    rows = list(csv.DictReader(queue.open(encoding="utf-8")))
+    assert {"visit_latitude", "visit_longitude", "visit_accuracy_m"} <= set(rows[0])
+    rows[0].update(decision="confirmed", method="field", reviewer="rv02", visited_at="2026-03-01T09:00:00Z",
+                   visit_latitude="25.4901", visit_longitude="86.9802", visit_accuracy_m="6")
+    rows[1].update(decision="rejected", method="imagery", reviewer="rv02", visited_at="2026-03-01")
+    with queue.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert import_field_file(run_dir, queue).imported == 2
+    assert sorted(_visits(run_dir)) == sorted([
+        (rows[0]["site_id"], "rv02", "2026-03-01T09:00:00Z",
+         {"lat": 25.4901, "lon": 86.9802, "accuracy_m": 6.0}),
+        (rows[1]["site_id"], "rv02", "2026-03-01", None),  # the lead's own lat/lon are never the visit's
+    ])
