@@ -15,14 +15,16 @@ import pytest
 from click.testing import CliRunner
 
 from fieldtruth.maps.exports import export_sites
-from fieldtruth.pipelines.cli_review import review_group
+from fieldtruth.pipelines.cli_review import export_group, forget_command, review_group
+from fieldtruth.review.actionable import export_actionable
+from fieldtruth.review.errors import FieldFileError, NotActionableError
 from fieldtruth.review.fieldfile import import_field_file
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.xlsform import run_tag
 from fieldtruth.tests.data.formexports import Submission, central_csv, kobo_csv
 from fieldtruth.tests.data.runfolder import make_run_folder
 
-CLI = click.Group(commands=[review_group])
+CLI = click.Group(commands=[review_group, export_group, forget_command])
 U1, U2, U3 = ("7d1f0c2a-3b4e-4f5a-8b6c-9d0e1f2a3b01", "7d1f0c2a-3b4e-4f5a-8b6c-9d0e1f2a3b02",
               "7d1f0c2a-3b4e-4f5a-8b6c-9d0e1f2a3b03")
 #: A team's own form made in KoboToolbox's builder: ``start``/``end`` metadata, no answer to the visit time.
@@ -106,3 +108,46 @@ def test_the_queue_csv_carries_the_visit_time_and_position(run_dir: Path, tmp_pa
          {"lat": 25.4901, "lon": 86.9802, "accuracy_m": 6.0}),
         (rows[1]["site_id"], "rv02", "2026-03-01", None),  # the lead's own lat/lon are never the visit's
     ])
+
+
+def test_forget_erases_the_visit_positions_with_the_rest_of_the_evidence(run_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    other = OWN_FORM._replace(uuid=U2, site="site-0005", position=(25.444444, 86.955555, 40.0, 9.5))
+    path = tmp_path / "kobo.csv"
+    path.write_text(kobo_csv(_tag(run_dir), [OWN_FORM, other]), encoding="utf-8")
+    assert import_field_file(run_dir, path).imported == 2
+    assert b"25.501234" in (run_dir / "review.sqlite").read_bytes()  # kept, while nobody asked otherwise
+    result = CliRunner().invoke(CLI, ["forget", str(run_dir), "site-0003", "--reason", "owner request",
+                                      "--by", "dpo1"], obj={})
+    assert result.exit_code == 0, result.output
+    with Ledger.open(run_dir / "review.sqlite") as ledger:
+        assert ledger.verify().ok
+        erased = [e for e in ledger.entries("site-0003") if e.decision != "erased"]
+    assert [e.evidence for e in erased] == [None]
+    assert [e.visited_at for e in erased] == ["2026-03-01T04:17:41Z"]  # the chain's "when" stays, not "where"
+    assert b"25.501234" not in (run_dir / "review.sqlite").read_bytes()
+    assert b"87.012345" not in (run_dir / "review.sqlite").read_bytes()
+    assert _visits(run_dir)[-1] == ("site-0005", "rv07", "2026-03-01T04:17:41Z",
+                                    {"lat": 25.444444, "lon": 86.955555, "accuracy_m": 9.5})
+
+
+def test_one_person_in_two_cases_through_a_kobo_file_is_one_vote(run_dir: Path, tmp_path: Path) -> None:
+    morning = Submission(U1, "site-0003", "confirmed", "field", "RV07", "2026-03-01T10:15:00.000+05:45",
+                         "2026-03-02T09:41:19")
+    evening = morning._replace(uuid=U2, reviewer="rv07", visited_at="2026-03-01T17:40:00.000+05:45")
+    path = tmp_path / "kobo.csv"
+    path.write_text(kobo_csv(_tag(run_dir), [morning, evening._replace(visited_at=morning.visited_at)]),
+                    encoding="utf-8")
+    with pytest.raises(FieldFileError, match="duplicate: reviewer 'rv07' already decides on 'site-0003'"):
+        import_field_file(run_dir, path)  # the same person, the same visit, twice
+    path.write_text(kobo_csv(_tag(run_dir), [morning, evening]), encoding="utf-8")
+    assert import_field_file(run_dir, path).imported == 2  # two visits by one person: both kept
+    assert [v[:2] for v in _visits(run_dir)] == [("site-0003", "rv07"), ("site-0003", "rv07")]
+    out = tmp_path / "actionable.geojson"
+    with pytest.raises(NotActionableError, match="best site has 1 confirming reviewer"):
+        export_actionable(run_dir, out)
+    second = morning._replace(uuid=U3, reviewer="rv09")
+    path.write_text(kobo_csv(_tag(run_dir), [morning, evening, second]), encoding="utf-8")
+    report = import_field_file(run_dir, path)
+    assert report.imported == 1 and report.skipped == {"already in the ledger": 2}
+    assert export_actionable(run_dir, out) == ["site-0003"]  # a second person: two votes
