@@ -82,3 +82,7 @@ class StaleDecisionsError(ReviewError, ValueError):
             "Look at those sites again (`fieldtruth review show RUN SITE`), then import with --stale skip "
             "(apply the others) or --stale apply (record them too, after the newer ones)."
         )
+
+
+class FieldFormError(ReviewError, ValueError):
+    """A decision form (XLSForm) cannot be written for a run, e.g. because it has no open lead."""
