@@ -17,6 +17,7 @@ name its files from here, so the layout is written down once::
     risk.json             provenance of the sector datasets behind the risk cells
     sectors.parquet       sector sites to draw on the restricted map (optional)
     maps/                 HTML maps (maps/leads_<tier>.html by default)
+    map_keys.json         the run's id and the signing key of each restricted map drawn (owner only)
     chips/<site>.png      image chips of sites, where a run keeps them
     demo_scores.json      the demo's precision and recall against the generator's labels (demo runs only)
     dask-performance-report.html  Dask's report of the tile phase (``scan --performance-report``)
@@ -42,6 +43,7 @@ RISK_SHARED = "risk_shared.geojson"
 RISK_REPORT = "risk.json"
 SECTORS = "sectors.parquet"
 MAPS = "maps"
+MAP_KEYS = "map_keys.json"
 CHIPS = "chips"
 DEMO_SCORES = "demo_scores.json"
 PERFORMANCE_REPORT = "dask-performance-report.html"
@@ -104,6 +106,10 @@ class RunFiles:
     @property
     def maps(self) -> Path:
         return self.root / MAPS
+
+    @property
+    def map_keys(self) -> Path:
+        return self.root / MAP_KEYS
 
     @property
     def chips(self) -> Path:

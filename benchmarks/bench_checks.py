@@ -24,8 +24,17 @@ OLD_LIMIT = 40_000
 
 def checks() -> dict[str, Callable[[str], object]]:
     """Each sector check as a function of one long value."""
-    from fieldtruth.ingest import _sector_checks as c
-    from fieldtruth.ingest._sector_decl import SectorDeclaration
+    from fieldtruth.ingest._sector_checks import (
+        FileReport,
+        csv_geometry,
+        duplicate_positions,
+        looks_personal,
+        overlong_values,
+        personal_content_rows,
+        select_columns,
+        to_lonlat,
+    )
+    from fieldtruth.ingest.sectors import SectorDeclaration
 
     decl = SectorDeclaration.model_validate({
         "name": "b", "source": "s", "licence": "l", "purpose": "p", "sector": "kilns", "files": ["x.csv"],
@@ -38,15 +47,15 @@ def checks() -> dict[str, Callable[[str], object]]:
                              "lat": ["25.5", v, "25.6"]})
 
     return {
-        "looks_personal": c.looks_personal,
-        "personal_content_rows": lambda v: c.personal_content_rows(frame(v)["note"]),
-        "select_columns": lambda v: c.select_columns(decl, path, frame(v), c.FileReport("x"), {"lon", "lat"}),
-        "overlong_values": lambda v: c.overlong_values(frame(v), ["note"]),
-        "csv_geometry": lambda v: c.csv_geometry(decl, path, frame(v)),
-        "duplicate_positions": lambda v: c.duplicate_positions(
+        "looks_personal": looks_personal,
+        "personal_content_rows": lambda v: personal_content_rows(frame(v)["note"]),
+        "select_columns": lambda v: select_columns(decl, path, frame(v), FileReport("x"), {"lon", "lat"}),
+        "overlong_values": lambda v: overlong_values(frame(v), ["note"]),
+        "csv_geometry": lambda v: csv_geometry(decl, path, frame(v)),
+        "duplicate_positions": lambda v: duplicate_positions(
             pd.DataFrame({"note": [v, v], "geometry": [None, None]}), ["note"], set()),
-        "to_lonlat": lambda v: c.to_lonlat(decl, path, np.full(max(len(v) // 8, 1), 87.0),
-                                           np.full(max(len(v) // 8, 1), 25.5), {}, "csv"),
+        "to_lonlat": lambda v: to_lonlat(decl, path, np.full(max(len(v) // 8, 1), 87.0),
+                                         np.full(max(len(v) // 8, 1), 25.5), {}, "csv"),
     }
 
 

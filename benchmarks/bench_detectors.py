@@ -27,8 +27,7 @@ from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.crossval import make_folds, run_crossval
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.detectors.vessel_baseline import fit_vessel_baseline
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 
 def _table(summary: dict) -> str:
@@ -62,7 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/detectors"))
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder of labelled port scenes (default: sen2ships)")
+    parser.add_argument("--data", type=Path, default=shared_data_root() / "sen2ships",
+                        help="folder of labelled port scenes (default: sen2ships)")
     parser.add_argument("--validation-ports", type=int, default=1, help="validation ports per fold (most labels first)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -71,9 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(2)
-    if not args.data.is_dir():
-        raise SystemExit(f"{args.data} is absent; the benchmark needs ../shared/data/sen2ships")
-    ports = sorted(p for p in args.data.iterdir() if p.is_dir())
+    ports = sorted(p for p in data_folder_or_exit(args.data).iterdir() if p.is_dir())
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {}), **json.loads(args.set)}
     config = TrainConfig.from_mapping(overrides, "vessels")
     started = time.perf_counter()

@@ -22,16 +22,17 @@ import pandas as pd
 
 from fieldtruth.maps.leads import build_leads_map
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 from fieldtruth.tests.maps.test_leads_fixture import make_map_run
 
-KILNS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kilneye"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 PASS = "benchmark passphrase"
 
 
 def kilns() -> gpd.GeoDataFrame:
-    frames = [pd.read_csv(p) for p in sorted(KILNS.glob("*.csv"))]
+    folder = data_folder_or_exit(shared_data_root() / "kilneye")
+    frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
     table = pd.concat(frames, ignore_index=True)
     return gpd.GeoDataFrame(table[["kiln_type", "state"]], geometry=gpd.points_from_xy(table["lon"], table["lat"]),
                             crs="EPSG:4326")

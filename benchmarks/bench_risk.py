@@ -1,8 +1,8 @@
 """Benchmark: ingest + cell aggregation of the KilnEye kilns (21,941) plus 100,000 generated detections.
 
 Run ``.venv/bin/python benchmarks/bench_risk.py [--runs 3]``. Each run is a fresh subprocess so that peak
-memory (``ru_maxrss``) belongs to that run alone; the report gives the median seconds and peak MiB. Needs
-``../shared/data/kilneye`` beside the repository.
+memory (``ru_maxrss``) belongs to that run alone; the report gives the median seconds and peak MiB. Needs the
+KilnEye inventory (``../shared/data/kilneye`` beside the repository, or ``$FIELDTRUTH_SHARED_DATA/kilneye``).
 """
 
 from __future__ import annotations
@@ -17,20 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DECLARATION = REPO / "docs" / "examples" / "kilneye.yaml"
-KILNEYE = REPO / ".." / "shared" / "data" / "kilneye"
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 
 def one_run(run_dir: Path, detections: int) -> dict[str, float]:
     """Time one ingest + aggregation + write in this process; return seconds and peak RSS (MiB)."""
-    from fieldtruth.ingest.sectors import load_declaration
     from fieldtruth.maps.risk import build_risk_cells, write_risk
-    from fieldtruth.tests.data.sectors import write_kiln_run
+    from fieldtruth.tests.data.sectors import kilneye_declaration, write_kiln_run
 
     write_kiln_run(run_dir, n_detections=detections, seed=1)
     start = time.perf_counter()
-    risk = build_risk_cells(run_dir, [load_declaration(DECLARATION, allow_dirs=[KILNEYE])])
+    risk = build_risk_cells(run_dir, [kilneye_declaration()])
     aggregated = time.perf_counter() - start
     write_risk(run_dir, risk)
     total = time.perf_counter() - start
@@ -48,8 +45,7 @@ def main() -> None:
     if args.child is not None:
         sys.stdout.write(json.dumps(one_run(args.child, args.detections)) + "\n")
         return
-    if not KILNEYE.is_dir():
-        sys.exit(f"needs {KILNEYE} (the real KilnEye inventory)")
+    data_folder_or_exit(shared_data_root() / "kilneye")
     results = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:

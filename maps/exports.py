@@ -25,8 +25,13 @@ log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("gpkg", "kml", "csv")
 STATEMENT = "Unverified lead, not a finding: human verification is required before any action."
+#: Columns of the queue CSV left blank for the verification team to fill in: the file then goes back
+#: as it is to `fieldtruth review import` (rows left blank are skipped). ``lat``/``lon`` are the lead's;
+#: ``visit_latitude``/``visit_longitude``/``visit_accuracy_m`` where the person stood, if they record it.
+DECISION_COLUMNS = ("decision", "method", "reviewer", "note", "visited_at", "visit_latitude",
+                    "visit_longitude", "visit_accuracy_m")
 QUEUE_COLUMNS = ("site_id", "status", "label", "score", "lat", "lon", "acquired", "scene_id", "detector",
-                 "decide_command")
+                 *DECISION_COLUMNS, "decide_command")
 
 
 def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
@@ -78,11 +83,16 @@ def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
                     writer = csv.writer(handle)
                     writer.writerow(QUEUE_COLUMNS)
                     for row in sites.itertuples(index=False):
-                        writer.writerow([_cell(getattr(row, c)) for c in QUEUE_COLUMNS])
+                        writer.writerow([_queue_cell(row, c) for c in QUEUE_COLUMNS])
     finally:
         os.umask(old)
     log.info("exported %d site(s) as %s to %s (unencrypted, exact locations)", len(sites), fmt, out)
     return out
+
+
+def _queue_cell(row: object, column: str) -> object:
+    """A cell of the queue CSV: blank in the decision columns, neutralised elsewhere."""
+    return "" if column in DECISION_COLUMNS else _cell(getattr(row, column))
 
 
 def _cell(value: object) -> object:

@@ -27,11 +27,19 @@ STATUS_COLOURS: dict[str, str] = {
     "rejected": "#8c8c8c",
 }
 RISK_COLOURS: dict[str, str] = {
-    "low": "#fee8c8",
-    "medium": "#fdbb84",
-    "high": "#e34a33",
+    "low": "#ffd84d",
+    "medium": "#f46d43",
+    "high": "#a50026",
     "not covered": "#6b6b6b",
 }
+"""Fill of each risk band (drawn at :data:`RISK_OPACITY`); the page draws "not covered" hatched. Chosen so
+that, over the map's background, each band differs from the next by a CIEDE2000 distance of at least 15
+(tests/maps/test_colours.py)."""
+RISK_OPACITY = 0.6
+RISK_OPACITY_OVER_IMAGERY = 0.3
+"""The restricted map draws cells lighter: the imagery under them is the evidence a reviewer looks at."""
+MAP_BACKGROUND = "#eef0ea"
+"""The page's background where no imagery is drawn (``.leaflet-container`` in fieldtruth-map.css)."""
 NOT_COVERED = "not covered - no imagery, NOT low risk"
 MAX_COVERAGE_LABELS = 40
 MAX_SECTOR_FIELDS = 4
@@ -104,13 +112,32 @@ def count_layer(cells: gpd.GeoDataFrame) -> dict[str, Any]:
                             for r in cells.itertuples(index=False)])
 
 
-LEAD_FIELDS = ("lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip")
+LEAD_FIELDS = (
+    "lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip",
+    "seq", "cellBand",
+)
+
+
+def cell_bands(detections: gpd.GeoDataFrame, cells: gpd.GeoDataFrame | None) -> list[str | None]:
+    """The band of the risk cell holding each detection (None outside every cell, or without cells)."""
+    if cells is None or cells.empty or "band" not in cells.columns:
+        return [None] * len(detections)
+    points = gpd.GeoDataFrame(geometry=detections.geometry.to_numpy(), crs=detections.crs).to_crs(cells.crs)
+    joined = gpd.sjoin(points, cells[["band", cells.geometry.name]], how="left", predicate="within")
+    band = joined[~joined.index.duplicated()]["band"].reindex(range(len(detections)))
+    return [_text(b) for b in band]
 
 
 def lead_rows(
-    detections: gpd.GeoDataFrame, statuses: Mapping[str, str], chips: Mapping[str, str]
+    detections: gpd.GeoDataFrame, statuses: Mapping[str, str], chips: Mapping[str, str],
+    basis: Mapping[str, int] | None = None, bands: list[str | None] | None = None,
 ) -> dict[str, Any]:
-    """Detections as columnar rows (``fields`` + ``rows``) with review status and chip URI."""
+    """Detections as columnar rows (``fields`` + ``rows``).
+
+    Each row has the review status, the chip URI, the ``seq`` of the site's newest ledger entry (0 if
+    none) and the band of the risk cell the lead lies in (``bands``, in the order of ``detections``).
+    """
+    basis = basis or {}
     lat = np.round(detections.geometry.y.to_numpy(), DIGITS)
     lon = np.round(detections.geometry.x.to_numpy(), DIGITS)
     rows = []
@@ -119,7 +146,7 @@ def lead_rows(
         rows.append([
             float(lat[i]), float(lon[i]), statuses.get(site, "unverified"), site, _text(row.label),
             round(float(row.score), 4), _text(row.acquired), _text(row.scene_id), _text(row.detector),
-            chips.get(site),
+            chips.get(site), int(basis.get(site, 0)), bands[i] if bands else None,
         ])
     return {"fields": list(LEAD_FIELDS), "rows": rows}
 

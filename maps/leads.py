@@ -1,12 +1,14 @@
 """The leads map of a run: one offline HTML file for field teams (restricted) or partners (shared).
 
 Restricted tier: every detection coloured by its review status from the run's ledger (clustered when
-many), a popup with what it is, the detector's tested precision/recall, an image chip and how to record
-a decision; risk cells; sector sites; coverage with areas without imagery hatched and labelled; a
+many), a popup with what it is, the detector's tested precision/recall, an image chip, its coordinates
+and a form to record a decision on the device (:mod:`fieldtruth.maps.decide`: exported as a signed
+decisions file); risk cells; sector sites; coverage with areas without imagery hatched and labelled; a
 quicklook of the scanned imagery as background. Encrypted by default (:mod:`fieldtruth.maps.crypto`).
 Shared tier: risk cells only (``risk_shared.geojson``, else lead counts per cell with small counts
 suppressed), never a point, chip or site attribute. Both: legend, layer control, imagery dates, the
-model card, and the banner: these are unverified leads that need human verification before any action.
+model card, town names (:mod:`fieldtruth.maps.places`), and the banner: these are unverified leads that
+need human verification before any action.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from fieldtruth.atomicfile import write_text
 from fieldtruth.maps import layers
 from fieldtruth.maps.cells import DEFAULT_CELL_M, DEFAULT_MIN_COUNT, aggregate_cells
 from fieldtruth.maps.crypto import check_passphrase, seal
+from fieldtruth.maps.decide import decide_payload, site_basis
 from fieldtruth.maps.errors import MapInputError, RunFolderError
 from fieldtruth.maps.layers import NOT_COVERED, STATUS_COLOURS
 from fieldtruth.maps.offline import finalise_html, render_page, script_json
+from fieldtruth.maps.places import town_layer
 from fieldtruth.maps.public import public_card, without_local_names
 from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
 from fieldtruth.review.ledger import Ledger
@@ -104,11 +108,14 @@ def build_leads_map(
     payload = _common(run_dir, detections, online_basemap)
     if tier == "restricted":
         payload.update(_restricted(run_dir, detections, coverage, statuses, chip_px, quicklook_px))
+        payload["decide"] = decide_payload(run_dir, sealed=sealed)
+        payload["riskOpacity"] = layers.RISK_OPACITY_OVER_IMAGERY
         note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
         note += "" if sealed else " " + UNENCRYPTED_NOTE
     else:
         payload = without_local_names({**payload, **_shared(run_dir, detections, coverage, statuses)})
         note = "SHARED map: risk cells only; no site, point or image of a site."
+    payload["towns"] = town_layer(payload.pop("extent", None) or payload["bounds"])
     data: dict[str, Any] = {"payload": payload}
     if sealed:
         data = {"sealed": seal(script_json(payload).encode("utf-8"), passphrase or "")}
@@ -196,6 +203,7 @@ def _common(run_dir: Path, detections: gpd.GeoDataFrame, online_basemap: bool) -
         "run": run_dir.name, "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dates": str(dates) if dates else None, "notCovered": NOT_COVERED, "card": public_card(card) or None,
         "metrics": flat, "perClass": per_class,
+        "riskColours": layers.RISK_COLOURS, "riskOpacity": layers.RISK_OPACITY,
         "basemap": {k: ONLINE_BASEMAP[k] for k in ("url", "attribution")} if online_basemap else None,
     }
 
@@ -212,13 +220,16 @@ def _restricted(
     counts = dict.fromkeys(STATUSES, 0)
     for site in detections["site_id"].astype(str):
         counts[statuses.get(site, "unverified")] += 1
+    risk = read_layer(files.risk, RISK_COLUMNS) if files.risk.is_file() else None
+    bands = layers.cell_bands(detections, risk)
     part: dict[str, Any] = {
-        "leads": layers.lead_rows(detections, statuses, chips), "counts": counts,
+        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands),
+        "counts": counts,
         "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
         "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,
     }
-    if files.risk.is_file():
-        part.update(risk=layers.risk_layer(read_layer(files.risk, RISK_COLUMNS)), riskName="Risk cells")
+    if risk is not None:
+        part.update(risk=layers.risk_layer(risk), riskName="Risk cells")
     if files.sectors.is_file():
         part["sectors"] = layers.sector_rows(read_layer(files.sectors, ()))
     return part
@@ -230,7 +241,8 @@ def _shared(
     shared_path = RunFiles(run_dir).risk_shared
     if shared_path.is_file():
         cells = read_layer(shared_path, RISK_COLUMNS)
-        return {"risk": layers.risk_layer(cells), "riskName": "Risk cells (shared)", "bounds": None}
+        return {"risk": layers.risk_layer(cells), "riskName": "Risk cells (shared)", "bounds": None,
+                "extent": _bounds([cells]) if not cells.empty else None}
     log.info("no %s; the shared map shows lead counts per cell instead", shared_path.name)
     rejected = detections["site_id"].astype(str).map(lambda s: statuses.get(s) == "rejected").astype(bool)
     cells = aggregate_cells(detections[~rejected])

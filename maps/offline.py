@@ -217,16 +217,17 @@ SVG_PATTERNS = (
 
 @cache
 def page_assets() -> tuple[str, str]:
-    """Return ``(css, js)``: Leaflet, leaflet.markercluster and fieldtruth's page script and style."""
+    """Return ``(css, js)``: Leaflet, leaflet.markercluster, fieldtruth's decision and page scripts, and style."""
     leaflet_css, leaflet_js = leaflet_assets()
     vendor = resources.files("fieldtruth.maps.vendor")
     try:
         parts = {n: vendor.joinpath(n).read_text(encoding="utf-8") for n in
-                 ("MarkerCluster.css", "leaflet.markercluster.js", "fieldtruth-map.css", "fieldtruth-map.js")}
+                 ("MarkerCluster.css", "leaflet.markercluster.js", "fieldtruth-map.css", "fieldtruth-decide.js",
+                  "fieldtruth-map.js")}
     except OSError as exc:
         raise OfflineMapError(f"expected the vendored map scripts in fieldtruth/maps/vendor; {exc}.") from exc
     css = "\n".join([leaflet_css, parts["MarkerCluster.css"], parts["fieldtruth-map.css"]])
-    js = [leaflet_js, parts["leaflet.markercluster.js"], parts["fieldtruth-map.js"]]
+    js = [leaflet_js, parts["leaflet.markercluster.js"], parts["fieldtruth-decide.js"], parts["fieldtruth-map.js"]]
     if re.search(r"</(script|style)", css + "".join(js), re.IGNORECASE):
         raise OfflineMapError("expected vendored assets without closing tags; got a '</script' or '</style'.")
     return css, "\x00".join(js)
@@ -241,7 +242,7 @@ def render_page(*, title: str, banner: str, note: str, warning: str | None, data
         sealed: Whether to show the passphrase form.
     """
     css, js = page_assets()
-    leaflet_js, cluster_js, app_js = js.split("\x00")
+    leaflet_js, cluster_js, decide_js, app_js = js.split("\x00")
     warn = f'<span class="ft-warn">{html.escape(warning)}</span>' if warning else ""
     unlock = (
         '<form id="ft-unlock" class="ft-unlock" hidden autocomplete="off">'
@@ -257,7 +258,7 @@ def render_page(*, title: str, banner: str, note: str, warning: str | None, data
         f'<meta http-equiv="Content-Security-Policy" content="{CSP_PLACEHOLDER}">'
         f"<title>{html.escape(title)}</title><style>{css}</style></head><body>{SVG_PATTERNS}"
         f'<div class="ft-banner" role="alert">{html.escape(banner)}<small>{html.escape(note)}</small>{warn}</div>'
-        f'{unlock}<div id="ft-map" hidden></div><div id="ft-legend" class="ft-legend" hidden></div>'
-        f"<script>{leaflet_js}</script><script>{cluster_js}</script>"
+        f'{unlock}<div id="ft-map" hidden></div><details id="ft-legend" class="ft-legend" hidden></details>'
+        f"<script>{leaflet_js}</script><script>{cluster_js}</script><script>{decide_js}</script>"
         f"<script>window.FT_DATA = {script_json(data)};</script><script>{app_js}</script></body></html>\n"
     )

@@ -8,6 +8,7 @@ independently and the decision chain verifies.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import tzinfo
 from pathlib import Path
 
 import click
@@ -24,7 +25,7 @@ def _word(value: str) -> str:
 
 @click.group(name="review")
 def review_group() -> None:
-    """Verify leads: queue, show, decide, import field decisions, verify the ledger, status."""
+    """Verify leads: queue, show, decide, form, import field decisions, verify the ledger, status."""
 
 
 @review_group.command(name="queue")
@@ -111,22 +112,92 @@ def decide_command(run: Path, site: str, decision: str, method: str, reviewer: s
                f"hash {entry.entry_hash}")
 
 
+def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> tzinfo | None:
+    """Parse ``--timezone`` (a bad zone is a usage error, exit status 2)."""
+    from fieldtruth.review.fieldtime import parse_zone
+
+    try:
+        return None if value is None else parse_zone(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 @review_group.command(name="import")
 @run_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--stale", type=click.Choice(["refuse", "skip", "apply"]), default="refuse", show_default=True,
+              help="For a decisions file from a map: what to do with decisions on sites whose ledger "
+                   "moved on since the map was drawn (refuse the whole file, skip those, or apply them too).")
+@click.option("--photos", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Folder or .zip of the form export's attachments: photos FILE names are fingerprinted.")
+@click.option("--without-photos", is_flag=True, help="Import decisions whose photos FILE names without them.")
+@click.option("--timezone", "zone", default=None, metavar="ZONE", callback=_zone,
+              help="Zone of the visit times FILE writes without one (Asia/Kathmandu, +05:45) "
+                   "[default: refuse such times].")
 @reports_errors
-def import_command(run: Path, file: Path) -> None:
-    """Import field decisions from a CSV or GeoJSON FILE: all rows valid, or nothing applied."""
+def import_command(
+    run: Path, file: Path, stale: str, photos: Path | None, without_photos: bool, zone: tzinfo | None
+) -> None:
+    """Import field decisions from FILE: all rows valid, or nothing applied.
+
+    FILE is a decisions file exported from a map (signed; checked before anything is applied), a CSV
+    exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
+    any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
+    decision, method, reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
+    form's answer, else the phone's start or end time, else when the server received it) and, if
+    they recorded it, where they stood.
+    """
     from fieldtruth.review.errors import FieldFileError
     from fieldtruth.review.fieldfile import import_field_file
+    from fieldtruth.review.mapdecisions import is_decisions_file
 
+    if is_decisions_file(file):
+        _import_map_file(run, file, stale)
+        return
     try:
-        count = import_field_file(run, file)
+        report = import_field_file(run, file, photos=photos, without_photos=without_photos, timezone=zone)
     except FieldFileError as exc:
         for line, message in exc.problems:
             click.echo(f"{file}:{line}: {message}", err=True)
         raise
-    click.echo(f"imported {count} decision(s) from {file}")
+    click.echo(f"{report.summary()} from {file}")
+
+
+@review_group.command(name="form")
+@run_argument
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The XLSForm to write (.xlsx), for KoboToolbox or ODK Central.")
+@reports_errors
+def form_command(run: Path, out: Path) -> None:
+    """Write an XLSForm asking about RUN's open leads, for KoboToolbox or ODK (offline on phones).
+
+    Upload it as a new form; export the answers as CSV and bring them back with `fieldtruth review import`.
+    """
+    from fieldtruth.review.xlsform import build_form, save_xlsform
+
+    form = build_form(run)
+    save_xlsform(form, out)
+    asked = "typed as text (too many for a list)" if form.site_as_text else "chosen from a list"
+    settings = form.settings
+    click.echo(f"form {settings['form_id']} version {settings['version']}: {form.leads} open lead(s), "
+               f"site {asked} -> {out}")
+
+
+def _import_map_file(run: Path, file: Path, stale: str) -> None:
+    """Import a signed decisions file exported from a map, and say what happened to each decision."""
+    from fieldtruth.review.errors import FieldFileError
+    from fieldtruth.review.mapdecisions import import_decisions_file
+
+    try:
+        report = import_decisions_file(run, file, stale=stale)
+    except FieldFileError as exc:
+        for line, message in exc.problems:
+            click.echo(f"{file}:{line}: {message}", err=True)
+        raise
+    for why in report.stale:
+        click.echo(f"stale ({'recorded' if report.stale_applied else 'NOT recorded'}): {why}", err=True)
+    click.echo(f"recorded {len(report.recorded)} decision(s) from {file} (signed by a map of this run); "
+               f"{report.already} already in the ledger")
 
 
 @review_group.command(name="verify")

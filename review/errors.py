@@ -58,3 +58,31 @@ class ErasureError(ReviewError, OSError):
 
 class SiteFactsMismatchError(LedgerTamperedError):
     """The run's detections no longer say what the decisions about a site were made on (a moved lead)."""
+
+
+class DecisionsFileError(ReviewError, ValueError):
+    """A decisions file exported from a map is refused whole: damaged, edited, forged or for another run."""
+
+
+class StaleDecisionsError(ReviewError, ValueError):
+    """A decisions file holds decisions on sites whose ledger moved on since the map was drawn.
+
+    Attributes:
+        stale: One message per stale decision; nothing of the file was applied.
+    """
+
+    def __init__(self, path: str, stale: list[str]) -> None:
+        self.path = path
+        self.stale = stale
+        shown = "; ".join(stale[:20]) + (f"; and {len(stale) - 20} more" if len(stale) > 20 else "")
+        super().__init__(
+            f"expected decisions made on the ledger's latest state; {len(stale)} decision(s) in {path!r} "
+            "were "
+            f"made on a map drawn before newer decisions on the same site, so NOTHING was applied: {shown}. "
+            "Look at those sites again (`fieldtruth review show RUN SITE`), then import with --stale skip "
+            "(apply the others) or --stale apply (record them too, after the newer ones)."
+        )
+
+
+class FieldFormError(ReviewError, ValueError):
+    """A decision form (XLSForm) cannot be written for a run, e.g. because it has no open lead."""

@@ -5,7 +5,9 @@ removed, Unicode compatibility forms folded (NFKC: fullwidth ``ｒｖ０７`` is
 NFKC again; the result must be 2-32 ASCII letters, digits, ``.``, ``_`` or ``-``. Anything that is
 still not ASCII after folding (a Cyrillic ``р`` that looks like a Latin ``p``, a zero-width space) is
 refused rather than guessed at. New entries store the canonical form; entries of older ledgers are
-compared through :func:`reviewer_key`.
+compared through :func:`reviewer_key`. The restricted map's page applies the same rule before it keeps
+a decision (``maps/vendor/fieldtruth-decide.js``, given :data:`REVIEWER_PATTERN`; a browser test
+compares the two on every Unicode character).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any, NamedTuple
 from fieldtruth.review.errors import InvalidDecisionError
 from fieldtruth.review.records import DECISIONS, MAX_NOTE_CHARS, METHODS, Evidence, SceneRef, VisitPosition
 
-_REVIEWER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
+REVIEWER_PATTERN = r"[a-z0-9][a-z0-9._-]{1,31}"
+"""What a reviewer id must be once in canonical form (:func:`reviewer_key`), matched whole."""
+_REVIEWER_RE = re.compile(REVIEWER_PATTERN)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 CLOCK_SKEW = timedelta(minutes=10)

@@ -24,6 +24,7 @@ def test_paths_of_a_run_folder() -> None:
     assert files.tile_result("r0001c0002") == Path("runs/a/tiles/r0001c0002.json")
     assert files.leads_map("shared") == Path("runs/a/maps/leads_shared.html")
     assert files.chip("S0123") == Path("runs/a/chips/S0123.png")
+    assert files.map_keys == Path("runs/a/map_keys.json")
 
 
 def test_the_scan_writes_the_same_paths() -> None:

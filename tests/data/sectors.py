@@ -18,8 +18,12 @@ import pandas as pd
 import yaml
 from shapely.geometry import box
 
+from fieldtruth.ingest.sectors import SectorDeclaration, load_declaration
 from fieldtruth.runfiles import RunFiles
+from fieldtruth.tests.data.shared import REPO, shared_data_root
 
+#: The declaration of the real KilnEye inventory that the docs show.
+KILNEYE_EXAMPLE = REPO / "docs" / "examples" / "kilneye.yaml"
 LON = (86.92, 87.08)
 LAT = (25.42, 25.58)
 FIRST = ("Asha", "Ravi", "Meena", "Suresh", "Lakshmi", "Imran", "Pooja", "Gopal")
@@ -63,7 +67,8 @@ def write_declaration(path: Path, files: list[str], **overrides: Any) -> Path:
 def sites_gdf(n: int = 50, seed: int = 0, crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
     """Seeded sites as small square polygons (about 100 m), in ``crs``."""
     frame = sites_frame(n, seed)
-    geoms = [box(x - 0.0005, y - 0.0005, x + 0.0005, y + 0.0005) for x, y in zip(frame.lon, frame.lat, strict=True)]
+    geoms = [box(x - 0.0005, y - 0.0005, x + 0.0005, y + 0.0005)
+             for x, y in zip(frame.lon, frame.lat, strict=True)]
     return gpd.GeoDataFrame(frame[["kiln_type", "capacity"]], geometry=geoms, crs="EPSG:4326").to_crs(crs)
 
 
@@ -107,6 +112,15 @@ def kiln_coverage(bounds: tuple[float, float, float, float] = (73.5, 21.5, 90.5,
             rows.append({"tile_id": f"k{c:02d}{r:02d}", "valid_fraction": 1.0 if status == "covered" else 0.0,
                          "status": status, "error": None, "geometry": box(x, y, x + step, y + step)})
     return gpd.GeoDataFrame(rows, crs="EPSG:4326")
+
+
+def kilneye_declaration() -> SectorDeclaration:
+    """``docs/examples/kilneye.yaml``, its files read from wherever the shared data is
+    (``FIELDTRUTH_SHARED_DATA``, or beside the repository: see :mod:`fieldtruth.tests.data.shared`)."""
+    folder = shared_data_root() / "kilneye"
+    declaration = load_declaration(KILNEYE_EXAMPLE, allow_dirs=[folder])  # the data lie outside its folder
+    files = [str(folder / Path(entry).name) for entry in declaration.files]
+    return declaration.model_copy(update={"files": files})
 
 
 def write_kiln_run(out: Path, n_detections: int = 500, seed: int = 0) -> Path:

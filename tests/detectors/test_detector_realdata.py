@@ -1,18 +1,18 @@
-"""Real data (../shared/data/sen2ships): labels of a Sentinel-2 port land on its pixel grid."""
+"""Real data (sen2ships, see :mod:`fieldtruth.tests.data.shared`): a port's labels land on its pixel grid."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from fieldtruth.detectors.data import load_training_scene
+from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 
-SEN2SHIPS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sen2ships"
+SEN2SHIPS = shared_data_root() / "sen2ships"
 
 
-@pytest.mark.skipif(not SEN2SHIPS.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
+@needs_shared_data("sen2ships")
 def test_sen2ships_port_loads_with_its_vessel_labels() -> None:
     port = SEN2SHIPS / "algiers"
     meta = json.loads((port / "scene.json").read_text())
@@ -27,7 +27,7 @@ def test_sen2ships_port_loads_with_its_vessel_labels() -> None:
         assert 1 <= max(maxx - minx, maxy - miny) <= 60  # vessels are 5 to 50 pixels long
 
 
-@pytest.mark.skipif(not SEN2SHIPS.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
+@needs_shared_data("sen2ships")
 @pytest.mark.parametrize("port", ["busan", "klang"])
 def test_coco_and_geojson_labels_of_a_port_agree(port: str) -> None:
     from fieldtruth.detectors.labels import read_labels

@@ -20,12 +20,13 @@ from fieldtruth.detectors.report import evaluate_bundle
 from fieldtruth.detectors.sceneoffset import WATER_OFFSET
 from fieldtruth.detectors.vessel_baseline import VesselBaseline, vessel_baseline_card
 from fieldtruth.ingest.scene import open_scene
+from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-PORT = SHARED / "sen2ships" / "casablanca"
+PORT = shared_data_root() / "sen2ships" / "casablanca"
 
 
-@pytest.mark.skipif(not PORT.is_dir(), reason="../shared/data/sen2ships is absent (fresh clone without shared data)")
+@pytest.mark.slow
+@needs_shared_data("sen2ships")
 @pytest.mark.parametrize("scene_offset", [{}, WATER_OFFSET], ids=["as-stored", "water-offset"])
 def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dict) -> None:
     from fieldtruth.pipelines.scan import ScanConfig, scan

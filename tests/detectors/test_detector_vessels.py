@@ -53,6 +53,7 @@ def test_ndwi_input_and_size_suppression_keep_one_detection_per_ship() -> None:
     assert suppress_inside_boxes(peaks, sizes, 2) == [peaks[0], peaks[2]]
 
 
+@pytest.mark.slow
 def test_fcos_any_band_count_trains_detects_and_round_trips(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model("fcos", {"in_channels": 5, "num_classes": 1})

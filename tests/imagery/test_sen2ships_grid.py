@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -14,9 +12,10 @@ from rasterio.warp import Resampling, reproject
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
+from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 
-SHIPS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sen2ships"
-pytestmark = pytest.mark.skipif(not SHIPS.exists(), reason="../shared/data/sen2ships is absent (real-data check)")
+SHIPS = shared_data_root() / "sen2ships"
+pytestmark = needs_shared_data("sen2ships")
 
 
 @pytest.mark.parametrize("port", ["busan", "genoa"])

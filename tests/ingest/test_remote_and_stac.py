@@ -30,7 +30,8 @@ def _local_chip(folder: Path):
     return tile, read_chip(scene, tile)
 
 
-@pytest.mark.parametrize("mode", ["normal", "flaky", "redirect"])
+# "flaky" drops connections: GDAL waits between its retries
+@pytest.mark.parametrize("mode", ["normal", pytest.param("flaky", marks=pytest.mark.slow), "redirect"])
 def test_tile_read_over_http_matches_local_read(folder: Path, mode: str) -> None:
     tile, expected = _local_chip(folder)
     with serve(folder, mode=mode) as (base, log):

@@ -16,8 +16,9 @@ from fieldtruth.ingest.errors import (
 from fieldtruth.ingest.provenance import file_sha256
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.rasters import multiband_file, scene_folder, write_band
+from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 
-SHIPS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sen2ships"
+SHIPS = shared_data_root() / "sen2ships"
 
 
 def test_folder_of_bands_opens_with_names_grid_and_provenance(tmp_path: Path) -> None:
@@ -114,7 +115,7 @@ def test_huge_claimed_dimensions_are_refused_before_reading(tmp_path: Path) -> N
         open_scene(huge)
 
 
-@pytest.mark.skipif(not SHIPS.exists(), reason="../shared/data/sen2ships is absent (real-data check)")
+@needs_shared_data("sen2ships")
 def test_sen2ships_port_opens_with_its_date_and_bands() -> None:
     scene = open_scene(SHIPS / "busan")
     assert scene.id == "sen2ships-busan"

@@ -69,7 +69,7 @@ def test_csp_pins_every_script(run) -> None:
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page).group(1)
     assert "default-src 'none'" in csp and "img-src data:;" in csp and "connect-src" not in csp
     scripts = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
-    assert len(scripts) == 4
+    assert len(scripts) == 5
     for body in scripts:
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in csp
@@ -87,7 +87,7 @@ def test_hostile_strings_are_encoded(run) -> None:
     page = build_leads_map(run.path, encrypt=False, chip_px=0, quicklook_px=0).read_text(encoding="utf-8")
     for hostile in (HOSTILE, HOSTILE_JS, "</script><script>alert(2)"):
         assert hostile not in page
-    assert page.count("</script>") == 4
+    assert page.count("</script>") == 5
     payload = _data(page)["payload"]
     flat = json.dumps(payload)
     assert HOSTILE in flat and HOSTILE_JS in flat  # kept verbatim as data, drawn with textContent
@@ -182,6 +182,7 @@ def test_guard_refuses_remote_references() -> None:
         finalise_html('<meta content="__FIELDTRUTH_CSP__">', img_hosts=("http://evil",))
 
 
+@pytest.mark.slow  # derives the passphrase key twice
 def test_cli_map_and_export(run, tmp_path: Path) -> None:
     from fieldtruth.pipelines.cli_maps import map_command
 

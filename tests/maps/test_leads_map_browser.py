@@ -92,6 +92,7 @@ def test_encrypted_restricted_map(run, browser, monkeypatch: pytest.MonkeyPatch)
     page.locator("path.ft-status-confirmed").first.click(force=True)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for(timeout=3000)
+    popup.locator("details summary").click()  # the command line, folded under the decide button
     text = popup.inner_text()
     assert "fieldtruth review decide run site-0000" in text and "--reviewer" in text
     assert "tested precision" in text and ("0.86" in text or "0.81" in text)
@@ -110,7 +111,9 @@ def test_hostile_strings_stay_text(run, browser) -> None:
     texts = []
     for selector in ("path.ft-lead", "path.ft-sector"):
         for i in range(page.locator(selector).count()):
-            page.locator(selector).nth(i).click(force=True)
+            page.evaluate("() => { const S = window.FTMap; S.map.closePopup(); S.map.fitBounds(S.P.bounds, "
+                          "{animate: false}); }")  # each lead where it was, no popup over it
+            page.locator(selector).nth(i).dispatch_event("click")  # on the lead, whatever fades out over it
             texts.append(page.locator(".leaflet-popup-content").last.inner_text())
     page.locator("#ft-legend details summary").click()
     texts.append(page.locator("body").inner_text())
@@ -119,7 +122,7 @@ def test_hostile_strings_stay_text(run, browser) -> None:
     for hostile in (HOSTILE, HOSTILE_JS, "site-0002" + HOSTILE):
         assert hostile in shown  # shown as text, character for character
     assert page.locator("img:not(.ft-chip):not(.ft-quicklook), .leaflet-popup-content script").count() == 0
-    assert page.locator("script").count() == 4
+    assert page.locator("script").count() == 5
     page.close()
     assert seen["dialogs"] == [] and seen["errors"] == [] and seen["requests"] == []
 
@@ -144,6 +147,10 @@ def test_shared_map_in_chromium(run, browser) -> None:
     assert page.locator("path.ft-cell").count() == n_shared > 0
     assert page.locator("path.ft-lead, path.ft-sector, img").count() == 0
     assert "Imagery dates" in page.locator("#ft-legend").inner_text()
+    towns = page.locator(".ft-town-label").all_inner_texts()
+    assert "Naugachhia" in towns and all(t.strip() for t in towns)
+    for site in run.detections["site_id"]:
+        assert site not in page.content()
     page.screenshot(path=str(ARTIFACTS / "map_shared.png"))
     page.close()
     assert seen == {"requests": [], "errors": [], "dialogs": []}

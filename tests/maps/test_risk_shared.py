@@ -16,10 +16,9 @@ from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.maps.risk_grid import build_grid
 from fieldtruth.maps.risk_shared import shared_view
 from fieldtruth.tests.data.runfolder import make_run_folder
-from fieldtruth.tests.data.sectors import sites_frame, write_declaration, write_kiln_run
+from fieldtruth.tests.data.sectors import kilneye_declaration, sites_frame, write_declaration, write_kiln_run
+from fieldtruth.tests.data.shared import needs_shared_data
 
-REPO = Path(__file__).resolve().parents[2]
-KILNEYE = REPO / ".." / "shared" / "data" / "kilneye"
 TO_GRID = Transformer.from_crs(4326, 6933, always_xy=True)
 
 
@@ -68,11 +67,10 @@ def _grid_ids(run: Path, cell_m: float) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not KILNEYE.is_dir(), reason="needs ../shared/data/kilneye (the real KilnEye inventory)")
+@needs_shared_data("kilneye")
 def test_real_kilns_shared_view_reveals_no_site(tmp_path: Path) -> None:
     run = write_kiln_run(tmp_path / "run")
-    decl = load_declaration(REPO / "docs" / "examples" / "kilneye.yaml", allow_dirs=[KILNEYE])
-    risk = build_risk_cells(run, [decl])
+    risk = build_risk_cells(run, [kilneye_declaration()])
     assert risk.sites_in_aoi["kilneye"] == 21_940  # 21,941 rows, one reported duplicate
     assert risk.cells["sites_brick_kilns"].sum() == 21_940
     out = write_risk(run, risk, k=3)

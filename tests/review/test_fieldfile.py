@@ -33,7 +33,7 @@ def test_valid_csv_is_applied_in_full(run_dir: Path, tmp_path: Path) -> None:
         + f"site-0001,confirmed,field,ngo-b.rv3,\"chimney, smoke\",S2B_1:{SHA};S2B_2,{SHA},phone-7\n"
         + "site-0002,Field-Visit,imagery,ngo-b.rv3,,,,phone-7\n"
     )
-    assert import_field_file(run_dir, path) == 2
+    assert import_field_file(run_dir, path).imported == 2
     entries = _entries(run_dir)
     assert [(e.site_id, e.decision, e.method) for e in entries] == [
         ("site-0001", "confirmed", "field"),
@@ -45,8 +45,8 @@ def test_valid_csv_is_applied_in_full(run_dir: Path, tmp_path: Path) -> None:
         "scenes": [{"id": "S2B_1", "sha256": SHA}, {"id": "S2B_2", "sha256": None}],
     }
     assert "phone-7" not in json.dumps([e.evidence for e in entries])
-    with pytest.raises(FieldFileError, match="already in the ledger"):  # importing twice is refused
-        import_field_file(run_dir, path)
+    again = import_field_file(run_dir, path)  # importing twice records nothing the second time
+    assert again.imported == 0 and again.skipped == {"already in the ledger": 2}
     assert len(_entries(run_dir)) == 2
 
 
@@ -97,7 +97,7 @@ def test_geojson_rows_are_reported_with_their_lines(run_dir: Path, tmp_path: Pat
     assert _entries(run_dir) == []
     features[1]["properties"]["decision"] = "uncertain"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, indent=2))
-    assert import_field_file(run_dir, path) == 3
+    assert import_field_file(run_dir, path).imported == 3
     assert _entries(run_dir)[2].evidence["photos"] == [SHA]
 
 

@@ -92,7 +92,7 @@ def test_import_cannot_add_a_second_vote_for_someone_already_in_the_ledger(
     path.write_text(
         "site_id,decision,method,reviewer\nsite-0002,confirmed,imagery, RV07 \n", encoding="utf-8"
     )
-    assert import_field_file(run_dir, path) == 1  # recorded: a person may decide again, it supersedes
+    assert import_field_file(run_dir, path).imported == 1  # recorded: a person may decide again
     with pytest.raises(NotActionableError):
         export_actionable(run_dir, tmp_path / "act.geojson", Rule(require_field_visit=True))
     result = CliRunner().invoke(

@@ -1,6 +1,6 @@
 """Write radiometrically normalised copies of the sen2ships ports, to test per-scene normalisation.
 
-An experiment for issue 4 (results in benchmarks/README.md): each port's bands are rewritten (uint16, same
+An experiment for issue 4 (results in experiments/README.md): each port's bands are rewritten (uint16, same
 grid) and its label and scene files copied, so ``bench_detectors.py --data OUT --set '{"scene_offset": {}}'``
 trains, validates and tests on the copies exactly as on the originals. ``wateroffset`` has since become a
 pipeline step (``scene_offset`` in the vessels preset, :mod:`fieldtruth.detectors.sceneoffset`: the same
@@ -12,7 +12,7 @@ reference, in floating point, without this script's clipping to 1..65535). Per b
 
 Usage::
 
-    .venv/bin/python benchmarks/normalise_ports.py wateroffset --out benchmarks/out/sen2ships-wateroffset
+    .venv/bin/python experiments/normalise_ports.py wateroffset --out experiments/out/sen2ships-wateroffset
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
+
 BANDS = ("B02", "B03", "B04", "B08")
 
 
@@ -50,10 +51,11 @@ def normalise(bands: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["stretch", "wateroffset", "watercfar"])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=shared_data_root() / "sen2ships",
+                        help="the sen2ships ports")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    for port in sorted(p for p in args.data.iterdir() if p.is_dir()):
+    for port in sorted(p for p in data_folder_or_exit(args.data).iterdir() if p.is_dir()):
         target = args.out / port.name
         target.mkdir(parents=True, exist_ok=True)
         for f in port.iterdir():

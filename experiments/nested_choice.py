@@ -12,13 +12,13 @@ A variant is a folder of port scenes (``../shared/data/sen2ships``, or a copy ma
 ``normalise_ports.py``) and optional TrainConfig settings of its own (a JSON object after a second ``=``,
 over those of ``--set``)::
 
-    .venv/bin/python benchmarks/nested_choice.py --out benchmarks/out/nested \\
-        --variant preset=../shared/data/sen2ships --variant wateroffset=benchmarks/out/sen2ships-wateroffset
-    .venv/bin/python benchmarks/nested_choice.py --out benchmarks/out/nested-ignore \\
+    .venv/bin/python experiments/nested_choice.py --out experiments/out/nested \\
+        --variant preset=../shared/data/sen2ships --variant wateroffset=experiments/out/sen2ships-wateroffset
+    .venv/bin/python experiments/nested_choice.py --out experiments/out/nested-members8 \\
         --variant preset=../shared/data/sen2ships \\
-        --variant ignore='../shared/data/sen2ships={"open_water_negatives": "ignore"}'
+        --variant members8='../shared/data/sen2ships={"ensemble": 8}'
 
-Writes ``OUT/choice.json`` and prints a Markdown table for benchmarks/README.md.
+Writes ``OUT/choice.json`` and prints a Markdown table for experiments/README.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _variant(text: str) -> tuple[str, Path, dict]:
 def main() -> None:
     """Run the nested choice (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/nested"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/out/nested"))
     parser.add_argument("--variant", type=_variant, action="append", required=True, help="NAME=FOLDER[=JSON]: port scenes, own settings")
     parser.add_argument("--set", default="{}", help="JSON object of TrainConfig settings over the vessels preset")
     parser.add_argument("--seed", type=int, default=0)

@@ -2,7 +2,7 @@
 positives are vessels the labels leave out, and how well the eye judging them does on the labelled ones.
 
 Step 1 (``sheets``): every detection at or above its fold's threshold on the held-out ports (as
-``benchmarks/inspect_errors.py`` detects them: the scan's grid, the fold bundle) is cut out (48 px,
+``inspect_errors.py`` detects them: the scan's grid, the fold bundle) is cut out (48 px,
 natural colour, a red ring at the detection, no label boxes, no score, no port) and the cuts are
 shuffled (seeded) onto numbered sheets ``RUN/audit/sheet-<k>.png``. ``RUN/audit/detections.csv`` holds,
 per cut number, the port, fold, score, pixel position and whether the labels count it a true positive
@@ -18,8 +18,8 @@ precision and F1 if those were counted as vessels (an upper estimate: unlabelled
 missed would add to the misses, which no one has counted), and the verdicts of the detections in open
 water (NDWI > 0, before any offset, on 90 % of the 15 x 15 px around them). Usage::
 
-    .venv/bin/python benchmarks/label_audit.py sheets benchmarks/out/detectors-v4/offset
-    .venv/bin/python benchmarks/label_audit.py score benchmarks/out/detectors-v4/offset
+    .venv/bin/python experiments/label_audit.py sheets benchmarks/out/detectors-v4/offset
+    .venv/bin/python experiments/label_audit.py score benchmarks/out/detectors-v4/offset
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from inspect_errors import DATA, _natural_colour, crop, held_out_ports, ranked_truth
 from PIL import Image, ImageDraw
+from scipy.ndimage import uniform_filter
 
-from fieldtruth.detectors.data import open_water_around
 from fieldtruth.detectors.scangrid import detect_like_a_scan
+from fieldtruth.experiments.heldout import SEN2SHIPS, crop, held_out_ports, natural_colour, ranked_truth
 from fieldtruth.imagery.read import read_mosaic
+from fieldtruth.tests.data.shared import data_folder_or_exit
 
 CUT, ZOOM, ACROSS, DOWN = 48, 3, 8, 6
 VERDICTS = ("vessel", "unsure", "not")
@@ -46,13 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=("sheets", "score"))
     parser.add_argument("run", type=Path, help="a bench_detectors.py output folder")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=SEN2SHIPS, help="the sen2ships ports")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     audit = args.run / "audit"
     audit.mkdir(exist_ok=True)
     if args.step == "sheets":
-        write_sheets(args.run, args.data, audit, args.seed)
+        write_sheets(args.run, data_folder_or_exit(args.data), audit, args.seed)
     else:
         score(audit)
 
@@ -64,7 +65,7 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
         open_water = _open_water(port.raw, port.grid)
         kept = detect_like_a_scan(bundle, port.scene, port.grid, threshold=bundle.card.threshold)
         labels_per_port[port.folder.name] = len(port.labels)
-        image = _natural_colour(port.scene, port.grid, bundle.card.bands)
+        image = natural_colour(port.scene, port.grid, bundle.card.bands)
         for d, true in ranked_truth(kept, port.labels):
             rows.append({"port": port.folder.name, "fold": port.fold, "score": round(d.score, 4), "col": round(d.col, 1),
                          "row": round(d.row, 1), "labelled": int(true),
@@ -85,10 +86,12 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
 
 
 def _open_water(raw_scene, grid) -> np.ndarray:
-    """Open water (see :func:`open_water_around`) from NDWI > 0 before any offset, on the scan's grid."""
+    """Open water from NDWI > 0 before any offset, on the scan's grid: pixels with water on at least 90 % of
+    the 15 x 15 px around them (away from quays, piers and shores)."""
     whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
     chip = read_mosaic([raw_scene], whole.tile(0, 0), ("green", "nir"))
-    return open_water_around((chip.data[0] > chip.data[1]) & chip.valid)
+    water = (chip.data[0] > chip.data[1]) & chip.valid
+    return uniform_filter(water.astype(np.float32), 15, mode="constant") >= 0.9
 
 
 def _sheet(numbered: list[tuple[int, Image.Image]]) -> Image.Image:

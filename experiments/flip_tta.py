@@ -5,7 +5,7 @@ Measured on the validation port of each fold of a ``bench_detectors.py`` run (``
 AP, and the best F1 over thresholds, with and without the flips (identity, left-right, up-down, both;
 probabilities and box sizes averaged). Held-out ports are not read. Usage::
 
-    .venv/bin/python benchmarks/flip_tta.py benchmarks/out/detectors-v4/offset
+    .venv/bin/python experiments/flip_tta.py benchmarks/out/detectors-v4/offset
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.evaluate import merge_scores
 from fieldtruth.detectors.model import output_stride
 from fieldtruth.detectors.report import evaluate_scenes, figures
+from fieldtruth.experiments.heldout import SEN2SHIPS
+from fieldtruth.tests.data.shared import data_folder_or_exit
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
@@ -52,8 +53,9 @@ def flipped_heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a bench_detectors.py output folder")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=SEN2SHIPS, help="the sen2ships ports")
     args = parser.parse_args()
+    data_folder_or_exit(args.data)
     plain = predict.heads
     for i, fold in enumerate(json.loads((args.run / "crossval.json").read_text())["folds"]):
         bundle = load_bundle(args.run / f"fold{i}.safetensors")

@@ -11,50 +11,36 @@ out of the repository. It also prints what the thresholds cost: the pooled F1 at
 at the one threshold best on the held-out ports themselves, and with each port at its own best (both
 oracles, which no detector can choose; their gap to the first is all a better threshold could win). Usage::
 
-    .venv/bin/python benchmarks/inspect_errors.py benchmarks/out/detectors-v4/offset [--per-port 4]
+    .venv/bin/python experiments/inspect_errors.py benchmarks/out/detectors-v4/offset [--per-port 4]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from PIL import Image, ImageDraw
 
-from fieldtruth.detectors.bundle import load_bundle
-from fieldtruth.detectors.evaluate import (
-    LabelShape,
-    ScoredPoint,
-    Scores,
-    match_points,
-    merge_scores,
-    score_detections,
-)
+from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.report import CURVE_FLOOR
-from fieldtruth.detectors.scangrid import detect_like_a_scan, labels_on_grid, scan_grid
-from fieldtruth.detectors.sceneoffset import prepare_scenes
-from fieldtruth.imagery.read import read_mosaic
-from fieldtruth.ingest.scene import open_scene
+from fieldtruth.detectors.scangrid import detect_like_a_scan
+from fieldtruth.experiments.heldout import SEN2SHIPS, ZOOM, crop, held_out_ports, natural_colour, ranked_truth
+from fieldtruth.tests.data.shared import data_folder_or_exit
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sen2ships"
-CUT, ZOOM = 64, 3
+CUT = 64
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a bench_detectors.py output folder")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=SEN2SHIPS, help="the sen2ships ports")
     parser.add_argument("--per-port", type=int, default=4)
     args = parser.parse_args()
     missed = {"scored low": 0, "beside": 0, "unseen": 0}
     n_labels, cuts, scored = 0, [], []
-    for port in held_out_ports(args.run, args.data):
+    for port in held_out_ports(args.run, data_folder_or_exit(args.data)):
         bundle, labels = port.bundle, port.labels
         found = detect_like_a_scan(bundle, port.scene, port.grid, threshold=CURVE_FLOOR)
         n_labels += len(labels)
@@ -63,54 +49,12 @@ def main() -> None:
             missed[kind] += 1
         kept = [d for d in found if d.score >= bundle.card.threshold]
         false = [d for d, true in ranked_truth(kept, labels) if not true]
-        image = _natural_colour(port.scene, port.grid, bundle.card.bands)
+        image = natural_colour(port.scene, port.grid, bundle.card.bands)
         cuts += [_cut(image, d, labels, f"{port.folder.name} {d.score:.2f}") for d in false[: args.per_port]]
     print(f"{sum(missed.values())} of {n_labels} labels missed: {missed}")
     _print_threshold_oracles(scored)
     _sheet(cuts).save(args.run / "false-positives.png")
     print(f"{len(cuts)} false positives -> {args.run / 'false-positives.png'}")
-
-
-@dataclasses.dataclass
-class HeldOutPort:
-    """A held-out port of a cross-validation, read as its fold's bundle scans it."""
-
-    fold: int
-    bundle: Any
-    folder: Path
-    raw: Any  # the scene without offsets
-    scene: Any  # with the bundle's scene offsets
-    grid: Any  # the scan's grid
-    labels: list
-
-
-def held_out_ports(run: Path, data: Path) -> Iterator[HeldOutPort]:
-    """Every test port of ``RUN/crossval.json``, with its fold bundle, on the scan's grid."""
-    for i, fold in enumerate(json.loads((run / "crossval.json").read_text())["folds"]):
-        bundle = load_bundle(run / f"fold{i}.safetensors")
-        for port in fold["test"]:
-            folder = data / port.removeprefix("sen2ships-")
-            raw = open_scene(folder, hash_files=False)
-            scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
-            grid = scan_grid(bundle, scene)
-            yield HeldOutPort(i, bundle, folder, raw, scene, grid, labels_on_grid(folder, scene, grid))
-
-
-def ranked_truth(kept: list, labels: list) -> list[tuple[Any, bool]]:
-    """The detections, highest score first, each with whether it matches a label (one pixel, one-to-one)."""
-    ranked = sorted(kept, key=lambda d: -d.score)
-    matched = match_points([ScoredPoint(d.col, d.row, d.score, d.label) for d in ranked],
-                           [LabelShape(lab.geometry, lab.label) for lab in labels], tolerance=1.0)
-    return [(d, true) for d, (_, true) in zip(ranked, matched.ranked, strict=True)]
-
-
-def crop(image: np.ndarray, detection, size: int, zoom: int = ZOOM) -> Image.Image:
-    """The ``size`` px square of ``image`` centred on ``detection`` (black beyond the scene), zoomed."""
-    row, col = int(detection.row) - size // 2, int(detection.col) - size // 2
-    cut = np.zeros((size, size, 3))
-    part = image[max(row, 0) : row + size, max(col, 0) : col + size]
-    cut[max(-row, 0) : max(-row, 0) + part.shape[0], max(-col, 0) : max(-col, 0) + part.shape[1]] = part
-    return Image.fromarray((cut * 255).astype(np.uint8)).resize((size * zoom, size * zoom), Image.NEAREST)
 
 
 def _print_threshold_oracles(scored: list[tuple[Scores, float]]) -> None:
@@ -135,14 +79,6 @@ def _why_missed(found: list, labels: list, threshold: float) -> list[str]:
         near = max((s for p, s in points if label.geometry.buffer(15.0).contains(p)), default=0.0)
         kinds.append("scored low" if inside > 0 else "beside" if near >= threshold else "unseen")
     return kinds
-
-
-def _natural_colour(scene, grid, bands: tuple[str, ...]) -> np.ndarray:
-    whole = dataclasses.replace(grid, tile_size=max(grid.shape) * grid.tile_size, halo=0)
-    chip = read_mosaic([scene], whole.tile(0, 0), bands)
-    rgb = chip.data[[bands.index("red"), bands.index("green"), bands.index("blue")]]
-    low, high = np.percentile(rgb[:, chip.valid], [2, 99], axis=1)
-    return np.clip((rgb - low[:, None, None]) / (high - low)[:, None, None], 0, 1).transpose(1, 2, 0)
 
 
 def _cut(image: np.ndarray, detection, labels: list, caption: str) -> Image.Image:
