@@ -3,18 +3,17 @@
 Files over ``partition_bytes`` are read in partitions with dask (``dask.dataframe.read_csv``) or
 dask-geopandas (``read_file``/``read_parquet``), one partition in memory at a time. Zipped shapefiles are
 never extracted: the member list is validated (no absolute or ``..`` paths, no links, bounded member count,
-total size and compression ratio, measured by streaming decompression into nothing) and the shapefile is
-then read in place through GDAL's ``/vsizip/``. Every file (and the shapefile inside a zip) is handed to
-OGR only once the input guard has seen that its content is the declared format
-(:func:`fieldtruth.ingest.guard.vector_source`); OGR itself may not reach the network. Error messages
+total size and compression ratio, measured by streaming decompression into nothing:
+:mod:`fieldtruth.ingest._zip`) and the shapefile is then read in place through GDAL's ``/vsizip/``.
+Every file (and the shapefile inside a zip) is handed to OGR only once the input guard has seen that its
+content is the declared format (:func:`fieldtruth.ingest.guard.vector_source`); OGR itself may not reach
+the network. Error messages
 never quote a file's content.
 """
 
 from __future__ import annotations
 
 import logging
-import stat
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -25,6 +24,7 @@ import pyogrio
 
 from fieldtruth.ingest._sector_decl import Format, SectorDeclaration
 from fieldtruth.ingest._sniff import HEAD_BYTES, Kind, sniff_bytes
+from fieldtruth.ingest._zip import check_zip, member_head
 from fieldtruth.ingest.errors import (
     EmptySectorDataError,
     RefusedInputError,
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Files larger than this are read in partitions.
 PARTITION_BYTES = 256 * 1024**2
-#: Zip limits: members, total uncompressed bytes, uncompressed/compressed ratio.
-ZIP_MAX_MEMBERS = 1_000
-ZIP_MAX_BYTES = 4 * 1024**3
-ZIP_MAX_RATIO = 100.0
 
 
 class RawChunk(NamedTuple):
@@ -49,68 +45,6 @@ class RawChunk(NamedTuple):
 
     frame: pd.DataFrame
     first_row: int
-
-
-def check_zip(path: Path, *, max_members: int = ZIP_MAX_MEMBERS, max_bytes: int = ZIP_MAX_BYTES,
-              max_ratio: float = ZIP_MAX_RATIO) -> list[str]:
-    """Validate a zip archive without extracting it and return its member names.
-
-    Raises:
-        UnsafeArchiveError: On absolute or ``..`` member paths, links, too many members, or when the
-            uncompressed size or the compression ratio exceeds the limits (measured, not trusted).
-    """
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeArchiveError(f"expected a readable zip archive; {str(path)!r} is not: {exc}.") from exc
-    with archive:
-        members = archive.infolist()
-        if len(members) > max_members:
-            raise UnsafeArchiveError(
-                f"expected at most {max_members} members in {str(path)!r}; got {len(members)}.")
-        for info in members:
-            _check_member_name(path, info)
-        total_in = sum(max(info.compress_size, 1) for info in members)
-        total_out = 0
-        for info in members:
-            total_out += _measure_member(path, archive, info, max_bytes - total_out)
-            if total_out / total_in > max_ratio:
-                raise UnsafeArchiveError(
-                    f"expected a compression ratio under {max_ratio:g} in {str(path)!r}; member "
-                    f"{info.filename!r} brings it over (a zip bomb?). Refused before extraction."
-                )
-    return [info.filename for info in members]
-
-
-def _check_member_name(path: Path, info: zipfile.ZipInfo) -> None:
-    name = info.filename.replace("\\", "/")
-    parts = PurePosixPath(name).parts
-    if name.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
-        raise UnsafeArchiveError(
-            f"expected relative member paths inside {str(path)!r}; got {info.filename!r} "
-            "(absolute or '..' path traversal). Refused before extraction; re-zip the files flat."
-        )
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise UnsafeArchiveError(
-            f"expected plain files in {str(path)!r}; member {info.filename!r} is a link.")
-
-
-def _measure_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
-    if info.file_size > budget:
-        raise UnsafeArchiveError(
-            f"expected at most {ZIP_MAX_BYTES} uncompressed bytes in {str(path)!r}; member "
-            f"{info.filename!r} declares {info.file_size} (a zip bomb?). Refused before extraction."
-        )
-    size = 0
-    with archive.open(info) as stream:
-        while block := stream.read(1 << 20):
-            size += len(block)
-            if size > budget or size > info.compress_size * ZIP_MAX_RATIO + (1 << 20):
-                raise UnsafeArchiveError(
-                    f"expected member {info.filename!r} of {str(path)!r} to stay within its size limits; "
-                    "it decompresses to more (a zip bomb?). Refused before extraction."
-                )
-    return size
 
 
 def zipped_shapefile(path: Path, layer: str | None) -> str:
@@ -123,8 +57,7 @@ def zipped_shapefile(path: Path, layer: str | None) -> str:
             f"expected exactly one shapefile{' named ' + repr(layer) if layer else ''} in {str(path)!r}; "
             f"found {shapefiles!r}. Declare `layer:` with the shapefile's name."
         )
-    with zipfile.ZipFile(path) as archive, archive.open(shapefiles[0]) as member:
-        found = sniff_bytes(member.read(HEAD_BYTES))
+    found = sniff_bytes(member_head(path, shapefiles[0], HEAD_BYTES))
     if found is not Kind.SHAPEFILE:
         raise UnsafeArchiveError(
             f"expected a shapefile as member {shapefiles[0]!r} of {str(path)!r}; it is {found.value}. "

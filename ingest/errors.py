@@ -56,5 +56,7 @@ class PersonalDataError(SectorError, ValueError):
     """A kept column looks like personal data and was not declared with a reason."""
 
 
-class UnsafeArchiveError(SectorError, ValueError):
-    """A zip archive was refused before extraction (path traversal, zip bomb, too many members)."""
+class UnsafeArchiveError(RefusedInputError):
+    """A zip archive was refused before any member was read (path traversal, links, zip bomb, too many
+    members): zipped shapefiles and Sentinel-2 products alike."""
+

@@ -40,7 +40,8 @@ from fieldtruth.ingest._sector_checks import (
     vector_geometry,
 )
 from fieldtruth.ingest._sector_decl import SectorDeclaration, load_declaration
-from fieldtruth.ingest._sector_files import PARTITION_BYTES, check_zip, iter_raw_chunks
+from fieldtruth.ingest._sector_files import PARTITION_BYTES, iter_raw_chunks
+from fieldtruth.ingest._zip import check_zip
 from fieldtruth.ingest.errors import EmptySectorDataError
 
 log = logging.getLogger(__name__)
