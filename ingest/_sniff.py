@@ -21,6 +21,9 @@ INDIRECT_MARKERS = (b"<vrtdataset", b"<ogrvrtdatasource", b"<ogrwfsdatasource", 
                     b"<gdal_wms", b"<gdal_wmts", b"<wcs_gdal")
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: The JPEG 2000 signature box (ISO/IEC 15444-1 I.5.1) that opens every JP2 file; a bare codestream
+#: (``.j2k``) has none and is not read.
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _XML_PROLOGUE = re.compile(rb"\A(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _XML_ROOT = re.compile(rb"<([A-Za-z_][\w.-]*)")
 
@@ -29,6 +32,7 @@ class Kind(StrEnum):
     """What a file's head says it is."""
 
     GEOTIFF = "a GeoTIFF"
+    JP2 = "a JPEG 2000 (JP2) file"
     VRT = "a GDAL VRT (XML)"
     INDIRECT = "a GDAL format that reads other files or services"
     XML_DTD = "XML with a document type declaration"
@@ -62,6 +66,8 @@ def sniff_bytes(head: bytes) -> Kind:
         return Kind.INDIRECT
     if head[:4] in _TIFF_MAGIC:
         return Kind.GEOTIFF
+    if head.startswith(_JP2_SIGNATURE):
+        return Kind.JP2
     if head.startswith(b"SQLite format 3\x00"):
         return Kind.GEOPACKAGE if head[68:72] in (b"GPKG", b"GP10", b"GP11") else Kind.SQLITE
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):

@@ -28,6 +28,11 @@ class RasterRefusedError(RefusedInputError):
     """A raster was refused before any pixel was read (format not allowed, implausible size)."""
 
 
+class ProductError(IngestError, ValueError):
+    """A Sentinel-2 product (``.SAFE`` folder or zip) is not in the layout or state fieldtruth reads (not
+    Level-2A, bands missing, several granules, incomplete metadata)."""
+
+
 class StacError(IngestError, ValueError):
     """A STAC document could not be turned into scenes (malformed, looping, too deep or too large)."""
 
@@ -60,3 +65,6 @@ class UnsafeArchiveError(RefusedInputError):
     """A zip archive was refused before any member was read (path traversal, links, zip bomb, too many
     members): zipped shapefiles and Sentinel-2 products alike."""
 
+
+class MissingDriverError(IngestError, RuntimeError):
+    """The GDAL that rasterio ships lacks the driver a file needs (JPEG 2000, say)."""

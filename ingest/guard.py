@@ -10,7 +10,10 @@ What it holds (see SECURITY.md for the whole policy):
   line's ``--allow-dir``, which adds to it: :func:`allowing_dirs`).
 - **Formats** are judged by content, not by name (:mod:`fieldtruth.ingest._sniff`), and each is opened
   with the one driver allowed for it: a raster is a GeoTIFF or a VRT of them (every source checked at
-  every depth: :mod:`fieldtruth.ingest._vrt`); a vector file is GeoJSON, a GeoPackage or a shapefile.
+  every depth: :mod:`fieldtruth.ingest._vrt`), or a JPEG 2000 band of a Sentinel-2 product (a local
+  ``.jp2`` file, or a member of a checked zip archive read in place through ``/vsizip/``, which only the
+  guard builds and which it checks again whenever it is opened); a vector file is GeoJSON, a GeoPackage
+  or a shapefile.
 - **Remote rasters** are https URLs (or hosts allowed explicitly) read with GDAL's ``/vsicurl/``, which
   only the guard builds; every connection GDAL then makes, redirects included, is checked when it is
   made (:mod:`fieldtruth.ingest.netguard`).
@@ -19,6 +22,7 @@ What it holds (see SECURITY.md for the whole policy):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,11 +31,14 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from fieldtruth.ingest import netguard
-from fieldtruth.ingest._sniff import Kind, sniff
+import rasterio
+
+from fieldtruth.ingest import _zip, netguard
+from fieldtruth.ingest._sniff import HEAD_BYTES, Kind, sniff, sniff_bytes
 from fieldtruth.ingest._vrt import check_vrt
 from fieldtruth.ingest.errors import (
     InputNotFoundError,
+    MissingDriverError,
     NotARasterError,
     RasterRefusedError,
     RefusedInputError,
@@ -49,17 +56,18 @@ MAX_SIDE = 120_000
 MAX_PIXELS_PER_BYTE = 2_000
 PLAUSIBLE_PIXELS = 100_000_000
 
-_RASTER_SUFFIXES = {".tif": Kind.GEOTIFF, ".tiff": Kind.GEOTIFF, ".vrt": Kind.VRT}
-_DRIVERS = {Kind.GEOTIFF: "GTiff", Kind.VRT: "VRT"}
+_RASTER_SUFFIXES = {".tif": Kind.GEOTIFF, ".tiff": Kind.GEOTIFF, ".vrt": Kind.VRT, ".jp2": Kind.JP2}
+_DRIVERS = {Kind.GEOTIFF: "GTiff", Kind.VRT: "VRT", Kind.JP2: "JP2OpenJPEG"}
 _GDAL_PREFIX = re.compile(r"^[A-Za-z][\w+.-]*:")  # GTIFF_DIR:, vrt:, HDF5:, ... (a drive letter too)
 
 
 class RasterSource(NamedTuple):
-    """What GDAL may be given for one raster: the path to open and the one driver allowed to open it."""
+    """What GDAL may be given for one raster: the path to open, the one driver allowed to open it, and the
+    bytes behind its pixels where they are known (a local GeoTIFF or JPEG 2000 file, or zip member)."""
 
     gdal_path: str
     driver: str
-    local: Path | None
+    size: int | None
 
 
 def allowed_dirs() -> tuple[Path, ...]:
@@ -172,16 +180,21 @@ def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> Raste
     """Decide how a raster may be opened: its GDAL path and driver, after every check.
 
     Args:
-        href: a local GeoTIFF/VRT path, or an https URL of a GeoTIFF (http too for ``allow_hosts``).
+        href: a local GeoTIFF/VRT/JPEG 2000 path, a ``/vsizip/`` path to a JPEG 2000 member of a zip
+            archive (as :func:`zip_member` builds it), or an https URL of a GeoTIFF (http too for
+            ``allow_hosts``).
         allow_hosts: hosts allowed although not public or not https.
 
     Raises:
-        InputNotFoundError: a local path that does not exist.
-        RasterRefusedError: a suffix, content, URL, source or claimed size that is not allowed.
+        InputNotFoundError: a local path or archive member that does not exist.
+        RasterRefusedError: a suffix, content, URL, source, archive or claimed size that is not allowed.
         NotARasterError: the content is not what the suffix says (a VRT disguised as ``.tif``).
+        MissingDriverError: JPEG 2000, and this GDAL has no driver for it.
     """
     href = str(href)
     netguard.ensure_gdal_guard()
+    if href.startswith(_zip.VSIZIP):
+        return _zipped_raster(href)
     suffix = Path(urlsplit(href).path if is_url(href) else href).suffix.lower()
     expected = _RASTER_SUFFIXES.get(suffix)
     if expected is None:
@@ -191,8 +204,8 @@ def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> Raste
         )
     if is_url(href):
         if expected is not Kind.GEOTIFF:
-            raise RasterRefusedError(f"VRT {href!r} is remote; only local VRTs are read (their sources are "
-                                     "checked)")
+            raise RasterRefusedError(f"{href!r} is remote {expected.value}; only GeoTIFFs are read over "
+                                     "https (VRTs are read locally, where their sources are checked)")
         try:
             url = netguard.check_url(href, allow_hosts)
         except RefusedInputError as exc:
@@ -207,9 +220,74 @@ def raster_source(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> Raste
     if found is not expected:
         raise NotARasterError(f"{href!r} is not a readable {_DRIVERS[expected]} raster: its content is "
                               f"{found.value} (judged by content, not by the suffix {suffix!r}); refused")
+    if found is Kind.JP2:
+        require_driver("JP2OpenJPEG", href)
     for claim in check_vrt(path, (path.parent,), local_file) if found is Kind.VRT else ():
         check_claimed_size(str(claim.path), claim.width, claim.height, claim.bands, claim.source_bytes)
-    return RasterSource(str(path), _DRIVERS[found], path)
+    return RasterSource(str(path), _DRIVERS[found], None if found is Kind.VRT else path.stat().st_size)
+
+
+def zip_member(archive: str | Path, member: str) -> str:
+    """The path GDAL reads a JPEG 2000 member of a zip archive by (``/vsizip/``), after every check.
+
+    The archive must be a plain local path to a zip that passes the zip rules
+    (:func:`fieldtruth.ingest._zip.check_zip`, on its central directory; measure it with ``check_zip``
+    first), the member must be listed in it and be JPEG 2000 by content. :func:`raster_source` checks
+    the path it returns again whenever it is opened.
+
+    Raises:
+        InputNotFoundError: the archive or the member does not exist.
+        RasterRefusedError: the archive breaks a zip rule, is not a zip, or the member is not a ``.jp2``.
+        NotARasterError: the member's content is not JPEG 2000.
+    """
+    try:
+        path = local_file(archive, what="zip archive")
+    except RefusedInputError as exc:
+        raise RasterRefusedError(str(exc)) from exc
+    if sniff(path) is not Kind.ZIP:
+        raise RasterRefusedError(f"{str(archive)!r} is {sniff(path).value}, not a zip archive; refused")
+    if Path(member).suffix.lower() != ".jp2":
+        raise RasterRefusedError(f"member {member!r} of {str(path)!r} is not a .jp2 file; only the JPEG 2000 "
+                                 "bands of zipped Sentinel-2 products are read inside archives")
+    if member not in _zip.listed_members(path):
+        raise InputNotFoundError(f"zip archive {str(path)!r} has no member {member!r}")
+    found = sniff_bytes(_zip.member_head(path, member, HEAD_BYTES))
+    if found is not Kind.JP2:
+        raise NotARasterError(f"member {member!r} of {str(path)!r} is {found.value}, not JPEG 2000 as its "
+                              "name says; refused")
+    return _zip.member_path(path, member)
+
+
+def _zipped_raster(href: str) -> RasterSource:
+    """The source of a ``/vsizip/`` path, split as GDAL splits it and checked again by :func:`zip_member`."""
+    parts = _zip.split_member_path(href)
+    if parts is None:
+        raise RasterRefusedError(f"{href!r} names no member of an existing zip archive; GDAL paths are only "
+                                 "read as the guard builds them")
+    archive, member = parts
+    gdal_path = zip_member(archive, member)  # GDAL gets the path as checked, rebuilt
+    require_driver("JP2OpenJPEG", href)
+    return RasterSource(gdal_path, "JP2OpenJPEG", _zip.listed_members(archive.resolve())[member])
+
+
+@functools.cache
+def _gdal_drivers() -> frozenset[str]:
+    with rasterio.Env() as env:
+        return frozenset(env.drivers())
+
+
+def require_driver(driver: str, href: str) -> None:
+    """Refuse ``href`` with a clear message when rasterio's GDAL lacks ``driver``.
+
+    Raises:
+        MissingDriverError: the driver is missing.
+    """
+    if driver not in _gdal_drivers():
+        raise MissingDriverError(
+            f"{href!r} needs GDAL's {driver} driver, which the GDAL in this rasterio "
+            f"({rasterio.__gdal_version__}) lacks; install rasterio's wheel from PyPI (it ships JPEG 2000 "
+            "support), or convert the file to GeoTIFF (gdal_translate -of COG)"
+        )
 
 
 def check_claimed_size(href: str, width: int, height: int, count: int, size_on_disk: int | None) -> None:

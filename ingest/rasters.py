@@ -26,7 +26,9 @@ def open_raster(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> rasteri
     """Open a raster for reading with the one driver its content allows, after checking its header.
 
     Args:
-        href: local path of a GeoTIFF/COG (``.tif``/``.tiff``) or VRT (``.vrt``), or https URL of a GeoTIFF.
+        href: local path of a GeoTIFF/COG (``.tif``/``.tiff``), VRT (``.vrt``) or JPEG 2000 file (``.jp2``),
+            a JPEG 2000 member of a checked zip (:func:`fieldtruth.ingest.guard.zip_member`), or https URL
+            of a GeoTIFF.
         allow_hosts: hosts allowed although not public or not https (the scene's, see
             :attr:`fieldtruth.ingest.scene.Scene.allow_hosts`).
 
@@ -34,6 +36,7 @@ def open_raster(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> rasteri
         InputNotFoundError: a local path that does not exist.
         RasterRefusedError: refused by the guard (suffix, content, URL, VRT source, claimed size).
         NotARasterError: the file is not a raster its driver can read.
+        MissingDriverError: the file needs a GDAL driver this rasterio lacks (JPEG 2000).
     """
     href = str(href)
     source = raster_source(href, allow_hosts=allow_hosts)
@@ -42,8 +45,7 @@ def open_raster(href: str | Path, *, allow_hosts: Iterable[str] = ()) -> rasteri
     except RasterioIOError as exc:
         raise NotARasterError(f"{href!r} is not a readable {source.driver} raster: {exc}") from exc
     try:
-        size = source.local.stat().st_size if source.local is not None and source.driver == "GTiff" else None
-        check_claimed_size(href, dataset.width, dataset.height, dataset.count, size)
+        check_claimed_size(href, dataset.width, dataset.height, dataset.count, source.size)
     except RasterRefusedError:
         dataset.close()
         raise

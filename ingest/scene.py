@@ -250,12 +250,35 @@ def _read_headers(bands: dict[str, BandSource]) -> dict[str, _Header]:
     return {name: by_href[source.href] for name, source in bands.items()}
 
 
-def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *, hash_files: bool) -> Scene:
+class BandGrid(NamedTuple):
+    """The grid a scene's bands share (the finest band's pixel size), and what their headers say."""
+
+    crs: CRS
+    bounds: BoundingBox
+    resolution: tuple[float, float]
+    width: int
+    height: int
+    nodata: float | None
+    datetime: str | None
+
+
+def band_grid(bands: dict[str, BandSource]) -> BandGrid:
+    """Read every band's header (through the input guard) and check that they line up.
+
+    Raises:
+        NotARasterError: a band file could not be opened.
+        BandMismatchError: the bands differ in CRS or footprint, or have none.
+    """
     headers = _read_headers(bands)
-    crs, bounds, res = _check_bands_align(headers)
-    xres, yres = res
+    crs, bounds, (xres, yres) = _check_bands_align(headers)
     width = round((bounds.right - bounds.left) / xres)
     height = round((bounds.top - bounds.bottom) / yres)
+    return BandGrid(crs, bounds, (xres, yres), width, height, next(iter(headers.values())).nodata,
+                    next((h.datetime for h in headers.values() if h.datetime), None))
+
+
+def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *, hash_files: bool) -> Scene:
+    grid = band_grid(bands)
     hrefs = sorted({b.href for b in bands.values()})
     licence = meta.get("licence") or meta.get("license")
     provenance = tuple(
@@ -264,16 +287,16 @@ def _assemble(path: Path, bands: dict[str, BandSource], meta: dict[str, Any], *,
         else Provenance(href=h, source=meta.get("source"), licence=licence, item_id=meta.get("id"))
         for h in hrefs
     )
-    acquired = (meta.get("datetime") or meta.get("acquired")
-                or next((h.datetime for h in headers.values() if h.datetime), None))
+    acquired = meta.get("datetime") or meta.get("acquired") or grid.datetime
     scene_id = str(meta.get("id") or (path.name if path.is_dir() else path.stem))
-    nodata = next(iter(headers.values())).nodata
     extra = {k: meta[k] for k in ("platform", "processing_level", "cloud_cover", "licence", "source")
              if k in meta}
-    log.debug("opened scene %s: %d bands, %dx%d px, %s", scene_id, len(bands), width, height, crs)
+    log.debug("opened scene %s: %d bands, %dx%d px, %s", scene_id, len(bands), grid.width, grid.height,
+              grid.crs)
     return Scene(
-        id=scene_id, bands=bands, crs=crs, bounds=bounds, resolution=(xres, yres), width=width, height=height,
-        acquired=str(acquired) if acquired else None, provenance=provenance, nodata=nodata, metadata=extra,
+        id=scene_id, bands=bands, crs=grid.crs, bounds=grid.bounds, resolution=grid.resolution,
+        width=grid.width, height=grid.height, acquired=str(acquired) if acquired else None,
+        provenance=provenance, nodata=grid.nodata, metadata=extra,
     )
 
 

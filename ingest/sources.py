@@ -9,6 +9,7 @@ from pathlib import Path
 from fieldtruth.ingest._stac_walk import read_document
 from fieldtruth.ingest.errors import InputNotFoundError, StacError
 from fieldtruth.ingest.remote import is_remote
+from fieldtruth.ingest.safe import is_safe_folder, open_safe
 from fieldtruth.ingest.scene import Scene, open_scene
 from fieldtruth.ingest.stac import scenes_from_catalog, scenes_from_item_file, search_stac_api
 
@@ -23,8 +24,9 @@ def open_imagery(
     """Open an imagery source as scenes.
 
     Args:
-        source: a scene folder, a GeoTIFF/VRT, a STAC Item JSON, a static STAC catalogue
-            (``catalog.json``/``collection.json``), or a STAC API URL (with ``collection``).
+        source: a scene folder, a GeoTIFF/VRT, a Sentinel-2 L2A product (``.SAFE`` folder or its
+            ``.zip``), a STAC Item JSON, a static STAC catalogue (``catalog.json``/``collection.json``),
+            or a STAC API URL (with ``collection``).
         collection: STAC API collection to search.
         datetime: STAC API date or range.
         bbox: STAC API AOI (west, south, east, north) in degrees.
@@ -36,7 +38,8 @@ def open_imagery(
     Raises:
         InputNotFoundError: a local source that does not exist.
         StacError: a STAC source that yields no usable scene.
-        RefusedInputError: an href, link or address the input guard does not allow.
+        ProductError: a Sentinel-2 product fieldtruth cannot read (not L2A, incomplete, ...).
+        RefusedInputError: an href, link, archive or address the input guard does not allow.
     """
     text = str(source)
     allow_hosts = tuple(allow_hosts)
@@ -55,6 +58,8 @@ def open_imagery(
                                  "STAC file")
     if path.suffix.lower() == ".json":
         return _scenes_from_json(path, allow_hosts=allow_hosts, allow_dirs=allow_dirs)
+    if is_safe_folder(path) or path.suffix.lower() == ".zip":
+        return [open_safe(path)]
     return [open_scene(path)]
 
 
