@@ -11,7 +11,12 @@ from fieldtruth.ingest.errors import InputNotFoundError, StacError
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.safe import is_safe_folder, open_safe
 from fieldtruth.ingest.scene import Scene, open_scene
-from fieldtruth.ingest.stac import scenes_from_catalog, scenes_from_item_file, search_stac_api
+from fieldtruth.ingest.stac import (
+    scenes_from_catalog,
+    scenes_from_item_file,
+    scenes_from_remote_catalog,
+    search_stac_api,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +30,8 @@ def open_imagery(
 
     Args:
         source: a scene folder, a GeoTIFF/VRT, a Sentinel-2 L2A product (``.SAFE`` folder or its
-            ``.zip``), a STAC Item JSON, a static STAC catalogue (``catalog.json``/``collection.json``),
-            or a STAC API URL (with ``collection``).
+            ``.zip``), a STAC Item JSON or static STAC catalogue (``catalog.json``/``collection.json``), by
+            path or by URL, or a STAC API URL (with ``collection``).
         collection: STAC API collection to search.
         datetime: STAC API date or range.
         bbox: STAC API AOI (west, south, east, north) in degrees.
@@ -45,8 +50,7 @@ def open_imagery(
     allow_hosts = tuple(allow_hosts)
     if is_remote(text):
         if not is_stac_api(text):
-            raise StacError(f"remote STAC documents are read through a STAC API; give the API root for "
-                            f"{text!r}")
+            return scenes_from_remote_catalog(text, allow_hosts=allow_hosts)
         if not collection:
             raise StacError(f"{text!r} looks like a STAC API; give --collection (and --datetime) to search "
                             "it")
@@ -64,7 +68,8 @@ def open_imagery(
 
 
 def is_stac_api(source: str | Path) -> bool:
-    """True when ``source`` names a STAC API root (a remote address that is not a JSON document)."""
+    """True when ``source`` names a STAC API root (a remote address that is not a JSON document; one that
+    is, a static catalogue, collection or item, is read as such)."""
     text = str(source)
     return is_remote(text) and not text.lower().split("?")[0].endswith(".json")
 

@@ -1,11 +1,12 @@
-"""Scenes from STAC: one Item, a static catalogue (``catalog.json``), or a STAC API search.
+"""Scenes from STAC: one Item, a static catalogue (``catalog.json``, local or by URL), or a STAC API search.
 
 Bands are matched by the ``eo`` extension's common names (``eo:bands`` of STAC 1.0, ``bands`` with
 ``eo:common_name`` of 1.1) or, failing that, by asset keys (``blue``, ``B02``, ...). Every href is
 checked by :func:`fieldtruth.ingest.remote.check_href` before GDAL sees it: local files only inside the
 document's folder (or folders allowed explicitly), URLs only https to public hosts (or hosts allowed
-explicitly). Static catalogues are walked by :mod:`fieldtruth.ingest._stac_walk` (local, bounded, no
-loops); API searches go through the network guard. The grid comes from the first band's header.
+explicitly). Static catalogues are walked by :mod:`fieldtruth.ingest._stac_walk` (bounded, no loops;
+remote ones through the network guard, never naming local files); API searches go through the network
+guard. The grid comes from the first band's header.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pystac
 from rasterio.coords import BoundingBox
 from rasterio.crs import CRS
 
-from fieldtruth.ingest._stac_walk import read_document, walk_catalog
+from fieldtruth.ingest._stac_walk import read_document, walk_catalog, walk_remote_catalog
 from fieldtruth.ingest._stac_walk import to_item as _to_item
 from fieldtruth.ingest.errors import NotARasterError, StacError
 from fieldtruth.ingest.guard import allowed_dirs
@@ -31,7 +32,8 @@ from fieldtruth.ingest.scene import CLOUD_MASK, COMMON_NAMES, SENTINEL2_BANDS, B
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StacError", "scene_from_item", "scenes_from_catalog", "scenes_from_item_file", "search_stac_api"]
+__all__ = ["StacError", "scene_from_item", "scenes_from_catalog", "scenes_from_item_file",
+           "scenes_from_remote_catalog", "search_stac_api"]
 
 _KEY_NAMES = {**{k.lower(): v for k, v in SENTINEL2_BANDS.items()}, **{n: n for n in COMMON_NAMES},
               "nir08": "nir08"}
@@ -155,6 +157,26 @@ def scenes_from_catalog(path: Path, *, allow_dirs: Sequence[str | Path] = (), **
     scenes = [scene_from_item(item, allow_dirs=dirs, **options) for item in walk_catalog(path, dirs[1:])]
     if not scenes:
         raise StacError(f"STAC catalogue {str(path)!r} holds no items")
+    return scenes
+
+
+def scenes_from_remote_catalog(url: str, *, allow_hosts: Iterable[str] = (), **options: Any) -> list[Scene]:
+    """Scenes from a static STAC catalogue, collection or item published over https.
+
+    Every document is fetched once through the network guard (depth, count and size bounded, loops
+    refused); relative hrefs resolve against each document's URL, and assets must be http(s) URLs, each
+    checked like every href.
+
+    Raises:
+        StacError: a malformed, looping, too deep or too large catalogue, one without items, or a link or
+            asset naming a local file.
+        RefusedInputError: a URL the network guard refuses.
+    """
+    allow_hosts = tuple(allow_hosts)
+    items = walk_remote_catalog(url, allow_hosts)
+    scenes = [scene_from_item(item, allow_hosts=allow_hosts, **options) for item in items]
+    if not scenes:
+        raise StacError(f"STAC catalogue {url!r} holds no items")
     return scenes
 
 
