@@ -107,6 +107,22 @@ def _snap(bounds: BoundingBox, res: float) -> BoundingBox:
     )
 
 
+def ground_resolution(scene: Scene) -> float:
+    """A scene's pixel size on the ground in metres: its own where its CRS is metric, else measured
+    across its width in the UTM zone of its centre (a Web Mercator pixel of "10 m" is about 5.8 m on the
+    ground at 54 degrees north).
+
+    Raises:
+        CRSError: the scene's CRS cannot be transformed to WGS 84.
+    """
+    if is_metric(scene.crs):
+        return float(max(abs(scene.resolution[0]), abs(scene.resolution[1])))
+    west, south, east, north = transform_bounds(scene.crs, "EPSG:4326", *scene.bounds)
+    crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+    metric = transform_bounds(scene.crs, crs, *scene.bounds, densify_pts=21)
+    return _ground_resolution(scene, BoundingBox(*metric))
+
+
 def _ground_resolution(scene: Scene, metric_bounds: BoundingBox) -> float:
     """Pixel size on the ground that keeps the scene's pixel count across its width."""
     return (metric_bounds.right - metric_bounds.left) / scene.width

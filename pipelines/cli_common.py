@@ -3,7 +3,8 @@
 Library errors (:class:`fieldtruth.errors.FieldtruthError`) become a one-line message naming the input
 and exit status 1; the traceback is shown only with ``-v``. Usage mistakes (options that do not go
 together, or one that needs another) are click's :class:`click.UsageError`, exit status 2, raised by the
-command before it calls the library.
+command before it calls the library; so is a scan that its preflight refuses
+(:class:`~fieldtruth.pipelines.errors.PreflightError`): the scan cannot start, and nothing was written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from fieldtruth.errors import FieldtruthError
+from fieldtruth.pipelines.errors import PreflightError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status for bad input or a failed run (click uses 2 for usage errors).
 EXIT_FAILURE = 1
+#: Exit status of a command that could not start (a scan its preflight refused), as for usage errors.
+EXIT_CANNOT_START = 2
 
 #: A labelled scene folder (bands and a label file), as train and evaluate take them.
 SCENE_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -62,7 +66,8 @@ def configure_logging(verbosity: int) -> None:
 
 
 def reports_errors(command: F) -> F:
-    """Turn library errors into a one-line message and exit status 1 (traceback only with -v)."""
+    """Turn library errors into a one-line message and exit status 1, or 2 for a scan refused by its
+    preflight (traceback only with -v)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -73,7 +78,7 @@ def reports_errors(command: F) -> F:
             if ctx.find_root().obj.get("verbosity", 0) > 0:
                 log.exception("failed")
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_FAILURE)
+            ctx.exit(EXIT_CANNOT_START if isinstance(exc, PreflightError) else EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
 

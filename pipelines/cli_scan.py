@@ -23,8 +23,9 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 
 @click.command(name="scan")
 @click.option("--imagery", required=True,
-              help="Scene folder, GeoTIFF/VRT, STAC item.json or catalog.json, or a STAC API URL "
-                   "(with --collection).")
+              help="Scene folder, GeoTIFF/VRT, Sentinel-2 L2A product (.SAFE folder or .zip), STAC "
+                   "item.json or catalog.json (a path, or an https URL), or a STAC API URL (with "
+                   "--collection).")
 @detector_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder to write.")
@@ -53,15 +54,22 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--resume", is_flag=True, help="Continue a run folder: skip finished tiles, retry failed ones.")
 @click.option("--performance-report", is_flag=True,
               help="Save Dask's performance report of the tile phase as RUN/dask-performance-report.html.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the scenes and detector, time the detector on one tile and print the plan (scenes, "
+                   "tiles, megapixels, estimated time); write nothing and start no cluster.")
 @click.pass_context
 @reports_errors
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
-    scheduler: str | None, resume: bool, performance_report: bool,
+    scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool,
 ) -> None:
-    """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json)."""
+    """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
+
+    Every scene and the detector are checked together first (bands, CRS, pixel size, headers, AOI): a scan
+    that cannot work stops in seconds with one line and exit status 2, having written nothing.
+    """
     from fieldtruth.ingest.guard import allowing_dirs
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
@@ -73,6 +81,12 @@ def scan_command(
         performance_report=performance_report,
     )
     with allowing_dirs(allow_dirs):
+        if dry_run:
+            from fieldtruth.pipelines.dryrun import dry_run_report
+
+            for line in dry_run_report(config):
+                click.echo(line)
+            return
         summary = scan(config, progress=echo_for(ctx))
     click.echo(
         f"scanned {summary.tiles} tiles ({summary.done} ok, {len(summary.failed)} failed, {summary.skipped} "

@@ -13,3 +13,8 @@ class RunFolderError(PipelineError, ValueError):
 
 class ClusterError(PipelineError, ConnectionError):
     """The Dask scheduler could not be reached or the cluster could not start."""
+
+
+class PreflightError(PipelineError, ValueError):
+    """A scan cannot start: its detector, AOI and scenes cannot be read or do not go together (found
+    before anything is written or a cluster starts; the command line exits with status 2)."""

@@ -22,19 +22,16 @@ import dask.config
 from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.atomicfile import atomic_path, write_json
-from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.scangrid import default_halo
+from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
-from fieldtruth.imagery.target import grid_for_scenes
-from fieldtruth.ingest.aoi import read_aoi
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
-from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
 from fieldtruth.pipelines.merge import DetectionContext, merge_coverage, merge_detections, with_site_ids
 from fieldtruth.pipelines.placement import WorkerBands
+from fieldtruth.pipelines.preflight import preflight
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
@@ -110,24 +107,17 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         progress: called with one-line messages for the user (the CLI passes ``click.echo``).
 
     Raises:
+        PreflightError: the detector, AOI or scenes cannot be read or do not go together (see
+            :mod:`fieldtruth.pipelines.preflight`); nothing was written and no cluster started.
         RunFolderError: the output folder holds a different run and ``resume`` was not asked for.
         ClusterError: the scheduler could not be reached.
     """
     started = time.perf_counter()
     say = progress or (lambda message: log.info("%s", message))
-    bundle = load_bundle(config.detector)
-    aoi = read_aoi(config.aoi) if config.aoi else None
-    scenes = open_imagery(
-        config.imagery, collection=config.collection, datetime=config.datetime, max_cloud=config.max_cloud,
-        bbox=aoi.bounds if aoi is not None else None, allow_hosts=config.allow_hosts,
-    )
-    scenes = sorted(scenes, key=_cloud_order)
-    halo = config.halo if config.halo is not None else default_halo(bundle)
-    grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
-                           aoi_bounds=aoi.bounds if aoi is not None else None)
-    scenes, left_out = _with_scene_offsets(bundle, scenes, say)
+    plan = preflight(config)  # every check before anything is written or started
+    bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
+    scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
     run = _prepare_run_folder(config)
-    block = config.block or grid.default_block()
     run.keep_plan(_plan(grid, block, bundle, scenes, left_out), resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
@@ -154,11 +144,6 @@ def _maybe_performance_report(config: ScanConfig, run: RunFolder) -> AbstractCon
     if not config.performance_report:
         return nullcontext()
     return performance_report(filename=str(run.performance_report))
-
-
-def _cloud_order(scene: Scene) -> tuple[bool, float]:
-    cloud = scene.metadata.get("cloud_cover")
-    return (cloud is None, float(cloud or 0.0))
 
 
 def _prepare_run_folder(config: ScanConfig) -> RunFolder:

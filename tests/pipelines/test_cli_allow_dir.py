@@ -29,8 +29,8 @@ def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return result
 
 
-def _error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
+def _error_line(result: Result, exit_code: int = 1) -> str:
+    assert result.exit_code == exit_code, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
     return errors[0]
@@ -123,8 +123,8 @@ def test_scan_reads_vrts_of_another_folder_when_allowed_in_its_workers_too(
     vrts = _band_vrts(small_scene, tmp_path / "vrts")
     args = ("scan", "--imagery", str(vrts), "--detector", str(quick_bundle), "--workers", "1",
             "--tile-size", "256")
-    line = _error_line(_invoke(*args, "--out", str(tmp_path / "refused")))
-    assert "outside" in line and "--allow-dir" in line
+    line = _error_line(_invoke(*args, "--out", str(tmp_path / "refused")), exit_code=2)  # preflight
+    assert "outside" in line and "--allow-dir" in line and not (tmp_path / "refused").exists()
     result = _invoke(*args, "--out", str(tmp_path / "run"), "--allow-dir", str(small_scene))
     assert result.exit_code == 0, result.output
     assert "0 failed" in result.output

@@ -1,4 +1,5 @@
-"""Hostile input through the command line: exit status 1 and one line naming the input, no traceback."""
+"""Hostile input through the command line: exit status 1 (2 for a scan, refused by its preflight) and one
+line naming the input, no traceback."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fieldtruth.tests.data.sectors import write_declaration
 
 def _one_error_line(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args), obj={})
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == (2 if args[0] == "scan" else 1), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     lines = [line for line in result.output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]

@@ -1,4 +1,5 @@
-"""Usage mistakes are click's usage errors (exit 2, before any work); library errors stay exit 1."""
+"""Usage mistakes are click's usage errors (exit 2, before any work); library errors stay exit 1, but a scan
+its preflight refuses exits 2 too (it cannot start; nothing was written)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ def test_a_usage_mistake_exits_2_naming_the_options_and_does_nothing(
 def test_the_same_commands_used_right_go_on_to_the_library(folders: dict[str, Path]) -> None:
     code, output = _invoke("scan", "--imagery", folders["a"], "--detector", folders["bundle"],
                            "--out", folders["run"])
-    assert code == 1 and output.startswith("error: ") and "none.safetensors" in output
+    assert code == 2 and output.startswith("error: ") and "none.safetensors" in output
+    assert "Usage:" not in output and not folders["run"].joinpath("run.json").exists()
     code, output = _invoke("evaluate", folders["a"], "--detector", folders["bundle"], "--out", folders["run"])
     assert code == 1 and output.startswith("error: ") and len(output.strip().splitlines()) == 1
