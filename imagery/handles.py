@@ -4,7 +4,8 @@ GDAL caches decoded blocks per open dataset and drops them when the dataset is c
 by their halo and neighbours share blocks (a 578 px window touches 9 blocks of 256 px), so opening each
 band anew for every tile decoded most blocks two to four times; reads of a row of tiles ran about 3x
 faster with the handles kept open (see benchmarks/README.md). Handles live in a small LRU keyed by href
-and, for local files, size and modification time (a file rewritten in place is reopened). Each handle
+and, for local files, size and modification time (a file rewritten in place is reopened; for a member of
+a zip, the archive's). Each handle
 has its own lock: a GDAL dataset must not be read by two threads at once. The decoded blocks stay
 bounded by ``GDAL_CACHEMAX``.
 """
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 
 import rasterio
 
+from fieldtruth.ingest.guard import zip_member_parts
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.remote import is_remote
 
@@ -32,8 +34,9 @@ _handles: OrderedDict[tuple, tuple[rasterio.DatasetReader, threading.Lock]] = Or
 def _key(href: str) -> tuple:
     if is_remote(href):
         return (href,)
+    member = zip_member_parts(href)
     try:
-        stat = os.stat(href)
+        stat = os.stat(member[0] if member else href)  # a zip member changes with its archive
     except OSError:
         return (href, None)  # open_raster raises its own error naming the file
     return (href, stat.st_size, stat.st_mtime_ns)

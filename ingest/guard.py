@@ -258,9 +258,15 @@ def zip_member(archive: str | Path, member: str) -> str:
     return _zip.member_path(path, member)
 
 
+def zip_member_parts(href: str) -> tuple[Path, str] | None:
+    """The archive and member of a ``/vsizip/`` path (split where GDAL splits it), or None for another
+    href."""
+    return _zip.split_member_path(href)
+
+
 def _zipped_raster(href: str) -> RasterSource:
     """The source of a ``/vsizip/`` path, split as GDAL splits it and checked again by :func:`zip_member`."""
-    parts = _zip.split_member_path(href)
+    parts = zip_member_parts(href)
     if parts is None:
         raise RasterRefusedError(f"{href!r} names no member of an existing zip archive; GDAL paths are only "
                                  "read as the guard builds them")

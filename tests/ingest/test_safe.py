@@ -178,3 +178,16 @@ def test_a_missing_jpeg2000_driver_is_named(products: dict[str, Path],
         with pytest.raises(MissingDriverError, match="JP2OpenJPEG driver") as caught:
             open_imagery(products[kind])
         assert "gdal_translate" in str(caught.value)
+
+
+def test_a_rewritten_zip_is_opened_again(products: dict[str, Path], tmp_path: Path) -> None:
+    from fieldtruth.imagery.handles import close_all, shared_raster
+
+    archive = shutil.copy(products["zip"], tmp_path / "p.zip")
+    (scene,) = open_imagery(archive)
+    with shared_raster(scene.bands["nir"].href) as first:
+        pass
+    zip_product(products["safe"], tmp_path / "p.zip", extra={"readme.txt": b"a new version"})
+    with shared_raster(scene.bands["nir"].href) as second:
+        assert second is not first and not second.closed
+    close_all()
