@@ -5,9 +5,8 @@ by their halo and neighbours share blocks (a 578 px window touches 9 blocks of 2
 band anew for every tile decoded most blocks two to four times; reads of a row of tiles ran about 3x
 faster with the handles kept open (see benchmarks/README.md). Handles live in a small LRU keyed by href
 and, for local files, size and modification time (a file rewritten in place is reopened; for a member of
-a zip, the archive's). Each handle
-has its own lock: a GDAL dataset must not be read by two threads at once. The decoded blocks stay
-bounded by ``GDAL_CACHEMAX``.
+a zip, the archive's). Each handle has its own lock: a GDAL dataset must not be read by two threads at
+once. The decoded blocks stay bounded by ``GDAL_CACHEMAX``.
 """
 
 from __future__ import annotations

@@ -237,7 +237,8 @@ def zip_member(archive: str | Path, member: str) -> str:
 
     Raises:
         InputNotFoundError: the archive or the member does not exist.
-        RasterRefusedError: the archive breaks a zip rule, is not a zip, or the member is not a ``.jp2``.
+        RasterRefusedError: the archive is not a plain local zip, or the member is not a ``.jp2``.
+        UnsafeArchiveError: the archive breaks a zip rule.
         NotARasterError: the member's content is not JPEG 2000.
     """
     try:
