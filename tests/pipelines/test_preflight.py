@@ -131,3 +131,22 @@ def test_timing_keeps_this_process_torch_threads(tmp_path: Path, quick_bundle: P
     timing = dryrun.time_one_tile(plan, threads=1)
     assert torch.get_num_threads() == before
     assert timing.model_seconds > 0 and np.isfinite(timing.read_seconds)
+
+
+def test_dry_run_of_a_catalogue_published_over_http(tmp_path: Path, quick_bundle: Path) -> None:
+    from collections import Counter
+
+    from fieldtruth.tests.data.rangeserver import serve
+    from fieldtruth.tests.data.stac import published_catalog
+
+    folders = {name: scene_folder(tmp_path / "scenes" / name, size=96, seed=seed)
+               for name, seed in (("north", 1), ("south", 2))}
+    published_catalog(tmp_path / "www", folders)
+    with serve(tmp_path / "www") as (base, log):
+        result, _ = _scan(tmp_path, quick_bundle, f"{base}/catalog.json", "--dry-run",
+                          "--allow-host", base.removeprefix("http://"))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("plan: 2 scene(s)") and "scene north: " in result.output
+    documents = Counter(path for path, _ in log.requests if path.endswith(".json"))
+    assert set(documents.values()) == {1} and len(documents) == 4
+    assert not (tmp_path / "run").exists()
