@@ -16,6 +16,7 @@ from fieldtruth.pipelines.cli_common import (
     reports_errors,
     scenes_argument,
 )
+from fieldtruth.pipelines.progress import TrainingProgress, evaluation_progress
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,9 @@ def train_command(
     overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
                  "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"))
-    say = echo_for(ctx)
     started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if step == 1 or step % max(1, total // 20) == 0 or step == total:
-            say(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
-
-    bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
+    with TrainingProgress(echo_for(ctx)) as progress:
+        bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
     metrics = bundle.card.metrics.get("overall", {})
     click.echo(
         f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
@@ -126,7 +122,8 @@ def evaluate_command(
                           "the baseline is evaluated on scenes it was not fitted on")
     say = echo_for(ctx)
     bundle = load_bundle(detector)
-    report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
+    with evaluation_progress(len(scenes), say):
+        report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
     if report.get("warning"):
         say(f"warning: {report['warning']}")
     _echo_report("detector", report)

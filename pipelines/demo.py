@@ -25,6 +25,7 @@ from fieldtruth.ingest.sectors import load_declaration
 from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
 from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.pipelines.demo_registry import write_registry
+from fieldtruth.pipelines.progress import TrainingProgress
 from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.scansummary import ScanSummary
 from fieldtruth.runfiles import RunFiles
@@ -85,7 +86,9 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     demo_scene = generate_scene(out / "scenes" / "scan", seed=seed + 1, size=size)
     say(f"[2/6] training a detector on the first region ({sum(train_scene.counts.values())} labelled sites)")
     bundle_path = out / "detector.safetensors"
-    train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(time_budget_s=150.0), progress=training_progress(say))
+    with TrainingProgress(say) as progress:
+        train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(time_budget_s=150.0),
+                       progress=progress)
     say("[3/6] scanning the second region on a local Dask cluster")
     run_dir = out / "run"
     _clear_run(run_dir)
@@ -112,20 +115,6 @@ def draw_demo_maps(run_dir: Path, say: Callable[[str], None]) -> dict[str, Path]
         "restricted": build_leads_map(run_dir, tier="restricted", encrypt=encrypt),
         "shared": build_leads_map(run_dir, tier="shared"),
     }
-
-
-def training_progress(say: Callable[[str], None], every: float = 0.1) -> Callable[[int, int, float], None]:
-    """A training callback that prints a line every ``every`` of the steps."""
-    started = time.perf_counter()
-    shown = {-1}
-
-    def report(step: int, total: int, loss: float) -> None:
-        decile = int(step / max(total, 1) / every)
-        if decile not in shown or step == total:
-            shown.add(decile)
-            say(f"  training step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
-
-    return report
 
 
 def score_run(detections: Path, labels: Path, *, tolerance_m: float) -> Scores:

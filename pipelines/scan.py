@@ -140,10 +140,10 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
-        with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
+        with _maybe_performance_report(config, run), TileProgress(todo, say) as bar:
             for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
                 run.write_tile_result(with_site_ids(result))
-                bar.update(failed=not result.ok)
+                bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
     partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings)
     return _finish(run, grid, scenes, bundle, config, partial, started)
