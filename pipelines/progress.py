@@ -81,7 +81,8 @@ class Progress:
         interactive: bool | None = None, interval_s: float | None = None,
     ) -> None:
         if total < 0 or initial < 0:
-            raise ValueError(f"progress needs a total and an initial count >= 0, got {total!r} and {initial!r}")
+            raise ValueError(f"progress needs a total and an initial count >= 0, got {total!r} and "
+                             f"{initial!r}")
         self.what, self.total, self.unit, self.done = what, total, unit, initial
         self.fields: dict[str, object] = {}
         self._say = say or (lambda line: log.info("%s", line))
@@ -91,8 +92,8 @@ class Progress:
         self._last_line = self._started
         self._steps_shown = self._step(initial)
         interactive = sys.stderr.isatty() if interactive is None else interactive
-        self._bar = tqdm(total=total, initial=initial, unit=unit, desc=what, dynamic_ncols=True, file=sys.stderr,
-                         mininterval=0.5) if interactive else None
+        self._bar = tqdm(total=total, initial=initial, unit=unit, desc=what, dynamic_ncols=True,
+                         file=sys.stderr, mininterval=0.5) if interactive else None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         if self._bar is None and total > 0:
@@ -170,8 +171,8 @@ class TileProgress(Progress):
     """
 
     def __init__(
-        self, tiles: Sequence[Tile], say: Callable[[str], None] | None = None, *, interactive: bool | None = None,
-        interval_s: float | None = None,
+        self, tiles: Sequence[Tile], say: Callable[[str], None] | None = None, *,
+        interactive: bool | None = None, interval_s: float | None = None,
     ) -> None:
         self._pixels = {t.id: _core_pixels(t) for t in tiles}
         self.failed = self.leads = 0
@@ -188,8 +189,8 @@ class TileProgress(Progress):
 
 
 def _core_pixels(tile: Tile) -> int:
-    core = tile.core
-    return round((core.right - core.left) / tile.resolution) * round((core.top - core.bottom) / tile.resolution)
+    core, res = tile.core, tile.resolution
+    return round((core.right - core.left) / res) * round((core.top - core.bottom) / res)
 
 
 class TrainingProgress:
@@ -251,7 +252,8 @@ def evaluation_progress(
     logger = logging.getLogger(EVALUATION_LOGGER)
     shown_from, level = logger.getEffectiveLevel(), logger.level
 
-    with Progress("evaluate", scenes, "scene", say=say, interactive=interactive, interval_s=interval_s) as progress:
+    with Progress("evaluate", scenes, "scene", say=say, interactive=interactive,
+                  interval_s=interval_s) as progress:
 
         def count(record: logging.LogRecord) -> bool:
             if record.getMessage().startswith(EVALUATED):

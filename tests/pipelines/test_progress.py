@@ -83,7 +83,7 @@ def test_a_resumed_training_counts_from_where_it_was() -> None:
     with TrainingProgress(said.append, interactive=False, interval_s=3600) as progress:
         for step in range(51, 101):
             progress(step, 100, 0.5)
-    assert [line.split(" ")[1] for line in said] == ["51/100", "60/100", "70/100", "80/100", "90/100", "100/100"]
+    assert [line.split(" ")[1] for line in said] == ["51/100"] + [f"{k}0/100" for k in range(6, 11)]
     assert said[-1].startswith("train: 100/100 steps (100%)")
 
 
