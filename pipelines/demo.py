@@ -28,6 +28,7 @@ from fieldtruth.pipelines.demo_registry import write_registry
 from fieldtruth.pipelines.progress import TrainingProgress
 from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.scansummary import ScanSummary
+from fieldtruth.pipelines.stacitem import write_run_items
 from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     write_risk(run_dir, build_risk_cells(run_dir, [load_declaration(declaration)], progress=say))
     say("[6/6] drawing the restricted and shared maps")
     maps = draw_demo_maps(run_dir, say)
+    write_run_items(run_dir)
     return DemoReport(out, bundle_path, summary, scores, maps, time.perf_counter() - started)
 
 

@@ -26,6 +26,7 @@ from pyproj import Transformer
 from fieldtruth.atomicfile import json_text
 from fieldtruth.maps.risk import prepare_recount
 from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.stacitem import refresh_run_items
 from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
 from fieldtruth.review.erasure import ErasureReport, carry_out, plan_erasure
 from fieldtruth.review.erasure_files import FileAction
@@ -122,6 +123,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
         return rewritten
 
     report = carry_out(plan, before_ledger=derived)
+    refresh_run_items(run_dir)  # the label counts of the run's Item
     if had_shared_map:
         report = replace(report, maps_deleted=tuple(m for m in report.maps_deleted if m != shared_rel))
     log.info(

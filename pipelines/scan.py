@@ -38,6 +38,8 @@ from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
+from fieldtruth.pipelines.stacitem import write_run_items
+from fieldtruth.pipelines.stacmodel import write_model_item
 from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
@@ -346,6 +348,8 @@ def _finish(
         timings={**partial.timings, "merge": time.perf_counter() - merge_started},
     )
     _write_run_json(run, grid, scenes, bundle, config, summary)
+    write_model_item(run.model_stac, bundle, str(config.detector.resolve()))
+    write_run_items(run.root)
     return summary
 
 
