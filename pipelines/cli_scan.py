@@ -53,13 +53,16 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--resume", is_flag=True, help="Continue a run folder: skip finished tiles, retry failed ones.")
 @click.option("--performance-report", is_flag=True,
               help="Save Dask's performance report of the tile phase as RUN/dask-performance-report.html.")
+@click.option("--heatmap", is_flag=True,
+              help="Also write the detector's score (best class, per heatmap cell, on the scan grid) as "
+                   "RUN/heatmap.tif, a Cloud Optimised GeoTIFF; restricted, like the leads.")
 @click.pass_context
 @reports_errors
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
-    scheduler: str | None, resume: bool, performance_report: bool,
+    scheduler: str | None, resume: bool, performance_report: bool, heatmap: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json)."""
     from fieldtruth.ingest.guard import allowing_dirs
@@ -70,7 +73,7 @@ def scan_command(
         imagery=imagery, detector=detector, out=out, aoi=aoi, collection=collection, datetime=datetime,
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
-        performance_report=performance_report,
+        performance_report=performance_report, heatmap=heatmap,
     )
     with allowing_dirs(allow_dirs):
         summary = scan(config, progress=echo_for(ctx))

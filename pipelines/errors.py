@@ -13,3 +13,7 @@ class RunFolderError(PipelineError, ValueError):
 
 class ClusterError(PipelineError, ConnectionError):
     """The Dask scheduler could not be reached or the cluster could not start."""
+
+
+class ScanSettingsError(PipelineError, ValueError):
+    """A scan's settings do not go with its detector (e.g. ``--heatmap`` with a box detector)."""

@@ -33,6 +33,7 @@ from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
 from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
+from fieldtruth.pipelines.heatmap import heatmap_factor, save_tile_scores, write_heatmap
 from fieldtruth.pipelines.merge import DetectionContext, merge_coverage, merge_detections, with_site_ids
 from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.progress import TileProgress
@@ -82,6 +83,7 @@ class ScanConfig:
         datetime: STAC API date or range.
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
+        heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
     """
 
     imagery: str | Path
@@ -102,6 +104,7 @@ class ScanConfig:
     max_in_flight: int | None = None
     performance_report: bool = False
     worker_bands: bool = True
+    heatmap: bool = False
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -128,9 +131,11 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
                            aoi_bounds=aoi.bounds if aoi is not None else None)
     scenes, left_out = _with_scene_offsets(bundle, scenes, say)
+    factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)
     block = config.block or grid.default_block()
-    run.keep_plan(_plan(grid, block, bundle, scenes, left_out), resume=config.resume)
+    run.keep_plan(_plan(grid, block, bundle, scenes, left_out) | ({"heatmap": factor} if factor else {}),
+                  resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
@@ -138,12 +143,15 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
     with cluster_client(config, say) as client:
-        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
+        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256,
+                                              config.threads_per_worker, heatmap_factor=factor))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(todo, say) as bar:
             for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
+                if result.heatmap is not None:  # before the result: a finished tile has its scores
+                    save_tile_scores(run, result.tile_id, result.heatmap)
                 run.write_tile_result(with_site_ids(result))
                 bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
@@ -348,6 +356,8 @@ def _finish(
         timings={**partial.timings, "merge": time.perf_counter() - merge_started},
     )
     _write_run_json(run, grid, scenes, bundle, config, summary)
+    if config.heatmap:
+        write_heatmap(run, grid, heatmap_factor(bundle, grid.tile_size))
     write_model_item(run.model_stac, bundle, str(config.detector.resolve()))
     write_run_items(run.root)
     return summary
