@@ -31,8 +31,8 @@ def test_the_cells_of_a_core_are_the_model_cells_when_the_halo_is_a_multiple_of_
 
 def test_cells_without_a_valid_pixel_are_nodata_and_others_keep_their_valid_pixels_best_score() -> None:
     tile, stride = _tile((4, 4), halo=0), 1
-    scores = np.array([[0.1, 0.9, 0.2, 0.2], [0.3, 0.4, 0.2, 0.2], [0.5, 0.5, 0.6, 0.6], [0.5, 0.5, 0.6, 0.6]],
-                      dtype=np.float32)
+    scores = np.array([[0.1, 0.9, 0.2, 0.2], [0.3, 0.4, 0.2, 0.2], [0.5, 0.5, 0.6, 0.6],
+                       [0.5, 0.5, 0.6, 0.6]], dtype=np.float32)
     valid = np.ones((4, 4), dtype=bool)
     valid[0, 1] = False  # the 0.9 is not a valid pixel's
     valid[2:, 2:] = False
@@ -56,7 +56,8 @@ def test_an_odd_halo_keeps_the_cells_on_the_grid() -> None:
 
 
 def test_the_factor_is_the_stride_when_tiles_hold_whole_cells_and_box_detectors_are_refused() -> None:
-    bundle = SimpleNamespace(model=SimpleNamespace(output_stride=4), card=SimpleNamespace(architecture="centrenet"))
+    card = SimpleNamespace(architecture="centrenet")
+    bundle = SimpleNamespace(model=SimpleNamespace(output_stride=4), card=card)
     assert heatmap_factor(bundle, 512) == 4
     assert heatmap_factor(bundle, 510) == 1
     boxes = SimpleNamespace(model=SimpleNamespace(detect=print), card=SimpleNamespace(architecture="fcos"))
