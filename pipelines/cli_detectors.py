@@ -16,7 +16,6 @@ from fieldtruth.pipelines.cli_common import (
     reports_errors,
     scenes_argument,
 )
-from fieldtruth.pipelines.progress import TrainingProgress, evaluation_progress
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,7 @@ def train_command(
 ) -> None:
     """Train a detector on labelled scene folders (bands + labels.*) and write its bundle."""
     from fieldtruth.detectors.train import train_detector
+    from fieldtruth.pipelines.progress import TrainingProgress
 
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
@@ -115,6 +115,7 @@ def evaluate_command(
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
     from fieldtruth.detectors.report import evaluate_bundle
+    from fieldtruth.pipelines.progress import evaluation_progress
 
     if baseline_fit and not baseline:
         raise click.UsageError("--baseline-fit chooses the baseline's threshold: give it with --baseline")

@@ -8,10 +8,11 @@ projection extension: the scan grid at the heatmap's cells) and the model card; 
 detector's own MLM Item, ``model.stac.json``. Every asset says who may see it: a role ``restricted``
 or ``shared`` and the field ``fieldtruth:access``.
 
-The shared Item is the same footprint and dates with only what the shared view may carry: the risk
-cells with small counts suppressed and the shared map. It references nothing restricted, names no local
-path, and links nowhere. Both are written again whenever the run folder changes (a scan, risk cells,
-maps, an erasure). Asset hrefs are relative to the run folder, so the folder can be moved or served.
+The restricted Item lists every file; the shared Item is the same footprint and dates with only what
+the shared view may carry: the risk cells with small counts suppressed and the shared map. It
+references nothing restricted, names no local path, and links nowhere. Both are written again whenever
+the run folder changes (a scan, risk cells, maps, an erasure). Asset hrefs are relative to the run
+folder, so the folder can be moved or served.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def write_run_items(run_dir: Path) -> tuple[Path, Path]:
     shared = _base_item(files, run, footprint, SHARED)
     for asset in run_assets(files):
         if (files.root / asset.name).is_file():
-            target = shared if asset.access == SHARED else restricted
-            target.add_asset(asset.key, _asset(asset))
+            restricted.add_asset(asset.key, _asset(asset))
+            if asset.access == SHARED:
+                shared.add_asset(asset.key, _asset(asset))
     _describe_labels(restricted, files)
     _describe_heatmap(restricted, files)
     if files.model_stac.is_file():

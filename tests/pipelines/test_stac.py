@@ -83,8 +83,11 @@ def test_every_run_asset_is_marked_restricted_or_shared_and_secrets_are_never_as
     assets = item["assets"]
     assert {"detections", "coverage", "review", "run", "model-card", "risk", "risk-report", "sectors",
             "map-restricted"} <= set(assets)
+    shared = {key for key, asset in assets.items() if asset["fieldtruth:access"] == "shared"}
+    assert shared == {"risk-shared", "map-shared"}
     for key, asset in assets.items():
-        assert asset["fieldtruth:access"] == "restricted" and "restricted" in asset["roles"], key
+        assert asset["fieldtruth:access"] in asset["roles"], key
+        assert sum(role in ("restricted", "shared") for role in asset["roles"]) == 1, key
         assert (run / asset["href"]).is_file() and not Path(asset["href"]).is_absolute()
     assert "map_keys" not in json.dumps(item), "the map keys are secret: never an asset"
     assert not any(a["href"].startswith("tiles") for a in assets.values())
