@@ -8,10 +8,15 @@ name its files from here, so the layout is written down once::
     scan-plan.json        the tile grid, block size, detector and scene offsets a scan started with
     tiles/<tile>.json     one atomic result per tile (detections and coverage, or its error)
     tiles/manifest.jsonl  one line per tile result written, with status, time and process
+    tiles/<tile>.heat.npy the detector's score over a tile's core (``scan --heatmap``)
     detections.parquet    GeoParquet, EPSG:4326, one row per site
     coverage.parquet      GeoParquet, EPSG:4326, one row per tile core
     review.sqlite         the review ledger
     model_card.json       the detector's model card
+    model.stac.json       the detector as a STAC Item (MLM extension)
+    run.stac.json         the run as a STAC Item (restricted: every file of the run)
+    run-shared.stac.json  the shared view as a STAC Item (nothing restricted)
+    heatmap.tif           the detector's score as a Cloud Optimised GeoTIFF (``scan --heatmap``)
     risk.parquet          risk cells (restricted)
     risk_shared.geojson   the shareable view of the risk cells (small counts suppressed)
     risk.json             provenance of the sector datasets behind the risk cells
@@ -47,6 +52,11 @@ MAP_KEYS = "map_keys.json"
 CHIPS = "chips"
 DEMO_SCORES = "demo_scores.json"
 PERFORMANCE_REPORT = "dask-performance-report.html"
+MODEL_STAC = "model.stac.json"
+RUN_STAC = "run.stac.json"
+SHARED_STAC = "run-shared.stac.json"
+HEATMAP = "heatmap.tif"
+TILE_HEATMAP_SUFFIX = ".heat.npy"
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,26 @@ class RunFiles:
     @property
     def performance_report(self) -> Path:
         return self.root / PERFORMANCE_REPORT
+
+    @property
+    def model_stac(self) -> Path:
+        return self.root / MODEL_STAC
+
+    @property
+    def run_stac(self) -> Path:
+        return self.root / RUN_STAC
+
+    @property
+    def shared_stac(self) -> Path:
+        return self.root / SHARED_STAC
+
+    @property
+    def heatmap(self) -> Path:
+        return self.root / HEATMAP
+
+    def tile_heatmap(self, tile_id: str) -> Path:
+        """The detector's score over one tile's core, kept for the heatmap (``scan --heatmap``)."""
+        return self.tiles / f"{tile_id}{TILE_HEATMAP_SUFFIX}"
 
     def tile_result(self, tile_id: str) -> Path:
         """The result file of one tile."""

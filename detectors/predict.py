@@ -262,3 +262,23 @@ def detect_scene_each(
     for kept in found:
         kept.sort(key=lambda d: -d.score)
     return found
+
+
+# --- For the scan's heatmap (fieldtruth.pipelines.heatmap): detections and scores from one forward pass.
+
+
+def detect_array_with_scores(
+    bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray,
+) -> tuple[list[PixelDetection], np.ndarray | None]:
+    """:func:`detect_array` at the card's settings, and the best class score of each heatmap cell.
+
+    Returns:
+        The detections, and float32 scores ``(ceil(h / stride), ceil(w / stride))`` from the same forward
+        pass (None when no pixel is valid, or for a box detector, which has no heatmap).
+    """
+    if not valid.any() or hasattr(bundle.model, "detect"):
+        return detect_array(bundle, data, valid), None
+    heat, sizes = heads(bundle, data, valid)
+    card = bundle.card
+    found = _decode(card, output_stride(bundle.model), heat, sizes, valid, card.threshold)
+    return found, heat.max(dim=0).values.numpy().astype(np.float32, copy=False)

@@ -19,6 +19,7 @@ import geopandas as gpd
 from fieldtruth.atomicfile import atomic_path
 from fieldtruth.maps.errors import MapInputError
 from fieldtruth.maps.leads import DETECTION_COLUMNS, _review_statuses, read_layer
+from fieldtruth.maps.qgisstyles import risk_style, sites_style, write_layer_styles
 from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
 
 
 def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
-    """Write the restricted sites as ``gpkg`` (layer ``sites``), ``kml`` or the queue as ``csv``.
+    """Write the restricted sites as ``gpkg`` (layers ``sites`` and ``risk_cells``, styled for QGIS: see
+    :func:`write_gpkg`), ``kml`` or the queue as ``csv``.
 
     Args:
         run_dir: The run folder (detections.parquet and review.sqlite).
@@ -72,10 +74,9 @@ def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
     try:
         with atomic_path(out, mode=0o600) as tmp, warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The filename extension should be", RuntimeWarning)  # .tmp
+            warnings.filterwarnings("ignore", ".*non conformant file extension", RuntimeWarning)  # appending
             if fmt == "gpkg":
-                keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note",
-                        "geometry"]
-                sites[keep].to_file(tmp, layer="sites", driver="GPKG", engine="pyogrio")
+                write_gpkg(run_dir, sites, tmp)
             elif fmt == "kml":
                 tmp.write_text(kml(sites), encoding="utf-8")
             else:
@@ -88,6 +89,20 @@ def export_sites(run_dir: Path, fmt: str, out: Path) -> Path:
         os.umask(old)
     log.info("exported %d site(s) as %s to %s (unencrypted, exact locations)", len(sites), fmt, out)
     return out
+
+
+def write_gpkg(run_dir: Path, sites: gpd.GeoDataFrame, out: Path) -> None:
+    """The GeoPackage export: layer ``sites`` (the leads), ``risk_cells`` when the run has risk cells, and
+    their QGIS styles (review status colours, risk bands), so the file opens styled."""
+    keep = ["site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note", "geometry"]
+    sites[keep].to_file(out, layer="sites", driver="GPKG", engine="pyogrio")
+    styles = [sites_style("sites")]
+    risk = RunFiles(Path(run_dir)).risk
+    if risk.is_file():
+        gpd.read_parquet(risk).to_crs("EPSG:4326").to_file(out, layer="risk_cells", driver="GPKG",
+                                                           engine="pyogrio")
+        styles.append(risk_style("risk_cells"))
+    write_layer_styles(out, styles)
 
 
 def _queue_cell(row: object, column: str) -> object:

@@ -71,6 +71,7 @@ def train_command(
 ) -> None:
     """Train a detector on labelled scene folders (bands + labels.*) and write its bundle."""
     from fieldtruth.detectors.train import train_detector
+    from fieldtruth.pipelines.progress import TrainingProgress
 
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
@@ -78,14 +79,9 @@ def train_command(
     overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
                  "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"))
-    say = echo_for(ctx)
     started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> None:
-        if step == 1 or step % max(1, total // 20) == 0 or step == total:
-            say(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
-
-    bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
+    with TrainingProgress(echo_for(ctx)) as progress:
+        bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
     metrics = bundle.card.metrics.get("overall", {})
     click.echo(
         f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
@@ -119,6 +115,7 @@ def evaluate_command(
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
     from fieldtruth.detectors.report import evaluate_bundle
+    from fieldtruth.pipelines.progress import evaluation_progress
 
     if baseline_fit and not baseline:
         raise click.UsageError("--baseline-fit chooses the baseline's threshold: give it with --baseline")
@@ -126,7 +123,8 @@ def evaluate_command(
                           "the baseline is evaluated on scenes it was not fitted on")
     say = echo_for(ctx)
     bundle = load_bundle(detector)
-    report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
+    with evaluation_progress(len(scenes), say):
+        report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
     if report.get("warning"):
         say(f"warning: {report['warning']}")
     _echo_report("detector", report)

@@ -49,6 +49,7 @@ def map_command(ctx: click.Context, run: Path, tier: str, out: Path | None, no_e
         click.echo(f"{export_fmt} export (UNENCRYPTED, exact site locations; keep it safe): {path}")
         return
     from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
+    from fieldtruth.pipelines.stacitem import refresh_run_items
 
     encrypt = tier == "restricted" and not no_encrypt
     passphrase = None
@@ -63,4 +64,5 @@ def map_command(ctx: click.Context, run: Path, tier: str, out: Path | None, no_e
                    "revealing the viewer's IP address and the area viewed.", err=True)
     path = build_leads_map(run, out, tier=tier, passphrase=passphrase, encrypt=encrypt,
                            online_basemap=online_basemap)
+    refresh_run_items(run)
     click.echo(f"{tier} map ({'encrypted' if encrypt else 'not encrypted'}): {path}")

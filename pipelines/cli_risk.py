@@ -33,6 +33,7 @@ def risk_command(ctx: click.Context, run: Path, sectors: tuple[Path, ...], cell_
     from fieldtruth.ingest.sectors import load_declaration
     from fieldtruth.maps.risk import build_risk_cells, write_risk
     from fieldtruth.maps.risk_score import load_risk_config
+    from fieldtruth.pipelines.stacitem import refresh_run_items
 
     say = echo_for(ctx)
     with allowing_dirs(allow_dirs):
@@ -49,5 +50,6 @@ def risk_command(ctx: click.Context, run: Path, sectors: tuple[Path, ...], cell_
                 if getattr(file, what):
                     say(f"{report.name}: {len(getattr(file, what))} {what.replace('_', ' ')} in {name}")
     out = write_risk(run, risk, config=config, k=k)
+    refresh_run_items(run)
     bands = risk.cells["band"].value_counts().to_dict()
     click.echo(f"{len(risk.cells)} cells {bands} -> {out.parquet}; shared view (k={k}) -> {out.shared}")

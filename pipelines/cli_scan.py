@@ -57,13 +57,16 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--dry-run", is_flag=True,
               help="Check the scenes and detector, time the detector on one tile and print the plan (scenes, "
                    "tiles, megapixels, estimated time); write nothing and start no cluster.")
+@click.option("--heatmap", is_flag=True,
+              help="Also write the detector's score (best class, per heatmap cell, on the scan grid) as "
+                   "RUN/heatmap.tif, a Cloud Optimised GeoTIFF; restricted, like the leads.")
 @click.pass_context
 @reports_errors
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
-    scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool,
+    scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool, heatmap: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
 
@@ -78,7 +81,7 @@ def scan_command(
         imagery=imagery, detector=detector, out=out, aoi=aoi, collection=collection, datetime=datetime,
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
-        performance_report=performance_report,
+        performance_report=performance_report, heatmap=heatmap,
     )
     with allowing_dirs(allow_dirs):
         if dry_run:

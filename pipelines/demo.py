@@ -25,8 +25,10 @@ from fieldtruth.ingest.sectors import load_declaration
 from fieldtruth.maps.leads import PASSPHRASE_ENV, build_leads_map
 from fieldtruth.maps.risk import build_risk_cells, write_risk
 from fieldtruth.pipelines.demo_registry import write_registry
+from fieldtruth.pipelines.progress import TrainingProgress
 from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.scansummary import ScanSummary
+from fieldtruth.pipelines.stacitem import write_run_items
 from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,9 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     demo_scene = generate_scene(out / "scenes" / "scan", seed=seed + 1, size=size)
     say(f"[2/6] training a detector on the first region ({sum(train_scene.counts.values())} labelled sites)")
     bundle_path = out / "detector.safetensors"
-    train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(time_budget_s=150.0), progress=training_progress(say))
+    with TrainingProgress(say) as progress:
+        train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(time_budget_s=150.0),
+                       progress=progress)
     say("[3/6] scanning the second region on a local Dask cluster")
     run_dir = out / "run"
     _clear_run(run_dir)
@@ -98,6 +102,7 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     write_risk(run_dir, build_risk_cells(run_dir, [load_declaration(declaration)], progress=say))
     say("[6/6] drawing the restricted and shared maps")
     maps = draw_demo_maps(run_dir, say)
+    write_run_items(run_dir)
     return DemoReport(out, bundle_path, summary, scores, maps, time.perf_counter() - started)
 
 
@@ -112,20 +117,6 @@ def draw_demo_maps(run_dir: Path, say: Callable[[str], None]) -> dict[str, Path]
         "restricted": build_leads_map(run_dir, tier="restricted", encrypt=encrypt),
         "shared": build_leads_map(run_dir, tier="shared"),
     }
-
-
-def training_progress(say: Callable[[str], None], every: float = 0.1) -> Callable[[int, int, float], None]:
-    """A training callback that prints a line every ``every`` of the steps."""
-    started = time.perf_counter()
-    shown = {-1}
-
-    def report(step: int, total: int, loss: float) -> None:
-        decile = int(step / max(total, 1) / every)
-        if decile not in shown or step == total:
-            shown.add(decile)
-            say(f"  training step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
-
-    return report
 
 
 def score_run(detections: Path, labels: Path, *, tolerance_m: float) -> Scores:

@@ -18,3 +18,4 @@ class ClusterError(PipelineError, ConnectionError):
 class PreflightError(PipelineError, ValueError):
     """A scan cannot start: its detector, AOI and scenes cannot be read or do not go together (found
     before anything is written or a cluster starts; the command line exits with status 2)."""
+

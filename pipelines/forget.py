@@ -1,4 +1,5 @@
-"""``fieldtruth forget``: erase one site from a whole run folder, tile results and derived counts included.
+"""``fieldtruth forget``: erase one site from a whole run folder, tile results, heatmap and derived counts
+included.
 
 Everything is checked before anything is changed: the review room plans the site's removal from every
 file that names it (:func:`fieldtruth.review.erasure.plan_erasure`, which refuses up front a file it
@@ -26,6 +27,8 @@ from pyproj import Transformer
 from fieldtruth.atomicfile import json_text
 from fieldtruth.maps.risk import prepare_recount
 from fieldtruth.pipelines.errors import RunFolderError
+from fieldtruth.pipelines.heatmap import plan_heatmap_erasure
+from fieldtruth.pipelines.stacitem import refresh_run_items
 from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
 from fieldtruth.review.erasure import ErasureReport, carry_out, plan_erasure
 from fieldtruth.review.erasure_files import FileAction
@@ -94,6 +97,25 @@ def plan_tile_results(run_dir: Path, site: str, lonlat: tuple[float, float] | No
     return actions
 
 
+#: Pixels around an erased site blanked in the heatmap (at least; twice the detector's minimum distance
+#: when larger): the site's whole footprint, and the blur of the detector's scores around it.
+HEATMAP_BLANK_PX = 16
+
+
+def plan_heatmap(run_dir: Path, lonlat: tuple[float, float] | None) -> list[FileAction]:
+    """Plan blanking the run's heatmap around the site (see
+    :func:`fieldtruth.pipelines.heatmap.plan_heatmap_erasure`); nothing when it has none."""
+    files = RunFiles(run_dir)
+    grid, card = _json(files.run_json).get("grid") or {}, _json(files.model_card)
+    if lonlat is None or "crs" not in grid or not files.heatmap.is_file():
+        return []
+    resolution = float(grid.get("resolution", 10.0))
+    centre = Transformer.from_crs("EPSG:4326", str(grid["crs"]), always_xy=True).transform(*lonlat)
+    radius = max(HEATMAP_BLANK_PX, 2 * int(card.get("min_distance_px", 1))) * resolution
+    return plan_heatmap_erasure(files, centre, radius, tile_size=int(grid["tile_size"]),
+                                resolution=resolution)
+
+
 def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure") -> ErasureReport:
     """Erase a site from the run folder: tile results, every file naming it, chips, maps, derived risk
     counts, the ledger.
@@ -106,7 +128,8 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
     """
     run_dir = Path(run_dir)
     plan = plan_erasure(run_dir, site, reason, by)
-    plan.actions = plan_tile_results(run_dir, site, plan.lonlat) + plan.actions
+    plan.actions = (plan_tile_results(run_dir, site, plan.lonlat) + plan_heatmap(run_dir, plan.lonlat)
+                    + plan.actions)
     recount = prepare_recount(run_dir)
     shared_map = RunFiles(run_dir).leads_map(SHARED_TIER)
     shared_rel = str(shared_map.relative_to(run_dir))
@@ -122,6 +145,7 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
         return rewritten
 
     report = carry_out(plan, before_ledger=derived)
+    refresh_run_items(run_dir)  # the label counts of the run's Item
     if had_shared_map:
         report = replace(report, maps_deleted=tuple(m for m in report.maps_deleted if m != shared_rel))
     log.info(

@@ -42,6 +42,7 @@ from fieldtruth.ingest.aoi import read_aoi
 from fieldtruth.ingest.scene import Scene
 from fieldtruth.ingest.sources import open_imagery
 from fieldtruth.pipelines.errors import PreflightError
+from fieldtruth.pipelines.heatmap import heatmap_factor
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -104,6 +105,8 @@ def preflight(config: ScanConfig) -> ScanPlan:
         )
     except FieldtruthError as exc:
         raise PreflightError(str(exc)) from exc
+    if config.heatmap:
+        heatmap_factor(bundle, config.tile_size)
     scenes = sorted(scenes, key=cloud_order)
     _check_bands(bundle, scenes)
     footprints = _check_crs(scenes)

@@ -57,12 +57,14 @@ class RunFolder(RunFiles):
                 recorded = json.loads(self.plan.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise RunFolderError(f"{str(self.plan)!r} is not valid JSON ({exc}); choose a new --out") from exc
-            changed = {k: (recorded.get(k), v) for k, v in plan.items() if recorded.get(k) != v}
+            changed = {k: (recorded.get(k), plan.get(k)) for k in {**recorded, **plan}
+                       if recorded.get(k) != plan.get(k)}
             if changed:
                 detail = "; ".join(_plan_change(k, old, new) for k, (old, new) in changed.items())
                 raise RunFolderError(
                     f"run folder {str(self.root)!r} was started with other settings ({detail}); resume with the "
-                    "same imagery, AOI, --tile-size, --halo, --block and --detector, or choose a new --out"
+                    "same imagery, AOI, --tile-size, --halo, --block, --detector and --heatmap, or choose "
+                    "a new --out"
                 )
             return
         write_json(self.plan, plan)

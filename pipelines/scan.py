@@ -29,12 +29,15 @@ from fieldtruth.imagery.grid import TileBlock, TileGrid
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
 from fieldtruth.pipelines.errors import ClusterError, RunFolderError
+from fieldtruth.pipelines.heatmap import heatmap_factor, save_tile_scores, write_heatmap
 from fieldtruth.pipelines.merge import DetectionContext, merge_coverage, merge_detections, with_site_ids
 from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.preflight import preflight
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
+from fieldtruth.pipelines.stacitem import write_run_items
+from fieldtruth.pipelines.stacmodel import write_model_item
 from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
@@ -77,6 +80,7 @@ class ScanConfig:
         datetime: STAC API date or range.
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
+        heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
     """
 
     imagery: str | Path
@@ -97,6 +101,7 @@ class ScanConfig:
     max_in_flight: int | None = None
     performance_report: bool = False
     worker_bands: bool = True
+    heatmap: bool = False
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -117,8 +122,10 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     plan = preflight(config)  # every check before anything is written or started
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
+    factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)
-    run.keep_plan(_plan(grid, block, bundle, scenes, left_out), resume=config.resume)
+    run.keep_plan(_plan(grid, block, bundle, scenes, left_out) | ({"heatmap": factor} if factor else {}),
+                  resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
     say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
@@ -126,14 +133,17 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
     with cluster_client(config, say) as client:
-        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256, config.threads_per_worker))
+        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256,
+                                              config.threads_per_worker, heatmap_factor=factor))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
-        with _maybe_performance_report(config, run), TileProgress(total=len(todo)) as bar:
+        with _maybe_performance_report(config, run), TileProgress(todo, say) as bar:
             for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
+                if result.heatmap is not None:  # before the result: a finished tile has its scores
+                    save_tile_scores(run, result.tile_id, result.heatmap)
                 run.write_tile_result(with_site_ids(result))
-                bar.update(failed=not result.ok)
+                bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
     partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings)
     return _finish(run, grid, scenes, bundle, config, partial, started)
@@ -331,6 +341,10 @@ def _finish(
         timings={**partial.timings, "merge": time.perf_counter() - merge_started},
     )
     _write_run_json(run, grid, scenes, bundle, config, summary)
+    if config.heatmap:
+        write_heatmap(run, grid, heatmap_factor(bundle, grid.tile_size))
+    write_model_item(run.model_stac, bundle, str(config.detector.resolve()))
+    write_run_items(run.root)
     return summary
 
 

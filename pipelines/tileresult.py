@@ -9,8 +9,10 @@ parsed here, once; everything after works on :class:`TileResult`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from fieldtruth.pipelines.errors import RunFolderError
 
@@ -64,6 +66,9 @@ class TileResult:
         wait_seconds: seconds waiting for a model slot (only for tiles with valid pixels).
         model_seconds: seconds in the model (only for tiles with valid pixels).
         seconds: the tile's seconds in all.
+        heatmap: the detector's scores over the core (``scan --heatmap``; see
+            :mod:`fieldtruth.pipelines.heatmap`), on its way from the worker; kept in a file of its own,
+            never in the result's JSON.
     """
 
     tile_id: str
@@ -76,6 +81,7 @@ class TileResult:
     wait_seconds: float | None = None
     model_seconds: float | None = None
     seconds: float | None = None
+    heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -27,12 +27,14 @@ from distributed import Worker, WorkerPlugin, get_worker
 from rasterio.errors import RasterioError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.model import output_stride
+from fieldtruth.detectors.predict import detect_array, detect_array_with_scores
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.read import read_block, read_mosaic
 from fieldtruth.ingest.scene import Scene
+from fieldtruth.pipelines.heatmap import core_scores
 from fieldtruth.pipelines.tileresult import FAILED, TileDetection, TileResult
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class DetectorPlugin(WorkerPlugin):
         bundle_bytes: the bundle file's bytes (small), so workers need no shared filesystem.
         expected_sha256: the bundle's sha256 as the client computed it; loading checks it.
         threads: torch intra-op threads per model call.
+        heatmap_factor: also return each tile's scores in cells of this many pixels (``scan --heatmap``);
+            None for none.
 
     On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once;
     the remaining task thread reads the next tile meanwhile.
@@ -96,10 +100,13 @@ class DetectorPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, bundle_bytes: bytes, expected_sha256: str, threads: int = 1) -> None:
+    def __init__(
+        self, bundle_bytes: bytes, expected_sha256: str, threads: int = 1, heatmap_factor: int | None = None,
+    ) -> None:
         self.bundle_bytes = bundle_bytes
         self.expected_sha256 = expected_sha256
         self.threads = threads
+        self.heatmap_factor = heatmap_factor
         self.bundle: LoadedBundle | None = None
         self.model_slots: threading.Semaphore | None = None
 
@@ -159,13 +166,15 @@ def worker_plugin() -> DetectorPlugin:
 def process_block(scenes: list[Scene], block: TileBlock) -> list[TileResult]:
     """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the worker."""
     plugin = worker_plugin()
-    results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots)
+    results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots,
+                           heatmap_factor=plugin.heatmap_factor)
     address = get_worker().address
     return [dataclasses.replace(result, worker=address) for result in results]
 
 
 def detect_block(
     bundle: LoadedBundle, scenes: list[Scene], block: TileBlock, model_slot: AbstractContextManager[Any] | None = None,
+    heatmap_factor: int | None = None,
 ) -> list[TileResult]:
     """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does.
 
@@ -179,22 +188,25 @@ def detect_block(
         chips = read_block(scenes, block, tuple(bundle.card.bands))
     except READ_ERRORS as exc:
         log.info("block %s could not be read in one window (%s); reading its tiles one by one", block.window.id, exc)
-        return [detect_tile(bundle, scenes, tile, model_slot) for tile in block.tiles]
+        return [detect_tile(bundle, scenes, tile, model_slot, heatmap_factor) for tile in block.tiles]
     read_each = (time.perf_counter() - started) / len(chips)
     waited = time.perf_counter()
     with model_slot or nullcontext():
         wait_each = (time.perf_counter() - waited) / len(chips)
-        return [_detect_chip(bundle, chip, tile, read_seconds=read_each, wait_seconds=wait_each)
+        return [_detect_chip(bundle, chip, tile, read_seconds=read_each, wait_seconds=wait_each,
+                             heatmap_factor=heatmap_factor)
                 for tile, chip in zip(block.tiles, chips, strict=True)]
 
 
 def detect_tile(
     bundle: LoadedBundle, scenes: list[Scene], tile: Tile, model_slot: AbstractContextManager[Any] | None = None,
+    heatmap_factor: int | None = None,
 ) -> TileResult:
     """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core.
 
     ``model_slot`` is held while the model runs (not while reading), so reads of other tasks overlap it.
-    The result records the seconds spent reading, waiting for the model slot and in the model.
+    The result records the seconds spent reading, waiting for the model slot and in the model; with
+    ``heatmap_factor``, also the scores over its core (:func:`fieldtruth.pipelines.heatmap.core_scores`).
     """
     started = time.perf_counter()
     try:
@@ -205,7 +217,8 @@ def detect_tile(
     read_seconds = time.perf_counter() - started
     waited = time.perf_counter()
     with model_slot or nullcontext():
-        return _detect_chip(bundle, chip, tile, read_seconds=read_seconds, wait_seconds=time.perf_counter() - waited)
+        return _detect_chip(bundle, chip, tile, read_seconds=read_seconds,
+                            wait_seconds=time.perf_counter() - waited, heatmap_factor=heatmap_factor)
 
 
 #: What a read of broken or missing imagery raises; a tile meeting one fails alone.
@@ -214,6 +227,7 @@ READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
 
 def _detect_chip(
     bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float,
+    heatmap_factor: int | None = None,
 ) -> TileResult:
     """Detect in a tile's chip (the model slot held by the caller) and keep the core's detections."""
     started = time.perf_counter()
@@ -221,8 +235,14 @@ def _detect_chip(
     if core_valid <= 0:
         return TileResult(tile.id, valid_fraction=core_valid, read_seconds=round(read_seconds, 4),
                           seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4))
-    detections = []
-    for found in detect_array(bundle, chip.data, chip.valid):
+    detections, scores = [], None
+    if heatmap_factor is None:
+        found_all = detect_array(bundle, chip.data, chip.valid)
+    else:
+        found_all, cells = detect_array_with_scores(bundle, chip.data, chip.valid)
+        if cells is not None:
+            scores = core_scores(cells, output_stride(bundle.model), chip.valid, tile, heatmap_factor)
+    for found in found_all:
         x, y = chip.transform * (found.col, found.row)
         if tile.in_core(x, y):
             detections.append(TileDetection(x, y, float(found.score), found.label))
@@ -230,5 +250,5 @@ def _detect_chip(
     return TileResult(
         tile.id, valid_fraction=core_valid, detections=tuple(detections), read_seconds=round(read_seconds, 4),
         wait_seconds=round(wait_seconds, 4), model_seconds=round(model_seconds, 4),
-        seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4),
+        seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4), heatmap=scores,
     )
