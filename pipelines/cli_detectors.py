@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fieldtruth.pipelines.cli_common import echo_for, reports_errors
+
+if TYPE_CHECKING:
+    from fieldtruth.detectors.report import EvaluationReport
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,9 @@ def _load_config(path: Path | None, preset: str, overrides: dict):  # noqa: ANN2
         if not isinstance(values, dict):
             raise TrainingError(f"training config {str(path)!r} must be a mapping of settings, got {type(values).__name__}")
         preset = str(values.pop("preset", preset))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.from_mapping(values, preset)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:  # the command's options over the file's settings over the preset (groups merged key by key)
+        return TrainConfig.from_mapping(values, preset).merged(given)
     except ValueError as exc:
         raise TrainingError(f"training config: {exc}") from exc
 
@@ -72,8 +76,8 @@ def train_command(
 
     if resume and checkpoint_dir is None:
         raise TrainingError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
-    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
-                 "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
+    checkpoints = {"folder": str(checkpoint_dir), "resume": resume} if checkpoint_dir else None
+    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints}
     config = _load_config(config_path, preset, overrides)
     say = echo_for(ctx)
     started = time.perf_counter()
@@ -83,11 +87,11 @@ def train_command(
             say(f"step {step}/{total}  loss {loss:.4f}  ({time.perf_counter() - started:.0f} s)")
 
     bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
-    metrics = bundle.card.metrics.get("overall", {})
+    there = bundle.card.metrics.overall
     click.echo(
         f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
         f"threshold {bundle.card.threshold:.3f} chosen on {bundle.card.split.get('validation') or 'the training scenes'} "
-        f"(there: P {metrics.get('precision')} R {metrics.get('recall')} F1 {metrics.get('f1')}) -> {out} "
+        f"(there: P {there.precision} R {there.recall} F1 {there.f1}) -> {out} "
         f"sha256 {bundle.sha256[:12]}"
     )
 
@@ -121,8 +125,8 @@ def evaluate_command(
     say = echo_for(ctx)
     bundle = load_bundle(detector)
     report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
-    if report.get("warning"):
-        say(f"warning: {report['warning']}")
+    if report.warning:
+        say(f"warning: {report.warning}")
     _echo_report("detector", report)
     if baseline:
         if {p.resolve() for p in baseline_fit} & {p.resolve() for p in scenes}:
@@ -135,8 +139,9 @@ def evaluate_command(
 
 def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa: ANN001, ANN202
     """The vessel baseline: threshold chosen on ``fit_on``, or its fixed default threshold without them."""
+    from fieldtruth.detectors.baseline import fit_vessel_baseline, vessel_baseline_card
     from fieldtruth.detectors.bundle import load_bundle, save_bundle
-    from fieldtruth.detectors.vessel_baseline import VesselBaseline, fit_vessel_baseline, vessel_baseline_card
+    from fieldtruth.detectors.filters import VesselBaseline
 
     if fit_on:
         return fit_vessel_baseline(fit_on, out, tolerance_px=tolerance_px)
@@ -145,11 +150,11 @@ def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa:
     return load_bundle(out)
 
 
-def _echo_report(name: str, report: dict) -> None:
-    pooled = report["pooled"]
-    ci = pooled.get("ci95", {}).get("f1")
-    ci_text = f" (95% CI over scenes {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
-    click.echo(f"{name}: pooled P {pooled['precision']:.3f} R {pooled['recall']:.3f} F1 {pooled['f1']:.3f}{ci_text} "
-               f"AP {pooled['ap']:.3f} on {len(report['per_scene'])} scene(s)")
-    for scene, f in report["per_scene"].items():
-        click.echo(f"  {scene}: P {f['precision']:.3f} R {f['recall']:.3f} F1 {f['f1']:.3f} AP {f['ap']:.3f}")
+def _echo_report(name: str, report: EvaluationReport) -> None:
+    pooled = report.pooled
+    ci = report.ci95.f1 if report.ci95 else None
+    ci_text = f" (95% CI over scenes {ci.low:.2f}-{ci.high:.2f})" if ci else ""
+    click.echo(f"{name}: pooled P {pooled.precision:.3f} R {pooled.recall:.3f} F1 {pooled.f1:.3f}{ci_text} "
+               f"AP {pooled.ap:.3f} on {len(report.per_scene)} scene(s)")
+    for scene, f in report.per_scene.items():
+        click.echo(f"  {scene}: P {f.precision:.3f} R {f.recall:.3f} F1 {f.f1:.3f} AP {f.ap:.3f}")
