@@ -8,7 +8,7 @@ contrast baseline gets its threshold on the same 6 non-test ports and is tested 
 Usage::
 
     .venv/bin/python benchmarks/bench_detectors.py --out benchmarks/out/detectors [--data DIR] [--folds 3] [--validation-ports 1] [--steps N] [--all] \
-        [--set '{"chip_size": 192, "batch_size": 4}']
+        [--set '{"chips": {"size": 192}, "batch_size": 4}']
 
 Writes ``OUT/crossval.json`` and ``OUT/table.md`` (the table of benchmarks/README.md, issue 4).
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
+from fieldtruth.detectors.baseline import fit_vessel_baseline
 from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.crossval import make_folds, run_crossval
 from fieldtruth.detectors.train import TrainConfig, train_detector
-from fieldtruth.detectors.vessel_baseline import fit_vessel_baseline
 from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 
@@ -75,12 +75,13 @@ def main() -> None:
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {}), **json.loads(args.set)}
     config = TrainConfig.from_mapping(overrides, "vessels")
     started = time.perf_counter()
-    summary = run_crossval(make_folds(ports, args.folds, args.validation_ports), args.out, config, baseline=fit_vessel_baseline, say=print)
+    folds = make_folds(ports, args.folds, args.validation_ports)
+    summary = run_crossval(folds, args.out, config, baseline=fit_vessel_baseline, say=print).to_dict()
     summary["crossval_seconds"] = round(time.perf_counter() - started, 1)
     for i, fold in enumerate(summary["folds"]):  # what the validation port said (the only figures tuned on)
         card = load_bundle(args.out / f"fold{i}.safetensors").card
         fold["validation_figures"] = {
-            "f1": card.metrics["overall"]["f1"], "ap": card.metrics["average_precision"],
+            "f1": card.metrics.overall.f1, "ap": card.metrics.average_precision,
             "min_distance_px": card.min_distance_px, "box_suppression": card.box_suppression,
         }
     if args.all:

@@ -171,7 +171,9 @@ def main() -> None:
     bundle = args.out / "bench.safetensors"
     if not bundle.exists():
         train = generate_scene(args.out / "train", seed=11, size=512).path
-        train_detector([train], bundle, TrainConfig.demo(steps=10, num_threads=2, eval_tile=256))
+        config = TrainConfig.from_mapping({"steps": 10, "num_threads": 2, "validation": {"tile": 256}},
+                                          "demo")
+        train_detector([train], bundle, config)
     blocks: list[int | None] = args.blocks or [None]  # None: the scan's default for the grid
     variants = [(b, bands) for b in blocks for bands in ([True, False] if args.without_bands_too else [True])]
     rows = []

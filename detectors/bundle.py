@@ -24,7 +24,7 @@ from safetensors.torch import save as st_save
 from fieldtruth.atomicfile import write_bytes
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.errors import BundleError, UnknownArchitectureError
-from fieldtruth.detectors.model import build_model
+from fieldtruth.detectors.registry import build_model
 
 __all__ = ["BUNDLE_FORMAT", "LoadedBundle", "ModelCard", "load_bundle", "save_bundle"]
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from fieldtruth.detectors.errors import BundleError
+from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.sceneoffset import check_scene_offset
 
 INTENDED_USE = (
@@ -33,7 +34,7 @@ class ModelCard:
     """The model card of a detector bundle.
 
     Attributes:
-        architecture: registered architecture name (see :data:`fieldtruth.detectors.model.ARCHITECTURES`).
+        architecture: architecture name (see :data:`fieldtruth.detectors.registry.ARCHITECTURES`).
         architecture_args: keyword arguments that rebuild the network with it.
         bands: band names the model reads, in input order.
         gsd_m: ground sampling distance the model was trained at, in metres.
@@ -47,7 +48,7 @@ class ModelCard:
         receptive_field_px: receptive field of one output in pixels (a scan's halo should be >= half of it).
         scene_offset: per-scene correction added before ``norm_mean``/``norm_std`` (see
             :mod:`fieldtruth.detectors.sceneoffset`); empty for none.
-        metrics: measured figures (precision, recall, f1, average precision, counts) and where measured.
+        metrics: figures measured on the scenes the threshold was chosen on, and how training went.
         split: scene ids used for training and validation, and what chose the threshold.
         training_data: provenance of the training scenes (id, files, sha256, source, licence).
         licence: licence of the weights.
@@ -70,7 +71,7 @@ class ModelCard:
     box_suppression: float = 0.5
     receptive_field_px: int = 0
     scene_offset: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: CardMetrics = field(default_factory=CardMetrics)
     split: dict[str, Any] = field(default_factory=dict)
     training_data: tuple[dict[str, Any], ...] = ()
     licence: str = "CC-BY-4.0"
@@ -100,7 +101,7 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
-        return asdict(self)
+        return {**asdict(self), "metrics": self.metrics.to_dict()}
 
     def to_json(self) -> str:
         """Return the card as JSON text (keys sorted, so equal cards give equal text)."""
@@ -130,6 +131,8 @@ class ModelCard:
             if key in values and not isinstance(values[key], dict):
                 raise BundleError(f"{source}: card field {key!r} must be an object, got {values[key]!r}")
         try:
+            if "metrics" in values:
+                values["metrics"] = CardMetrics.from_dict(values["metrics"], source=source)
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{source}: the model card is not valid ({exc}); re-save the bundle") from exc

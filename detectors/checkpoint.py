@@ -2,7 +2,7 @@
 
 A checkpoint holds the current weights (``model.*``), the best weights so far (``best.*``), the AdamW
 moments (``optim.<param index>.<name>``) and, in the metadata, the loop state as JSON (step, losses,
-validation history, mined hard negatives, elapsed seconds) and a fingerprint of the training settings,
+validation history, mined hard negatives) and a fingerprint of the training settings,
 so ``--resume`` refuses a checkpoint written for other scenes or settings.
 """
 
@@ -32,20 +32,17 @@ class LoopState:
     """Where a training loop stands.
 
     Attributes:
-        step: optimisation steps done. losses: loss of every step. elapsed_s: seconds spent so far.
+        step: optimisation steps done. losses: loss of every step.
         validations: ``[step, score]`` of each validation. best_step: step of the best validation (0: none).
-        best_score: its score. hard: mined hard negatives ``[scene index, row, col]``. ignore: places the
-        loss ignores, likewise. fingerprint: settings.
+        best_score: its score. hard: mined hard negatives ``[scene index, row, col]``. fingerprint: settings.
     """
 
     step: int = 0
     losses: list[float] = field(default_factory=list)
-    elapsed_s: float = 0.0
     validations: list[list[float]] = field(default_factory=list)
     best_step: int = 0
     best_score: float = -1.0
     hard: list[list[float]] = field(default_factory=list)
-    ignore: list[list[float]] = field(default_factory=list)
     fingerprint: str = ""
 
 

@@ -1,4 +1,5 @@
-"""Labelled chips for training: scenes in memory, chips sampled around sites and at random, joint augmentation.
+"""Labelled chips for training: scenes in memory, chips sampled around sites and at random, joint
+augmentation.
 
 Augmentation uses :mod:`torchvision.transforms.v2` on the raw image and the site boxes together
 (flips, 90 degree rotations, a brightness gain), so the targets always move with the pixels; the
@@ -15,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import uniform_filter
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -36,7 +36,7 @@ class TrainingScene:
     Attributes:
         id: scene id. data: float32 ``(bands, H, W)`` raw values. valid: bool ``(H, W)``.
         labels: sites on the pixel grid. provenance: JSON-ready description of its files.
-        water: bool ``(H, W)``, NDWI > 0 on the values before any scene offset; None without green and nir.
+        ground_gsd_m: ground size of a pixel at the scene's centre (metres).
     """
 
     id: str
@@ -45,13 +45,6 @@ class TrainingScene:
     labels: list[PixelLabel]
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
-    water: np.ndarray | None = None
-
-
-def open_water_around(water: np.ndarray, radius: int = 7, share: float = 0.9) -> np.ndarray:
-    """Pixels with water on at least ``share`` of the square of side ``2 radius + 1`` around them (open water,
-    away from quays, piers and shores); ``water`` is a boolean mask, e.g. NDWI > 0."""
-    return uniform_filter(water.astype(np.float32), 2 * radius + 1, mode="constant") >= share
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
@@ -66,11 +59,14 @@ def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> S
         raise TrainingError(f"{role} scene {str(path)!r} cannot be opened: {exc}") from exc
     missing = [b for b in bands if b not in scene.bands]
     if missing:
-        raise TrainingError(f"{role} scene {str(path)!r} lacks band(s) {missing!r}; it has {scene.band_names!r}")
+        raise TrainingError(f"{role} scene {str(path)!r} lacks band(s) {missing!r}; it has "
+                            f"{scene.band_names!r}")
     return scene
 
 
-def load_training_scene(path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None) -> TrainingScene:
+def load_training_scene(
+    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None
+) -> TrainingScene:
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
     With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
@@ -84,19 +80,17 @@ def load_training_scene(path: Path, bands: tuple[str, ...], scene_offset: dict[s
     scene = open_scene_with_bands(path, bands, role="training")
     scene = prepare_scenes([scene], bands, scene_offset or {})[0]
     data = scene.read(bands)
-    valid = np.ones(data.shape[1:], dtype=bool) if scene.nodata is None else np.all(data != scene.nodata, axis=0)
+    valid = np.ones(data.shape[1:], dtype=bool)
+    if scene.nodata is not None:
+        valid = np.all(data != scene.nodata, axis=0)
     valid &= np.any(data != 0, axis=0) & np.all(np.isfinite(data), axis=0)
-    water = None
-    if "green" in bands and "nir" in bands:
-        green, nir = data[bands.index("green")], data[bands.index("nir")]
-        water = valid & (green > nir)  # NDWI > 0
     offsets = scene.offsets_for(bands)
     if offsets is not None:
         data = np.where(valid, data + offsets, 0).astype(np.float32)
     labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
     described = {k: v for k, v in scene.describe().items()
                  if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
-    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene), water)
+    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
 
 
 def ground_pixel_size(scene: Any) -> float:
@@ -118,12 +112,15 @@ def ground_pixel_size(scene: Any) -> float:
     return float((across + down) / 2)
 
 
-def band_statistics(scenes: list[TrainingScene], step: int = 4) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def band_statistics(
+    scenes: list[TrainingScene], step: int = 4
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-band mean and standard deviation over the valid pixels of the scenes (every ``step``-th pixel)."""
     samples = [s.data[:, ::step, ::step][:, s.valid[::step, ::step]] for s in scenes]
     values = np.concatenate(samples, axis=1).astype(np.float64)
     if values.shape[1] < 2:
-        raise TrainingError("the training scenes hold no valid pixels to compute normalisation statistics from")
+        raise TrainingError("the training scenes hold no valid pixels to compute normalisation statistics "
+                            "from")
     std = np.maximum(values.std(axis=1), 1e-3)
     return tuple(float(v) for v in values.mean(axis=1)), tuple(float(v) for v in std)
 
@@ -154,68 +151,44 @@ class RandomRot90(v2.Transform):
 
 
 class RandomGain(v2.Transform):
-    """Multiply raw band values by a random overall gain with a per-band jitter (brightness), and
-    optionally add a random haze (atmospheric path radiance: a positive offset per band).
-
-    The haze offset of each band is ``u * haze * m * (1 + jitter)`` with ``u`` uniform in [0, 1] (one draw per
-    chip) and ``m`` the chip's mean of that band, so a chip may get up to ``haze`` times its own brightness
-    added (hazy, turbid scenes where even open water is bright). With ``haze == 0`` nothing extra is drawn.
-    """
+    """Multiply raw band values by a random overall gain with a per-band jitter (brightness)."""
 
     _transformed_types = (tv_tensors.Image,)
 
-    def __init__(self, low: float = 0.85, high: float = 1.15, band_jitter: float = 0.03, haze: float = 0.0) -> None:
-        """Build the transform: gain uniform in ``[low, high]``, each band jittered by ``+-band_jitter``;
-        haze offsets up to ``haze`` times each band's chip mean."""
+    def __init__(self, low: float = 0.85, high: float = 1.15, band_jitter: float = 0.03) -> None:
+        """Build the transform: gain uniform in ``[low, high]``, each band jittered by ``+-band_jitter``."""
         super().__init__()
-        self.low, self.high, self.band_jitter, self.haze = low, high, band_jitter, haze
+        self.low, self.high, self.band_jitter = low, high, band_jitter
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        """Draw the per-band gains (and haze fractions)."""
+        """Draw the per-band gains."""
         bands = next(x.shape[-3] for x in flat_inputs if isinstance(x, tv_tensors.Image))
         gain = torch.empty(()).uniform_(self.low, self.high)
         jitter = torch.empty(bands).uniform_(-self.band_jitter, self.band_jitter)
-        params = {"gain": gain * (1 + jitter)}
-        if self.haze > 0:
-            amount = torch.empty(()).uniform_(0.0, self.haze)
-            params["haze"] = amount * (1 + torch.empty(bands).uniform_(-self.band_jitter, self.band_jitter))
-        return params
+        return {"gain": gain * (1 + jitter)}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        """Apply the haze (if any) and the gains to an image."""
-        image = inpt.as_subclass(torch.Tensor)
-        if "haze" in params:
-            image = image + params["haze"][:, None, None] * image.mean(dim=(-2, -1), keepdim=True)
-        return tv_tensors.wrap(image * params["gain"][:, None, None], like=inpt)
+        """Apply the gains to an image."""
+        return tv_tensors.wrap(inpt.as_subclass(torch.Tensor) * params["gain"][:, None, None], like=inpt)
 
 
-def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: float = 0.03, haze: float = 0.0) -> v2.Transform:
-    """Flips, quarter turns, brightness (overall gain range, per-band jitter) and optional haze, applied
-    jointly to the image and its boxes."""
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(), RandomGain(*gain, band_jitter, haze)])
-
-
-#: Target value of an ignored place: below 1 (not a centre), and (1 - IGNORED) ** 4 leaves no negative loss.
-IGNORED = 0.999
-#: Half side of an ignored place (pixels): small boats are 2-10 px long at 10 m.
-IGNORE_PX = 4.0
+def default_augmentation(gain: tuple[float, float] = (0.85, 1.15), band_jitter: float = 0.03) -> v2.Transform:
+    """Flips, quarter turns and brightness (overall gain range, per-band jitter), applied jointly to the
+    image and its boxes."""
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90(),
+                       RandomGain(*gain, band_jitter)])
 
 
 def render_targets(
     boxes: torch.Tensor, classes: torch.Tensor, num_classes: int, size: int, stride: int, sigma_px: float,
-    shape: str = "round",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Centre heatmap, log box sizes and their mask at the output resolution.
 
     Args:
         boxes: ``(n, 4)`` XYXY boxes in chip pixels. classes: ``(n,)`` class indices.
         num_classes: heatmap channels. size: chip size (pixels). stride: output stride.
-        sigma_px: least Gaussian radius in pixels (larger sites get a quarter of the box's geometric mean side).
-        shape: ``round`` (one radius per site) or ``box`` (a quarter of the box's width across, a quarter of
-            its height down, so a long site's Gaussian follows its box instead of spilling beside it).
-
-        A box of class ``num_classes`` marks a place to ignore: every class's heatmap is raised to
-        :data:`IGNORED` within the box, which takes the focal loss's negative term there to nothing.
+        sigma_px: least Gaussian radius in pixels (larger sites get a quarter of the box's geometric mean
+            side).
 
     Returns:
         heatmap ``(classes, s, s)`` with exactly 1 in each centre's cell, sizes ``(2, s, s)`` (log height,
@@ -227,24 +200,16 @@ def render_targets(
     mask = torch.zeros(1, cells, cells)
     grid = (torch.arange(cells, dtype=torch.float32) + 0.5) * stride
     for box, k in zip(boxes.tolist(), classes.tolist(), strict=True):
-        if k == num_classes:
-            rows, cols = (grid >= box[1]) & (grid <= box[3]), (grid >= box[0]) & (grid <= box[2])
-            zone = rows[:, None] & cols[None, :]
-            heat[:, zone] = torch.clamp(heat[:, zone], min=IGNORED)
-            continue
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         width, height = max(box[2] - box[0], 0), max(box[3] - box[1], 0)
-        if shape == "box":
-            sigma_x, sigma_y = max(sigma_px, width / 4), max(sigma_px, height / 4)
-        else:
-            sigma_x = sigma_y = max(sigma_px, float(np.sqrt(width * height)) / 4)
-        gy = torch.exp(-((grid - cy) ** 2) / (2 * sigma_y**2))
-        gx = torch.exp(-((grid - cx) ** 2) / (2 * sigma_x**2))
+        sigma = max(sigma_px, float(np.sqrt(width * height)) / 4)
+        gy = torch.exp(-((grid - cy) ** 2) / (2 * sigma**2))
+        gx = torch.exp(-((grid - cx) ** 2) / (2 * sigma**2))
         heat[k] = torch.maximum(heat[k], gy[:, None] * gx[None, :])
         i, j = int(cy // stride), int(cx // stride)
         if 0 <= i < cells and 0 <= j < cells:
             heat[k, i, j] = 1.0
-            sizes[:, i, j] = torch.tensor([np.log(max(box[3] - box[1], 1.0)), np.log(max(box[2] - box[0], 1.0))])
+            sizes[:, i, j] = torch.tensor([np.log(max(height, 1.0)), np.log(max(width, 1.0))])
             mask[0, i, j] = 1.0
     return heat, sizes, mask
 
@@ -270,36 +235,24 @@ class ChipDataset(Dataset):
         positive_fraction: float = 0.5,
         hard_fraction: float = 0.0,
         sigma_px: float = 2.0,
-        target_shape: str = "round",
         seed: int = 0,
         augment: v2.Transform | None = None,
     ) -> None:
         """See the class docstring; ``norm`` is (mean, std) per band, ``length`` the number of items."""
         if any(min(s.valid.shape) < chip_size for s in scenes):
-            raise TrainingError(f"every training scene must be at least {chip_size} x {chip_size} pixels (the chip size)")
+            raise TrainingError(f"every training scene must be at least {chip_size} x {chip_size} pixels "
+                                "(the chip size)")
         self.scenes, self.classes, self.chip, self.length = scenes, classes, chip_size, length
-        self.stride, self.positive_fraction, self.sigma_px, self.seed = stride, positive_fraction, sigma_px, seed
-        self.augment, self.hard_fraction, self.target_shape = augment, hard_fraction, target_shape
+        self.stride, self.positive_fraction, self.sigma_px = stride, positive_fraction, sigma_px
+        self.seed = seed
+        self.augment, self.hard_fraction = augment, hard_fraction
         #: (scene index, row, col) of hard negatives to sample chips around.
         self.hard: list[tuple[int, float, float]] = []
-        self._ignored_boxes: dict[int, np.ndarray] = {}
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(norm[1], dtype=torch.float32)[:, None, None]
         self.sites = [self._sites(s) for s in scenes]
         self.anchors = [(i, n) for i, sites in enumerate(self.sites) for n in range(len(sites[0]))]
         self.fills = [np.where(s.valid[None], s.data, self.mean.numpy()).astype(np.float32) for s in scenes]
-
-    @property
-    def ignore(self) -> list[tuple[int, float, float]]:
-        """(scene index, row, col) of places the loss ignores (likely sites the labels leave out)."""
-        return [(s, (y0 + y1) / 2, (x0 + x1) / 2) for s, boxes in self._ignored_boxes.items() for x0, y0, x1, y1 in boxes.tolist()]
-
-    @ignore.setter
-    def ignore(self, places: list[tuple[int, float, float]]) -> None:
-        by_scene: dict[int, list[tuple[float, ...]]] = {}
-        for s, r, c in places:
-            by_scene.setdefault(s, []).append((c - IGNORE_PX, r - IGNORE_PX, c + IGNORE_PX, r + IGNORE_PX))
-        self._ignored_boxes = {s: np.array(boxes, dtype=np.float32) for s, boxes in by_scene.items()}
 
     def _sites(self, scene: TrainingScene) -> tuple[np.ndarray, np.ndarray]:
         keep = [lab for lab in scene.labels if lab.label in self.classes]
@@ -322,7 +275,8 @@ class ChipDataset(Dataset):
             s, row, col = self.hard[int(rng.integers(len(self.hard)))]
         else:
             s = int(rng.integers(len(self.scenes)))
-            row, col = rng.uniform(0, self.scenes[s].valid.shape[0]), rng.uniform(0, self.scenes[s].valid.shape[1])
+            height, width = self.scenes[s].valid.shape
+            row, col = rng.uniform(0, height), rng.uniform(0, width)
             margin = 0
         r = row - rng.uniform(margin, chip - margin) if margin else row - chip / 2
         c = col - rng.uniform(margin, chip - margin) if margin else col - chip / 2
@@ -332,7 +286,8 @@ class ChipDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (normalised image, heatmap, log sizes, size mask) for chip ``index``."""
         x, boxes, kinds = self.boxes_item(index)
-        heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride, self.sigma_px, self.target_shape)
+        heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride,
+                                           self.sigma_px)
         return x, heat, sizes, mask
 
     def boxes_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -341,9 +296,6 @@ class ChipDataset(Dataset):
         chip = self.chip
         image = tv_tensors.Image(torch.from_numpy(self.fills[s][:, r0 : r0 + chip, c0 : c0 + chip].copy()))
         all_boxes, all_kinds = self.sites[s]
-        if (ignored := self._ignored_boxes.get(s)) is not None:
-            all_boxes = np.concatenate([all_boxes, ignored])
-            all_kinds = np.concatenate([all_kinds, np.full(len(ignored), len(self.classes), dtype=np.int64)])
         boxes = all_boxes - np.array([c0, r0, c0, r0], dtype=np.float32)
         centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         near = (centre_x > -3 * self.sigma_px) & (centre_x < chip + 3 * self.sigma_px)

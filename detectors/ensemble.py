@@ -1,20 +1,19 @@
 """An ensemble of point detectors: the mean of their heatmap probabilities (and of their box sizes).
 
 Detectors trained from scratch on a few scenes vary a lot from seed to seed; averaging a few of them
-trades a little CPU for much less variance. Registered as ``"ensemble"`` with
-``architecture_args = {"in_channels", "num_classes", "members": [{"architecture", "args"}, ...]}``, so a
-bundle rebuilds it like any architecture; its weights are the members' (``members.<i>.*``).
+trades a little CPU for much less variance. Bundles name it ``"ensemble"`` with
+``architecture_args = {"in_channels", "num_classes", "members": [{"architecture", "args"}, ...]}`` (the
+registry builds each member from its own entry); its weights are the members' (``members.<i>.*``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from fieldtruth.detectors.model import ARCHITECTURES, Heads, build_model, output_stride
+from fieldtruth.detectors.model import Heads, output_stride
 
 
 class Ensemble(nn.Module):
@@ -22,16 +21,16 @@ class Ensemble(nn.Module):
 
     Args:
         in_channels: bands every member reads. num_classes: classes every member scores.
-        members: ``{"architecture": name, "args": constructor arguments}`` of each member.
+        members: the member networks.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, members: Sequence[dict[str, Any]]) -> None:
-        """Build the members (see the class docstring)."""
+    def __init__(self, in_channels: int, num_classes: int, members: Sequence[nn.Module]) -> None:
+        """Hold the members (see the class docstring)."""
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.in_channels, self.num_classes = in_channels, num_classes
-        self.members = nn.ModuleList(build_model(m["architecture"], dict(m["args"])) for m in members)
+        self.members = nn.ModuleList(members)
         strides = {output_stride(m) for m in self.members}
         if len(strides) != 1:
             raise ValueError(f"ensemble members must share one output stride, got {sorted(strides)!r}")
@@ -45,16 +44,3 @@ class Ensemble(nn.Module):
         sizes = [o.size for o in outs]
         size = torch.stack(sizes).mean(dim=0) if all(s is not None for s in sizes) else None
         return Heads(torch.log(p) - torch.log1p(-p), size)
-
-
-def ensemble_of(models: Sequence[nn.Module], architecture: str, args: dict[str, Any]) -> tuple[Ensemble, dict[str, Any]]:
-    """Wrap trained models (all built from ``architecture`` / ``args``) into an ensemble; return it and its args."""
-    spec = {"in_channels": args["in_channels"], "num_classes": args["num_classes"],
-            "members": [{"architecture": architecture, "args": dict(args)} for _ in models]}
-    ensemble = Ensemble(spec["in_channels"], spec["num_classes"], spec["members"])
-    for target, source in zip(ensemble.members, models, strict=True):
-        target.load_state_dict(source.state_dict())
-    return ensemble.eval(), spec
-
-
-ARCHITECTURES["ensemble"] = Ensemble

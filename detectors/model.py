@@ -1,28 +1,22 @@
-"""Architectures: small fully convolutional point detectors, and the registry bundles name them by.
+"""CentreNet: a small fully convolutional point detector.
 
 A point detector maps a ``(N, bands, H, W)`` normalised image to per-class centre heatmap logits at
 ``1 / output_stride`` of the input resolution (CenterNet's idea, scaled down for 10 m imagery where a
 site is 5 to 25 pixels across). It is fully convolutional, so it runs on any chip size, and it reports
 its receptive field so scans can choose a tile halo that keeps tile edges out of every prediction.
 
-A bundle records ``architecture`` (a key of :data:`ARCHITECTURES`) and ``architecture_args`` (keyword
-arguments of the constructor); :func:`build_model` rebuilds the network from those two alone.
+Bundles name it ``"centrenet"`` in :data:`fieldtruth.detectors.registry.ARCHITECTURES`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
-
-from fieldtruth.detectors.errors import UnknownArchitectureError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +25,8 @@ HEATMAP_PRIOR = 0.01
 
 
 class Heads(NamedTuple):
-    """What a point detector returns: heatmap logits ``(N, classes, h, w)``; log box sizes ``(N, 2, h, w)`` or None."""
+    """What a point detector returns: heatmap logits ``(N, classes, h, w)``; log box sizes
+    ``(N, 2, h, w)`` or None."""
 
     heatmap: torch.Tensor
     size: torch.Tensor | None
@@ -76,56 +71,6 @@ class ResidualBlock(nn.Module):
         return self.act(x + self.conv2(self.conv1(x)))
 
 
-def box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over a ``window`` x ``window`` box around each pixel (the box is cut at the edges).
-
-    Running sums along rows and columns (in float64), so the cost does not grow with the window.
-    """
-    pad = window // 2
-    out = x.double()
-    for dim in (-1, -2):
-        n = out.shape[dim]
-        padded = F.pad(out.movedim(dim, -1), (pad + 1, pad)).cumsum(dim=-1)
-        sums = padded[..., window:] - padded[..., : n]
-        index = torch.arange(n, device=x.device)
-        counts = (torch.clamp(index + pad, max=n - 1) - torch.clamp(index - pad, min=0) + 1).to(out.dtype)
-        out = (sums / counts).movedim(-1, dim)
-    return out.to(x.dtype)
-
-
-class LocalContrast(nn.Module):
-    """Radiometrically invariant bands: log reflectance against its local background.
-
-    For each band, ``l = log(reflectance)``, ``d = l - box_mean(l)`` (the pixel against the geometric mean
-    of its ``window`` x ``window`` neighbourhood) and ``z = d / (local std of l + 0.02)``. Both are unchanged
-    by a constant gain on the band (a constant offset in log space), and ``z`` also by a power law
-    (``reflectance ** k``, up to the 0.02 floor). Output: ``(N, 2 * bands, H, W)``, ``d`` channels then
-    ``z`` channels, scaled to about unit spread. Everything is local, so tiles with a halo of half the
-    window give the same values as the whole scene.
-
-    Args:
-        window: box side in pixels (odd).
-    """
-
-    def __init__(self, window: int) -> None:
-        """Build the layer (no weights)."""
-        super().__init__()
-        if window < 3 or window % 2 == 0:
-            raise ValueError(f"LocalContrast needs an odd window >= 3 pixels, got {window!r}")
-        self.window = int(window)
-
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        """Return ``d`` and ``z`` channels for raw reflectance ``(N, bands, H, W)`` (values >= 1)."""
-        logs = torch.log(raw)
-        # centring on the chip mean only keeps the squares small (float32); it cancels out exactly
-        logs = logs - logs.mean(dim=(-2, -1), keepdim=True).detach()
-        mean, square = box_mean(torch.cat([logs, logs * logs], dim=1), self.window).chunk(2, dim=1)
-        spread = (square - mean * mean).clamp(min=0.0).sqrt()
-        d = logs - mean
-        z = (d / (spread + 0.02)).clamp(-20.0, 20.0)
-        return torch.cat([4.0 * d, z / 2.0], dim=1)
-
-
 class CentreNet(nn.Module):
     """A small fully convolutional centre-point detector.
 
@@ -144,19 +89,10 @@ class CentreNet(nn.Module):
         norm_mean: the card's per-band means, to undo the normalisation before computing ``indices``.
         norm_std: the card's per-band standard deviations (same use).
         context_down: run the residual body at a quarter of the input resolution (a stride-2 convolution
-            before it, upsampling and a skip from the half-resolution stem after it): four times cheaper, and
-            twice the receptive field for water/land context; the heads stay at half resolution.
+            before it, upsampling and a skip from the half-resolution stem after it): four times cheaper,
+            and twice the receptive field for water/land context; the heads stay at half resolution.
         fast_stem: stride the stem's first convolution (no full-resolution feature map: several times
             cheaper on a CPU; its 3 x 3 kernel still sees every pixel).
-        log_input: feed ``log(reflectance) - 6.5`` instead of the standardised bands (needs ``norm_mean`` /
-            ``norm_std``): contrasts in dark water stay visible beside bright land, and scenes of different
-            brightness look alike.
-        local_window: when > 0 (odd), feed radiometrically invariant bands instead of the standardised ones
-            (needs ``norm_mean`` / ``norm_std``; see :class:`LocalContrast`): per band, log reflectance minus
-            its mean over a ``local_window`` box around each pixel, and that difference divided by the local
-            spread of log reflectance. A constant gain on any band (another sun angle, calibration or
-            sensor) leaves them unchanged, so ports of very different brightness look alike. The window adds
-            ``local_window - 1`` pixels to the receptive field. 0 (the default) keeps the standardised bands.
     """
 
     output_stride = 2
@@ -173,8 +109,6 @@ class CentreNet(nn.Module):
         norm_std: tuple[float, ...] = (),
         context_down: bool = False,
         fast_stem: bool = False,
-        log_input: bool = False,
-        local_window: int = 0,
     ) -> None:
         """Build the network (see the class docstring for the arguments)."""
         super().__init__()
@@ -185,22 +119,20 @@ class CentreNet(nn.Module):
             )
         self.in_channels, self.num_classes, self.dilations = in_channels, num_classes, tuple(dilations)
         self.indices = tuple((int(a), int(b)) for a, b in indices)
-        self.log_input = bool(log_input)
-        if local_window < 0 or (local_window and local_window % 2 == 0):
-            raise ValueError(f"local_window must be 0 (off) or an odd number of pixels, got {local_window!r}")
-        self.local = LocalContrast(int(local_window)) if local_window else None
-        needs_raw = bool(self.indices) or self.log_input or self.local is not None
-        if needs_raw and (len(norm_mean) != in_channels or len(norm_std) != in_channels):
-            raise ValueError(f"indices, log_input and local_window need norm_mean and norm_std of {in_channels} band(s), got {norm_mean!r}, {norm_std!r}")
+        if self.indices and (len(norm_mean) != in_channels or len(norm_std) != in_channels):
+            raise ValueError(f"indices need norm_mean and norm_std of {in_channels} band(s), got "
+                             f"{norm_mean!r}, {norm_std!r}")
         if any(not (0 <= i < in_channels) for pair in self.indices for i in pair):
             raise ValueError(f"indices {indices!r} name bands outside 0..{in_channels - 1}")
         self.norm_mean, self.norm_std = tuple(norm_mean), tuple(norm_std)
-        stats = torch.tensor([norm_mean, norm_std], dtype=torch.float32) if needs_raw else torch.zeros(2, 0)
+        stats = torch.zeros(2, 0)  # raw values are rebuilt only to compute the indices
+        if self.indices:
+            stats = torch.tensor([norm_mean, norm_std], dtype=torch.float32)
         self.register_buffer("raw_stats", stats.reshape(2, -1, 1, 1), persistent=False)
         self.fast_stem = bool(fast_stem)
         first, second = (2, 1) if self.fast_stem else (1, 2)
         self.stem = nn.Sequential(
-            Conv2dNormActivation(in_channels * (2 if self.local else 1) + len(self.indices), width // 2, 3, stride=first),
+            Conv2dNormActivation(in_channels + len(self.indices), width // 2, 3, stride=first),
             Conv2dNormActivation(width // 2, width, 3, stride=second),
         )
         self.context_down = bool(context_down)
@@ -214,23 +146,19 @@ class CentreNet(nn.Module):
     @property
     def receptive_field_px(self) -> int:
         """Receptive field of one output cell, in input pixels."""
-        layers = [LayerSpec(3, 2, 1), LayerSpec(3, 1, 1)] if self.fast_stem else [LayerSpec(3, 1, 1), LayerSpec(3, 2, 1)]
-        layers += ([LayerSpec(3, 2, 1)] if self.context_down else [])
+        strides = (2, 1) if self.fast_stem else (1, 2)
+        layers = [LayerSpec(3, s, 1) for s in strides] + ([LayerSpec(3, 2, 1)] if self.context_down else [])
         for d in self.dilations:
             layers += [LayerSpec(3, 1, d), LayerSpec(3, 1, d)]
         layers.append(LayerSpec(3, 1, 1))  # the neck (at half resolution again after upsampling)
-        net = receptive_field(layers) if not self.context_down else receptive_field(layers) + 4
-        return net + (self.local.window - 1 if self.local is not None else 0)
+        return receptive_field(layers) + (4 if self.context_down else 0)
 
     def forward(self, x: torch.Tensor) -> Heads:
         """Return heatmap logits (and log sizes) at half the input resolution (``ceil(H / 2)``)."""
-        if self.raw_stats.numel():
+        if self.indices:
             raw = (x * self.raw_stats[1] + self.raw_stats[0]).clamp(min=1.0)
-            x = torch.log(raw) - 6.5 if self.log_input else x
-            x = self.local(raw) if self.local is not None else x
-            if self.indices:
-                extra = [(raw[:, a] - raw[:, b]) / (raw[:, a] + raw[:, b]) for a, b in self.indices]
-                x = torch.cat([x, 3 * torch.stack(extra, dim=1)], dim=1)
+            extra = [(raw[:, a] - raw[:, b]) / (raw[:, a] + raw[:, b]) for a, b in self.indices]
+            x = torch.cat([x, 3 * torch.stack(extra, dim=1)], dim=1)
         stem = self.stem(x)
         if self.down is not None:
             context = nn.functional.interpolate(self.body(self.down(stem)), scale_factor=2.0, mode="bilinear")
@@ -239,45 +167,6 @@ class CentreNet(nn.Module):
             features = self.neck(self.body(stem))
         size = self.size(features) if self.size is not None else None
         return Heads(self.heatmap(features), size)
-
-
-#: Architecture name -> constructor taking ``in_channels``, ``num_classes`` and its own keyword arguments.
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"centrenet": CentreNet}
-#: Modules that register further architectures when imported (loaded on demand by :func:`build_model`).
-_REGISTERING_MODULES = (
-    "fieldtruth.detectors.baseline", "fieldtruth.detectors.vessel_baseline", "fieldtruth.detectors.tvmodels",
-    "fieldtruth.detectors.ensemble",
-)
-
-
-def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.Module:
-    """Build a registered architecture from its name and constructor arguments.
-
-    Args:
-        architecture: a key of :data:`ARCHITECTURES`.
-        architecture_args: keyword arguments of the constructor (JSON values; lists become tuples).
-
-    Raises:
-        UnknownArchitectureError: the name is not registered.
-        ValueError: the arguments do not fit the constructor.
-    """
-    if architecture not in ARCHITECTURES:
-        for module in _REGISTERING_MODULES:
-            importlib.import_module(module)
-    if architecture not in ARCHITECTURES:
-        raise UnknownArchitectureError(
-            f"architecture {architecture!r} is not registered; known: {sorted(ARCHITECTURES)!r}"
-        )
-    kwargs = {k: _tuples(v) for k, v in architecture_args.items()}
-    try:
-        return ARCHITECTURES[architecture](**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"arguments {dict(architecture_args)!r} do not fit architecture {architecture!r}: {exc}") from exc
-
-
-def _tuples(value: Any) -> Any:
-    """JSON lists (nested too) as tuples."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def output_stride(model: nn.Module) -> int:

@@ -5,26 +5,29 @@ The detector runs over each whole scene exactly as a scan does (by default on th
 to the labels (one-to-one, greedy by score, tolerance in pixels) and scored at the card's operating
 threshold; average precision uses every detection down to score 0.05. Confidence intervals resample
 whole scenes with replacement (scenes, not vessels, are the independent units), 1000 times, seeded.
-``write_report`` writes ``report.json`` and a readable ``report.html`` with the precision-recall curve.
+The result is an :class:`EvaluationReport` (frozen); ``write_report`` writes it as ``report.json`` and a
+readable ``report.html`` with the precision-recall curve.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.data import load_training_scene, open_scene_with_bands
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
+from fieldtruth.detectors.metrics import Figures
 from fieldtruth.detectors.predict import detect_scene
 from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: Lowest score kept for the precision-recall curve and average precision.
 CURVE_FLOOR = 0.05
+#: How to read a report's figures (written into every report).
+NOTE = ("Labels may miss vessels: precision is a lower bound. Figures are valid only for scenes that "
+        "played no part in training or in choosing the threshold.")
 
 
 @dataclass(frozen=True)
@@ -84,70 +90,137 @@ def _on_scan_grid(bundle: LoadedBundle, path: Path, tile: int, halo: int) -> tup
     return scene.id, found, labels_on_grid(path, scene, on_grid)
 
 
-def figures(scores: Scores, threshold: float) -> dict[str, Any]:
-    """Precision, recall, F1 and counts at ``threshold``, and AP over the whole curve."""
-    at = scores.at_threshold(threshold)
-    return {
-        "precision": round(at.precision, 4), "recall": round(at.recall, 4), "f1": round(at.f1, 4),
-        "ap": round(scores.average_precision, 4), "tp": at.tp, "fp": at.fp, "fn": at.fn, "n_labels": at.n_labels,
-    }
+class Interval(NamedTuple):
+    """A 95 % interval: its lower and upper bound."""
+
+    low: float
+    high: float
 
 
-def bootstrap(results: Sequence[SceneResult], threshold: float, *, n: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+@dataclass(frozen=True)
+class Intervals:
+    """95 % bootstrap intervals (whole scenes resampled) of the pooled figures."""
+
+    precision: Interval
+    recall: Interval
+    f1: Interval
+    ap: Interval
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready: ``{figure: [low, high]}``."""
+        return {name: list(getattr(self, name)) for name in ("precision", "recall", "f1", "ap")}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The pooled precision-recall curve: precision and recall at each ranked detection's score."""
+
+    score: tuple[float, ...] = ()
+    precision: tuple[float, ...] = ()
+    recall: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready lists."""
+        return {"score": list(self.score), "precision": list(self.precision), "recall": list(self.recall)}
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What an evaluation found: pooled and per-scene figures at one threshold, intervals, the curve.
+
+    Attributes:
+        threshold: the operating threshold the figures are at. tolerance_px: the match tolerance.
+        pooled: figures over every scene's detections together. ci95: their bootstrap intervals (None with
+            fewer than two scenes). per_scene: figures of each scene, by id. scenes: the scene ids.
+        curve: the pooled precision-recall curve (None where not kept).
+        detector: the bundle evaluated (name, architecture, sha256, split); empty for pooled folds.
+        grid: where detection ran (``scan`` or ``native``; None where not recorded).
+        warning: set when an evaluated scene took part in training or in choosing the threshold.
+        note: how to read the figures.
+    """
+
+    threshold: float
+    tolerance_px: float
+    pooled: Figures
+    ci95: Intervals | None
+    per_scene: Mapping[str, Figures]
+    scenes: tuple[str, ...]
+    curve: Curve | None = None
+    detector: Mapping[str, Any] = field(default_factory=dict)
+    grid: str | None = None
+    warning: str | None = None
+    note: str = NOTE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``report.json`` holds (``ci95`` inside ``pooled``; ``{}`` without intervals)."""
+        return {
+            "detector": dict(self.detector), "threshold": self.threshold, "tolerance_px": self.tolerance_px,
+            "pooled": {**self.pooled.to_dict(), "ci95": self.ci95.to_dict() if self.ci95 else {}},
+            "per_scene": {k: v.to_dict() for k, v in self.per_scene.items()},
+            "curve": self.curve.to_dict() if self.curve else None, "scenes": list(self.scenes),
+            "note": self.note, "grid": self.grid, "warning": self.warning,
+        }
+
+
+def bootstrap(
+    results: Sequence[SceneResult], threshold: float, *, n: int = 1000, seed: int = 0
+) -> Intervals | None:
     """95 % percentile intervals of pooled precision, recall, F1 and AP, resampling whole scenes."""
     if len(results) < 2:
-        return {}
+        return None
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {"precision": [], "recall": [], "f1": [], "ap": []}
     for _ in range(n):
         pick = rng.integers(len(results), size=len(results))
-        pooled = figures(merge_scores([results[i].scores for i in pick]), threshold)
+        pooled = figures_at(merge_scores([results[i].scores for i in pick]), threshold)
         for key in draws:
-            draws[key].append(pooled[key])
-    return {k: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)] for k, v in draws.items()}
+            draws[key].append(getattr(pooled, key))
+    bounds = {k: Interval(*(round(float(np.percentile(v, q)), 4) for q in (2.5, 97.5)))
+              for k, v in draws.items()}
+    return Intervals(**bounds)
+
+
+def figures_at(scores: Scores, threshold: float) -> Figures:
+    """Precision, recall, F1 and counts at ``threshold``, and AP over the whole curve."""
+    return Figures.of(scores.at_threshold(threshold), ap=scores.average_precision)
 
 
 def build_report(
-    results: Sequence[SceneResult], threshold: float, *, detector: dict[str, Any], tolerance_px: float,
-) -> dict[str, Any]:
-    """The JSON report: pooled figures with bootstrap intervals, per-scene figures, and the curve."""
-    pooled_scores = merge_scores([r.scores for r in results])
-    pooled = figures(pooled_scores, threshold)
-    pooled["ci95"] = bootstrap(results, threshold)
-    return {
-        "detector": detector, "threshold": threshold, "tolerance_px": tolerance_px,
-        "pooled": pooled, "per_scene": {r.scene_id: figures(r.scores, threshold) for r in results},
-        "curve": pr_curve(pooled_scores), "scenes": [r.scene_id for r in results],
-        "note": "Labels may miss vessels: precision is a lower bound. Figures are valid only for scenes that "
-                "played no part in training or in choosing the threshold.",
-    }
+    results: Sequence[SceneResult], threshold: float, *, tolerance_px: float
+) -> EvaluationReport:
+    """Pooled figures with bootstrap intervals, per-scene figures, and the curve, at ``threshold``."""
+    pooled = merge_scores([r.scores for r in results])
+    return EvaluationReport(
+        threshold=threshold, tolerance_px=tolerance_px, pooled=figures_at(pooled, threshold),
+        ci95=bootstrap(results, threshold), scenes=tuple(r.scene_id for r in results), curve=pr_curve(pooled),
+        per_scene={r.scene_id: figures_at(r.scores, threshold) for r in results},
+    )
 
 
-def pr_curve(scores: Scores) -> dict[str, list[float]]:
+def pr_curve(scores: Scores) -> Curve:
     """Precision and recall at each distinct score of the ranked detections."""
     if not scores.ranked or not scores.n_labels:
-        return {"score": [], "precision": [], "recall": []}
+        return Curve()
     hits = np.cumsum([hit for _, hit in scores.ranked])
     ranks = np.arange(1, len(hits) + 1)
-    return {
-        "score": [round(s, 4) for s, _ in scores.ranked],
-        "precision": [round(float(v), 4) for v in hits / ranks],
-        "recall": [round(float(v), 4) for v in hits / scores.n_labels],
-    }
+    return Curve(
+        score=tuple(round(s, 4) for s, _ in scores.ranked),
+        precision=tuple(round(float(v), 4) for v in hits / ranks),
+        recall=tuple(round(float(v), 4) for v in hits / scores.n_labels),
+    )
 
 
-def _plot_png(report: dict[str, Any]) -> bytes:
+def _plot_png(report: EvaluationReport) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = report["curve"]
+    curve, pooled = report.curve or Curve(), report.pooled
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    ax.plot(curve["recall"], curve["precision"], drawstyle="steps-post", label=f"pooled (AP {report['pooled']['ap']:.2f})")
-    pooled = report["pooled"]
-    ax.scatter([pooled["recall"]], [pooled["precision"]], color="red", zorder=3,
-               label=f"operating point (threshold {report['threshold']:.2f})")
+    ax.plot(curve.recall, curve.precision, drawstyle="steps-post", label=f"pooled (AP {pooled.ap:.2f})")
+    ax.scatter([pooled.recall], [pooled.precision], color="red", zorder=3,
+               label=f"operating point (threshold {report.threshold:.2f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
@@ -161,58 +234,62 @@ def _plot_png(report: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _row(name: str, f: dict[str, Any]) -> str:
-    cells = [name] + [f"{f[k]:.3f}" for k in ("precision", "recall", "f1", "ap")] + [str(f[k]) for k in ("tp", "fp", "fn")]
+def _row(name: str, f: Figures) -> str:
+    cells = [name, *(f"{v:.3f}" for v in (f.precision, f.recall, f.f1, f.ap)),
+             *(str(v) for v in (f.tp, f.fp, f.fn))]
     return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: EvaluationReport) -> str:
     """A self-contained HTML page (the PR plot embedded as a PNG data URI)."""
     png = base64.b64encode(_plot_png(report)).decode()
-    ci = report["pooled"].get("ci95") or {}
-    ci_text = ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in ci.items()) or "too few scenes for intervals"
-    rows = "".join(_row(k, v) for k, v in report["per_scene"].items()) + _row("pooled", report["pooled"])
-    det = report["detector"]
+    ci = report.ci95.to_dict() if report.ci95 else {}
+    ci_text = ", ".join(f"{k} [{v[0]:.2f}, {v[1]:.2f}]" for k, v in ci.items())
+    ci_text = ci_text or "too few scenes for intervals"
+    rows = "".join(_row(k, v) for k, v in report.per_scene.items()) + _row("pooled", report.pooled)
+    det = report.detector
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>fieldtruth evaluation</title>
-<style>body{{font-family:sans-serif;max-width:52em;margin:2em auto}}td,th{{padding:.2em .6em;text-align:right}}
-td:first-child{{text-align:left}}</style></head><body>
+<style>body{{font-family:sans-serif;max-width:52em;margin:2em auto}}
+td,th{{padding:.2em .6em;text-align:right}} td:first-child{{text-align:left}}</style></head><body>
 <h1>Detector evaluation</h1>
 <p><b>{html.escape(str(det.get('name')))}</b> ({html.escape(str(det.get('architecture')))}), bundle sha256
-<code>{html.escape(str(det.get('sha256', ''))[:16])}</code>; operating threshold {report['threshold']:.3f};
-match tolerance {report['tolerance_px']} px; detected on the {html.escape(str(report.get('grid', 'scan')))} grid.</p>
+<code>{html.escape(str(det.get('sha256', ''))[:16])}</code>; operating threshold {report.threshold:.3f};
+match tolerance {report.tolerance_px} px; detected on the {html.escape(str(report.grid or 'scan'))} grid.</p>
 <table><tr><th>scene</th><th>precision</th><th>recall</th><th>F1</th><th>AP</th><th>TP</th><th>FP</th><th>FN</th></tr>
 {rows}</table>
 <p>Bootstrap 95 % intervals over scenes: {html.escape(ci_text)}.</p>
 <img alt="precision-recall curve" src="data:image/png;base64,{png}">
-<p>{html.escape(report['note'])} Detections are leads for people to verify, never findings.</p>
+<p>{html.escape(report.note)} Detections are leads for people to verify, never findings.</p>
 </body></html>"""
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+def write_report(report: EvaluationReport, out_dir: Path) -> Path:
     """Write ``report.json`` and ``report.html`` into ``out_dir``; return the JSON path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
     return out_dir / "report.json"
 
 
 def evaluate_bundle(
-    bundle: LoadedBundle, scene_dirs: Sequence[Path], out_dir: Path | None = None, *, tolerance_px: float = 1.0,
-    grid: str = "scan",
-) -> dict[str, Any]:
-    """Evaluate a bundle on labelled scenes at its operating threshold; write the report when ``out_dir`` is given.
+    bundle: LoadedBundle, scene_dirs: Sequence[Path], out_dir: Path | None = None, *,
+    tolerance_px: float = 1.0, grid: str = "scan",
+) -> EvaluationReport:
+    """Evaluate a bundle on labelled scenes at its operating threshold; write the report when ``out_dir``
+    is given.
 
     ``grid`` is where detection runs (see :func:`evaluate_scenes`); the report records it.
     """
     results = evaluate_scenes(bundle, scene_dirs, tolerance_px=tolerance_px, grid=grid)
     card = bundle.card
-    detector = {"name": card.name, "architecture": card.architecture, "sha256": bundle.sha256, "split": card.split}
-    report = build_report(results, card.threshold, detector=detector, tolerance_px=tolerance_px)
-    report["grid"] = grid
-    overlap = set(report["scenes"]) & (set(card.split.get("train", [])) | set(card.split.get("validation", [])))
-    report["warning"] = (f"scenes {sorted(overlap)!r} were used in training or to choose the threshold: their figures "
-                         "are optimistic") if overlap else None
+    detector = {"name": card.name, "architecture": card.architecture, "sha256": bundle.sha256,
+                "split": card.split}
+    report = build_report(results, card.threshold, tolerance_px=tolerance_px)
+    overlap = set(report.scenes) & (set(card.split.get("train", [])) | set(card.split.get("validation", [])))
+    warning = (f"scenes {sorted(overlap)!r} were used in training or to choose the threshold: their figures "
+               "are optimistic") if overlap else None
+    report = dataclasses.replace(report, detector=detector, grid=grid, warning=warning)
     if out_dir is not None:
         write_report(report, out_dir)
     return report

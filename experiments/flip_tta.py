@@ -22,7 +22,7 @@ import fieldtruth.detectors.predict as predict
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.evaluate import merge_scores
 from fieldtruth.detectors.model import output_stride
-from fieldtruth.detectors.report import evaluate_scenes, figures
+from fieldtruth.detectors.report import evaluate_scenes, figures_at
 from fieldtruth.experiments.heldout import SEN2SHIPS
 from fieldtruth.tests.data.shared import data_folder_or_exit
 
@@ -63,9 +63,9 @@ def main() -> None:
         for name, heads in (("plain", plain), ("flips", flipped_heads)):
             predict.heads = heads
             scores = merge_scores([r.scores for r in evaluate_scenes(bundle, ports, grid="native")])
-            at = figures(scores, bundle.card.threshold)
+            at = figures_at(scores, bundle.card.threshold)
             best_threshold, best = scores.best_threshold()
-            print(f"fold {i} {'+'.join(fold['validation'])} {name}: F1 {at['f1']:.2f} AP {at['ap']:.2f} "
+            print(f"fold {i} {'+'.join(fold['validation'])} {name}: F1 {at.f1:.2f} AP {at.ap:.2f} "
                   f"(best F1 {best.f1:.2f} at {best_threshold:.3f})")
     predict.heads = plain
 

@@ -14,9 +14,9 @@ over those of ``--set``)::
 
     .venv/bin/python experiments/nested_choice.py --out experiments/out/nested \\
         --variant preset=../shared/data/sen2ships --variant wateroffset=experiments/out/sen2ships-wateroffset
-    .venv/bin/python experiments/nested_choice.py --out experiments/out/nested-members8 \\
+    .venv/bin/python experiments/nested_choice.py --out experiments/out/nested-chips192 \\
         --variant preset=../shared/data/sen2ships \\
-        --variant members8='../shared/data/sen2ships={"ensemble": 8}'
+        --variant chips192='../shared/data/sen2ships={"chips": {"size": 192}, "batch_size": 4}'
 
 Writes ``OUT/choice.json`` and prints a Markdown table for experiments/README.md.
 """
@@ -73,7 +73,7 @@ def main() -> None:
         for name, folder, _ in args.variant:
             inner = make_folds([folder / p for p in inner_ports], INNER_FOLDS)
             summary = run_crossval(inner, args.out / f"outer{i}" / name, configs[name], say=print)
-            scores[name] = summary["learned"]["pooled"]
+            scores[name] = summary.learned.pooled.to_dict()
         chosen = max(scores, key=lambda n: scores[n]["f1"])
         rows.append({"outer_fold": i, "test_ports_never_read": [p.name for p in fold.test], "inner_ports": inner_ports,
                      "inner_pooled": scores, "chosen": chosen})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from fieldtruth.pipelines.cli_common import (
     reports_errors,
     scenes_argument,
 )
+
+if TYPE_CHECKING:
+    from fieldtruth.detectors.report import EvaluationReport
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,9 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
             raise click.UsageError(f"--preset {preset} and 'preset: {values['preset']}' in {str(path)!r} "
                                    "disagree; give one of them")
         preset = str(values.pop("preset", preset))
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.from_mapping(values, preset)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:  # the command's options over the file's settings over the preset (groups merged key by key)
+        return TrainConfig.from_mapping(values, preset).merged(given)
     except ValueError as exc:
         raise TrainingError(f"training config: {exc}") from exc
 
@@ -76,17 +80,17 @@ def train_command(
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
     _refuse_shared_scenes(val, scenes, "--val", "validation scenes are never trained on")
-    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "resume": resume or None,
-                 "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
+    checkpoints = {"folder": str(checkpoint_dir), "resume": resume} if checkpoint_dir else None
+    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints}
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"))
     started = time.perf_counter()
     with TrainingProgress(echo_for(ctx)) as progress:
         bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
-    metrics = bundle.card.metrics.get("overall", {})
+    there = bundle.card.metrics.overall
     click.echo(
         f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
         f"threshold {bundle.card.threshold:.3f} chosen on {bundle.card.split.get('validation') or 'the training scenes'} "
-        f"(there: P {metrics.get('precision')} R {metrics.get('recall')} F1 {metrics.get('f1')}) -> {out} "
+        f"(there: P {there.precision} R {there.recall} F1 {there.f1}) -> {out} "
         f"sha256 {bundle.sha256[:12]}"
     )
 
@@ -125,8 +129,8 @@ def evaluate_command(
     bundle = load_bundle(detector)
     with evaluation_progress(len(scenes), say):
         report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
-    if report.get("warning"):
-        say(f"warning: {report['warning']}")
+    if report.warning:
+        say(f"warning: {report.warning}")
     _echo_report("detector", report)
     if baseline:
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
@@ -145,8 +149,9 @@ def _refuse_shared_scenes(chosen: tuple[Path, ...], scenes: tuple[Path, ...], op
 
 def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa: ANN001, ANN202
     """The vessel baseline: threshold chosen on ``fit_on``, or its fixed default threshold without them."""
+    from fieldtruth.detectors.baseline import fit_vessel_baseline, vessel_baseline_card
     from fieldtruth.detectors.bundle import load_bundle, save_bundle
-    from fieldtruth.detectors.vessel_baseline import VesselBaseline, fit_vessel_baseline, vessel_baseline_card
+    from fieldtruth.detectors.filters import VesselBaseline
 
     if fit_on:
         return fit_vessel_baseline(fit_on, out, tolerance_px=tolerance_px)
@@ -155,11 +160,11 @@ def _baseline(fit_on: list[Path], out: Path, tolerance_px: float, say):  # noqa:
     return load_bundle(out)
 
 
-def _echo_report(name: str, report: dict) -> None:
-    pooled = report["pooled"]
-    ci = pooled.get("ci95", {}).get("f1")
-    ci_text = f" (95% CI over scenes {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
-    click.echo(f"{name}: pooled P {pooled['precision']:.3f} R {pooled['recall']:.3f} F1 {pooled['f1']:.3f}{ci_text} "
-               f"AP {pooled['ap']:.3f} on {len(report['per_scene'])} scene(s)")
-    for scene, f in report["per_scene"].items():
-        click.echo(f"  {scene}: P {f['precision']:.3f} R {f['recall']:.3f} F1 {f['f1']:.3f} AP {f['ap']:.3f}")
+def _echo_report(name: str, report: EvaluationReport) -> None:
+    pooled = report.pooled
+    ci = report.ci95.f1 if report.ci95 else None
+    ci_text = f" (95% CI over scenes {ci.low:.2f}-{ci.high:.2f})" if ci else ""
+    click.echo(f"{name}: pooled P {pooled.precision:.3f} R {pooled.recall:.3f} F1 {pooled.f1:.3f}{ci_text} "
+               f"AP {pooled.ap:.3f} on {len(report.per_scene)} scene(s)")
+    for scene, f in report.per_scene.items():
+        click.echo(f"  {scene}: P {f.precision:.3f} R {f.recall:.3f} F1 {f.f1:.3f} AP {f.ap:.3f}")

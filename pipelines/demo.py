@@ -88,8 +88,7 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     say(f"[2/6] training a detector on the first region ({sum(train_scene.counts.values())} labelled sites)")
     bundle_path = out / "detector.safetensors"
     with TrainingProgress(say) as progress:
-        train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(time_budget_s=150.0),
-                       progress=progress)
+        train_detector([train_scene.path], bundle_path, train_config or TrainConfig.demo(), progress=progress)
     say("[3/6] scanning the second region on a local Dask cluster")
     run_dir = out / "run"
     _clear_run(run_dir)

@@ -9,10 +9,11 @@ from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.synthetic import SyntheticScene, generate_scene
 
 #: A few steps of a narrow network: enough for the loss to fall, fast on two cores.
-QUICK = TrainConfig(
-    seed=0, steps=40, batch_size=8, chip_size=64, lr=3e-3, classes=("brick_kiln", "fishing_camp"),
-    architecture_args={"width": 16, "dilations": [1, 2, 1]}, num_threads=2, eval_tile=192, mine_at=(0.5,),
-)
+QUICK = TrainConfig.from_mapping({
+    "seed": 0, "steps": 40, "batch_size": 8, "lr": 3e-3, "classes": ["brick_kiln", "fishing_camp"],
+    "architecture_args": {"width": 16, "dilations": [1, 2, 1]}, "num_threads": 2,
+    "chips": {"size": 64, "mine_at": [0.5]}, "validation": {"tile": 192},
+})
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fieldtruth.detectors.bundle import LoadedBundle
+from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
 from fieldtruth.detectors.crossval import check_split, make_folds
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
@@ -22,10 +23,12 @@ def test_report_json_and_html(tmp_path: Path, trained: tuple[LoadedBundle, list[
     bundle, _ = trained
     report = evaluate_bundle(bundle, [small_scene.path], tmp_path / "rep")
     saved = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert {"precision", "recall", "f1", "ap"} <= set(saved["pooled"])
-    assert saved["per_scene"].keys() == {"synthetic-seed5-384"}
-    assert saved["pooled"] == report["pooled"] | {"ci95": {}}  or saved["pooled"]["f1"] == report["pooled"]["f1"]
-    assert report["warning"] and "optimistic" in report["warning"]  # trained on this very scene
+    assert saved["pooled"] == {**report.pooled.to_dict(), "ci95": {}}  # one scene: no interval
+    assert set(saved["pooled"]) == {"precision", "recall", "f1", "ap", "tp", "fp", "fn", "n_labels", "ci95"}
+    assert saved["per_scene"].keys() == {"synthetic-seed5-384"} and report.scenes == ("synthetic-seed5-384",)
+    assert saved["threshold"] == report.threshold == bundle.card.threshold and saved["grid"] == "scan"
+    assert len(saved["curve"]["score"]) >= report.pooled.tp + report.pooled.fp  # below the threshold too
+    assert report.warning and "optimistic" in report.warning and saved["warning"] == report.warning
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "data:image/png;base64," in page and "precision" in page
 
@@ -35,8 +38,8 @@ def test_bootstrap_resamples_whole_scenes() -> None:
     good = SceneResult("a", match_points([ScoredPoint(2, 2, 0.9, "v")], shape))
     bad = SceneResult("b", match_points([ScoredPoint(9, 9, 0.9, "v")], shape))
     ci = bootstrap([good, bad], 0.5, n=200)
-    assert ci["f1"][0] == 0.0 and ci["f1"][1] == 1.0
-    assert bootstrap([good], 0.5) == {}
+    assert ci.f1 == (0.0, 1.0) and ci.to_dict()["f1"] == [0.0, 1.0]
+    assert bootstrap([good], 0.5) is None
 
 
 def test_folds_hold_whole_scenes_out(tmp_path: Path) -> None:
@@ -90,14 +93,16 @@ def _cli() -> click.Group:
 
 def test_cli_train_then_evaluate(tmp_path: Path, small_scene: SyntheticScene) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("preset: default\nbatch_size: 4\nchip_size: 32\nmine_at: []\nclasses: [brick_kiln]\n"
-                      "architecture_args: {width: 8, dilations: [1]}\n")
+    config.write_text("preset: default\nbatch_size: 4\nchips: {size: 32, mine_at: []}\n"
+                      "classes: [brick_kiln]\narchitecture_args: {width: 8, dilations: [1]}\n")
     runner = CliRunner()
     bundle = tmp_path / "b.safetensors"
     result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(bundle), "--config", str(config),
-                                    "--steps", "3", "--seed", "1", "--threads", "1"])
+                                    "--steps", "3", "--seed", "1", "--threads", "1",
+                                    "--checkpoint-dir", str(tmp_path / "ckpt")])
     assert result.exit_code == 0, result.output
     assert "threshold" in result.output and bundle.is_file()
+    assert (tmp_path / "ckpt" / CHECKPOINT_NAME).is_file()
     result = runner.invoke(_cli(), ["evaluate", "--detector", str(bundle), str(small_scene.path), "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ev" / "report.json").is_file() and "pooled" in result.output
@@ -112,6 +117,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, small_scene: SyntheticScene) ->
     result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--resume"])
     assert result.exit_code == 2 and "--checkpoint-dir" in result.output  # a usage mistake: click's exit 2
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("stepz: 3\n")
-    result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--config", str(cfg)])
-    assert result.exit_code == 1 and "stepz" in result.output
+    for text, says in (("stepz: 3\n", "stepz"), ("chip_size: 32\n", "is now 'chips.size'")):
+        cfg.write_text(text)
+        result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out",
+                                        str(tmp_path / "x.safetensors"), "--config", str(cfg)])
+        assert result.exit_code == 1 and says in result.output

@@ -13,12 +13,13 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 
+from fieldtruth.detectors.baseline import vessel_baseline_card
 from fieldtruth.detectors.bundle import load_bundle, save_bundle
 from fieldtruth.detectors.data import ground_pixel_size
 from fieldtruth.detectors.evaluate import LabelShape, ScoredPoint, match_points
+from fieldtruth.detectors.filters import VesselBaseline
 from fieldtruth.detectors.report import evaluate_bundle
 from fieldtruth.detectors.sceneoffset import WATER_OFFSET
-from fieldtruth.detectors.vessel_baseline import VesselBaseline, vessel_baseline_card
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.shared import needs_shared_data, shared_data_root
 
@@ -36,7 +37,7 @@ def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dic
     path = tmp_path / "baseline.safetensors"
     save_bundle(path, VesselBaseline(), card)
     bundle = load_bundle(path)
-    evaluated = evaluate_bundle(bundle, [PORT], tmp_path / "eval")["pooled"]
+    evaluated = evaluate_bundle(bundle, [PORT], tmp_path / "eval").pooled
 
     scan(ScanConfig(imagery=PORT, detector=path, out=tmp_path / "run", workers=1, threads_per_worker=1))
     found = gpd.read_parquet(tmp_path / "run" / "detections.parquet")
@@ -46,5 +47,5 @@ def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dic
     points = [ScoredPoint(g.x, g.y, s, lab) for g, s, lab in zip(found.geometry, found["score"], found["label"], strict=True)]
     shapes = [LabelShape(g, c) for g, c in zip(labels.geometry, labels["class"], strict=True)]
     scanned = match_points(points, shapes, tolerance=gsd)
-    assert evaluated["tp"] > 0
-    assert (scanned.tp, scanned.fp, scanned.fn) == (evaluated["tp"], evaluated["fp"], evaluated["fn"])
+    assert evaluated.tp > 0
+    assert (scanned.tp, scanned.fp, scanned.fn) == (evaluated.tp, evaluated.fp, evaluated.fn)

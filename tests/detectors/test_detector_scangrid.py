@@ -106,8 +106,8 @@ def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(mercator: P
 
 def test_the_report_records_its_grid(small_scene: SyntheticScene, trained) -> None:
     bundle, _ = trained
-    assert evaluate_bundle(bundle, [small_scene.path])["grid"] == "scan"
-    assert evaluate_bundle(bundle, [small_scene.path], grid="native")["grid"] == "native"
+    assert evaluate_bundle(bundle, [small_scene.path]).grid == "scan"
+    assert evaluate_bundle(bundle, [small_scene.path], grid="native").grid == "native"
     with pytest.raises(ValueError, match="grid must be one of"):
         evaluate_bundle(bundle, [small_scene.path], grid="mercator")
 

@@ -129,7 +129,7 @@ def test_a_scene_offset_that_cannot_be_applied_is_refused(change: dict, words: s
 
 
 def test_a_training_config_without_a_mapping_for_scene_offset_is_refused() -> None:
-    with pytest.raises(ValueError, match="scene_offset must be a mapping"):
+    with pytest.raises(ValueError, match="scene_offset: Input should be a valid dictionary"):
         TrainConfig.from_mapping({"scene_offset": None}, preset="vessels")
     assert TrainConfig.from_mapping({"scene_offset": {}}, preset="vessels").scene_offset == {}
 

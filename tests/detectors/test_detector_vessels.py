@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from fieldtruth.detectors.baseline import vessel_baseline_card
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
-from fieldtruth.detectors.model import build_model
+from fieldtruth.detectors.filters import VesselBaseline
 from fieldtruth.detectors.predict import detect_array
-from fieldtruth.detectors.vessel_baseline import VesselBaseline, vessel_baseline_card
+from fieldtruth.detectors.registry import build_model
 
 
 def sea_with_ships() -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -72,16 +73,3 @@ def test_fcos_any_band_count_trains_detects_and_round_trips(tmp_path: Path) -> N
     assert isinstance(bundle, LoadedBundle)
     found = detect_array(bundle, np.random.default_rng(0).normal(size=(5, 48, 48)).astype(np.float32), np.ones((48, 48), bool), threshold=0.0)
     assert all(0 <= d.row < 48 and 0 <= d.col < 48 and d.label == "vessel" for d in found)
-
-
-def test_ignoring_places_is_refused_for_a_model_trained_on_boxes() -> None:
-    import dataclasses
-
-    from fieldtruth.detectors.errors import TrainingError
-    from fieldtruth.detectors.fit import fit
-    from fieldtruth.detectors.train import TrainConfig
-
-    card = dataclasses.replace(vessel_baseline_card(), architecture="fcos", architecture_args={"in_channels": 4, "num_classes": 1})
-    model = build_model("fcos", {"in_channels": 4, "num_classes": 1})
-    with pytest.raises(TrainingError, match="open_water_negatives 'ignore'.*'fcos'"):
-        fit(model, card, [], [], TrainConfig(open_water_negatives="ignore"))

@@ -21,5 +21,8 @@ def quick_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A detector trained for a few steps on another synthetic scene: weak, but a real bundle."""
     train = generate_scene(tmp_path_factory.mktemp("train") / "s3", seed=3, size=384).path
     out = tmp_path_factory.mktemp("bundle") / "quick.safetensors"
-    train_detector([train], out, TrainConfig.demo(steps=20, batch_size=8, num_threads=1, eval_tile=256))
+    config = TrainConfig.from_mapping(
+        {"steps": 20, "batch_size": 8, "num_threads": 1, "validation": {"tile": 256}}, "demo"
+    )
+    train_detector([train], out, config)
     return out
