@@ -16,7 +16,7 @@ from pystac.errors import STACValidationError
 
 from fieldtruth.detectors.bundle import load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
-from fieldtruth.detectors.model import build_model
+from fieldtruth.detectors.registry import build_model
 from fieldtruth.pipelines.cli import cli
 from fieldtruth.pipelines.stacitem import imagery_range, refresh_run_items, write_run_items
 from fieldtruth.pipelines.stacmodel import mlm_name
