@@ -37,6 +37,7 @@ from pystac.extensions.raster import DataType
 
 from fieldtruth.atomicfile import write_json
 from fieldtruth.detectors.bundle import LoadedBundle
+from fieldtruth.detectors.metrics import Figures
 from fieldtruth.detectors.model import output_stride
 
 #: Media type of a bundle: a safetensors file.
@@ -157,8 +158,7 @@ def _model_output(card: dict[str, Any], classes: list[Classification], stride: i
 def card_text(bundle: LoadedBundle) -> str:
     """The model card as people read it: what the detector is, how well it did, and its limits."""
     card = bundle.card.to_dict()
-    metrics = card.get("metrics") or {}
-    overall = metrics.get("overall") if isinstance(metrics, dict) else None
+    overall = bundle.card.metrics.overall
     parameters = sum(p.numel() for p in bundle.model.parameters())
     lines = [
         f"{card['name']}  ({card['architecture']}, {parameters:,} parameters)",
@@ -167,7 +167,7 @@ def card_text(bundle: LoadedBundle) -> str:
         f"  classes    {', '.join(card['classes'])}; operating threshold {card['threshold']:g}",
         f"  trained    {card.get('created', '?')} on {len(card.get('training_data') or ())} scene(s); "
         f"split {card.get('split') or 'not recorded'}",
-        f"  measured   {_figures(overall) if isinstance(overall, dict) else 'no held-out figures recorded'}",
+        f"  measured   {_figures(overall) if overall is not None else 'no held-out figures recorded'}",
         f"  licence    {card.get('licence')}",
         f"  use        {card['intended_use']}",
         f"  limits     {card['limits']}",
@@ -175,6 +175,5 @@ def card_text(bundle: LoadedBundle) -> str:
     return "\n".join(lines)
 
 
-def _figures(overall: dict[str, Any]) -> str:
-    names = ("precision", "recall", "f1", "ap")
-    return ", ".join(f"{name} {overall[name]}" for name in names if overall.get(name) is not None) or "none"
+def _figures(overall: Figures) -> str:
+    return f"precision {overall.precision}, recall {overall.recall}, f1 {overall.f1}, ap {overall.ap}"

@@ -16,6 +16,7 @@ from pystac.errors import STACValidationError
 
 from fieldtruth.detectors.bundle import load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
+from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.pipelines.cli import cli
 from fieldtruth.pipelines.stacitem import imagery_range, refresh_run_items, write_run_items
@@ -159,7 +160,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         norm_mean=(0.08, 0.09, 0.1, 0.2), norm_std=(0.03, 0.03, 0.04, 0.06),
         classes=("brick_kiln", "fishing camp"),
         receptive_field_px=model.receptive_field_px, name="kilns v2",
-        metrics={"overall": {"precision": 0.81, "recall": 0.74, "f1": 0.77, "ap": 0.7}},
+        metrics=CardMetrics.from_dict({"overall": {"precision": 0.81, "recall": 0.74, "f1": 0.77, "average_precision": 0.7,
+                                              "tp": 37, "fp": 9, "fn": 13, "n_labels": 50}}),
     )
     path = tmp_path_factory.mktemp("bundle") / "kilns.safetensors"
     save_bundle(path, model, card)
