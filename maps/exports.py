@@ -40,7 +40,7 @@ def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
     highest score first among unverified sites (the verification queue order)."""
     run_dir = Path(run_dir)
     sites = read_layer(RunFiles(run_dir).detections, DETECTION_COLUMNS)
-    statuses = _review_statuses(run_dir)
+    statuses = _review_statuses(run_dir, sites)
     sites = sites.assign(
         status=[statuses.get(str(s), "unverified") for s in sites["site_id"]],
         lat=sites.geometry.y.round(6), lon=sites.geometry.x.round(6), note=STATEMENT,

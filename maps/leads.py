@@ -33,6 +33,7 @@ from fieldtruth.maps.offline import finalise_html, render_page, script_json
 from fieldtruth.maps.places import town_layer
 from fieldtruth.maps.public import public_card, without_local_names
 from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
+from fieldtruth.review.carried import carried_decisions, with_carried
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import STATUSES
 from fieldtruth.runfiles import RunFiles
@@ -104,7 +105,7 @@ def build_leads_map(
     files = RunFiles(run_dir)
     detections = read_layer(files.detections, DETECTION_COLUMNS)
     coverage = read_layer(files.coverage, COVERAGE_COLUMNS)
-    statuses = _review_statuses(run_dir)
+    statuses = _review_statuses(run_dir, detections)
     payload = _common(run_dir, detections, online_basemap)
     if tier == "restricted":
         payload.update(_restricted(run_dir, detections, coverage, statuses, chip_px, quicklook_px))
@@ -161,11 +162,14 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
     return frame
 
 
-def _review_statuses(run_dir: Path) -> dict[str, str]:
-    """Register the run's sites in its ledger, check the chain, and return site_id -> status."""
+def _review_statuses(run_dir: Path, detections: gpd.GeoDataFrame) -> dict[str, str]:
+    """Register the run's sites in its ledger, check the chain, and return site_id -> status, with the
+    decisions carried from earlier runs of the region (:mod:`fieldtruth.review.carried`)."""
     with Ledger.of_run(run_dir) as ledger:
         ledger.verify().raise_for_error()
-        return ledger.statuses()
+        statuses = ledger.statuses()
+    scores = dict(zip(detections["site_id"].astype(str), detections["score"].astype(float), strict=True))
+    return with_carried(statuses, carried_decisions(run_dir, scores))
 
 
 def _json_file(path: Path) -> dict[str, Any]:

@@ -260,15 +260,16 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 @click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
 @reports_errors
 def forget_command(run: Path, site: str, reason: str, by: str) -> None:
-    """Erase SITE from every file of RUN and leave a tombstone (when and why, not what) in the ledger."""
-    from fieldtruth.pipelines.forget import forget_everywhere
+    """Erase SITE from every file of RUN, and of every run of its region linked to RUN (`scan --previous`),
+    and leave a tombstone (when and why, not what) in each ledger."""
+    from fieldtruth.pipelines.forget import forget_in_region
 
-    report = forget_everywhere(run, site, reason, by)
-    done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
-    click.echo(f"{site} {done}; tombstone #{report.tombstone_seq}")
-    for path in report.rewritten:
-        click.echo(f"  rewrote {path}")
-    for path in report.deleted:
-        click.echo(f"  deleted {path}")
-    for path in report.maps_deleted:
-        click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {run}`")
+    for folder, report in forget_in_region(run, site, reason, by).items():
+        done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
+        click.echo(f"{site} {done} in {folder}; tombstone #{report.tombstone_seq}")
+        for path in report.rewritten:
+            click.echo(f"  rewrote {path}")
+        for path in report.deleted:
+            click.echo(f"  deleted {path}")
+        for path in report.maps_deleted:
+            click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {folder}`")

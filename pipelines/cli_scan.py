@@ -60,6 +60,10 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--heatmap", is_flag=True,
               help="Also write the detector's score (best class, per heatmap cell, on the scan grid) as "
                    "RUN/heatmap.tif, a Cloud Optimised GeoTIFF; restricted, like the leads.")
+@click.option("--previous", "previous", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="An earlier run folder of the same region (repeatable; the latest is enough, its own "
+                   "links are followed): leads found again keep their site ids and decisions.")
 @click.pass_context
 @reports_errors
 def scan_command(
@@ -67,6 +71,7 @@ def scan_command(
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
     scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool, heatmap: bool,
+    previous: tuple[Path, ...],
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
 
@@ -81,7 +86,7 @@ def scan_command(
         imagery=imagery, detector=detector, out=out, aoi=aoi, collection=collection, datetime=datetime,
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
-        performance_report=performance_report, heatmap=heatmap,
+        performance_report=performance_report, heatmap=heatmap, previous=previous,
     )
     with allowing_dirs(allow_dirs):
         if dry_run:

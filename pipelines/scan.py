@@ -36,6 +36,7 @@ from fieldtruth.pipelines.preflight import preflight
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
+from fieldtruth.pipelines.sitelinks import carry_forward, link_tolerance_m, load_run, run_date
 from fieldtruth.pipelines.stacitem import write_run_items
 from fieldtruth.pipelines.stacmodel import write_model_item
 from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
@@ -81,6 +82,8 @@ class ScanConfig:
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
         heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
+        previous: earlier run folders of the same region: leads found again keep their site ids
+            (:mod:`fieldtruth.pipelines.sitelinks`).
     """
 
     imagery: str | Path
@@ -102,6 +105,7 @@ class ScanConfig:
     performance_report: bool = False
     worker_bands: bool = True
     heatmap: bool = False
+    previous: tuple[Path, ...] = ()
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -120,6 +124,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     started = time.perf_counter()
     say = progress or (lambda message: log.info("%s", message))
     plan = preflight(config)  # every check before anything is written or started
+    for earlier in config.previous:  # readable, with a date, before anything is written
+        load_run(earlier)
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
     factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
@@ -328,6 +334,9 @@ def _finish(
     with atomic_path(run.coverage) as tmp:
         merge_coverage(results, grid).to_parquet(tmp, index=False)
     write_json(run.model_card, card.to_dict())
+    if config.previous:
+        carry_forward(run.root, list(config.previous), run_date(context.acquired, repr(str(config.imagery))),
+                      link_tolerance_m(grid.resolution, context.min_distance_m))
     Ledger.of_run(run.root).close()  # registers the detections as the ledger's sites
     summary = replace(
         partial,
@@ -368,13 +377,22 @@ def _date_range(scenes: list[Scene]) -> str | None:
     return dates[0] if dates[0] == dates[-1] else f"{dates[0]}/{dates[-1]}"
 
 
+def _plain(value: Any) -> Any:
+    """A config value as JSON holds it (paths as text)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and value and all(isinstance(v, Path) for v in value):
+        return [str(v) for v in value]
+    return value
+
+
 def _write_run_json(
     run: RunFolder, grid: TileGrid, scenes: list[Scene], bundle: LoadedBundle, config: ScanConfig,
     summary: ScanSummary,
 ) -> None:
     payload = {
         "kind": "scan",
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {k: _plain(v) for k, v in asdict(config).items()},
         "imagery_dates": _date_range(scenes),
         "grid": {"crs": grid.crs.to_string(), "bounds": list(grid.bounds), "resolution": grid.resolution,
                  "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
