@@ -91,11 +91,11 @@ def coverage_on(date: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=UTM).to_crs("EPSG:4326")
 
 
-def detections_on(date: str, seed: int) -> gpd.GeoDataFrame:
+def detections_on(date: str, seed: int, truth: tuple[TruthSite, ...] = TRUTH) -> gpd.GeoDataFrame:
     """The leads of the visible sites on a date, jittered, each with a fresh random id (EPSG:4326)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for site in TRUTH:
+    for site in truth:
         if not visible(site, date):
             continue
         x, y = site_xy(site)
@@ -108,11 +108,11 @@ def detections_on(date: str, seed: int) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=UTM).to_crs("EPSG:4326")
 
 
-def write_run(out: Path, date: str, seed: int) -> gpd.GeoDataFrame:
+def write_run(out: Path, date: str, seed: int, truth: tuple[TruthSite, ...] = TRUTH) -> gpd.GeoDataFrame:
     """Write one date's run folder; return its detections (with the ``truth`` name, not written)."""
     files = RunFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    detections = detections_on(date, seed)
+    detections = detections_on(date, seed, truth)
     detections.drop(columns="truth").to_parquet(files.detections)
     coverage_on(date).to_parquet(files.coverage)
     files.run_json.write_text(json.dumps({
@@ -124,9 +124,9 @@ def write_run(out: Path, date: str, seed: int) -> gpd.GeoDataFrame:
     return detections
 
 
-def write_region(out: Path, seed: int = 0) -> dict[str, gpd.GeoDataFrame]:
+def write_region(out: Path, seed: int = 0, truth: tuple[TruthSite, ...] = TRUTH) -> dict[str, gpd.GeoDataFrame]:
     """Write the three dates' run folders ``out/<date>``; return date -> its detections (with truth)."""
-    return {date: write_run(out / date, date, seed + i) for i, date in enumerate(DATES)}
+    return {date: write_run(out / date, date, seed + i, truth) for i, date in enumerate(DATES)}
 
 
 if __name__ == "__main__":
