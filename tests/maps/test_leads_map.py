@@ -49,7 +49,8 @@ def test_restricted_map_is_sealed_and_self_contained(run, monkeypatch: pytest.Mo
     payload = json.loads(open_sealed(sealed, PASS))
     assert len(payload["leads"]["rows"]) == len(run.detections)
     assert payload["quicklook"]["uri"].startswith("data:image/png;base64,")
-    chips = [r[-1] for r in payload["leads"]["rows"] if r[-1]]
+    chip = payload["leads"]["fields"].index("chip")
+    chips = [r[chip] for r in payload["leads"]["rows"] if r[chip]]
     assert len(chips) == len(run.detections)  # every fixture site lies inside the scene
     assert payload["metrics"]["precision"] == 0.81 and payload["perClass"]["brick_kiln"]["recall"] == 0.79
     assert payload["dates"] == "2026-01-15/2026-03-15" and len(payload["sectors"]["rows"]) == 3
