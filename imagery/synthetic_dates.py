@@ -56,7 +56,8 @@ def later_date(scene: SyntheticScene, out_dir: Path, *, days: int = 90, remove: 
     """
     kilns = [s for s in scene.sites if s.label == KILN and (within is None or _inside(s.box, within))]
     if days < 1 or remove < 0 or add < 0 or remove > len(kilns) or (add and remove == len(kilns)):
-        raise ValueError(f"expected days >= 1 and 0 <= remove < {len(kilns)} kilns (add >= 0); got days={days!r}, "
+        raise ValueError(f"expected days >= 1 and 0 <= remove < {len(kilns)} kilns (add >= 0); "
+                         f"got days={days!r}, "
                          f"remove={remove!r}, add={add!r}")
     rng = np.random.default_rng(seed)
     img = np.stack([_read(scene.band_paths[name]) for name in BAND_FILES.values()])
@@ -80,8 +81,9 @@ def later_date(scene: SyntheticScene, out_dir: Path, *, days: int = 90, remove: 
     acquired = (dt.date.fromisoformat(scene.acquired) + dt.timedelta(days=days)).isoformat()
     labels_path = out_dir / "labels.geojson"
     labels_path.write_text(json.dumps(_labels_geojson(kept, scene.transform, scene.crs)), encoding="utf-8")
-    later = dataclasses.replace(scene, path=out_dir, acquired=acquired, sites=tuple(kept), band_paths=band_paths,
-                                labels_path=labels_path, scene_json_path=out_dir / "scene.json")
+    later = dataclasses.replace(scene, path=out_dir, acquired=acquired, sites=tuple(kept),
+                                band_paths=band_paths, labels_path=labels_path,
+                                scene_json_path=out_dir / "scene.json")
     described = _scene_json(later) | {"id": f"synthetic-seed{scene.seed}-{scene.size}-{acquired}"}
     later.scene_json_path.write_text(json.dumps(described, indent=1), encoding="utf-8")
     log.info("later date %s of synthetic scene seed %d: %d kiln(s) gone, %d new", acquired, scene.seed,

@@ -62,7 +62,8 @@ def shared_change_view(cells: pd.DataFrame, *, cell_m: float, k: int = DEFAULT_K
         raise ValueError(f"expected k, round_to and cell_m > 0; got {k!r}, {round_to!r}, {cell_m!r}")
     missing = [c for c in ("ix", "iy", *COUNT_COLUMNS) if c not in cells.columns]
     if missing:
-        raise ValueError(f"expected columns {missing!r} in the change cells; build them with changes.cell_counts")
+        raise ValueError(f"expected columns {missing!r} in the change cells; "
+                         "build them with changes.cell_counts")
     counts = cells[list(COUNT_COLUMNS)].to_numpy(dtype=np.int64).reshape(-1, len(COUNT_COLUMNS))
     fine = ((counts == 0) | (counts >= k)).all(axis=1) & (counts >= k).any(axis=1)
     shown = cells[fine]

@@ -59,7 +59,8 @@ BASEMAP_WARNING = (
     "which tells that server your IP address and where you are looking."
 )
 UNENCRYPTED_NOTE = "NOT ENCRYPTED (--no-encrypt): anyone who gets this file sees the exact lead locations."
-DETECTION_COLUMNS = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
+DETECTION_COLUMNS = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256",
+                     "tile_id")
 COVERAGE_COLUMNS = ("tile_id", "valid_fraction", "status", "error")
 RISK_COLUMNS = ("cell_id",)
 
@@ -98,7 +99,8 @@ def build_leads_map(
         fieldtruth.review.errors.LedgerTamperedError: If the review ledger does not verify.
     """
     if tier not in TIERS:
-        raise MapInputError(f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'.")
+        raise MapInputError(
+            f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'.")
     run_dir = Path(run_dir)
     sealed = tier == "restricted" and encrypt
     if sealed:
@@ -148,7 +150,8 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
     try:
         frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     except (OSError, ValueError) as exc:
-        raise MapInputError(f"expected a GeoParquet/GeoJSON file at {str(path)!r}; reading it failed: {exc}.") from exc
+        raise MapInputError(
+            f"expected a GeoParquet/GeoJSON file at {str(path)!r}; reading it failed: {exc}.") from exc
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise MapInputError(
@@ -169,7 +172,9 @@ def _review_statuses(run_dir: Path, detections: gpd.GeoDataFrame) -> dict[str, s
     return _statuses_and_history(run_dir, detections)[0]
 
 
-def _statuses_and_history(run_dir: Path, detections: gpd.GeoDataFrame) -> tuple[dict[str, str], dict[str, str]]:
+def _statuses_and_history(
+    run_dir: Path, detections: gpd.GeoDataFrame,
+) -> tuple[dict[str, str], dict[str, str]]:
     """:func:`_review_statuses`, and for sites whose shown status was carried, what was carried."""
     with Ledger.of_run(run_dir) as ledger:
         ledger.verify().raise_for_error()
@@ -236,7 +241,8 @@ def _restricted(
     bands = layers.cell_bands(detections, risk)
     first = first_seen(run_dir, detections["site_id"].astype(str))
     part: dict[str, Any] = {
-        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands, first.dates, history),
+        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands, first.dates,
+                                  history),
         "counts": counts, "runDates": first.run_dates,
         "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
         "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,
@@ -270,5 +276,6 @@ def _bounds(frames: list[gpd.GeoDataFrame]) -> list[list[float]]:
     boxes = [f.total_bounds for f in frames if not f.empty]
     if not boxes:
         return [[-60.0, -180.0], [75.0, 180.0]]
-    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
+    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)],
+            [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 

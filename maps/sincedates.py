@@ -37,7 +37,8 @@ def run_date(run_dir: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         dates = None
     if not dates and files.detections.is_file():
-        acquired = [str(a) for a in pq.read_table(files.detections, columns=["acquired"]).column(0).to_pylist() if a]
+        column = pq.read_table(files.detections, columns=["acquired"]).column(0).to_pylist()
+        acquired = [str(a) for a in column if a]
         dates = max(acquired, default=None)
     return str(dates).split("/")[-1][:10] if dates else None
 

@@ -97,7 +97,8 @@ def cell_counts(sites: list[SiteHistory], cell_m: float) -> pd.DataFrame:
 
 
 def _indices(sites: list[SiteHistory], cell_m: float) -> tuple[np.ndarray, np.ndarray]:
-    points = gpd.GeoSeries(gpd.points_from_xy([s.lon for s in sites], [s.lat for s in sites]), crs="EPSG:4326")
+    points = gpd.GeoSeries(gpd.points_from_xy([s.lon for s in sites], [s.lat for s in sites]),
+                           crs="EPSG:4326")
     ea = points.to_crs(EQUAL_AREA_CRS)
     return cell_indices(ea.x.to_numpy(), ea.y.to_numpy(), cell_m)
 

@@ -47,7 +47,8 @@ def changes_command(ctx: click.Context, runs: tuple[Path, ...], since: str | Non
 
     say = echo_for(ctx)
     changes = region_changes(list(runs), since, cell_size)
-    click.echo(f"dates: {', '.join(changes.dates)}; new = first seen after {changes.since or 'the first date'}")
+    click.echo(f"dates: {', '.join(changes.dates)}; "
+               f"new = first seen after {changes.since or 'the first date'}")
     totals = changes.totals()
     click.echo("  ".join(f"{status}: {n}" for status, n in totals.items()))
     click.echo(f"{'cell':<14} {'new':>5} {'persistent':>11} {'not seen lately':>16} {'unknown':>8}")

@@ -65,15 +65,18 @@ class DemoReport:
         lines += [f"  {tier} map: {path}" for tier, path in self.maps.items()]
         lines += [
             f"On the held-out synthetic region ({s.n_labels} labelled sites, tolerance 1 pixel):",
-            f"  precision {s.precision:.3f}   recall {s.recall:.3f}   F1 {s.f1:.3f}   (TP {s.tp}, FP {s.fp}, FN {s.fn})",
+            f"  precision {s.precision:.3f}   recall {s.recall:.3f}   F1 {s.f1:.3f}   "
+            f"(TP {s.tp}, FP {s.fp}, FN {s.fn})",
             "Every detection is an unverified lead: open the restricted map, and record decisions with",
-            f"  fieldtruth review decide {self.summary.run_dir} SITE --decision ... --method ... --reviewer ID",
+            f"  fieldtruth review decide {self.summary.run_dir} SITE "
+            "--decision ... --method ... --reviewer ID",
         ]
         return "\n".join(lines + (self.changes.lines() if self.changes else []))
 
 
 def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZE,
-             train_config: TrainConfig | None = None, progress: Callable[[str], None] | None = None) -> DemoReport:
+             train_config: TrainConfig | None = None,
+             progress: Callable[[str], None] | None = None) -> DemoReport:
     """Generate, train, scan, score and map; return where everything is and the scores.
 
     Args:
@@ -97,7 +100,8 @@ def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZ
     say("[3/7] scanning the second region on a local Dask cluster")
     run_dir = out / "run"
     _clear_run(run_dir)
-    summary = scan(ScanConfig(imagery=demo_scene.path, detector=bundle_path, out=run_dir, workers=workers), progress=say)
+    summary = scan(ScanConfig(imagery=demo_scene.path, detector=bundle_path, out=run_dir, workers=workers),
+                   progress=say)
     say("[4/7] scoring the leads against the generator's labels")
     scores = score_run(RunFiles(run_dir).detections, demo_scene.labels_path, tolerance_m=10.0)
     write_json(RunFiles(run_dir).demo_scores, scores.summary())
@@ -117,7 +121,8 @@ def draw_demo_maps(run_dir: Path, say: Callable[[str], None]) -> dict[str, Path]
     otherwise it is left unencrypted, which is acceptable only because every site in it is synthetic."""
     encrypt = bool(os.environ.get(PASSPHRASE_ENV))
     if not encrypt:
-        say(f"  {PASSPHRASE_ENV} is not set: the demo's restricted map is NOT encrypted (its sites are synthetic); "
+        say(f"  {PASSPHRASE_ENV} is not set: the demo's restricted map is NOT encrypted "
+            "(its sites are synthetic); "
             "maps of real runs are encrypted by default")
     return {
         "restricted": build_leads_map(run_dir, tier="restricted", encrypt=encrypt),
@@ -131,7 +136,8 @@ def score_run(detections: Path, labels: Path, *, tolerance_m: float) -> Scores:
     truth = gpd.read_file(labels)
     metric = truth.estimate_utm_crs()
     found, truth = found.to_crs(metric), truth.to_crs(metric)
-    points = [ScoredPoint(g.x, g.y, float(s), str(c)) for g, s, c in zip(found.geometry, found.score, found.label, strict=True)]
+    points = [ScoredPoint(g.x, g.y, float(s), str(c))
+              for g, s, c in zip(found.geometry, found.score, found.label, strict=True)]
     shapes = [LabelShape(g, str(c)) for g, c in zip(truth.geometry, truth["class"], strict=True)]
     return match_points(points, shapes, tolerance=tolerance_m)
 

@@ -237,7 +237,8 @@ def carry_forward(root: Path, previous: list[Path], date: str, tolerance_m: floa
                 continue
             result = read_tile_result(path)
             if any(d.site_id in mapping for d in result.detections):
-                moved = tuple(replace(d, site_id=mapping.get(d.site_id, d.site_id)) for d in result.detections)
+                moved = tuple(replace(d, site_id=mapping.get(d.site_id, d.site_id))
+                              for d in result.detections)
                 write_json(path, replace(result, detections=moved).to_json())
     record_links(files.root, chain)
     log.info("%d lead(s) of %s found again in earlier runs keep their site ids", len(mapping), files.root)

@@ -62,7 +62,8 @@ class Carried:
     def describe(self) -> str:
         """One line for the queue and the map, e.g. ``confirmed in run-2026-01 by rv07, rv08 (2)``."""
         who = ", ".join(dict.fromkeys(self.reviewers))
-        text = f"{self.decision} in {self.run} by {who} ({self.decisions} decision(s), {self.decided_at[:10]})"
+        text = (f"{self.decision} in {self.run} by {who} "
+                f"({self.decisions} decision(s), {self.decided_at[:10]})")
         return text + "; queued again: the score rose" if self.requeued else text
 
 
@@ -80,7 +81,8 @@ def carried_decisions(run_dir: Path, scores: dict[str, float]) -> dict[str, Carr
     found: dict[str, Carried] = {}
     for earlier in earlier_runs(run_dir):
         if not RunFiles(earlier).ledger.is_file():
-            log.warning("earlier run %s has no ledger (moved or deleted?): no decisions carried from it", earlier)
+            log.warning("earlier run %s has no ledger (moved or deleted?): no decisions carried from it",
+                        earlier)
             continue
         try:
             ledger = Ledger.open(RunFiles(earlier).ledger)

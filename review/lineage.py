@@ -64,7 +64,8 @@ def read_lineage(run_dir: Path) -> Lineage:
             f"expected {str(path)!r} to hold lists of run folders under 'previous' and 'later'. "
             "Restore it from a backup, or delete it to unlink the run from its region."
         )
-    return Lineage(tuple(Path(p) for p in doc.get("previous", [])), tuple(Path(p) for p in doc.get("later", [])))
+    return Lineage(tuple(Path(p) for p in doc.get("previous", [])),
+                   tuple(Path(p) for p in doc.get("later", [])))
 
 
 def _write(run_dir: Path, lineage: Lineage) -> None:

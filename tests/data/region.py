@@ -124,7 +124,9 @@ def write_run(out: Path, date: str, seed: int, truth: tuple[TruthSite, ...] = TR
     return detections
 
 
-def write_region(out: Path, seed: int = 0, truth: tuple[TruthSite, ...] = TRUTH) -> dict[str, gpd.GeoDataFrame]:
+def write_region(
+    out: Path, seed: int = 0, truth: tuple[TruthSite, ...] = TRUTH,
+) -> dict[str, gpd.GeoDataFrame]:
     """Write the three dates' run folders ``out/<date>``; return date -> its detections (with truth)."""
     return {date: write_run(out / date, date, seed + i, truth) for i, date in enumerate(DATES)}
 

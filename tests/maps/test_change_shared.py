@@ -43,7 +43,8 @@ def _cluster(extra_new: int, gone: int) -> tuple[TruthSite, ...]:
     ``extra_new`` more that appear on date 3 (all within 600 m: one 5 km cell)."""
     sites = [TruthSite(f"k{i}", "brick_kiln", (1, 1), (2000 + 100 * i, 2500),
                        (D1, D2) if i < gone else DATES) for i in range(7)]
-    sites += [TruthSite(f"n{i}", "brick_kiln", (1, 1), (2000 + 100 * i, 2700), (D3,)) for i in range(extra_new)]
+    sites += [TruthSite(f"n{i}", "brick_kiln", (1, 1), (2000 + 100 * i, 2700), (D3,))
+              for i in range(extra_new)]
     return tuple(sites)
 
 
@@ -68,8 +69,8 @@ def _views(root: Path, truth: tuple[TruthSite, ...], round_to_one: bool) -> list
 def test_differencing_two_dates_cannot_tell_suppressed_counts_apart(
         tmp_path: Path, a: tuple[int, int], b: tuple[int, int], round_to_one: bool) -> None:
     """Worlds that differ only in a suppressed count on date 3 (1 or 2 new sites; 1 or 2 of the same 7
-    sites not seen lately) give the attacker byte-identical views on both dates, even with every count exact: no difference of the views
-    of two dates, nor of any counts in them, can reveal it."""
+    sites not seen lately) give the attacker byte-identical views on both dates, even with every count
+    exact: no difference of the views of two dates, nor of any counts in them, can reveal it."""
     world_a = _views(tmp_path / "a", _cluster(*a), round_to_one)
     world_b = _views(tmp_path / "b", _cluster(*b), round_to_one)
     assert world_a == world_b

@@ -52,7 +52,8 @@ def test_demo_writes_the_run_folder_and_finds_the_synthetic_sites(tmp_path: Path
         assert set(ledger.statuses()) == set(detections.site_id)
     page = (run / "maps" / "leads_restricted.html").read_text(encoding="utf-8")
     assert "human verification is required before any action" in page
-    assert "synthetic owner" not in (run / "risk_shared.geojson").read_text(), "undeclared columns must be dropped"
+    shared = (run / "risk_shared.geojson").read_text()
+    assert "synthetic owner" not in shared, "undeclared columns must be dropped"
     totals = report.changes.changes.totals()  # the second date: 3 kilns gone, 3 new, in the quarter rescanned
     # the full demo finds exactly 3 and 3; this shorter training may miss or add one
     assert abs(totals["new"] - 3) <= 1 and abs(totals["not seen lately"] - 3) <= 1, totals

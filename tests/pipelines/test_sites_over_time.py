@@ -36,7 +36,8 @@ def _truth_status(site, since: str = D2) -> str:
 def _by_truth(region) -> dict:
     root, dets = region
     histories = site_histories([load_run(root / d) for d in DATES])
-    truth_of = {sid: t for frame in dets.values() for sid, t in zip(frame["site_id"], frame["truth"], strict=True)}
+    truth_of = {sid: t for frame in dets.values()
+                for sid, t in zip(frame["site_id"], frame["truth"], strict=True)}
     return {truth_of[h.ids[next(iter(h.ids))]]: h for h in histories}, histories
 
 
