@@ -86,6 +86,8 @@ class ScanConfig:
         heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
         previous: earlier run folders of the same region: leads found again keep their site ids
             (:mod:`fieldtruth.pipelines.sitelinks`).
+        date: scan only the scenes acquired on this date (``YYYY-MM-DD``); all when None
+            (:mod:`fieldtruth.pipelines.bydate` scans each date of the imagery this way).
     """
 
     imagery: str | Path
@@ -108,6 +110,7 @@ class ScanConfig:
     worker_bands: bool = True
     heatmap: bool = False
     previous: tuple[Path, ...] = ()
+    date: str | None = None
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
