@@ -175,13 +175,14 @@ def _review_statuses(run_dir: Path, detections: gpd.GeoDataFrame) -> dict[str, s
 def _statuses_and_history(
     run_dir: Path, detections: gpd.GeoDataFrame,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """:func:`_review_statuses`, and for sites whose shown status was carried, what was carried."""
+    """:func:`_review_statuses`, and for sites whose shown status was carried, what was carried (without
+    the reviewers' code names: a map travels to phones)."""
     with Ledger.of_run(run_dir) as ledger:
         ledger.verify().raise_for_error()
         statuses = ledger.statuses()
     scores = dict(zip(detections["site_id"].astype(str), detections["score"].astype(float), strict=True))
     carried = carried_decisions(run_dir, scores)
-    history = {s: c.describe() for s, c in carried.items() if statuses.get(s) == "unverified"}
+    history = {s: c.describe(reviewers=False) for s, c in carried.items() if statuses.get(s) == "unverified"}
     return with_carried(statuses, carried), history
 
 

@@ -161,16 +161,17 @@ def forget_in_region(run_dir: Path, site: str, reason: str, by: str = "erasure")
     """Erase a site from a run and from every run of its region linked to it (``scan --previous``
     carries a site's id forward, so the site has the same id in each run that found it).
 
-    Every linked run folder must be there: a missing one makes it refuse before anything is touched
-    (the site may be in it). Runs that never held the site are left as they are.
+    Every linked run folder must be there, and every file of the runs holding the site searchable
+    (:func:`fieldtruth.review.erasure.plan_erasure` is run on each first): otherwise it refuses before
+    anything is touched. Runs that never held the site are left as they are.
 
     Returns:
         Run folder -> what was erased there (the given run first).
 
     Raises:
-        ErasureError: If a linked run folder is missing (nothing touched); otherwise as
-            :func:`forget_everywhere` (a failure in a later run leaves the earlier ones erased: run it
-            again to finish).
+        ErasureError: If a linked run folder is missing or a file cannot be searched (nothing touched);
+            otherwise as :func:`forget_everywhere` (a failure while writing a later run leaves the earlier
+            ones erased: run it again to finish).
         fieldtruth.review.errors.UnknownSiteError: If no run of the region ever held the site.
     """
     run_dir = Path(run_dir)
@@ -184,6 +185,8 @@ def forget_in_region(run_dir: Path, site: str, reason: str, by: str = "erasure")
         )
     holders = [d for d in linked if _holds(d, site)]
     runs = ([run_dir] if _holds(run_dir, site) or not holders else []) + holders
+    for folder in runs[1:]:  # every run searchable before the first is touched
+        plan_erasure(folder, site, reason, by)
     return {d: forget_everywhere(d, site, reason, by) for d in runs}
 
 

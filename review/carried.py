@@ -59,11 +59,11 @@ class Carried:
     score_then: float | None
     requeued: bool = False
 
-    def describe(self) -> str:
-        """One line for the queue and the map, e.g. ``confirmed in run-2026-01 by rv07, rv08 (2)``."""
-        who = ", ".join(dict.fromkeys(self.reviewers))
-        text = (f"{self.decision} in {self.run} by {who} "
-                f"({self.decisions} decision(s), {self.decided_at[:10]})")
+    def describe(self, *, reviewers: bool = True) -> str:
+        """One line, e.g. ``confirmed in run-2026-01 by rv07, rv08 (2 decision(s), 2026-01-20)``; without
+        the reviewers' code names when ``reviewers`` is False (the map, which travels to phones)."""
+        who = f" by {', '.join(dict.fromkeys(self.reviewers))}" if reviewers else ""
+        text = f"{self.decision} in {self.run}{who} ({self.decisions} decision(s), {self.decided_at[:10]})"
         return text + "; queued again: the score rose" if self.requeued else text
 
 

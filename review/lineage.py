@@ -6,9 +6,10 @@ place). The scan records the runs it was linked to in its own ``lineage.json`` (
 itself to theirs (``later``), so a site's decisions follow it forward (:mod:`fieldtruth.review.carried`)
 and its erasure reaches every run that holds it (``fieldtruth forget``).
 
-The file names run folders (absolute paths, as the scan saw them) and nothing about any site::
+The file names run folders (relative to the run folder, so a region folder moved whole keeps its
+links) and nothing about any site::
 
-    {"previous": ["/runs/region-2026-01"], "later": ["/runs/region-2026-07"]}
+    {"previous": ["../region-2026-01"], "later": ["../region-2026-07"]}
 
 Like the rest of a run folder it is restricted: it names folders on the analyst's machine.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Lineage(NamedTuple):
-    """The runs a run folder is linked to, each as an absolute path.
+    """The runs a run folder is linked to, each as an absolute path (resolved from the file's relative
+    ones).
 
     Attributes:
         previous: Earlier runs whose site ids this run carried forward.
@@ -64,13 +67,16 @@ def read_lineage(run_dir: Path) -> Lineage:
             f"expected {str(path)!r} to hold lists of run folders under 'previous' and 'later'. "
             "Restore it from a backup, or delete it to unlink the run from its region."
         )
-    return Lineage(tuple(Path(p) for p in doc.get("previous", [])),
-                   tuple(Path(p) for p in doc.get("later", [])))
+    base = Path(run_dir).resolve()
+    return Lineage(tuple((base / p).resolve() for p in doc.get("previous", [])),
+                   tuple((base / p).resolve() for p in doc.get("later", [])))
 
 
 def _write(run_dir: Path, lineage: Lineage) -> None:
-    doc = {"previous": sorted({str(p) for p in lineage.previous}),
-           "later": sorted({str(p) for p in lineage.later})}
+    """Write the lineage with paths relative to the run folder, so a region folder moved or copied
+    whole keeps its links."""
+    doc = {key: sorted({os.path.relpath(p, run_dir) for p in paths})
+           for key, paths in (("previous", lineage.previous), ("later", lineage.later))}
     write_json(RunFiles(run_dir).lineage, doc)
 
 

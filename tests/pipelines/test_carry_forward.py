@@ -132,3 +132,23 @@ def test_forget_refuses_when_a_linked_run_is_missing(runs, tmp_path: Path) -> No
         forget_in_region(runs["two"], site, "owner request")
     with Ledger.of_run(runs["two"]) as ledger:
         assert site in ledger.sites()  # nothing touched
+
+
+def test_forget_refuses_when_a_linked_run_holds_a_file_it_cannot_search(runs) -> None:
+    site = runs["first"].loc["always", "site_id"]
+    (runs["one"] / "old.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + b"\0" * 64)
+    before = {d: (d / "detections.parquet").read_bytes() for d in (runs["one"], runs["two"])}
+    with pytest.raises(ErasureError, match=r"old\.7z"):
+        forget_in_region(runs["two"], site, "owner request")
+    assert {d: (d / "detections.parquet").read_bytes() for d in before} == before  # neither run touched
+
+
+def test_a_region_folder_moved_whole_keeps_its_links(runs, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for old, name in ((runs["one"], "run1"), (runs["two"], "run2")):
+        old.rename(moved / name)
+    assert read_lineage(moved / "run2").previous == ((moved / "run1").resolve(),)
+    assert "../run1" in (moved / "run2" / "lineage.json").read_text()
+    confirmed = runs["first"].loc["always", "site_id"]
+    assert {i.site_id: i.status for i in review_queue(moved / "run2")}[confirmed] == "confirmed"
