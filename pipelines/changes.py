@@ -2,7 +2,8 @@
 
 The runs (run folders of one region, each standing for one acquisition date) are linked into sites
 (:mod:`fieldtruth.pipelines.sitelinks`), each site gets its history and status
-(:mod:`fieldtruth.pipelines.sitehistory`), and the sites are counted by status per risk cell. The
+(:mod:`fieldtruth.pipelines.sitehistory`) and its review status in the newest run that saw it, and
+the sites are counted by status per risk cell, leaving out those reviewers rejected. The
 restricted outputs (the sites with their positions and dates) stay with the analyst; the shared change
 view (:mod:`fieldtruth.maps.change_shared`) holds counts per cell only, small counts suppressed.
 """
@@ -28,14 +29,20 @@ from fieldtruth.pipelines.sitehistory import (
     SiteHistory,
     default_since,
     region_dates,
+    run_label,
     site_histories,
 )
-from fieldtruth.pipelines.sitelinks import load_run
+from fieldtruth.pipelines.sitelinks import RunSites, load_run
+from fieldtruth.review.carried import carried_decisions, with_carried
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.records import UNVERIFIED
+from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
 
-SITE_COLUMNS = ("site", "label", "status", "first_seen", "last_seen", "seen", "missed", "not_covered",
-                "score", "lon", "lat", "cell_id")
+SITE_COLUMNS = ("site", "label", "status", "review", "first_seen", "last_seen", "seen", "missed",
+                "not_covered", "score", "lon", "lat", "cell_id")
+REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,15 @@ class Changes:
     sites: list[SiteHistory]
     cells: pd.DataFrame
     cell_m: float
+    review: dict[str, str]
+
+    def counted(self) -> list[SiteHistory]:
+        """The sites counted: all but those reviewers rejected (look-alikes are no sites)."""
+        return [s for s in self.sites if self.review.get(s.site) != REJECTED]
 
     def totals(self) -> dict[str, int]:
-        """Number of sites per status (every status, zeros included)."""
-        counted = Counter(s.status for s in self.sites)
+        """Number of counted sites per status (every status, zeros included)."""
+        counted = Counter(s.status for s in self.counted())
         return {status: counted.get(status, 0) for status in STATUSES}
 
 
@@ -76,7 +88,38 @@ def region_changes(run_dirs: list[Path], since: str | None = None,
     dates = region_dates(runs)
     sites = site_histories(runs, since)
     since = since or default_since(dates)
-    return Changes(dates, since, sites, cell_counts(sites, cell_m), cell_m)
+    review = review_statuses(sites, runs)
+    counted = [s for s in sites if review.get(s.site) != REJECTED]
+    return Changes(dates, since, sites, cell_counts(counted, cell_m), cell_m, review)
+
+
+def review_statuses(sites: list[SiteHistory], runs: list[RunSites]) -> dict[str, str]:
+    """Each site's review status in the newest run that saw it, decisions carried from earlier runs
+    included (:mod:`fieldtruth.review.carried`).
+
+    Raises:
+        LedgerTamperedError: If a run's ledger (or an earlier one it carries from) does not verify.
+    """
+    shown: dict[str, dict[str, str]] = {}
+    for run in runs:
+        label = run_label(run)
+        if run.root is None:
+            shown[label] = {}
+            continue
+        own = dict.fromkeys(run.detections["site_id"].astype(str), UNVERIFIED)
+        if RunFiles(run.root).ledger.is_file():
+            with Ledger.open(RunFiles(run.root).ledger) as ledger:
+                ledger.verify().raise_for_error()
+                own.update(ledger.statuses())
+        scores = dict(zip(run.detections["site_id"].astype(str), run.detections["score"].astype(float),
+                          strict=True))
+        shown[label] = with_carried(own, carried_decisions(run.root, scores))
+    order = sorted(runs, key=lambda r: r.date, reverse=True)
+    review = {}
+    for site in sites:
+        newest = next(run_label(r) for r in order if run_label(r) in site.ids)
+        review[site.site] = shown[newest].get(site.ids[newest], UNVERIFIED)
+    return review
 
 
 def _column(status: str) -> str:
@@ -118,7 +161,8 @@ def write_sites_csv(changes: Changes, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(SITE_COLUMNS)
         for site, cell in zip(changes.sites, cells, strict=True):
-            writer.writerow([site.site, site.label, site.status, site.first_seen, site.last_seen,
+            writer.writerow([site.site, site.label, site.status, changes.review.get(site.site, UNVERIFIED),
+                             site.first_seen, site.last_seen,
                              ";".join(site.seen), ";".join(site.missed), ";".join(site.not_covered),
                              f"{site.score:.4f}", f"{site.lon:.6f}", f"{site.lat:.6f}", cell])
 

@@ -50,7 +50,9 @@ def changes_command(ctx: click.Context, runs: tuple[Path, ...], since: str | Non
     click.echo(f"dates: {', '.join(changes.dates)}; "
                f"new = first seen after {changes.since or 'the first date'}")
     totals = changes.totals()
-    click.echo("  ".join(f"{status}: {n}" for status, n in totals.items()))
+    rejected = len(changes.sites) - len(changes.counted())
+    click.echo("  ".join(f"{status}: {n}" for status, n in totals.items())
+               + (f"  (left out, rejected by reviewers: {rejected})" if rejected else ""))
     click.echo(f"{'cell':<14} {'new':>5} {'persistent':>11} {'not seen lately':>16} {'unknown':>8}")
     for row in changes.cells.itertuples(index=False):
         click.echo(f"{row.cell_id:<14} {row.new:>5} {row.persistent:>11} {row.not_seen_lately:>16} "

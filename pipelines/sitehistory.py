@@ -49,7 +49,7 @@ class SiteHistory:
         missed: Dates its place was covered and no lead was found there.
         not_covered: Dates its place had no (or only partly) valid imagery.
         status: ``new``, ``persistent``, ``not seen lately`` or ``unknown`` (see the module).
-        ids: Its lead id in each run it was seen in (run name -> id).
+        ids: Its lead id in each run it was seen in (:func:`run_label` -> id).
     """
 
     site: str
@@ -72,6 +72,11 @@ class SiteHistory:
     def last_seen(self) -> str:
         """The last date it was seen."""
         return self.seen[-1]
+
+
+def run_label(run: RunSites) -> str:
+    """How a run is named in :attr:`SiteHistory.ids`: its folder, or its name when it has none."""
+    return str(run.root) if run.root is not None else run.name
 
 
 def region_dates(runs: list[RunSites]) -> list[str]:
@@ -100,7 +105,7 @@ def site_histories(runs: list[RunSites], since: str | None = None) -> list[SiteH
     newest = links.sort_values(["date", "run"]).groupby("site", sort=True).last()
     points = gpd.GeoSeries(gpd.points_from_xy(newest["lon"], newest["lat"]), crs="EPSG:4326")
     covered = {d: _covered(points, [r for r in runs if r.date == d]) for d in dates}
-    names = [r.name for r in runs]
+    names = [run_label(r) for r in runs]
     histories = []
     for pos, (site, row) in enumerate(newest.iterrows()):
         mine = links[links["site"] == site]

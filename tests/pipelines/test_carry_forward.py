@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from fieldtruth.maps.leads import build_leads_map
+from fieldtruth.pipelines.changes import region_changes
 from fieldtruth.pipelines.cli import cli
 from fieldtruth.pipelines.forget import forget_in_region
 from fieldtruth.pipelines.sitelinks import carry_forward
@@ -152,3 +153,20 @@ def test_a_region_folder_moved_whole_keeps_its_links(runs, tmp_path: Path) -> No
     assert "../run1" in (moved / "run2" / "lineage.json").read_text()
     confirmed = runs["first"].loc["always", "site_id"]
     assert {i.site_id: i.status for i in review_queue(moved / "run2")}[confirmed] == "confirmed"
+
+
+def test_changes_leave_out_the_sites_reviewers_rejected(runs, tmp_path: Path) -> None:
+    first = runs["first"]
+    changes = region_changes([runs["one"], runs["two"]])
+    review = changes.review
+    assert review[first.loc["always", "site_id"]] == "confirmed"  # carried from run 1
+    assert review[first.loc["twin-a", "site_id"]] == "rejected"
+    assert review[first.loc["always-2", "site_id"]] == "unverified"  # queued again: its score rose
+    counted = {s.site for s in changes.counted()}
+    assert first.loc["twin-a", "site_id"] not in counted and len(counted) == len(changes.sites) - 1
+    assert sum(changes.totals().values()) == len(counted) == int(changes.cells[
+        ["new", "persistent", "not_seen_lately", "unknown"]].to_numpy().sum())
+    result = CliRunner().invoke(cli, ["changes", str(runs["one"]), str(runs["two"]),
+                                      "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0 and "rejected by reviewers: 1" in result.output
+    assert ",rejected," in (tmp_path / "s.csv").read_text()
