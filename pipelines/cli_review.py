@@ -36,15 +36,17 @@ def review_group() -> None:
 @click.pass_context
 @reports_errors
 def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None) -> None:
-    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status."""
+    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status
+    (for a run scanned with --previous, the decision carried from an earlier run when it has none)."""
     from fieldtruth.review.queue import review_queue
 
     items = review_queue(run, tuple(_word(s) for s in statuses))
     click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
     for item in items[:limit]:
         risk = "-" if item.risk is None else f"{item.risk:.3f}"
+        carried = f"  earlier run: {item.carried}" if item.carried else ""
         click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} "
-                   f"{item.decisions}")
+                   f"{item.decisions}{carried}")
     echo_for(ctx)(f"{len(items)} site(s); these are leads, not findings")
 
 

@@ -77,6 +77,9 @@ def test_ledgers_stay_apart_and_verify(runs) -> None:
         assert one.verify().ok and len(list(one.entries())) == 4
     result = CliRunner().invoke(cli, ["review", "verify", str(runs["two"])])
     assert result.exit_code == 0, result.output
+    queue = CliRunner().invoke(cli, ["review", "queue", str(runs["two"])])
+    line = next(x for x in queue.output.splitlines() if x.startswith(runs["first"].loc["always", "site_id"]))
+    assert "confirmed" in line and "earlier run: confirmed in run1 by rv07, rv08" in line
 
 
 def test_a_new_decision_in_the_later_run_counts_over_the_carried_one(runs) -> None:
