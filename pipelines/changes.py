@@ -33,7 +33,7 @@ from fieldtruth.pipelines.sitehistory import (
     site_histories,
 )
 from fieldtruth.pipelines.sitelinks import RunSites, load_run
-from fieldtruth.review.carried import carried_decisions, with_carried
+from fieldtruth.review.carried import REJECTED, carried_decisions, with_carried
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import UNVERIFIED
 from fieldtruth.runfiles import RunFiles
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 SITE_COLUMNS = ("site", "label", "status", "review", "first_seen", "last_seen", "seen", "missed",
                 "not_covered", "score", "lon", "lat", "cell_id")
-REJECTED = "rejected"
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,8 @@ def linked_runs(run_dir: Path) -> tuple[Path, ...]:
 
 
 def earlier_runs(run_dir: Path) -> tuple[Path, ...]:
-    """The runs whose site ids ``run_dir`` carried, directly or through them, nearest first (the order in
-    which their decisions take precedence); missing folders included."""
+    """The runs whose site ids ``run_dir`` carried, directly or through them, nearest first; missing
+    folders included."""
     start = Path(run_dir).resolve()
     order: list[Path] = []
     frontier = [start]
