@@ -23,6 +23,7 @@ name its files from here, so the layout is written down once::
     sectors.parquet       sector sites to draw on the restricted map (optional)
     maps/                 HTML maps (maps/leads_<tier>.html by default)
     map_keys.json         the run's id and the signing key of each restricted map drawn (owner only)
+    lineage.json          the other runs of the same region this run is linked to (``scan --previous``)
     chips/<site>.png      image chips of sites, where a run keeps them
     demo_scores.json      the demo's precision and recall against the generator's labels (demo runs only)
     dask-performance-report.html  Dask's report of the tile phase (``scan --performance-report``)
@@ -49,6 +50,7 @@ RISK_REPORT = "risk.json"
 SECTORS = "sectors.parquet"
 MAPS = "maps"
 MAP_KEYS = "map_keys.json"
+LINEAGE = "lineage.json"
 CHIPS = "chips"
 DEMO_SCORES = "demo_scores.json"
 PERFORMANCE_REPORT = "dask-performance-report.html"
@@ -120,6 +122,10 @@ class RunFiles:
     @property
     def map_keys(self) -> Path:
         return self.root / MAP_KEYS
+
+    @property
+    def lineage(self) -> Path:
+        return self.root / LINEAGE
 
     @property
     def chips(self) -> Path:

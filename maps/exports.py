@@ -40,14 +40,16 @@ def sites_table(run_dir: Path) -> gpd.GeoDataFrame:
     highest score first among unverified sites (the verification queue order)."""
     run_dir = Path(run_dir)
     sites = read_layer(RunFiles(run_dir).detections, DETECTION_COLUMNS)
-    statuses = _review_statuses(run_dir)
+    statuses = _review_statuses(run_dir, sites)
     sites = sites.assign(
         status=[statuses.get(str(s), "unverified") for s in sites["site_id"]],
         lat=sites.geometry.y.round(6), lon=sites.geometry.x.round(6), note=STATEMENT,
-        decide_command=[f"fieldtruth review decide {run_dir.name} {s} --decision ... --method ... --reviewer ID"
+        decide_command=[f"fieldtruth review decide {run_dir.name} {s} "
+                        "--decision ... --method ... --reviewer ID"
                         for s in sites["site_id"]],
     )
-    order = sites.assign(_u=sites["status"] != "unverified").sort_values(["_u", "score"], ascending=[True, False])
+    order = sites.assign(_u=sites["status"] != "unverified").sort_values(["_u", "score"],
+                                                                         ascending=[True, False])
     return order.drop(columns="_u").reset_index(drop=True)
 
 
@@ -122,7 +124,8 @@ def kml(sites: gpd.GeoDataFrame) -> str:
     marks = []
     for row in sites.itertuples(index=False):
         rows = "".join(
-            f'<Data name="{escape(k, {chr(34): "&quot;"})}"><value>{escape(str(getattr(row, k)))}</value></Data>'
+            f'<Data name="{escape(k, {chr(34): "&quot;"})}">'
+            f'<value>{escape(str(getattr(row, k)))}</value></Data>'
             for k in ("site_id", "status", "label", "score", "acquired", "scene_id", "detector", "note")
         )
         marks.append(

@@ -114,7 +114,7 @@ def count_layer(cells: gpd.GeoDataFrame) -> dict[str, Any]:
 
 LEAD_FIELDS = (
     "lat", "lon", "status", "site", "label", "score", "acquired", "scene", "detector", "chip",
-    "seq", "cellBand",
+    "seq", "cellBand", "firstSeen", "history",
 )
 
 
@@ -131,13 +131,15 @@ def cell_bands(detections: gpd.GeoDataFrame, cells: gpd.GeoDataFrame | None) -> 
 def lead_rows(
     detections: gpd.GeoDataFrame, statuses: Mapping[str, str], chips: Mapping[str, str],
     basis: Mapping[str, int] | None = None, bands: list[str | None] | None = None,
+    first: Mapping[str, str] | None = None, history: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Detections as columnar rows (``fields`` + ``rows``).
 
     Each row has the review status, the chip URI, the ``seq`` of the site's newest ledger entry (0 if
-    none) and the band of the risk cell the lead lies in (``bands``, in the order of ``detections``).
+    none), the band of the risk cell the lead lies in (``bands``, in the order of ``detections``), the
+    date the site was first seen (``first``) and the decision carried from an earlier run (``history``).
     """
-    basis = basis or {}
+    basis, first, history = basis or {}, first or {}, history or {}
     lat = np.round(detections.geometry.y.to_numpy(), DIGITS)
     lon = np.round(detections.geometry.x.to_numpy(), DIGITS)
     rows = []
@@ -147,6 +149,7 @@ def lead_rows(
             float(lat[i]), float(lon[i]), statuses.get(site, "unverified"), site, _text(row.label),
             round(float(row.score), 4), _text(row.acquired), _text(row.scene_id), _text(row.detector),
             chips.get(site), int(basis.get(site, 0)), bands[i] if bands else None,
+            first.get(site), history.get(site),
         ])
     return {"fields": list(LEAD_FIELDS), "rows": rows}
 

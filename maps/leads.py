@@ -33,6 +33,8 @@ from fieldtruth.maps.offline import finalise_html, render_page, script_json
 from fieldtruth.maps.places import town_layer
 from fieldtruth.maps.public import public_card, without_local_names
 from fieldtruth.maps.quicklook import quicklook, scene_refs, site_chips
+from fieldtruth.maps.sincedates import first_seen
+from fieldtruth.review.carried import carried_decisions, with_carried
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.records import STATUSES
 from fieldtruth.runfiles import RunFiles
@@ -57,7 +59,8 @@ BASEMAP_WARNING = (
     "which tells that server your IP address and where you are looking."
 )
 UNENCRYPTED_NOTE = "NOT ENCRYPTED (--no-encrypt): anyone who gets this file sees the exact lead locations."
-DETECTION_COLUMNS = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id")
+DETECTION_COLUMNS = ("site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256",
+                     "tile_id")
 COVERAGE_COLUMNS = ("tile_id", "valid_fraction", "status", "error")
 RISK_COLUMNS = ("cell_id",)
 
@@ -96,7 +99,8 @@ def build_leads_map(
         fieldtruth.review.errors.LedgerTamperedError: If the review ledger does not verify.
     """
     if tier not in TIERS:
-        raise MapInputError(f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'.")
+        raise MapInputError(
+            f"expected tier to be one of {TIERS}; got {tier!r}. Use 'restricted' or 'shared'.")
     run_dir = Path(run_dir)
     sealed = tier == "restricted" and encrypt
     if sealed:
@@ -104,10 +108,10 @@ def build_leads_map(
     files = RunFiles(run_dir)
     detections = read_layer(files.detections, DETECTION_COLUMNS)
     coverage = read_layer(files.coverage, COVERAGE_COLUMNS)
-    statuses = _review_statuses(run_dir)
+    statuses, history = _statuses_and_history(run_dir, detections)
     payload = _common(run_dir, detections, online_basemap)
     if tier == "restricted":
-        payload.update(_restricted(run_dir, detections, coverage, statuses, chip_px, quicklook_px))
+        payload.update(_restricted(run_dir, detections, coverage, statuses, chip_px, quicklook_px, history))
         payload["decide"] = decide_payload(run_dir, sealed=sealed)
         payload["riskOpacity"] = layers.RISK_OPACITY_OVER_IMAGERY
         note = "RESTRICTED map: exact lead locations. Keep it within the verification team."
@@ -146,7 +150,8 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
     try:
         frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     except (OSError, ValueError) as exc:
-        raise MapInputError(f"expected a GeoParquet/GeoJSON file at {str(path)!r}; reading it failed: {exc}.") from exc
+        raise MapInputError(
+            f"expected a GeoParquet/GeoJSON file at {str(path)!r}; reading it failed: {exc}.") from exc
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise MapInputError(
@@ -161,11 +166,24 @@ def read_layer(path: Path, columns: tuple[str, ...]) -> gpd.GeoDataFrame:
     return frame
 
 
-def _review_statuses(run_dir: Path) -> dict[str, str]:
-    """Register the run's sites in its ledger, check the chain, and return site_id -> status."""
+def _review_statuses(run_dir: Path, detections: gpd.GeoDataFrame) -> dict[str, str]:
+    """Register the run's sites in its ledger, check the chain, and return site_id -> status, with the
+    decisions carried from earlier runs of the region (:mod:`fieldtruth.review.carried`)."""
+    return _statuses_and_history(run_dir, detections)[0]
+
+
+def _statuses_and_history(
+    run_dir: Path, detections: gpd.GeoDataFrame,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """:func:`_review_statuses`, and for sites whose shown status was carried, what was carried (without
+    the reviewers' code names: a map travels to phones)."""
     with Ledger.of_run(run_dir) as ledger:
         ledger.verify().raise_for_error()
-        return ledger.statuses()
+        statuses = ledger.statuses()
+    scores = dict(zip(detections["site_id"].astype(str), detections["score"].astype(float), strict=True))
+    carried = carried_decisions(run_dir, scores)
+    history = {s: c.describe(reviewers=False) for s, c in carried.items() if statuses.get(s) == "unverified"}
+    return with_carried(statuses, carried), history
 
 
 def _json_file(path: Path) -> dict[str, Any]:
@@ -210,7 +228,7 @@ def _common(run_dir: Path, detections: gpd.GeoDataFrame, online_basemap: bool) -
 
 def _restricted(
     run_dir: Path, detections: gpd.GeoDataFrame, coverage: gpd.GeoDataFrame, statuses: dict[str, str],
-    chip_px: int, quicklook_px: int,
+    chip_px: int, quicklook_px: int, history: dict[str, str],
 ) -> dict[str, Any]:
     files = RunFiles(run_dir)
     scenes = scene_refs(_json_file(files.run_json))
@@ -222,9 +240,11 @@ def _restricted(
         counts[statuses.get(site, "unverified")] += 1
     risk = read_layer(files.risk, RISK_COLUMNS) if files.risk.is_file() else None
     bands = layers.cell_bands(detections, risk)
+    first = first_seen(run_dir, detections["site_id"].astype(str))
     part: dict[str, Any] = {
-        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands),
-        "counts": counts,
+        "leads": layers.lead_rows(detections, statuses, chips, site_basis(run_dir), bands, first.dates,
+                                  history),
+        "counts": counts, "runDates": first.run_dates,
         "coverage": layers.coverage_layer(coverage), "bounds": _bounds([coverage, detections]),
         "quicklook": {"uri": look.uri, "bounds": look.bounds} if look else None,
     }
@@ -257,5 +277,6 @@ def _bounds(frames: list[gpd.GeoDataFrame]) -> list[list[float]]:
     boxes = [f.total_bounds for f in frames if not f.empty]
     if not boxes:
         return [[-60.0, -180.0], [75.0, 180.0]]
-    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)], [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
+    return [[min(b[1] for b in boxes), min(b[0] for b in boxes)],
+            [max(b[3] for b in boxes), max(b[2] for b in boxes)]]
 

@@ -36,14 +36,17 @@ def review_group() -> None:
 @click.pass_context
 @reports_errors
 def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None) -> None:
-    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status."""
+    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status
+    (for a run scanned with --previous, the decision carried from an earlier run when it has none)."""
     from fieldtruth.review.queue import review_queue
 
     items = review_queue(run, tuple(_word(s) for s in statuses))
     click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
     for item in items[:limit]:
         risk = "-" if item.risk is None else f"{item.risk:.3f}"
-        click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} {item.decisions}")
+        carried = f"  earlier run: {item.carried}" if item.carried else ""
+        click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} "
+                   f"{item.decisions}{carried}")
     echo_for(ctx)(f"{len(items)} site(s); these are leads, not findings")
 
 
@@ -67,7 +70,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         erased = ledger.erased_sites().get(site)
         entries = list(ledger.entries(site))
     if facts is None and not entries:
-        raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
+        raise UnknownSiteError(
+            f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
     for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
@@ -75,7 +79,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     for e in entries:
         ev = e.evidence
         detail = "[evidence erased]" if ev is None else (
-            f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
+            f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} "
+            f"photos={len(ev.get('photos', []))}"
         )
         visited = f" visited {e.visited_at}" if e.visited_at else ""
         click.echo(f"  #{e.seq} {e.decided_at}{visited} {e.decision} by {e.reviewer} ({e.method}) {detail} "
@@ -93,7 +98,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
 @click.option("--reviewer", required=True, help="Your pseudonymous id (e.g. rv07), never a name or e-mail.")
 @click.option("--note", default="", help="Short note; no names or details that identify people.")
 @click.option("--scene", "scenes", multiple=True, help="Scene looked at: ID or ID:SHA256 (repeatable).")
-@click.option("--photo", "photos", multiple=True, help="SHA-256 of a field photo kept elsewhere (repeatable).")
+@click.option("--photo", "photos", multiple=True,
+              help="SHA-256 of a field photo kept elsewhere (repeatable).")
 @click.option("--visited-at", default=None,
               help="When you visited the site or decided, if not now: ISO 8601 with a time zone "
                    "(2026-03-01T10:15+05:30) or a date (2026-03-01). The ledger also records when it "
@@ -141,7 +147,8 @@ def import_command(
     """Import field decisions from FILE: all rows valid, or nothing applied.
 
     FILE is a decisions file exported from a map (signed; checked before anything is applied), a CSV
-    exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
+    exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form
+    `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
     any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
     decision, method, reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
     form's answer, else the phone's start or end time, else when the server received it) and, if
@@ -240,7 +247,8 @@ def export_group() -> None:
 
 @export_group.command(name="actionable")
 @run_argument
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GeoJSON file to write.")
 @click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
               help="Different reviewers whose latest decision must be 'confirmed'.")
 @click.option("--require-field-visit", is_flag=True, help="At least one confirmation must be by field visit.")
@@ -257,18 +265,20 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 @run_argument
 @click.argument("site")
 @click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
-@click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
+@click.option("--by", default="erasure", show_default=True,
+              help="Pseudonymous id of who asked for the erasure.")
 @reports_errors
 def forget_command(run: Path, site: str, reason: str, by: str) -> None:
-    """Erase SITE from every file of RUN and leave a tombstone (when and why, not what) in the ledger."""
-    from fieldtruth.pipelines.forget import forget_everywhere
+    """Erase SITE from every file of RUN, and of every run of its region linked to RUN (`scan --previous`),
+    and leave a tombstone (when and why, not what) in each ledger."""
+    from fieldtruth.pipelines.forget import forget_in_region
 
-    report = forget_everywhere(run, site, reason, by)
-    done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
-    click.echo(f"{site} {done}; tombstone #{report.tombstone_seq}")
-    for path in report.rewritten:
-        click.echo(f"  rewrote {path}")
-    for path in report.deleted:
-        click.echo(f"  deleted {path}")
-    for path in report.maps_deleted:
-        click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {run}`")
+    for folder, report in forget_in_region(run, site, reason, by).items():
+        done = "was already erased; re-checked the run folder" if report.already_erased else "erased"
+        click.echo(f"{site} {done} in {folder}; tombstone #{report.tombstone_seq}")
+        for path in report.rewritten:
+            click.echo(f"  rewrote {path}")
+        for path in report.deleted:
+            click.echo(f"  deleted {path}")
+        for path in report.maps_deleted:
+            click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {folder}`")

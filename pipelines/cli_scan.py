@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from fieldtruth.pipelines.cli_common import (
     reports_errors,
     workers_option,
 )
+
+if TYPE_CHECKING:
+    from fieldtruth.pipelines.scansummary import ScanSummary
 
 #: Options that search a STAC API, and need one as --imagery.
 STAC_SEARCH = ("collection", "datetime", "max_cloud")
@@ -60,6 +64,13 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--heatmap", is_flag=True,
               help="Also write the detector's score (best class, per heatmap cell, on the scan grid) as "
                    "RUN/heatmap.tif, a Cloud Optimised GeoTIFF; restricted, like the leads.")
+@click.option("--previous", "previous", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="An earlier run folder of the same region (repeatable; the latest is enough, its own "
+                   "links are followed): leads found again keep their site ids and decisions.")
+@click.option("--by-date", is_flag=True,
+              help="Keep the dates of the imagery apart: one run per acquisition date under --out "
+                   "(OUT/YYYY-MM-DD), each linked to the date before (see `fieldtruth changes`).")
 @click.pass_context
 @reports_errors
 def scan_command(
@@ -67,6 +78,7 @@ def scan_command(
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
     scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool, heatmap: bool,
+    previous: tuple[Path, ...], by_date: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
 
@@ -81,7 +93,7 @@ def scan_command(
         imagery=imagery, detector=detector, out=out, aoi=aoi, collection=collection, datetime=datetime,
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
-        performance_report=performance_report, heatmap=heatmap,
+        performance_report=performance_report, heatmap=heatmap, previous=previous,
     )
     with allowing_dirs(allow_dirs):
         if dry_run:
@@ -90,7 +102,20 @@ def scan_command(
             for line in dry_run_report(config):
                 click.echo(line)
             return
-        summary = scan(config, progress=echo_for(ctx))
+        if by_date:
+            from fieldtruth.pipelines.bydate import scan_by_date
+
+            summaries = scan_by_date(config, progress=echo_for(ctx))
+        else:
+            summaries = [scan(config, progress=echo_for(ctx))]
+    for summary in summaries:
+        _report(ctx, summary)
+    if not all(s.complete for s in summaries):
+        ctx.exit(EXIT_FAILURE)
+
+
+def _report(ctx: click.Context, summary: ScanSummary) -> None:
+    """Print what a scan did, and its failed tiles and scenes left out."""
     click.echo(
         f"scanned {summary.tiles} tiles ({summary.done} ok, {len(summary.failed)} failed, {summary.skipped} "
         f"skipped) in {summary.seconds:.1f} s: {summary.detections} unverified leads -> {summary.run_dir}"
@@ -99,8 +124,6 @@ def scan_command(
         click.echo(f"failed tile {failure.tile_id}: {failure.error}", err=True)
     for left_out in summary.scenes_left_out:
         click.echo(f"scene left out {left_out.scene_id}: {left_out.error}", err=True)
-    if not summary.complete:
-        ctx.exit(EXIT_FAILURE)
 
 
 def check_scan_usage(ctx: click.Context, imagery: str) -> None:
@@ -122,3 +145,4 @@ def check_scan_usage(ctx: click.Context, imagery: str) -> None:
             raise click.UsageError(f"{', '.join(searches)} search a STAC API, but --imagery {imagery!r} is "
                                    "not one; give the API's URL as --imagery, or leave them out")
     refuse_together(ctx, "scheduler", ("workers",), "a scheduler's workers are started with `dask worker`")
+    refuse_together(ctx, "by_date", ("dry_run",), "check one date at a time: leave --by-date out")

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from pyproj import Transformer
 
 from fieldtruth.atomicfile import json_text
@@ -33,6 +34,8 @@ from fieldtruth.pipelines.tileresult import TileDetection, read_tile_result
 from fieldtruth.review.erasure import ErasureReport, carry_out, plan_erasure
 from fieldtruth.review.erasure_files import FileAction
 from fieldtruth.review.errors import ErasureError
+from fieldtruth.review.ledger import Ledger
+from fieldtruth.review.lineage import linked_runs
 from fieldtruth.runfiles import RunFiles
 
 log = logging.getLogger(__name__)
@@ -152,3 +155,49 @@ def forget_everywhere(run_dir: Path, site: str, reason: str, by: str = "erasure"
         "erased site %s: rewrote %s, deleted %s", site, report.rewritten, report.deleted + report.maps_deleted
     )
     return report
+
+
+def forget_in_region(run_dir: Path, site: str, reason: str, by: str = "erasure") -> dict[Path, ErasureReport]:
+    """Erase a site from a run and from every run of its region linked to it (``scan --previous``
+    carries a site's id forward, so the site has the same id in each run that found it).
+
+    Every linked run folder must be there, and every file of the runs holding the site searchable
+    (:func:`fieldtruth.review.erasure.plan_erasure` is run on each first): otherwise it refuses before
+    anything is touched. Runs that never held the site are left as they are.
+
+    Returns:
+        Run folder -> what was erased there (the given run first).
+
+    Raises:
+        ErasureError: If a linked run folder is missing or a file cannot be searched (nothing touched);
+            otherwise as :func:`forget_everywhere` (a failure while writing a later run leaves the earlier
+            ones erased: run it again to finish).
+        fieldtruth.review.errors.UnknownSiteError: If no run of the region ever held the site.
+    """
+    run_dir = Path(run_dir)
+    linked = linked_runs(run_dir)
+    missing = [str(p) for p in linked if not p.is_dir()]
+    if missing:
+        raise ErasureError(
+            f"expected every run linked to {str(run_dir)!r} to be there, since each may hold site {site!r}; "
+            f"missing: {missing!r}. Put them back (or remove them from lineage.json if they were deleted), "
+            "then run it again. Nothing was changed."
+        )
+    holders = [d for d in linked if _holds(d, site)]
+    runs = ([run_dir] if _holds(run_dir, site) or not holders else []) + holders
+    for folder in runs[1:]:  # every run searchable before the first is touched
+        plan_erasure(folder, site, reason, by)
+    return {d: forget_everywhere(d, site, reason, by) for d in runs}
+
+
+def _holds(run_dir: Path, site: str) -> bool:
+    """Whether the run's detections or ledger (erased sites included) hold the site id."""
+    files = RunFiles(run_dir)
+    if files.detections.is_file():
+        ids = pq.read_table(files.detections, columns=["site_id"]).column("site_id").to_pylist()
+        if site in ids:
+            return True
+    if not files.ledger.is_file():
+        return False
+    with Ledger.open(files.ledger) as ledger:
+        return site in ledger.sites() or site in ledger.erased_sites()

@@ -107,6 +107,8 @@ def preflight(config: ScanConfig) -> ScanPlan:
         raise PreflightError(str(exc)) from exc
     if config.heatmap:
         heatmap_factor(bundle, config.tile_size)
+    if config.date:
+        scenes = _of_date(scenes, config.date)
     scenes = sorted(scenes, key=cloud_order)
     _check_bands(bundle, scenes)
     footprints = _check_crs(scenes)
@@ -122,6 +124,16 @@ def preflight(config: ScanConfig) -> ScanPlan:
     plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground)
     log.info("preflight: %d scene(s), %d tiles, %.1f Mpx", len(scenes), len(grid), plan.megapixels)
     return plan
+
+
+def _of_date(scenes: list[Scene], date: str) -> list[Scene]:
+    """The scenes acquired on ``date`` (a scan of one date of the imagery)."""
+    kept = [s for s in scenes if (s.acquired or "")[:10] == date]
+    if not kept:
+        dates = sorted({(s.acquired or "no date")[:10] for s in scenes})
+        raise PreflightError(f"no scene of the imagery was acquired on {date!r}; its dates are {dates!r}. "
+                             "Give one of them")
+    return kept
 
 
 def cloud_order(scene: Scene) -> tuple[bool, float]:

@@ -36,6 +36,7 @@ from fieldtruth.pipelines.preflight import preflight
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
+from fieldtruth.pipelines.sitelinks import carry_forward, link_tolerance_m, load_run, run_date
 from fieldtruth.pipelines.stacitem import write_run_items
 from fieldtruth.pipelines.stacmodel import write_model_item
 from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
@@ -69,18 +70,24 @@ class ScanConfig:
             the next block while the model runs, when the workers' model threads leave a core free.
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
         resume: skip tiles that already have a result, retry failed ones.
-        max_in_flight: most tasks (blocks) submitted and unfinished at once; when None, 2 per worker thread with
-            ``worker_bands`` (a block sent to a worker waits there, so a short queue keeps the end of the scan
-            balanced), else 4 (the scheduler holds the queue and hands blocks to whichever worker is free).
+        max_in_flight: most tasks (blocks) submitted and unfinished at once; when None, 2 per worker
+            thread with ``worker_bands`` (a block sent to a worker waits there, so a short queue keeps the
+            end of the scan balanced), else 4 (the scheduler holds the queue and hands blocks to whichever
+            worker is free).
         performance_report: save Dask's performance report of the tile phase in the run folder.
         worker_bands: each worker reads one band of neighbouring blocks, so the halos they share are decoded
-            once (see :mod:`fieldtruth.pipelines.placement`); False lets the scheduler hand blocks out in turn.
+            once (see :mod:`fieldtruth.pipelines.placement`); False lets the scheduler hand blocks out in
+            turn.
         aoi: AOI file or bbox ``west,south,east,north``; the imagery footprint when None.
         collection: STAC API collection (with a STAC API URL as imagery).
         datetime: STAC API date or range.
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
         heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
+        previous: earlier run folders of the same region: leads found again keep their site ids
+            (:mod:`fieldtruth.pipelines.sitelinks`).
+        date: scan only the scenes acquired on this date (``YYYY-MM-DD``); all when None
+            (:mod:`fieldtruth.pipelines.bydate` scans each date of the imagery this way).
     """
 
     imagery: str | Path
@@ -102,6 +109,8 @@ class ScanConfig:
     performance_report: bool = False
     worker_bands: bool = True
     heatmap: bool = False
+    previous: tuple[Path, ...] = ()
+    date: str | None = None
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -120,6 +129,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     started = time.perf_counter()
     say = progress or (lambda message: log.info("%s", message))
     plan = preflight(config)  # every check before anything is written or started
+    for earlier in config.previous:  # readable, with a date, before anything is written
+        load_run(earlier)
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
     factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
@@ -128,7 +139,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                   resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
-    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
+    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, "
+        f"read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
@@ -207,7 +219,8 @@ def _plan(
     grid: TileGrid, block: int, bundle: LoadedBundle, scenes: list[Scene], left_out: tuple[SceneLeftOut, ...],
 ) -> dict[str, Any]:
     """What fixes a scan's tiles and their pixels: a resume with anything else would mix two scans."""
-    plan = {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds], "resolution": grid.resolution,
+    plan = {"crs": grid.crs.to_string(), "bounds": [round(v, 6) for v in grid.bounds],
+            "resolution": grid.resolution,
             "tile_size": grid.tile_size, "halo": grid.halo, "block": block, "bundle_sha256": bundle.sha256,
             "scenes": sorted((scene_fingerprint(s) for s in scenes), key=lambda f: f["id"])}
     if bundle.card.scene_offset:
@@ -254,7 +267,8 @@ def cluster_client(config: ScanConfig, say: Callable[[str], None]) -> Iterator[C
             client = Client(config.scheduler, timeout="15s")
         except OSError as exc:
             raise ClusterError(
-                f"could not reach the Dask scheduler at {config.scheduler!r}: {exc}; check the address and that "
+                f"could not reach the Dask scheduler at {config.scheduler!r}: {exc}; "
+                "check the address and that "
                 "`dask scheduler` is running"
             ) from exc
         say(f"scan: using scheduler {config.scheduler} (dashboard {client.dashboard_link})")
@@ -264,11 +278,13 @@ def cluster_client(config: ScanConfig, say: Callable[[str], None]) -> Iterator[C
     task_threads = worker_threads_for(config.threads_per_worker, config.workers)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
-        n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0", host="127.0.0.1",
+        n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
+        host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
         reading = ("each reading ahead on one more" if task_threads > config.threads_per_worker
                    else "each reading between model passes (no core to spare)")
-        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} model thread(s), "
+        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} "
+            "model thread(s), "
             f"{reading}; dashboard {client.dashboard_link}")
         yield client
 
@@ -293,7 +309,8 @@ def _run_blocks(
     def submit(placed: tuple[TileBlock, str | None]) -> None:
         block, worker = placed
         where = {"workers": worker, "allow_other_workers": True} if worker else {}
-        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}", pure=False, **where))
+        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}",
+                                 pure=False, **where))
 
     for placed in bands.first(limit):
         submit(placed)
@@ -328,6 +345,9 @@ def _finish(
     with atomic_path(run.coverage) as tmp:
         merge_coverage(results, grid).to_parquet(tmp, index=False)
     write_json(run.model_card, card.to_dict())
+    if config.previous:
+        carry_forward(run.root, list(config.previous), run_date(context.acquired, repr(str(config.imagery))),
+                      link_tolerance_m(grid.resolution, context.min_distance_m))
     Ledger.of_run(run.root).close()  # registers the detections as the ledger's sites
     summary = replace(
         partial,
@@ -368,13 +388,22 @@ def _date_range(scenes: list[Scene]) -> str | None:
     return dates[0] if dates[0] == dates[-1] else f"{dates[0]}/{dates[-1]}"
 
 
+def _plain(value: Any) -> Any:
+    """A config value as JSON holds it (paths as text)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and value and all(isinstance(v, Path) for v in value):
+        return [str(v) for v in value]
+    return value
+
+
 def _write_run_json(
     run: RunFolder, grid: TileGrid, scenes: list[Scene], bundle: LoadedBundle, config: ScanConfig,
     summary: ScanSummary,
 ) -> None:
     payload = {
         "kind": "scan",
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {k: _plain(v) for k, v in asdict(config).items()},
         "imagery_dates": _date_range(scenes),
         "grid": {"crs": grid.crs.to_string(), "bounds": list(grid.bounds), "resolution": grid.resolution,
                  "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
@@ -382,12 +411,15 @@ def _write_run_json(
         "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),
-        "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed), "skipped_on_resume": summary.skipped},
+        "tiles": {"total": summary.tiles, "ok": summary.done, "failed": len(summary.failed),
+                  "skipped_on_resume": summary.skipped},
         "failed_tiles": [asdict(f) for f in summary.failed],
         "scenes_left_out": [asdict(s) for s in summary.scenes_left_out],
         "detections": summary.detections,
-        "timings": {"total_seconds": summary.seconds, **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
+        "timings": {"total_seconds": summary.seconds,
+                    **{f"{k}_seconds": round(v, 3) for k, v in summary.timings.items()}},
         "tile_work_seconds": summary.tile_work,
-        "statement": "Detections are unverified leads, not findings; human verification is required before any action.",
+        "statement": "Detections are unverified leads, not findings; human verification is required "
+                     "before any action.",
     }
     write_json(run.run_json, payload)

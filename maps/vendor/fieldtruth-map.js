@@ -87,7 +87,9 @@
     box.appendChild(table([['site', r[f.site]], ['class', r[f.label]], ['score', Number(r[f.score]).toFixed(3)],
       ['status', words(st)], ['acquired', r[f.acquired]], ['scene', r[f.scene]], ['detector', r[f.detector]],
       ['tested precision', m.precision !== undefined ? Number(m.precision).toFixed(2) : 'not recorded'],
-      ['tested recall', m.recall !== undefined ? Number(m.recall).toFixed(2) : 'not recorded']]));
+      ['tested recall', m.recall !== undefined ? Number(m.recall).toFixed(2) : 'not recorded']]
+      .concat(r[f.firstSeen] ? [['first seen', r[f.firstSeen]]] : [])
+      .concat(r[f.history] ? [['earlier decision', r[f.history]]] : [])));
     if (window.FTDecide && P.decide) { window.FTDecide.popupPart(box, r[f.site]); }
     var cli = el('details'); cli.appendChild(el('summary', null, 'Record it on the command line instead'));
     cli.appendChild(el('code', 'ft-cmd', 'fieldtruth review decide ' + P.run + ' ' + r[f.site] +
@@ -143,7 +145,9 @@
   function restyle(S, site) {
     var m = S.markers[site]; if (!m) { return; }
     var s = S.statusOf(m.ftRow), local = window.FTDecide && window.FTDecide.localFor(site);
-    if (s !== m.ftStatus) { S.groups[m.ftStatus].removeLayer(m); m.ftStatus = s; S.groups[s].addLayer(m); }
+    if (s !== m.ftStatus) {
+      S.groups[m.ftStatus].removeLayer(m); m.ftStatus = s; if (!m.ftHidden) { S.groups[s].addLayer(m); }
+    }
     m.setStyle({fillColor: STATUS[s]});
     var path = m.getElement && m.getElement();
     if (path) {
@@ -309,6 +313,26 @@
       });
     });
   }
+  function newSince(S) {  // show only the leads first seen after a date of an earlier run of the region
+    return control('topright', 'ft-since', function (box) {
+      var label = el('label', null, 'New since '), pick = el('select');
+      pick.id = 'ft-since'; label.htmlFor = 'ft-since';
+      pick.appendChild(el('option', null, 'all leads')).value = '';
+      S.P.runDates.slice(0, -1).forEach(function (d) { pick.appendChild(el('option', null, d)).value = d; });
+      box.appendChild(label); box.appendChild(pick);
+      var msg = el('div', 'ft-search-msg'); msg.hidden = true; box.appendChild(msg);
+      pick.addEventListener('change', function () {
+        var d = pick.value, shown = 0;
+        Object.keys(S.markers).forEach(function (site) {
+          var m = S.markers[site], hide = !!d && !(String(m.ftRow[S.f.firstSeen] || '') > d);
+          if (hide && !m.ftHidden) { S.groups[m.ftStatus].removeLayer(m); }
+          if (!hide && m.ftHidden) { S.groups[m.ftStatus].addLayer(m); }
+          m.ftHidden = hide; shown += hide ? 0 : 1;
+        });
+        msg.hidden = !d; msg.textContent = shown + ' lead(s) first seen after ' + d;
+      });
+    });
+  }
   function legend(S) {
     var P = S.P, box = document.getElementById('ft-legend');
     box.textContent = '';
@@ -413,6 +437,7 @@
       }
       addLeads(S);
       search(S).addTo(map);
+      if (P.runDates && P.runDates.length > 1) { newSince(S).addTo(map); }
     }
     myPosition(map).addTo(map);
     layersControl(S);

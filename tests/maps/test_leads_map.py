@@ -49,7 +49,8 @@ def test_restricted_map_is_sealed_and_self_contained(run, monkeypatch: pytest.Mo
     payload = json.loads(open_sealed(sealed, PASS))
     assert len(payload["leads"]["rows"]) == len(run.detections)
     assert payload["quicklook"]["uri"].startswith("data:image/png;base64,")
-    chips = [r[-1] for r in payload["leads"]["rows"] if r[-1]]
+    chip = payload["leads"]["fields"].index("chip")
+    chips = [r[chip] for r in payload["leads"]["rows"] if r[chip]]
     assert len(chips) == len(run.detections)  # every fixture site lies inside the scene
     assert payload["metrics"]["precision"] == 0.81 and payload["perClass"]["brick_kiln"]["recall"] == 0.79
     assert payload["dates"] == "2026-01-15/2026-03-15" and len(payload["sectors"]["rows"]) == 3
@@ -78,7 +79,8 @@ def test_csp_pins_every_script(run) -> None:
 
 
 def test_online_basemap_opens_one_host_only(run) -> None:
-    page = build_leads_map(run.path, encrypt=False, online_basemap=True, chip_px=0, quicklook_px=0).read_text()
+    page = build_leads_map(run.path, encrypt=False, online_basemap=True, chip_px=0,
+                           quicklook_px=0).read_text()
     csp = re.search(r'content="(default-src[^"]+)"', page).group(1)
     assert "img-src data: https://tile.openstreetmap.org;" in csp and "Online basemap ON" in page
 
@@ -97,7 +99,8 @@ def test_statuses_from_the_ledger(run) -> None:
     with Ledger.open(run.path / "review.sqlite") as ledger:
         ledger.register_sites(run.path / "detections.parquet")
         ledger.decide("site-0004", "confirmed", "imagery", "rv07")
-    payload = _data(build_leads_map(run.path, encrypt=False, chip_px=0, quicklook_px=0).read_text())["payload"]
+    page = build_leads_map(run.path, encrypt=False, chip_px=0, quicklook_px=0).read_text()
+    payload = _data(page)["payload"]
     status = {r[3]: r[2] for r in payload["leads"]["rows"]}
     assert status["site-0004"] == "confirmed" and payload["counts"]["confirmed"] == 1
 
@@ -125,7 +128,8 @@ def test_shared_has_only_cell_coordinates(run) -> None:
     numbers = {float(x) for x in re.findall(r"-?\d+\.\d{3,}", json.dumps(payload["risk"]))}
     allowed_numbers = {v for xy in allowed for v in xy}
     assert numbers <= allowed_numbers | {float(s) for s in cells["score"].dropna()}
-    assert set(payload) >= {"risk"} and not {"leads", "sectors", "quicklook", "coverage", "counts"} & set(payload)
+    assert set(payload) >= {"risk"}
+    assert not {"leads", "sectors", "quicklook", "coverage", "counts"} & set(payload)
     for value in set(run.detections["site_id"]) | set(run.detections["scene_id"]) | {"kiln B"}:
         assert value not in page
     for f in payload["risk"]["features"]:
@@ -187,7 +191,8 @@ def test_cli_map_and_export(run, tmp_path: Path) -> None:
     from fieldtruth.pipelines.cli_maps import map_command
 
     runner = CliRunner()
-    res = runner.invoke(map_command, [str(run.path), "--out", str(tmp_path / "m.html")], input=f"{PASS}\n{PASS}\n",
+    res = runner.invoke(map_command, [str(run.path), "--out", str(tmp_path / "m.html")],
+                        input=f"{PASS}\n{PASS}\n",
                         env={"FIELDTRUTH_PASSPHRASE": ""})
     assert res.exit_code == 0, res.output
     assert "encrypted" in res.output and PASS not in res.output
