@@ -356,7 +356,6 @@ def build(points: Path, query: ImageryQuery, out: Path, plan: SplitPlan,
     """
     from fieldtruth.ingest.aoi import read_aoi
     from fieldtruth.ingest.points import read_point_inventory
-    from fieldtruth.ingest.sources import open_imagery
     from fieldtruth.pipelines.datasplit import assign_regions, site_regions
 
     inventory = read_point_inventory(points, allow_dirs=query.allow_dirs)
@@ -372,12 +371,29 @@ def build(points: Path, query: ImageryQuery, out: Path, plan: SplitPlan,
         raise DatasetError(f"inventory {str(points)!r} holds no site")
     regions = site_regions(plan, inventory.frame, str(points))
     assignment = assign_regions(plan, regions, str(points))
-    used = np.isin(regions, list(assignment))
-    west, south, east, north = inventory.frame.geometry[used].total_bounds
-    bbox = (west - 0.01, south - 0.01, east + 0.01, north + 0.01)
-    scenes = open_imagery(query.source, collection=query.collection, datetime=query.datetime, bbox=bbox,
-                          max_cloud=query.max_cloud, allow_hosts=query.allow_hosts,
-                          allow_dirs=query.allow_dirs)
-    scenes = choose_scenes(scenes, datetime=query.datetime, max_cloud=query.max_cloud, source=query.source)
+    scenes = choose_scenes(_search(query, inventory, regions, assignment), datetime=query.datetime,
+                           max_cloud=query.max_cloud, source=query.source)
     log.info("%d scene(s) chosen from %s; %d region(s) assigned", len(scenes), query.source, len(assignment))
     return build_dataset(inventory, assignment, regions, scenes, out, plan, options, query.source)
+
+
+def _search(query: ImageryQuery, inventory: PointInventory, regions: np.ndarray,
+            assignment: dict[str, str]) -> list[Scene]:
+    """The scenes of the source; a STAC API is searched once per set, over the bounding box of that set's
+    sites (one box over states far apart would spend the search's item limit on the land between)."""
+    from fieldtruth.ingest.sources import is_stac_api, open_imagery
+
+    options = {"collection": query.collection, "datetime": query.datetime, "max_cloud": query.max_cloud,
+               "allow_hosts": query.allow_hosts, "allow_dirs": query.allow_dirs}
+    if not is_stac_api(query.source):
+        return open_imagery(query.source, **options)
+    found: dict[str, Scene] = {}
+    for name in SETS:
+        held = np.isin(regions, [r for r, s in assignment.items() if s == name])
+        if not held.any():
+            continue
+        west, south, east, north = inventory.frame.geometry[held].total_bounds
+        bbox = (west - 0.01, south - 0.01, east + 0.01, north + 0.01)
+        for scene in open_imagery(query.source, bbox=bbox, **options):
+            found.setdefault(scene.id, scene)
+    return list(found.values())
