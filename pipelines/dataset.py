@@ -180,7 +180,9 @@ def build_dataset(inventory: PointInventory, assignment: dict[str, str], regions
         raise DatasetError(
             f"no window of {imagery_source!r} could be kept over inventory {inventory.name!r}: "
             f"{dict(summary.windows_left_out)!r} (cloudy: under --min-valid clear; straddling: sites of two "
-            "sets; near-other-set: within --buffer-km of another set); try other dates or a smaller buffer")
+            "sets, or across two blocks, which must be wider than a window plus the buffer; "
+            "near-other-set: within --buffer-km of another set); try other dates, a smaller buffer or "
+            "larger blocks")
     summary.regions = {s: sorted({str(r) for r, t in assignment.items() if t == s}) for s in SETS}
     record = {"format": FORMAT, "inventory": inventory.provenance(), "split": plan.describe(),
               "window": {"size_px": options.size_px, "min_valid": options.min_valid}, **summary.to_dict()}

@@ -216,3 +216,25 @@ def test_too_few_regions_for_a_random_split_is_an_error(world: dict, tmp_path: P
     # next variant: two sets wanted, one region still cannot fill them
     result = CliRunner().invoke(cli, [*args, "--fractions", "0.5,0,0.5"])
     assert result.exit_code == 1 and "for 2 sets ['train', 'test']" in result.output
+
+
+def test_blocks_split_the_ground_and_no_window_straddles_two(world: dict, tmp_path: Path) -> None:
+    with stac_api(world["items"][:3]) as url:
+        args = build_args(world["decl"], url, tmp_path / "out", world["root"], "--block-km", "3",
+                          "--buffer-km", "0.5", "--fractions", "0.5,0,0.5", "--seed", "2",
+                          "--window-px", "128")
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert summary["split"]["by"] == "blocks of 3000 m" and summary["scenes"]["validation"] == 0
+    blocks_of = {}
+    for folder in folders(tmp_path / "out"):
+        record = json.loads((folder / "split.json").read_text())
+        assert len(record["regions"]) == 1 and record["regions"][0].startswith("b")
+        blocks_of.setdefault(record["regions"][0], set()).add(record["split"])
+        west, south, east, north = transform_bounds(record["window"]["crs"], "EPSG:6933",
+                                                    *record["window"]["bounds"])
+        assert np.floor((west - 250) / 3000) == np.floor((east + 250) / 3000)
+        assert np.floor((south - 250) / 3000) == np.floor((north + 250) / 3000)
+    assert all(len(sets) == 1 for sets in blocks_of.values())
+    assert summary["windows_left_out"].get("straddling", 0) > 0
