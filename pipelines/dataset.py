@@ -184,6 +184,10 @@ def build_dataset(inventory: PointInventory, assignment: dict[str, str], regions
             "near-other-set: within --buffer-km of another set); try other dates, a smaller buffer or "
             "larger blocks")
     summary.regions = {s: sorted({str(r) for r, t in assignment.items() if t == s}) for s in SETS}
+    for name in SETS:
+        if summary.regions[name] and not summary.scenes[name]:
+            log.warning("the %s set (regions %s) got no scene: none of its windows could be kept", name,
+                        summary.regions[name][:5])
     record = {"format": FORMAT, "inventory": inventory.provenance(), "split": plan.describe(),
               "window": {"size_px": options.size_px, "min_valid": options.min_valid}, **summary.to_dict()}
     write_json(out / "dataset.json", record)
