@@ -29,3 +29,8 @@ class UnknownArchitectureError(DetectorError, KeyError):
     def __str__(self) -> str:
         """Show the message as written (KeyError would quote it)."""
         return str(self.args[0]) if self.args else ""
+
+
+class SplitCrossedError(DetectorError, ValueError):
+    """A scene recorded for one set of a dataset split (train, validation, test) was given for another
+    role (a test scene to train on, a training scene to evaluate on)."""

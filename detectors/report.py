@@ -31,6 +31,7 @@ from fieldtruth.detectors.metrics import Figures
 from fieldtruth.detectors.predict import detect_scene
 from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.detectors.scenesplit import check_roles
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,7 @@ def evaluate_bundle(
 
     ``grid`` is where detection runs (see :func:`evaluate_scenes`); the report records it.
     """
+    check_roles(scene_dirs, "evaluation")
     results = evaluate_scenes(bundle, scene_dirs, tolerance_px=tolerance_px, grid=grid)
     card = bundle.card
     detector = {"name": card.name, "architecture": card.architecture, "sha256": bundle.sha256,

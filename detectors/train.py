@@ -32,6 +32,7 @@ from fieldtruth.detectors.fit import VALIDATION_HALO, Progress, fit, focal_loss,
 from fieldtruth.detectors.metrics import CardMetrics, Figures
 from fieldtruth.detectors.predict import detect_scene_each
 from fieldtruth.detectors.registry import build_model
+from fieldtruth.detectors.scenesplit import check_roles
 
 __all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
@@ -76,6 +77,8 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     if overlap:
         raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation "
                             "scenes; keep them apart")
+    check_roles(scene_dirs, "training")
+    check_roles(val_dirs, "validation")
     scenes = [load_training_scene(d, config.bands, config.scene_offset) for d in scene_dirs]
     vals = [load_training_scene(d, config.bands, config.scene_offset) for d in val_dirs]
     if not vals and len(scenes) > 1:

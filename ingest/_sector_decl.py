@@ -86,6 +86,13 @@ class SectorDeclaration(BaseModel):
     personal: list[PersonalColumn] = Field(default_factory=list)
     on_bad_rows: Literal["error", "report"] = "error"
     on_duplicates: Literal["drop", "keep"] = "drop"
+    object_size_m: float | None = Field(
+        default=None, gt=0, le=10_000,
+        description="Ground size of one site (metres): the side of the square label each point becomes "
+                    "when `fieldtruth dataset build` makes training scenes from the dataset.")
+    object_class: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+        description="Class name of those labels (a detector's class); the sector when absent.")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _allow_dirs: tuple[Path, ...] = PrivateAttr(default=())
 

@@ -12,6 +12,7 @@ import click
 from fieldtruth.pipelines.cli_bundle import bundle_group
 from fieldtruth.pipelines.cli_changes import changes_command
 from fieldtruth.pipelines.cli_common import configure_logging, quiet_option, verbose_option
+from fieldtruth.pipelines.cli_dataset import dataset_group
 from fieldtruth.pipelines.cli_demo import demo_command
 from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
 from fieldtruth.pipelines.cli_maps import map_command
@@ -38,8 +39,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     configure_logging(verbosity)
 
 
-for command in (demo_command, train_command, evaluate_command, bundle_group, scan_command, risk_command,
-                map_command, review_group, export_group, forget_command, changes_command):
+for command in (demo_command, dataset_group, train_command, evaluate_command, bundle_group, scan_command,
+                risk_command, map_command, review_group, export_group, forget_command, changes_command):
     cli.add_command(command)
 
 

@@ -19,3 +19,8 @@ class PreflightError(PipelineError, ValueError):
     """A scan cannot start: its detector, AOI and scenes cannot be read or do not go together (found
     before anything is written or a cluster starts; the command line exits with status 2)."""
 
+
+
+class DatasetError(PipelineError, ValueError):
+    """A training dataset cannot be built from the inventory and imagery given (no scene found, no site
+    inside any scene, a split that would put one region in two sets, ...)."""
