@@ -37,6 +37,8 @@ class TrainingScene:
         id: scene id. data: float32 ``(bands, H, W)`` raw values. valid: bool ``(H, W)``.
         labels: sites on the pixel grid. provenance: JSON-ready description of its files.
         ground_gsd_m: ground size of a pixel at the scene's centre (metres).
+        negatives: (row, col) of known look-alikes (rejected leads): training draws chips around them
+            as around mined hard negatives.
     """
 
     id: str
@@ -45,6 +47,7 @@ class TrainingScene:
     labels: list[PixelLabel]
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
+    negatives: list[tuple[float, float]] = field(default_factory=list)
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
@@ -246,8 +249,10 @@ class ChipDataset(Dataset):
         self.stride, self.positive_fraction, self.sigma_px = stride, positive_fraction, sigma_px
         self.seed = seed
         self.augment, self.hard_fraction = augment, hard_fraction
-        #: (scene index, row, col) of hard negatives to sample chips around.
-        self.hard: list[tuple[int, float, float]] = []
+        #: (scene index, row, col) of the scenes' known negatives (rejected leads); always sampled.
+        self.negatives = [(i, float(r), float(c)) for i, s in enumerate(scenes) for r, c in s.negatives]
+        #: (scene index, row, col) of hard negatives to sample chips around: the known ones and those mined.
+        self.hard: list[tuple[int, float, float]] = list(self.negatives)
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(norm[1], dtype=torch.float32)[:, None, None]
         self.sites = [self._sites(s) for s in scenes]

@@ -114,7 +114,7 @@ def fit(
         done = state.step / config.steps
         if mine_left and done >= mine_left[0]:
             mine_left = [f for f in mine_left if f > done]
-            dataset.hard = _mine_hard_negatives(model, card, scenes, config)
+            dataset.hard = dataset.negatives + _mine_hard_negatives(model, card, scenes, config)
             state.hard = [[s, r, c] for s, r, c in dataset.hard]
         last = state.step >= config.steps
         if val_scenes and (last or (every and state.step % every == 0)):

@@ -12,6 +12,7 @@ writes checkpoints that ``resume`` continues. The settings are
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -26,9 +27,18 @@ from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
 from fieldtruth.detectors.config import TrainConfig
 from fieldtruth.detectors.data import TrainingScene, band_statistics, load_training_scene
+from fieldtruth.detectors.decisions import DecisionWindow, ReviewedRun, training_scenes
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
-from fieldtruth.detectors.fit import VALIDATION_HALO, Progress, fit, focal_loss, one_cycle_lr
+from fieldtruth.detectors.finetune import (
+    MIN_EACH,
+    choose_on_decisions,
+    config_from_bundle,
+    enough_for_crossfit,
+    fold_of,
+    score_leads,
+)
+from fieldtruth.detectors.fit import VALIDATION_HALO, FitResult, Progress, fit, focal_loss, one_cycle_lr
 from fieldtruth.detectors.metrics import CardMetrics, Figures
 from fieldtruth.detectors.predict import detect_scene_each
 from fieldtruth.detectors.registry import build_model
@@ -40,9 +50,10 @@ log = logging.getLogger(__name__)
 
 def train_detector(
     scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
-    *, val_dirs: Sequence[Path] | None = None,
+    *, val_dirs: Sequence[Path] | None = None, reviewed: Sequence[ReviewedRun] = (),
+    init: LoadedBundle | None = None,
 ) -> LoadedBundle:
-    """Train a point detector on labelled scene folders and write its bundle.
+    """Train a point detector on labelled scene folders and reviewed scans, and write its bundle.
 
     Args:
         scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the last
@@ -51,6 +62,11 @@ def train_detector(
         config: training settings.
         progress: called after each step with (step, total steps, loss).
         val_dirs: validation scene folders (early stopping, operating threshold); never trained on.
+        reviewed: decisions of reviewed scans (see :mod:`fieldtruth.detectors.decisions`); without
+            validation scenes, the threshold is cross-fitted on them (see
+            :mod:`fieldtruth.detectors.finetune`).
+        init: a bundle to start from (its weights and the settings they need); its threshold is carried
+            over when neither validation scenes nor enough decisions can choose one.
 
     Returns:
         The bundle as written and loaded back (verified).
@@ -60,13 +76,16 @@ def train_detector(
             site of the classes to learn.
         LabelError: a label file cannot be read.
     """
-    if not scene_dirs:
-        raise TrainingError("train_detector needs at least one scene folder")
+    if not scene_dirs and not reviewed:
+        raise TrainingError("train_detector needs at least one scene folder or reviewed scan")
     previous_threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress)
+        if init is not None:
+            config = config_from_bundle(config, init)
+        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress,
+                      list(reviewed), init)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -127,40 +146,98 @@ def _ensemble(members: list[torch.nn.Module], card: ModelCard) -> tuple[torch.nn
                                                 name="fieldtruth-ensemble")
 
 
-def _train(
-    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None
-) -> LoadedBundle:
-    train_scenes, val_scenes = _split(scene_dirs, val_dirs, config)
-    started = time.perf_counter()
+def _fit_model(
+    scenes: list[TrainingScene], val_scenes: list[TrainingScene], config: TrainConfig,
+    progress: Progress | None, init: LoadedBundle | None, provenance: tuple[dict, ...],
+) -> tuple[torch.nn.Module, ModelCard, FitResult]:
+    """Fit a model (the bundle's copy with ``init``, else a new one or an ensemble) and its card."""
+    if init is not None:
+        model = copy.deepcopy(init.model)
+        card = dataclasses.replace(init.card, metrics=CardMetrics(), split={}, training_data=provenance)
+        return model, card, fit(model, card, scenes, val_scenes, config, progress)
     members = []
     for k in range(config.ensemble):
         member_config = config if config.ensemble == 1 else _member_config(config, k)
-        model, card = _card(train_scenes, member_config)
-        result = fit(model, card, train_scenes, val_scenes, member_config, progress)
+        model, card = _card(scenes, member_config)
+        result = fit(model, card, scenes, val_scenes, member_config, progress)
         members.append(model)
+    card = dataclasses.replace(card, training_data=provenance)
     if len(members) > 1:
         model, card = _ensemble(members, card)
+    return model, card, result
+
+
+def _train(
+    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None,
+    reviewed: list[ReviewedRun], init: LoadedBundle | None,
+) -> LoadedBundle:
+    folders, val_scenes = _split(scene_dirs, val_dirs, config)
+    windows = [w for run in reviewed for w in run.windows]
+    provenance = tuple(s.provenance for s in folders) + tuple(run.provenance for run in reviewed)
+    started = time.perf_counter()
+    model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
+                                     provenance)
     seconds = time.perf_counter() - started
-    held_out = bool(val_scenes)
-    card, metrics = _choose_threshold(model, card, val_scenes or train_scenes, config)
+    if val_scenes:
+        card, metrics = _choose_threshold(model, card, val_scenes, config)
+        chosen, held_out, note = "validation", True, _VALIDATION_NOTE
+    elif windows and enough_for_crossfit(windows):
+        card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance)
+        chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
+    elif init is not None:
+        metrics = CardMetrics(threshold=init.card.threshold)
+        chosen, held_out = "carried over from the bundle started from", False
+        note = (f"threshold {init.card.threshold:.4f} carried over from the bundle started from (too few "
+                f"decisions to choose one: at least {MIN_EACH} confirmed and {MIN_EACH} rejected, in both "
+                "folds); no figure was measured on this model")
+    else:
+        card, metrics = _choose_threshold(model, card, folders + training_scenes(windows), config)
+        chosen, held_out, note = "training (no held-out scene was given)", False, _TRAINING_NOTE
     losses = result.state.losses
     metrics = dataclasses.replace(
         metrics, train_seconds=round(seconds, 1), steps_run=len(losses),
         final_loss=round(float(np.mean(losses[-20:])), 4), measured_on_held_out=held_out,
         kept_step=result.state.best_step or len(losses), stopped_early=result.stopped_early,
-        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations),
-        note=("figures measured on the validation scenes the threshold was chosen on; test figures come "
-              "from `fieldtruth evaluate` on other scenes") if held_out
-        else "figures measured on the training scenes",
+        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations), note=note,
     )
     split = {
-        "train": [s.id for s in train_scenes], "validation": [s.id for s in val_scenes], "test": [],
-        "threshold_chosen_on": "validation" if held_out else "training (no held-out scene was given)",
+        "train": [s.id for s in folders] + [run.name for run in reviewed],
+        "validation": [s.id for s in val_scenes], "test": [], "threshold_chosen_on": chosen,
     }
+    if init is not None:
+        split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
+                                 "threshold": init.card.threshold, "created": init.card.created}
     card = dataclasses.replace(card, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)
     return load_bundle(out)
+
+
+_VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures come "
+                    "from `fieldtruth evaluate` on other scenes")
+_TRAINING_NOTE = "figures measured on the training scenes"
+
+
+def _crossfit_threshold(
+    model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], windows: list[DecisionWindow],
+    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...],
+) -> tuple[ModelCard, CardMetrics]:
+    """The threshold F1-best over the decided leads, each scored by a model fitted without its fold."""
+    scored = []
+    for fold in (0, 1):
+        held = frozenset(w.cell for w in windows if fold_of(w.cell) == fold)
+        fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
+                                              init, provenance)
+        scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
+    threshold, figures = choose_on_decisions(scored)
+    metrics = CardMetrics(
+        scenes=(), threshold=round(threshold, 4), overall=figures, average_precision=figures.ap,
+        tolerance_px=config.validation.tolerance_px,
+        note=(f"threshold and figures from {len(scored)} decided leads, cross-fitted in two folds (each lead "
+              "scored by a model that did not learn from its decision); precision and recall are among the "
+              "decided leads only: sites no lead pointed to are not counted"),
+    )
+    return dataclasses.replace(card, threshold=round(threshold, 4)), metrics
 
 
 def _choose_threshold(

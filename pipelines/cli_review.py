@@ -272,3 +272,14 @@ def forget_command(run: Path, site: str, reason: str, by: str) -> None:
         click.echo(f"  deleted {path}")
     for path in report.maps_deleted:
         click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {run}`")
+    _say_learned(run)
+
+
+def _say_learned(run: Path) -> None:
+    """Say which bundles learned from the run's decisions: erasing here does not unlearn them."""
+    from fieldtruth.pipelines.reviewlabels import learned_by
+
+    for entry in learned_by(run):
+        click.echo(f"  note: bundle {entry.get('bundle')} (sha256 {str(entry.get('bundle_sha256'))[:12]}) was "
+                   "trained on this run's decisions; erasure does not remove what it learned: retrain it "
+                   "without this run (or delete it) if the site must leave the model too")
