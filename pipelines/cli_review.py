@@ -33,13 +33,19 @@ def review_group() -> None:
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
+@click.option("--order", type=click.Choice(["score", "uncertain", "spread"]), default="score", show_default=True,
+              help="score: highest risk (when RUN/risk.parquet exists) and score first, the likeliest sites; "
+                   "uncertain: scores nearest the detector's threshold first, the decisions that teach a "
+                   "fine-tuned detector most; spread: spread over the region, for a first round on a new one.")
 @click.pass_context
 @reports_errors
-def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None) -> None:
-    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status."""
+def queue_command(
+    ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None, order: str
+) -> None:
+    """List the run's sites in the order to review them (see --order), with their status."""
     from fieldtruth.review.queue import review_queue
 
-    items = review_queue(run, tuple(_word(s) for s in statuses))
+    items = review_queue(run, tuple(_word(s) for s in statuses), order)
     click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
     for item in items[:limit]:
         risk = "-" if item.risk is None else f"{item.risk:.3f}"
