@@ -121,7 +121,7 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
               "labels_a": len(labels_a), "labels_b": len(labels_b), "before": _fig(before_all, before),
               "threshold_only": _fig(before_all, own_before), "own_threshold": own}
     if not any(verdicts):
-        record.update(after=record["before"], seconds=0.0, threshold=bundle.card.threshold,
+        record.update(after=record["before"], after_carried=record["before"], seconds=0.0, threshold=bundle.card.threshold,
                       chosen="nothing confirmed: bundle unchanged")
         return record
     windows = decision_windows([scene], grid, decided, tuple(bundle.card.bands), chip_size=args.chip,
@@ -132,8 +132,8 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
     tuned = train_detector([], out_dir / f"{port}-{args.order}-k{args.k}.safetensors", config,
                            reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})], init=bundle)
     seconds = time.perf_counter() - started
-    ((after_all, after),) = measure(tuned, scene, b, labels_b)
-    record.update(after=_fig(after_all, after), seconds=round(seconds, 1), threshold=tuned.card.threshold,
+    (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
+    record.update(after=_fig(after_all, after), after_carried=_fig(after_all, carried), seconds=round(seconds, 1), threshold=tuned.card.threshold,
                   chosen=tuned.card.split["threshold_chosen_on"], before_threshold=bundle.card.threshold)
     return record
 
@@ -195,7 +195,9 @@ def main() -> None:
                   f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> {r['threshold']:.3f} "
                   f"({r['chosen']}) fine-tune {r['seconds']:.0f} s", flush=True)
     before, after = pooled(records, "before"), pooled(records, "after")
-    own = pooled(records, "threshold_only")
+    own, carried = pooled(records, "threshold_only"), pooled(records, "after_carried")
+    print(f"fine-tuned at the threshold it started from: pooled F1 {carried[0]:.3f} (P {carried[1]:.2f} R "
+          f"{carried[2]:.2f})")
     print(f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
           f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})")
     intervals = bootstrap(records)
@@ -205,7 +207,7 @@ def main() -> None:
           f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune {np.mean([r['seconds'] for r in records]):.0f} s per port")
     (out_dir / f"review_loop_{args.order}_k{args.k}.json").write_text(json.dumps(
         {"args": vars(args), "ports": records, "pooled_before": before, "pooled_after": after,
-         "pooled_threshold_only": own,
+         "pooled_threshold_only": own, "pooled_after_carried": carried,
          "intervals": intervals}, indent=1))
 
 

@@ -21,7 +21,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from fieldtruth.detectors.errors import TrainingError
-from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
+from fieldtruth.detectors.labels import POINT_SIZE_PX, PixelLabel, find_label_file, read_labels
 from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.ingest.errors import IngestError
 from fieldtruth.ingest.scene import Scene, open_scene
@@ -68,11 +68,13 @@ def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> S
 
 
 def load_training_scene(
-    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None
+    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None,
+    point_size_m: float | None = None,
 ) -> TrainingScene:
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
-    With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
+    Point labels become squares of ``point_size_m`` on the ground (of
+    :data:`~fieldtruth.detectors.labels.POINT_SIZE_PX` pixels when None). With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
     to its valid pixels, as a scan of it would add them.
 
     Raises:
@@ -90,10 +92,13 @@ def load_training_scene(
     offsets = scene.offsets_for(bands)
     if offsets is not None:
         data = np.where(valid, data + offsets, 0).astype(np.float32)
-    labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
+    ground = ground_pixel_size(scene)
+    size_px = POINT_SIZE_PX if point_size_m is None else point_size_m / ground
+    labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape,
+                         point_size_px=size_px)
     described = {k: v for k, v in scene.describe().items()
                  if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
-    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
+    return TrainingScene(scene.id, data, valid, labels, described, ground)
 
 
 def ground_pixel_size(scene: Any) -> float:

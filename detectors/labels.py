@@ -7,8 +7,10 @@ to the folder's scene, whatever its ``images`` list says).
 
 A label in pixels is a shapely geometry in continuous pixel coordinates (``x`` = column, ``y`` = row,
 pixel corners at integers, as rasterio's ``~transform`` gives them) with its class; its centre is the
-centroid, which is what a point detector is trained to find. Points are kept as small boxes
-(``point_size_px`` across) so that matching and targets treat them like any site.
+centroid, which is what a point detector is trained to find. Points (a kiln inventory, a field team's
+GPS list) are kept as squares of a declared size (``point_size_px`` across, :data:`POINT_SIZE_PX` by
+default; ``fieldtruth train --point-size-m`` declares it in metres), reprojected like any geometry, so
+that matching and targets treat them like any site.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def find_label_file(folder: Path) -> Path:
 
 def read_labels(
     path: Path, crs: CRS, transform: Affine, classes: Iterable[str] | None = None,
-    shape: tuple[int, int] | None = None,
+    shape: tuple[int, int] | None = None, point_size_px: float = POINT_SIZE_PX,
 ) -> list[PixelLabel]:
     """Read a label file (vector in any declared CRS, or COCO in pixels) onto a scene's pixel grid.
 
@@ -79,6 +81,7 @@ def read_labels(
         transform: the scene's pixel -> CRS transform.
         classes: keep only these classes (all when None).
         shape: the scene's (height, width); when given, labels wholly outside it are refused.
+        point_size_px: side (pixels) of the square a point label becomes.
 
     Raises:
         LabelError: the file is missing, empty or malformed, a feature has no ``class``, the file has no
@@ -90,7 +93,7 @@ def read_labels(
     if path.name.endswith("coco.json"):
         labels = _coco_labels(path)
     else:
-        labels = _vector_labels(path, crs, transform)
+        labels = _vector_labels(path, crs, transform, point_size_px)
     if not labels:
         raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
     if shape is not None:
@@ -139,7 +142,7 @@ def _check_geojson(path: Path) -> None:
         raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
 
 
-def _vector_labels(path: Path, crs: CRS, transform: Affine) -> list[PixelLabel]:
+def _vector_labels(path: Path, crs: CRS, transform: Affine, point_size_px: float) -> list[PixelLabel]:
     frame = _read_frame(path)
     if len(frame) == 0:
         return []
@@ -169,7 +172,7 @@ def _vector_labels(path: Path, crs: CRS, transform: Affine) -> list[PixelLabel]:
                 f"labels {str(path)!r}: feature {i} ({label!r}) lies outside the imagery (it cannot even be projected "
                 f"to the scene's CRS); check that the labels belong to this scene and declare their CRS"
             )
-        out.append(PixelLabel(label, _as_area(pixel_geom, path, i)))
+        out.append(PixelLabel(label, _as_area(pixel_geom, path, i, point_size_px)))
     return out
 
 
@@ -178,9 +181,9 @@ def _looks_lon_lat(bounds: np.ndarray) -> bool:
     return -180.0 <= west <= east <= 180.0 and -90.0 <= south <= north <= 90.0
 
 
-def _as_area(geom: BaseGeometry, path: Path, index: int) -> BaseGeometry:
+def _as_area(geom: BaseGeometry, path: Path, index: int, point_size_px: float) -> BaseGeometry:
     if geom.geom_type in ("Point", "MultiPoint"):
-        return geom.centroid.buffer(POINT_SIZE_PX / 2, cap_style="square")
+        return geom.centroid.buffer(point_size_px / 2, cap_style="square")
     if not geom.is_valid or geom.area <= 0:
         raise LabelError(f"labels {str(path)!r}: feature {index} has an invalid or zero-area geometry ({geom.geom_type})")
     return geom

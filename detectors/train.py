@@ -95,8 +95,8 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     if overlap:
         raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation "
                             "scenes; keep them apart")
-    scenes = [load_training_scene(d, config.bands, config.scene_offset) for d in scene_dirs]
-    vals = [load_training_scene(d, config.bands, config.scene_offset) for d in val_dirs]
+    scenes = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in scene_dirs]
+    vals = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in val_dirs]
     if not vals and len(scenes) > 1:
         scenes, vals = scenes[:-1], scenes[-1:]
     return scenes, vals
@@ -229,13 +229,15 @@ def _crossfit_threshold(
         fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
                                               init, provenance)
         scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
-    threshold, figures = choose_on_decisions(scored)
+    floor = init.card.threshold if init is not None else 0.05
+    threshold, figures = choose_on_decisions(scored, floor)
     metrics = CardMetrics(
         scenes=(), threshold=round(threshold, 4), overall=figures, average_precision=figures.ap,
         tolerance_px=config.validation.tolerance_px,
         note=(f"threshold and figures from {len(scored)} decided leads, cross-fitted in two folds (each lead "
               "scored by a model that did not learn from its decision); precision and recall are among the "
-              "decided leads only: sites no lead pointed to are not counted"),
+              "decided leads only: sites no lead pointed to are not counted"
+              + (f"; never below the threshold started from ({floor:.4f})" if init is not None else "")),
     )
     return dataclasses.replace(card, threshold=round(threshold, 4)), metrics
 

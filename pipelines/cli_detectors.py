@@ -76,7 +76,8 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
               help="Fine-tune this bundle: start from its weights and settings (architecture, bands, scene "
                    "offsets), with a fine-tune's few steps and lower learning rate.")
 @click.option("--point-size-m", type=click.FloatRange(0, min_open=True), default=None,
-              help="Ground size (metres) of a confirmed lead's square [default: 3 pixels].")
+              help="Ground size (metres) of the square a point label or a confirmed lead becomes (config key "
+                   "point_size_m) [default: 3 pixels].")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="YAML file of training settings (keys of TrainConfig; "
                                  "'preset: vessels|demo|default').")
@@ -108,9 +109,10 @@ def train_command(
     _refuse_shared_scenes(val, scenes, "--val", "validation scenes are never trained on")
     init = load_bundle(init_path) if init_path is not None else None
     checkpoints = {"folder": str(checkpoint_dir), "resume": resume} if checkpoint_dir else None
-    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints}
+    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints,
+                 "point_size_m": point_size_m}
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"), init=init)
-    reviewed = _reviewed(reviews, config, point_size_m)
+    reviewed = _reviewed(reviews, config)
     started = time.perf_counter()
     with TrainingProgress(echo_for(ctx)) as progress:
         bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val), reviewed=reviewed,
@@ -135,12 +137,12 @@ def _chosen_on(split: dict) -> str:
     return f"chosen on {chosen}"
 
 
-def _reviewed(reviews: tuple[Path, ...], config, point_size_m: float | None) -> list:  # noqa: ANN001
+def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
     """The reviewed runs' decisions as training windows, on each run's own grid."""
     from fieldtruth.pipelines.reviewlabels import reviewed_run
 
     return [reviewed_run(run, tuple(config.bands), dict(config.scene_offset), chip_size=config.chips.size,
-                         point_size_m=point_size_m) for run in reviews]
+                         point_size_m=config.point_size_m) for run in reviews]
 
 
 @click.command("evaluate")

@@ -59,6 +59,17 @@ def _oracle(run: Path, scene: Path) -> dict[str, str]:
             for row in _leads(run).itertuples()}
 
 
+def _measured(run: Path, scene: Path) -> tuple[float, float]:
+    """(precision, recall) of a run's leads against the generator's labels, as the simulated reviewer
+    judges them."""
+    labels = gpd.read_file(scene / "labels.geojson").to_crs(4326)
+    zones = list(labels.geometry.buffer(0.0002).values)
+    leads = list(_leads(run).geometry)
+    hits = sum(any(z.contains(p) for z in zones) for p in leads)
+    found = sum(any(z.contains(p) for p in leads) for z in zones)
+    return hits / max(len(leads), 1), found / max(len(zones), 1)
+
+
 def _grid_pixel(run: Path, lon: float, lat: float) -> tuple[float, float]:
     plan = json.loads(RunFiles(run).plan.read_text())
     x, y = Transformer.from_crs(4326, plan["crs"], always_xy=True).transform(lon, lat)
@@ -188,6 +199,13 @@ def test_fine_tune_on_decisions_from_the_cli(scanned: Path, tmp_path: Path, smal
         tuned.model.state_dict().values(), before.model.state_dict().values(), strict=True)
         if a.dtype.is_floating_point and a.numel() > 8)
     assert [e["bundle_sha256"] for e in learned_by(run)] == [tuned.sha256]
+    rescan = _cli(["scan", "--imagery", str(small_scene), "--detector", str(out), "--out", str(tmp_path / "again"),
+                   "--tile-size", "256", "--workers", "1"])
+    assert rescan.exit_code == 0, rescan.output  # the loop closes: the adapted detector scans the region
+    again = json.loads(RunFiles(tmp_path / "again").run_json.read_text())
+    assert again["detector"]["sha256"] == tuned.sha256
+    before, after = _measured(run, small_scene), _measured(tmp_path / "again", small_scene)
+    assert all(0.0 <= v <= 1.0 for v in (*before, *after))  # measured (few steps: better is not promised)
     site = next(iter(decisions))
     forgot = _cli(["forget", str(run), site, "--reason", "owner request"])
     assert forgot.exit_code == 0, forgot.output
