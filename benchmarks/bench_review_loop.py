@@ -107,7 +107,8 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
     scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, raw)
     a, b = half(grid, "A"), half(grid, "B")
-    labels_a, labels_b = _inside(a, labels_on_grid(folder, raw, a)), _inside(b, labels_on_grid(folder, raw, b))
+    labels_a = _inside(a, labels_on_grid(folder, raw, a))
+    labels_b = _inside(b, labels_on_grid(folder, raw, b))
     found_a = detect_like_a_scan(bundle, scene, a, threshold=0.05)
     leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed))[: args.k]
     verdicts = decide(leads, labels_a)
@@ -121,7 +122,8 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
               "labels_a": len(labels_a), "labels_b": len(labels_b), "before": _fig(before_all, before),
               "threshold_only": _fig(before_all, own_before), "own_threshold": own}
     if not any(verdicts):
-        record.update(after=record["before"], after_carried=record["before"], seconds=0.0, threshold=bundle.card.threshold,
+        record.update(after=record["before"], after_carried=record["before"], seconds=0.0,
+                      threshold=bundle.card.threshold,
                       chosen="nothing confirmed: bundle unchanged")
         return record
     windows = decision_windows([scene], grid, decided, tuple(bundle.card.bands), chip_size=args.chip,
@@ -133,7 +135,8 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
                            reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})], init=bundle)
     seconds = time.perf_counter() - started
     (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
-    record.update(after=_fig(after_all, after), after_carried=_fig(after_all, carried), seconds=round(seconds, 1), threshold=tuned.card.threshold,
+    record.update(after=_fig(after_all, after), after_carried=_fig(after_all, carried),
+                  seconds=round(seconds, 1), threshold=tuned.card.threshold,
                   chosen=tuned.card.split["threshold_chosen_on"], before_threshold=bundle.card.threshold)
     return record
 
@@ -192,7 +195,9 @@ def main() -> None:
             records.append(r)
             print(f"{port:<11} fold {fold} K {r['k']:>3} confirmed {r['confirmed']:>3}  B before F1 "
                   f"{r['before']['f1']:.3f} AP {r['before']['ap']:.3f} -> after F1 {r['after']['f1']:.3f} AP "
-                  f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> {r['threshold']:.3f} "
+                  f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f}, tuned at the old "
+                  f"threshold {r['after_carried']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> "
+                  f"{r['threshold']:.3f} "
                   f"({r['chosen']}) fine-tune {r['seconds']:.0f} s", flush=True)
     before, after = pooled(records, "before"), pooled(records, "after")
     own, carried = pooled(records, "threshold_only"), pooled(records, "after_carried")
@@ -204,7 +209,8 @@ def main() -> None:
     print(f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "
           f"{after[0]:.3f} (P {after[1]:.2f} R {after[2]:.2f}); gain {after[0] - before[0]:+.3f}, 95 % "
           f"intervals over ports: before {intervals['before']}, after {intervals['after']}, gain "
-          f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune {np.mean([r['seconds'] for r in records]):.0f} s per port")
+          f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune "
+          f"{np.mean([r['seconds'] for r in records]):.0f} s per port")
     (out_dir / f"review_loop_{args.order}_k{args.k}.json").write_text(json.dumps(
         {"args": vars(args), "ports": records, "pooled_before": before, "pooled_after": after,
          "pooled_threshold_only": own, "pooled_after_carried": carried,

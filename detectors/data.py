@@ -74,8 +74,9 @@ def load_training_scene(
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
     Point labels become squares of ``point_size_m`` on the ground (of
-    :data:`~fieldtruth.detectors.labels.POINT_SIZE_PX` pixels when None). With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
-    to its valid pixels, as a scan of it would add them.
+    :data:`~fieldtruth.detectors.labels.POINT_SIZE_PX` pixels when None). With a ``scene_offset`` (see
+    :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added to its valid pixels, as a scan
+    of it would add them.
 
     Raises:
         TrainingError: the folder is not a readable scene or lacks one of ``bands``.

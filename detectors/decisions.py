@@ -131,8 +131,8 @@ def decision_windows(
     res, cell_px, margin = grid.resolution, 2 * chip_size, chip_size // 2
     width, height = round((area.right - area.left) / res), round((area.top - area.bottom) / res)
     if min(width, height) < chip_size:
-        raise TrainingError(f"the scanned area {name!r} is {width} x {height} px, smaller than a training chip "
-                            f"({chip_size} px); train on a larger scan or with smaller chips")
+        raise TrainingError(f"the scanned area {name!r} is {width} x {height} px, smaller than a training "
+                            f"chip ({chip_size} px); train on a larger scan or with smaller chips")
     cells: dict[tuple[int, int], list[DecidedLead]] = {}
     for lead in leads:
         col, row = (lead.x - area.left) / res, (area.top - lead.y) / res

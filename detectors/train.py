@@ -95,7 +95,8 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     if overlap:
         raise TrainingError(f"scene(s) {sorted(map(str, overlap))!r} are both training and validation "
                             "scenes; keep them apart")
-    scenes = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in scene_dirs]
+    scenes = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m)
+              for d in scene_dirs]
     vals = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in val_dirs]
     if not vals and len(scenes) > 1:
         scenes, vals = scenes[:-1], scenes[-1:]
@@ -213,8 +214,8 @@ def _train(
     return load_bundle(out)
 
 
-_VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures come "
-                    "from `fieldtruth evaluate` on other scenes")
+_VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures "
+                    "come from `fieldtruth evaluate` on other scenes")
 _TRAINING_NOTE = "figures measured on the training scenes"
 
 

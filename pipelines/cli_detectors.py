@@ -72,7 +72,8 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A scan's run folder whose reviewed leads become labels (repeatable): the latest decision "
                    "per site, confirmed as a positive, rejected as a hard negative; its ledger must verify.")
-@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--init", "init_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Fine-tune this bundle: start from its weights and settings (architecture, bands, scene "
                    "offsets), with a fine-tune's few steps and lower learning rate.")
 @click.option("--point-size-m", type=click.FloatRange(0, min_open=True), default=None,
@@ -122,7 +123,8 @@ def train_command(
     there, split = bundle.card.metrics.overall, bundle.card.split
     figures = f"there: P {there.precision} R {there.recall} F1 {there.f1}" if there else "nothing measured"
     click.echo(
-        f"trained {bundle.card.architecture} on {split.get('train')} in {time.perf_counter() - started:.0f} s; "
+        f"trained {bundle.card.architecture} on {split.get('train')} in "
+        f"{time.perf_counter() - started:.0f} s; "
         f"threshold {bundle.card.threshold:.3f} {_chosen_on(split)} ({figures}) -> {out} "
         f"sha256 {bundle.sha256[:12]}"
     )
@@ -184,8 +186,8 @@ def evaluate_command(
     _echo_report("detector", report)
     if baseline:
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
-        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px,
-                                                 grid=grid))
+        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline",
+                                                 tolerance_px=tolerance_px, grid=grid))
     say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
 
 

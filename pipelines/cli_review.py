@@ -33,10 +33,12 @@ def review_group() -> None:
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
-@click.option("--order", type=click.Choice(["score", "uncertain", "spread"]), default="score", show_default=True,
+@click.option("--order", type=click.Choice(["score", "uncertain", "spread"]), default="score",
+              show_default=True,
               help="score: highest risk (when RUN/risk.parquet exists) and score first, the likeliest sites; "
                    "uncertain: scores nearest the detector's threshold first, the decisions that teach a "
-                   "fine-tuned detector most; spread: spread over the region, for a first round on a new one.")
+                   "fine-tuned detector most; spread: spread over the region, for a first round on a new "
+                   "one.")
 @click.pass_context
 @reports_errors
 def queue_command(
@@ -49,7 +51,8 @@ def queue_command(
     click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
     for item in items[:limit]:
         risk = "-" if item.risk is None else f"{item.risk:.3f}"
-        click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} {item.decisions}")
+        click.echo(f"{item.site_id:<16} {item.label:<14} {item.score:>6.3f} {risk:>6}  {item.status:<12} "
+                   f"{item.decisions}")
     echo_for(ctx)(f"{len(items)} site(s); these are leads, not findings")
 
 
@@ -73,7 +76,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         erased = ledger.erased_sites().get(site)
         entries = list(ledger.entries(site))
     if facts is None and not entries:
-        raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
+        raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with "
+                               "`fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
     for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
@@ -81,7 +85,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
     for e in entries:
         ev = e.evidence
         detail = "[evidence erased]" if ev is None else (
-            f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} photos={len(ev.get('photos', []))}"
+            f"note={ev.get('note', '')!r} scenes={[s['id'] for s in ev.get('scenes', [])]} "
+            f"photos={len(ev.get('photos', []))}"
         )
         visited = f" visited {e.visited_at}" if e.visited_at else ""
         click.echo(f"  #{e.seq} {e.decided_at}{visited} {e.decision} by {e.reviewer} ({e.method}) {detail} "
@@ -99,7 +104,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
 @click.option("--reviewer", required=True, help="Your pseudonymous id (e.g. rv07), never a name or e-mail.")
 @click.option("--note", default="", help="Short note; no names or details that identify people.")
 @click.option("--scene", "scenes", multiple=True, help="Scene looked at: ID or ID:SHA256 (repeatable).")
-@click.option("--photo", "photos", multiple=True, help="SHA-256 of a field photo kept elsewhere (repeatable).")
+@click.option("--photo", "photos", multiple=True,
+              help="SHA-256 of a field photo kept elsewhere (repeatable).")
 @click.option("--visited-at", default=None,
               help="When you visited the site or decided, if not now: ISO 8601 with a time zone "
                    "(2026-03-01T10:15+05:30) or a date (2026-03-01). The ledger also records when it "
@@ -147,9 +153,10 @@ def import_command(
     """Import field decisions from FILE: all rows valid, or nothing applied.
 
     FILE is a decisions file exported from a map (signed; checked before anything is applied), a CSV
-    exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
-    any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
-    decision, method, reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
+    exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form
+    `fieldtruth review form` writes, the map's queue CSV with decision columns filled in, any spreadsheet
+    CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id, decision, method,
+    reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
     form's answer, else the phone's start or end time, else when the server received it) and, if
     they recorded it, where they stood.
     """
@@ -246,7 +253,8 @@ def export_group() -> None:
 
 @export_group.command(name="actionable")
 @run_argument
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="GeoJSON file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GeoJSON file to write.")
 @click.option("--min-confirmations", type=click.IntRange(1), default=2, show_default=True,
               help="Different reviewers whose latest decision must be 'confirmed'.")
 @click.option("--require-field-visit", is_flag=True, help="At least one confirmation must be by field visit.")
@@ -263,7 +271,8 @@ def actionable_command(run: Path, out: Path, min_confirmations: int, require_fie
 @run_argument
 @click.argument("site")
 @click.option("--reason", required=True, help="Why the site is erased (kept in the tombstone; not the data).")
-@click.option("--by", default="erasure", show_default=True, help="Pseudonymous id of who asked for the erasure.")
+@click.option("--by", default="erasure", show_default=True,
+              help="Pseudonymous id of who asked for the erasure.")
 @reports_errors
 def forget_command(run: Path, site: str, reason: str, by: str) -> None:
     """Erase SITE from every file of RUN and leave a tombstone (when and why, not what) in the ledger."""
@@ -286,6 +295,7 @@ def _say_learned(run: Path) -> None:
     from fieldtruth.pipelines.reviewlabels import learned_by
 
     for entry in learned_by(run):
-        click.echo(f"  note: bundle {entry.get('bundle')} (sha256 {str(entry.get('bundle_sha256'))[:12]}) was "
+        sha = str(entry.get("bundle_sha256"))[:12]
+        click.echo(f"  note: bundle {entry.get('bundle')} (sha256 {sha}) was "
                    "trained on this run's decisions; erasure does not remove what it learned: retrain it "
                    "without this run (or delete it) if the site must leave the model too")

@@ -81,8 +81,8 @@ def _json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RunFolderError(f"expected a finished scan's {path.name} in {str(path.parent)!r} ({exc}); give the "
-                             "run folder that `fieldtruth scan --out` wrote") from exc
+        raise RunFolderError(f"expected a finished scan's {path.name} in {str(path.parent)!r} ({exc}); "
+                             "give the run folder that `fieldtruth scan --out` wrote") from exc
     if not isinstance(data, dict):
         raise RunFolderError(f"{str(path)!r} is not a JSON object; the run folder is damaged")
     return data
@@ -129,18 +129,18 @@ def _scenes_again(
                               allow_hosts=tuple(config.get("allow_hosts") or ()) + allow_hosts)
     except (FieldtruthError, OSError, TypeError) as exc:
         raise ImageryGoneError(
-            f"run {str(files.root)!r}: the imagery the scan read ({source!r}) cannot be opened again ({exc}); "
-            "put it back where run.json says, or train on labelled scene folders instead") from exc
+            f"run {str(files.root)!r}: the imagery the scan read ({source!r}) cannot be opened again "
+            f"({exc}); put it back where run.json says, or train on labelled scene folders instead") from exc
     wanted = {s["id"]: s for s in plan.get("scenes") or []}
     found = {s.id: s for s in scenes if s.id in wanted}
     for scene_id, fingerprint in sorted(wanted.items()):
         if scene_id not in found:
-            raise ImageryGoneError(f"run {str(files.root)!r}: scene {scene_id!r} the scan read is no longer in "
-                                   f"{source!r}; put it back, or train on labelled scene folders instead")
+            raise ImageryGoneError(f"run {str(files.root)!r}: scene {scene_id!r} the scan read is no longer "
+                                   f"in {source!r}; put it back, or train on labelled scene folders instead")
         if scene_fingerprint(found[scene_id]) != fingerprint:
-            raise ImageryGoneError(f"run {str(files.root)!r}: the files of scene {scene_id!r} in {source!r} are "
-                                   "not those the scan read (checksum, size or date differ); the decisions "
-                                   "belong to the imagery scanned: restore it")
+            raise ImageryGoneError(f"run {str(files.root)!r}: the files of scene {scene_id!r} in {source!r} "
+                                   "are not those the scan read (checksum, size or date differ); the "
+                                   "decisions belong to the imagery scanned: restore it")
     return sorted(found.values(), key=cloud_order)
 
 

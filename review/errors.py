@@ -89,4 +89,5 @@ class FieldFormError(ReviewError, ValueError):
 
 
 class QueueOrderError(ReviewError, ValueError):
-    """The verification queue cannot be put in the order asked for (unknown, or the run lacks what it needs)."""
+    """The verification queue cannot be put in the order asked for (unknown, or the run lacks what it
+    needs)."""

@@ -84,8 +84,8 @@ def _threshold(run_dir: Path) -> float:
         value = json.loads(path.read_text(encoding="utf-8")).get("threshold")
         return float(value)
     except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise QueueOrderError(f"the order 'uncertain' needs the detector's threshold in {str(path)!r} ({exc}); use "
-                         "--order score or spread for this run") from exc
+        raise QueueOrderError(f"the order 'uncertain' needs the detector's threshold in {str(path)!r} "
+                              f"({exc}); use --order score or spread for this run") from exc
 
 
 def _spread(items: list[QueueItem], facts: dict[str, SiteFacts]) -> list[QueueItem]:

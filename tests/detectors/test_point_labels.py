@@ -61,7 +61,8 @@ def test_points_land_within_a_pixel_of_their_ground_position(pointed) -> None:
     folder, points = pointed
     scene = load_training_scene(folder, BANDS, point_size_m=30.0)
     with rasterio.open(folder / "B02.tif") as src:
-        xs, ys = warp_transform("EPSG:4326", src.crs, [lon for _, lon, _ in points], [lat for _, _, lat in points])
+        xs, ys = warp_transform("EPSG:4326", src.crs, [lon for _, lon, _ in points],
+                                [lat for _, _, lat in points])
         want = [~src.transform * (x, y) for x, y in zip(xs, ys, strict=True)]
     assert len(scene.labels) == len(points)
     for lab, (col, row), (cls, _, _) in zip(scene.labels, want, points, strict=True):
@@ -74,7 +75,8 @@ def test_points_land_within_a_pixel_of_their_ground_position(pointed) -> None:
 def test_points_without_a_size_are_three_pixels(pointed) -> None:
     folder, _ = pointed
     scene = load_training_scene(folder, BANDS)
-    assert {round(lab.geometry.bounds[2] - lab.geometry.bounds[0], 6) for lab in scene.labels} == {POINT_SIZE_PX}
+    sides = {round(lab.geometry.bounds[2] - lab.geometry.bounds[0], 6) for lab in scene.labels}
+    assert sides == {POINT_SIZE_PX}
 
 
 @pytest.mark.slow

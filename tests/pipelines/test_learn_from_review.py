@@ -199,8 +199,8 @@ def test_fine_tune_on_decisions_from_the_cli(scanned: Path, tmp_path: Path, smal
         tuned.model.state_dict().values(), before.model.state_dict().values(), strict=True)
         if a.dtype.is_floating_point and a.numel() > 8)
     assert [e["bundle_sha256"] for e in learned_by(run)] == [tuned.sha256]
-    rescan = _cli(["scan", "--imagery", str(small_scene), "--detector", str(out), "--out", str(tmp_path / "again"),
-                   "--tile-size", "256", "--workers", "1"])
+    rescan = _cli(["scan", "--imagery", str(small_scene), "--detector", str(out),
+                   "--out", str(tmp_path / "again"), "--tile-size", "256", "--workers", "1"])
     assert rescan.exit_code == 0, rescan.output  # the loop closes: the adapted detector scans the region
     again = json.loads(RunFiles(tmp_path / "again").run_json.read_text())
     assert again["detector"]["sha256"] == tuned.sha256
