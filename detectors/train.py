@@ -2,9 +2,11 @@
 
 Three roles for whole scenes: training scenes (chips, normalisation statistics, hard negatives),
 validation scenes (early stopping and the operating threshold: F1-best there) and test scenes, which
-training never sees (``fieldtruth evaluate`` / cross-validation measure on them). Validation scenes are
-``val_dirs`` when given, else the last scene named when more than one is given; with a single scene the
-threshold is chosen on it and the card says so. Training is seeded (chip positions, augmentation, initial
+training never sees (``fieldtruth evaluate`` / cross-validation measure on them). The threshold is chosen
+on the validation scenes (``val_dirs``) when given; else on the decisions of reviewed scans, cross-fitted
+(:mod:`fieldtruth.detectors.finetune`); else, with several training scenes, cross-fitted over them
+(:mod:`fieldtruth.detectors.threshold`: every scene is trained on by the final model); with a single scene
+it is chosen on it and the card says so. Training is seeded (chip positions, augmentation, initial
 weights), runs a fixed number of steps (never against a clock), honours ``TrainConfig.num_threads``, and
 writes checkpoints that ``resume`` continues. The settings are
 :class:`~fieldtruth.detectors.config.TrainConfig`.
@@ -25,11 +27,10 @@ import torch
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
-from fieldtruth.detectors.config import TrainConfig
+from fieldtruth.detectors.config import Checkpoints, TrainConfig
 from fieldtruth.detectors.data import TrainingScene, band_statistics, load_training_scene
 from fieldtruth.detectors.decisions import DecisionWindow, ReviewedRun, training_scenes
 from fieldtruth.detectors.errors import TrainingError
-from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.finetune import (
     MIN_EACH,
     choose_on_decisions,
@@ -38,10 +39,10 @@ from fieldtruth.detectors.finetune import (
     fold_of,
     score_leads,
 )
-from fieldtruth.detectors.fit import VALIDATION_HALO, FitResult, Progress, fit, focal_loss, one_cycle_lr
-from fieldtruth.detectors.metrics import CardMetrics, Figures
-from fieldtruth.detectors.predict import detect_scene_each
+from fieldtruth.detectors.fit import FitResult, Progress, fit, focal_loss, one_cycle_lr
+from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.registry import build_model
+from fieldtruth.detectors.threshold import choose_operating_point, crossfit_operating_point
 
 __all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
@@ -56,8 +57,8 @@ def train_detector(
     """Train a point detector on labelled scene folders and reviewed scans, and write its bundle.
 
     Args:
-        scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the last
-            is held out for validation.
+        scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the
+            threshold is cross-fitted over them.
         out: the bundle file to write.
         config: training settings.
         progress: called after each step with (step, total steps, loss).
@@ -98,8 +99,6 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
     scenes = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m)
               for d in scene_dirs]
     vals = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in val_dirs]
-    if not vals and len(scenes) > 1:
-        scenes, vals = scenes[:-1], scenes[-1:]
     return scenes, vals
 
 
@@ -179,12 +178,22 @@ def _train(
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
                                      provenance)
     seconds = time.perf_counter() - started
+    expected = None
     if val_scenes:
-        card, metrics = _choose_threshold(model, card, val_scenes, config)
+        card, metrics = choose_operating_point(model, card, val_scenes, config)
         chosen, held_out, note = "validation", True, _VALIDATION_NOTE
     elif windows and enough_for_crossfit(windows):
         card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance)
         chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
+    elif len(folders) > 1:
+        one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
+
+        def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:
+            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance)[:2]
+
+        card, metrics, expected = crossfit_operating_point(card, folders, config, fit_scenes)
+        chosen = f"training scenes, cross-fitted ({expected['folds']} folds)"
+        held_out, note = True, metrics.note
     elif init is not None:
         metrics = CardMetrics(threshold=init.card.threshold)
         chosen, held_out = "carried over from the bundle started from", False
@@ -192,7 +201,7 @@ def _train(
                 f"decisions to choose one: at least {MIN_EACH} confirmed and {MIN_EACH} rejected, in both "
                 "folds); no figure was measured on this model")
     else:
-        card, metrics = _choose_threshold(model, card, folders + training_scenes(windows), config)
+        card, metrics = choose_operating_point(model, card, folders + training_scenes(windows), config)
         chosen, held_out, note = "training (no held-out scene was given)", False, _TRAINING_NOTE
     losses = result.state.losses
     metrics = dataclasses.replace(
@@ -205,6 +214,8 @@ def _train(
         "train": [s.id for s in folders] + [run.name for run in reviewed],
         "validation": [s.id for s in val_scenes], "test": [], "threshold_chosen_on": chosen,
     }
+    if expected is not None:
+        split["expected_on_new_scenes"] = expected
     if init is not None:
         split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
                                  "threshold": init.card.threshold, "created": init.card.created}
@@ -241,55 +252,3 @@ def _crossfit_threshold(
               + (f"; never below the threshold started from ({floor:.4f})" if init is not None else "")),
     )
     return dataclasses.replace(card, threshold=round(threshold, 4)), metrics
-
-
-def _choose_threshold(
-    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
-) -> tuple[ModelCard, CardMetrics]:
-    """Detect over whole scenes, pick the F1-best threshold (and, when the config offers choices, the
-    F1-best peak suppression: minimum distance, box fraction), and measure there (overall and per class).
-
-    Returns:
-        The card with the chosen threshold and suppression settings, and the figures.
-    """
-    validation = config.validation
-    distances = tuple(validation.min_distance_choices) or (card.min_distance_px,)
-    fractions = tuple(validation.box_suppression_choices) or (card.box_suppression,)
-    candidates = [dataclasses.replace(card, min_distance_px=int(d), box_suppression=float(f))
-                  for d in distances for f in fractions]
-    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
-    found = [detect_scene_each(bundle, candidates, s.data, s.valid, tile=validation.tile,
-                               halo=VALIDATION_HALO, threshold=0.05)
-             for s in scenes]  # one forward pass per tile, decoded for every candidate
-    labels = [[lab for lab in s.labels if lab.label in card.classes] for s in scenes]
-    best: tuple[float, ModelCard, list, Scores, float] | None = None
-    tried = []
-    for i, candidate in enumerate(candidates):
-        per_scene = [(each[i], lab) for each, lab in zip(found, labels, strict=True)]
-        merged = merge_scores([score_detections(f, lab, tolerance_px=validation.tolerance_px)
-                               for f, lab in per_scene])
-        threshold, _ = merged.best_threshold()
-        threshold = float(min(max(threshold, 0.05), 0.95))
-        f1 = merged.at_threshold(threshold).f1
-        tried.append((candidate.min_distance_px, candidate.box_suppression, round(f1, 4)))
-        if best is None or f1 > best[0] + 1e-9:
-            best = (f1, candidate, per_scene, merged, threshold)
-    _, card, per_scene, merged, threshold = best
-    metrics = CardMetrics(
-        scenes=tuple(s.id for s in scenes), threshold=round(threshold, 4),
-        tolerance_px=validation.tolerance_px, overall=Figures.of(merged.at_threshold(threshold)),
-        average_precision=round(merged.average_precision, 4),
-        suppression_tried=tuple(tried) if len(tried) > 1 else (),  # the same scenes, every combination
-        per_class={name: Figures.of(_class_scores(per_scene, name, threshold, validation.tolerance_px))
-                   for name in card.classes},
-    )
-    return dataclasses.replace(card, threshold=threshold), metrics
-
-
-def _class_scores(per_scene: list, name: str, threshold: float, tolerance_px: float) -> Scores:
-    parts = []
-    for found, labels in per_scene:
-        dets = [d for d in found if d.label == name and d.score >= threshold]
-        of_class = [lab for lab in labels if lab.label == name]
-        parts.append(score_detections(dets, of_class, tolerance_px=tolerance_px))
-    return merge_scores(parts)

@@ -67,7 +67,8 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
               help="Bundle file to write (.safetensors).")
 @click.option("--val", "val", multiple=True, type=SCENE_FOLDER,
               help="Validation scene (repeatable): early stopping and the operating threshold; never trained "
-                   "on [default: the last SCENE when several are given].")
+                   "on [default: several SCENES cross-fit it: each scene scored by a model that did not "
+                   "train on it].")
 @click.option("--from-review", "reviews", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A scan's run folder whose reviewed leads become labels (repeatable): the latest decision "
@@ -121,6 +122,11 @@ def train_command(
     for run in reviews:
         record_learning(run, bundle.sha256, out)
     there, split = bundle.card.metrics.overall, bundle.card.split
+    expected = split.get("expected_on_new_scenes")
+    if expected:
+        low, high = expected["ci95"]
+        click.echo(f"F1 to expect on a new region: {expected['f1']} (95 % interval over scenes {low}-{high}; "
+                   f"{expected['folds']} folds cross-fitted)")
     figures = f"there: P {there.precision} R {there.recall} F1 {there.f1}" if there else "nothing measured"
     click.echo(
         f"trained {bundle.card.architecture} on {split.get('train')} in "
