@@ -3,8 +3,9 @@
 ``--init BUNDLE`` starts training from a bundle: its weights, and the settings the weights only make
 sense with (architecture, bands, classes, normalisation, scene offsets, pixel size) come from its card;
 settings that disagree with them are refused (:func:`check_init`), never silently changed. A fine-tune
-starts from :data:`FINETUNE_SETTINGS` (few steps, a lower learning rate, no hard-negative mining: a
-window of decisions holds unreviewed leads that mining would take for false detections), which the
+starts from :data:`FINETUNE_SETTINGS` (few steps, a tenth of the vessels preset's learning rate, every
+chip centred on a decided lead, no hard-negative mining: a window of decisions holds unreviewed leads
+that mining would take for false detections; batch-norm statistics kept as trained), which the
 command's config file and options override.
 
 The threshold of a detector trained on decisions is chosen on decisions it did not learn from: the
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 
 #: A fine-tune's settings, laid over the preset before the config file and the options.
 FINETUNE_SETTINGS: dict[str, Any] = {
-    "steps": 120, "lr": 1e-3, "batch_size": 8, "ensemble": 1,
-    "chips": {"mine_at": [], "positive_fraction": 0.45, "hard_fraction": 0.35},
+    "steps": 120, "lr": 3e-4, "batch_size": 8, "ensemble": 1,
+    "chips": {"mine_at": [], "positive_fraction": 0.5, "hard_fraction": 0.5},
     "validation": {"every": 0, "patience": 0, "min_distance_choices": [], "box_suppression_choices": []},
 }
 #: Settings a bundle fixes: a config file may repeat them, never change them.

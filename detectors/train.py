@@ -154,7 +154,7 @@ def _fit_model(
     if init is not None:
         model = copy.deepcopy(init.model)
         card = dataclasses.replace(init.card, metrics=CardMetrics(), split={}, training_data=provenance)
-        return model, card, fit(model, card, scenes, val_scenes, config, progress)
+        return model, card, fit(model, card, scenes, val_scenes, config, progress, freeze_norm=True)
     members = []
     for k in range(config.ensemble):
         member_config = config if config.ensemble == 1 else _member_config(config, k)
