@@ -53,17 +53,22 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 def _oracle(run: Path, scene: Path) -> dict[str, str]:
     """A simulated reviewer: a lead on a labelled site is confirmed, any other rejected."""
-    labels = gpd.read_file(scene / "labels.geojson").to_crs(4326)
-    zones = shapely.union_all(labels.geometry.buffer(0.0002).values)
+    zones = shapely.union_all(_zones(scene))
     return {row.site_id: CONFIRMED if zones.contains(row.geometry) else "rejected"
             for row in _leads(run).itertuples()}
+
+
+def _zones(scene: Path) -> list:
+    """The labelled sites grown by 20 m (about two pixels), in lon/lat."""
+    labels = gpd.read_file(scene / "labels.geojson")
+    metric = labels.to_crs(labels.estimate_utm_crs())
+    return list(metric.geometry.buffer(20.0).to_crs(4326).values)
 
 
 def _measured(run: Path, scene: Path) -> tuple[float, float]:
     """(precision, recall) of a run's leads against the generator's labels, as the simulated reviewer
     judges them."""
-    labels = gpd.read_file(scene / "labels.geojson").to_crs(4326)
-    zones = list(labels.geometry.buffer(0.0002).values)
+    zones = _zones(scene)
     leads = list(_leads(run).geometry)
     hits = sum(any(z.contains(p) for z in zones) for p in leads)
     found = sum(any(z.contains(p) for p in leads) for z in zones)
