@@ -25,6 +25,7 @@ name its files from here, so the layout is written down once::
     map_keys.json         the run's id and the signing key of each restricted map drawn (owner only)
     lineage.json          the other runs of the same region this run is linked to (``scan --previous``)
     chips/<site>.png      image chips of sites, where a run keeps them
+    learned-by.json       the bundles trained on this run's decisions (``train --from-review``), by sha256
     demo_scores.json      the demo's precision and recall against the generator's labels (demo runs only)
     dask-performance-report.html  Dask's report of the tile phase (``scan --performance-report``)
 
@@ -59,6 +60,7 @@ RUN_STAC = "run.stac.json"
 SHARED_STAC = "run-shared.stac.json"
 HEATMAP = "heatmap.tif"
 TILE_HEATMAP_SUFFIX = ".heat.npy"
+LEARNED_BY = "learned-by.json"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,10 @@ class RunFiles:
     @property
     def heatmap(self) -> Path:
         return self.root / HEATMAP
+
+    @property
+    def learned_by(self) -> Path:
+        return self.root / LEARNED_BY
 
     def tile_heatmap(self, tile_id: str) -> Path:
         """The detector's score over one tile's core, kept for the heatmap (``scan --heatmap``)."""

@@ -144,6 +144,8 @@ class TrainConfig:
             pixel size when None.
         licence: licence of the trained weights.
         num_threads: torch intra-op threads while training (restored afterwards); unchanged when None.
+        point_size_m: ground side (metres) of the square a point label (or a confirmed lead) becomes;
+            3 pixels when None.
         chips: see :class:`Chips`. validation: see :class:`Validation`. checkpoints: see :class:`Checkpoints`.
     """
 
@@ -162,6 +164,7 @@ class TrainConfig:
     gsd_m: float | None = 10.0
     licence: str = "CC-BY-4.0"
     num_threads: int | None = None
+    point_size_m: float | None = None
     chips: Chips = field(default_factory=Chips)
     validation: Validation = field(default_factory=Validation)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
@@ -173,6 +176,8 @@ class TrainConfig:
                              f"{self.batch_size!r}, {self.ensemble!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.point_size_m is not None and not self.point_size_m > 0:
+            raise ValueError(f"point_size_m must be positive (metres), got {self.point_size_m!r}")
         check_scene_offset(self.scene_offset, self.bands)
 
     @classmethod

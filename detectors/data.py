@@ -21,7 +21,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from fieldtruth.detectors.errors import TrainingError
-from fieldtruth.detectors.labels import PixelLabel, find_label_file, read_labels
+from fieldtruth.detectors.labels import POINT_SIZE_PX, PixelLabel, find_label_file, read_labels
 from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.ingest.errors import IngestError
 from fieldtruth.ingest.scene import Scene, open_scene
@@ -37,6 +37,8 @@ class TrainingScene:
         id: scene id. data: float32 ``(bands, H, W)`` raw values. valid: bool ``(H, W)``.
         labels: sites on the pixel grid. provenance: JSON-ready description of its files.
         ground_gsd_m: ground size of a pixel at the scene's centre (metres).
+        negatives: (row, col) of known look-alikes (rejected leads): training draws chips around them
+            as around mined hard negatives.
     """
 
     id: str
@@ -45,6 +47,7 @@ class TrainingScene:
     labels: list[PixelLabel]
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
+    negatives: list[tuple[float, float]] = field(default_factory=list)
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
@@ -65,12 +68,15 @@ def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> S
 
 
 def load_training_scene(
-    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None
+    path: Path, bands: tuple[str, ...], scene_offset: dict[str, Any] | None = None,
+    point_size_m: float | None = None,
 ) -> TrainingScene:
     """Read a scene folder's bands and its label file (see :func:`find_label_file`) onto the scene grid.
 
-    With a ``scene_offset`` (see :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added
-    to its valid pixels, as a scan of it would add them.
+    Point labels become squares of ``point_size_m`` on the ground (of
+    :data:`~fieldtruth.detectors.labels.POINT_SIZE_PX` pixels when None). With a ``scene_offset`` (see
+    :mod:`fieldtruth.detectors.sceneoffset`), the scene's offsets are added to its valid pixels, as a scan
+    of it would add them.
 
     Raises:
         TrainingError: the folder is not a readable scene or lacks one of ``bands``.
@@ -87,10 +93,13 @@ def load_training_scene(
     offsets = scene.offsets_for(bands)
     if offsets is not None:
         data = np.where(valid, data + offsets, 0).astype(np.float32)
-    labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape)
+    ground = ground_pixel_size(scene)
+    size_px = POINT_SIZE_PX if point_size_m is None else point_size_m / ground
+    labels = read_labels(find_label_file(path), scene.crs, scene.transform, shape=valid.shape,
+                         point_size_px=size_px)
     described = {k: v for k, v in scene.describe().items()
                  if k in ("id", "crs", "size", "acquired", "provenance") or (k == "band_offsets" and v)}
-    return TrainingScene(scene.id, data, valid, labels, described, ground_pixel_size(scene))
+    return TrainingScene(scene.id, data, valid, labels, described, ground)
 
 
 def ground_pixel_size(scene: Any) -> float:
@@ -246,8 +255,10 @@ class ChipDataset(Dataset):
         self.stride, self.positive_fraction, self.sigma_px = stride, positive_fraction, sigma_px
         self.seed = seed
         self.augment, self.hard_fraction = augment, hard_fraction
-        #: (scene index, row, col) of hard negatives to sample chips around.
-        self.hard: list[tuple[int, float, float]] = []
+        #: (scene index, row, col) of the scenes' known negatives (rejected leads); always sampled.
+        self.negatives = [(i, float(r), float(c)) for i, s in enumerate(scenes) for r, c in s.negatives]
+        #: (scene index, row, col) of hard negatives to sample chips around: the known ones and those mined.
+        self.hard: list[tuple[int, float, float]] = list(self.negatives)
         self.mean = torch.tensor(norm[0], dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(norm[1], dtype=torch.float32)[:, None, None]
         self.sites = [self._sites(s) for s in scenes]

@@ -81,10 +81,12 @@ def fingerprint(config: TrainConfig, card: ModelCard, scenes: list[TrainingScene
 
 def fit(
     model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], val_scenes: list[TrainingScene],
-    config: TrainConfig, progress: Progress | None = None,
+    config: TrainConfig, progress: Progress | None = None, *, freeze_norm: bool = False,
 ) -> FitResult:
     """Train ``model`` in place for ``config.steps`` steps (fewer only when ``validation.patience`` runs
-    out); with validation scenes, keep the weights of the best validation AP."""
+    out); with validation scenes, keep the weights of the best validation AP. ``freeze_norm`` keeps the
+    batch-norm statistics as they are (a fine-tune: a few chips around a region's decisions would
+    otherwise replace the statistics the weights were trained with)."""
     chips = config.chips
     dataset = ChipDataset(
         scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=chips.size,
@@ -107,6 +109,8 @@ def fit(
     while state.step < config.steps:
         state.step += 1
         lr = one_cycle_lr((state.step - 1) / config.steps, config.lr)
+        if freeze_norm:
+            _freeze_norm(model)
         loss = _step(model, optimiser, dataset, state.step, lr, config)
         state.losses.append(loss)
         if progress is not None:
@@ -114,7 +118,7 @@ def fit(
         done = state.step / config.steps
         if mine_left and done >= mine_left[0]:
             mine_left = [f for f in mine_left if f > done]
-            dataset.hard = _mine_hard_negatives(model, card, scenes, config)
+            dataset.hard = dataset.negatives + _mine_hard_negatives(model, card, scenes, config)
             state.hard = [[s, r, c] for s, r, c in dataset.hard]
         last = state.step >= config.steps
         if val_scenes and (last or (every and state.step % every == 0)):
@@ -127,6 +131,13 @@ def fit(
         model.load_state_dict(best)
     model.eval()
     return FitResult(state=state, stopped_early=stopped_early)
+
+
+def _freeze_norm(model: torch.nn.Module) -> None:
+    """Batch-norm layers in eval mode: their running statistics stay; their scale and shift still learn."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def _step(

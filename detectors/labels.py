@@ -7,8 +7,10 @@ to the folder's scene, whatever its ``images`` list says).
 
 A label in pixels is a shapely geometry in continuous pixel coordinates (``x`` = column, ``y`` = row,
 pixel corners at integers, as rasterio's ``~transform`` gives them) with its class; its centre is the
-centroid, which is what a point detector is trained to find. Points are kept as small boxes
-(``point_size_px`` across) so that matching and targets treat them like any site.
+centroid, which is what a point detector is trained to find. Points (a kiln inventory, a field team's
+GPS list) are kept as squares of a declared size (``point_size_px`` across, :data:`POINT_SIZE_PX` by
+default; ``fieldtruth train --point-size-m`` declares it in metres), reprojected like any geometry, so
+that matching and targets treat them like any site.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from fieldtruth.detectors.errors import LabelError
 log = logging.getLogger(__name__)
 
 #: Label file names looked for in a scene folder, in order of preference.
-LABEL_FILES = ("labels.geojson", "labels.gpkg", "labels.shp", "labels.parquet", "labels.geoparquet", "labels_coco.json")
+LABEL_FILES = ("labels.geojson", "labels.gpkg", "labels.shp", "labels.parquet", "labels.geoparquet",
+               "labels_coco.json")
 #: Side (pixels) of the box a point label becomes.
 POINT_SIZE_PX = 3.0
 
@@ -69,7 +72,7 @@ def find_label_file(folder: Path) -> Path:
 
 def read_labels(
     path: Path, crs: CRS, transform: Affine, classes: Iterable[str] | None = None,
-    shape: tuple[int, int] | None = None,
+    shape: tuple[int, int] | None = None, point_size_px: float = POINT_SIZE_PX,
 ) -> list[PixelLabel]:
     """Read a label file (vector in any declared CRS, or COCO in pixels) onto a scene's pixel grid.
 
@@ -79,6 +82,7 @@ def read_labels(
         transform: the scene's pixel -> CRS transform.
         classes: keep only these classes (all when None).
         shape: the scene's (height, width); when given, labels wholly outside it are refused.
+        point_size_px: side (pixels) of the square a point label becomes.
 
     Raises:
         LabelError: the file is missing, empty or malformed, a feature has no ``class``, the file has no
@@ -86,13 +90,15 @@ def read_labels(
     """
     path = Path(path)
     if not path.is_file():
-        raise LabelError(f"labels {str(path)!r} do not exist; a training scene needs a label file ({LABEL_FILES[0]})")
+        raise LabelError(f"labels {str(path)!r} do not exist; a training scene needs a label file "
+                         f"({LABEL_FILES[0]})")
     if path.name.endswith("coco.json"):
         labels = _coco_labels(path)
     else:
-        labels = _vector_labels(path, crs, transform)
+        labels = _vector_labels(path, crs, transform, point_size_px)
     if not labels:
-        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
+        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the "
+                         "scene out")
     if shape is not None:
         _check_inside(path, labels, shape)
     keep = None if classes is None else set(classes)
@@ -108,7 +114,8 @@ def _check_inside(path: Path, labels: list[PixelLabel], shape: tuple[int, int]) 
         first = labels[outside[0]].geometry.centroid
         raise LabelError(
             f"labels {str(path)!r}: {len(outside)} of {len(labels)} label(s) lie outside the imagery "
-            f"({shape[1]} x {shape[0]} px), e.g. feature {outside[0]} at pixel (col {first.x:.0f}, row {first.y:.0f}); "
+            f"({shape[1]} x {shape[0]} px), e.g. feature {outside[0]} at pixel (col {first.x:.0f}, "
+            f"row {first.y:.0f}); "
             "check that the labels belong to this scene and declare their CRS"
         )
 
@@ -136,22 +143,25 @@ def _check_geojson(path: Path) -> None:
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise LabelError(f"labels {str(path)!r}: expected a GeoJSON FeatureCollection")
     if not data.get("features"):
-        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the scene out")
+        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the "
+                         "scene out")
 
 
-def _vector_labels(path: Path, crs: CRS, transform: Affine) -> list[PixelLabel]:
+def _vector_labels(path: Path, crs: CRS, transform: Affine, point_size_px: float) -> list[PixelLabel]:
     frame = _read_frame(path)
     if len(frame) == 0:
         return []
     if "class" not in frame.columns:
-        raise LabelError(f"labels {str(path)!r}: feature 0 has no string property 'class' (columns {list(frame.columns)!r})")
+        raise LabelError(f"labels {str(path)!r}: feature 0 has no string property 'class' (columns "
+                         f"{list(frame.columns)!r})")
     source_crs = frame.crs
     if source_crs is None or (path.suffix == ".geojson" and source_crs.to_epsg() == 4326):
         lon_lat = _looks_lon_lat(frame.total_bounds)
         if not lon_lat:
             raise LabelError(
-                f"labels {str(path)!r} declare no CRS but their coordinates {tuple(np.round(frame.total_bounds, 1))!r} "
-                "are not lon/lat degrees; write the file with its CRS (e.g. GeoPackage) or reproject it to EPSG:4326"
+                f"labels {str(path)!r} declare no CRS but their coordinates "
+                f"{tuple(np.round(frame.total_bounds, 1))!r} are not lon/lat degrees; write the file with "
+                "its CRS (e.g. GeoPackage) or reproject it to EPSG:4326"
             )
         source_crs = "EPSG:4326"
     to_scene = Transformer.from_crs(source_crs, crs, always_xy=True)
@@ -159,17 +169,19 @@ def _vector_labels(path: Path, crs: CRS, transform: Affine) -> list[PixelLabel]:
     out = []
     for i, (label, geom) in enumerate(zip(frame["class"], frame.geometry, strict=True)):
         if not isinstance(label, str) or not label:
-            raise LabelError(f"labels {str(path)!r}: feature {i} has no string property 'class' (got {label!r})")
+            raise LabelError(f"labels {str(path)!r}: feature {i} has no string property 'class' (got "
+                             f"{label!r})")
         if geom is None or geom.is_empty:
             raise LabelError(f"labels {str(path)!r}: feature {i} ({label!r}) has an empty geometry")
         with np.errstate(invalid="ignore", over="ignore"):
             pixel_geom = shapely.transform(geom, lambda xy: _to_pixel(xy, to_scene, inverse))
         if not np.all(np.isfinite(shapely.get_coordinates(pixel_geom))):
             raise LabelError(
-                f"labels {str(path)!r}: feature {i} ({label!r}) lies outside the imagery (it cannot even be projected "
-                f"to the scene's CRS); check that the labels belong to this scene and declare their CRS"
+                f"labels {str(path)!r}: feature {i} ({label!r}) lies outside the imagery (it cannot even be "
+                f"projected to the scene's CRS); check that the labels belong to this scene and declare "
+                "their CRS"
             )
-        out.append(PixelLabel(label, _as_area(pixel_geom, path, i)))
+        out.append(PixelLabel(label, _as_area(pixel_geom, path, i, point_size_px)))
     return out
 
 
@@ -178,11 +190,12 @@ def _looks_lon_lat(bounds: np.ndarray) -> bool:
     return -180.0 <= west <= east <= 180.0 and -90.0 <= south <= north <= 90.0
 
 
-def _as_area(geom: BaseGeometry, path: Path, index: int) -> BaseGeometry:
+def _as_area(geom: BaseGeometry, path: Path, index: int, point_size_px: float) -> BaseGeometry:
     if geom.geom_type in ("Point", "MultiPoint"):
-        return geom.centroid.buffer(POINT_SIZE_PX / 2, cap_style="square")
+        return geom.centroid.buffer(point_size_px / 2, cap_style="square")
     if not geom.is_valid or geom.area <= 0:
-        raise LabelError(f"labels {str(path)!r}: feature {index} has an invalid or zero-area geometry ({geom.geom_type})")
+        raise LabelError(f"labels {str(path)!r}: feature {index} has an invalid or zero-area geometry "
+                         f"({geom.geom_type})")
     return geom
 
 
@@ -207,7 +220,8 @@ def _coco_labels(path: Path) -> list[PixelLabel]:
         bbox = ann.get("bbox") if isinstance(ann, dict) else None
         label = names.get(ann.get("category_id")) if isinstance(ann, dict) else None
         if not isinstance(label, str) or not isinstance(bbox, list) or len(bbox) != 4:
-            raise LabelError(f"labels {str(path)!r}: annotation {i} lacks a known category or a bbox [x, y, w, h]")
+            raise LabelError(f"labels {str(path)!r}: annotation {i} lacks a known category or a bbox "
+                             "[x, y, w, h]")
         x, y, w, h = (float(v) for v in bbox)
         if w <= 0 or h <= 0:
             raise LabelError(f"labels {str(path)!r}: annotation {i} has an empty bbox {bbox!r}")

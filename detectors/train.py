@@ -2,9 +2,11 @@
 
 Three roles for whole scenes: training scenes (chips, normalisation statistics, hard negatives),
 validation scenes (early stopping and the operating threshold: F1-best there) and test scenes, which
-training never sees (``fieldtruth evaluate`` / cross-validation measure on them). Validation scenes are
-``val_dirs`` when given, else the last scene named when more than one is given; with a single scene the
-threshold is chosen on it and the card says so. Training is seeded (chip positions, augmentation, initial
+training never sees (``fieldtruth evaluate`` / cross-validation measure on them). The threshold is chosen
+on the validation scenes (``val_dirs``) when given; else on the decisions of reviewed scans, cross-fitted
+(:mod:`fieldtruth.detectors.finetune`); else, with several training scenes, cross-fitted over them
+(:mod:`fieldtruth.detectors.threshold`: every scene is trained on by the final model); with a single scene
+it is chosen on it and the card says so. Training is seeded (chip positions, augmentation, initial
 weights), runs a fixed number of steps (never against a clock), honours ``TrainConfig.num_threads``, and
 writes checkpoints that ``resume`` continues. The settings are
 :class:`~fieldtruth.detectors.config.TrainConfig`.
@@ -12,6 +14,7 @@ writes checkpoints that ``resume`` continues. The settings are
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -24,15 +27,23 @@ import torch
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import CHECKPOINT_NAME
-from fieldtruth.detectors.config import TrainConfig
+from fieldtruth.detectors.config import Checkpoints, TrainConfig
 from fieldtruth.detectors.data import TrainingScene, band_statistics, load_training_scene
+from fieldtruth.detectors.decisions import DecisionWindow, ReviewedRun, training_scenes
 from fieldtruth.detectors.errors import TrainingError
-from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
-from fieldtruth.detectors.fit import VALIDATION_HALO, Progress, fit, focal_loss, one_cycle_lr
-from fieldtruth.detectors.metrics import CardMetrics, Figures
-from fieldtruth.detectors.predict import detect_scene_each
+from fieldtruth.detectors.finetune import (
+    MIN_EACH,
+    choose_on_decisions,
+    config_from_bundle,
+    enough_for_crossfit,
+    fold_of,
+    score_leads,
+)
+from fieldtruth.detectors.fit import FitResult, Progress, fit, focal_loss, one_cycle_lr
+from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.detectors.scenesplit import check_roles
+from fieldtruth.detectors.threshold import choose_operating_point, crossfit_operating_point
 
 __all__ = ["Progress", "TrainConfig", "focal_loss", "one_cycle_lr", "train_detector"]
 
@@ -41,17 +52,23 @@ log = logging.getLogger(__name__)
 
 def train_detector(
     scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
-    *, val_dirs: Sequence[Path] | None = None,
+    *, val_dirs: Sequence[Path] | None = None, reviewed: Sequence[ReviewedRun] = (),
+    init: LoadedBundle | None = None,
 ) -> LoadedBundle:
-    """Train a point detector on labelled scene folders and write its bundle.
+    """Train a point detector on labelled scene folders and reviewed scans, and write its bundle.
 
     Args:
-        scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the last
-            is held out for validation.
+        scene_dirs: scene folders (bands and a label file); with more than one and no ``val_dirs``, the
+            threshold is cross-fitted over them.
         out: the bundle file to write.
         config: training settings.
         progress: called after each step with (step, total steps, loss).
         val_dirs: validation scene folders (early stopping, operating threshold); never trained on.
+        reviewed: decisions of reviewed scans (see :mod:`fieldtruth.detectors.decisions`); without
+            validation scenes, the threshold is cross-fitted on them (see
+            :mod:`fieldtruth.detectors.finetune`).
+        init: a bundle to start from (its weights and the settings they need); its threshold is carried
+            over when neither validation scenes nor enough decisions can choose one.
 
     Returns:
         The bundle as written and loaded back (verified).
@@ -61,13 +78,16 @@ def train_detector(
             site of the classes to learn.
         LabelError: a label file cannot be read.
     """
-    if not scene_dirs:
-        raise TrainingError("train_detector needs at least one scene folder")
+    if not scene_dirs and not reviewed:
+        raise TrainingError("train_detector needs at least one scene folder or reviewed scan")
     previous_threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress)
+        if init is not None:
+            config = config_from_bundle(config, init)
+        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress,
+                      list(reviewed), init)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -79,10 +99,9 @@ def _split(scene_dirs: list[Path], val_dirs: list[Path], config: TrainConfig) ->
                             "scenes; keep them apart")
     check_roles(scene_dirs, "training")
     check_roles(val_dirs, "validation")
-    scenes = [load_training_scene(d, config.bands, config.scene_offset) for d in scene_dirs]
-    vals = [load_training_scene(d, config.bands, config.scene_offset) for d in val_dirs]
-    if not vals and len(scenes) > 1:
-        scenes, vals = scenes[:-1], scenes[-1:]
+    scenes = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m)
+              for d in scene_dirs]
+    vals = [load_training_scene(d, config.bands, config.scene_offset, config.point_size_m) for d in val_dirs]
     return scenes, vals
 
 
@@ -130,89 +149,109 @@ def _ensemble(members: list[torch.nn.Module], card: ModelCard) -> tuple[torch.nn
                                                 name="fieldtruth-ensemble")
 
 
-def _train(
-    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None
-) -> LoadedBundle:
-    train_scenes, val_scenes = _split(scene_dirs, val_dirs, config)
-    started = time.perf_counter()
+def _fit_model(
+    scenes: list[TrainingScene], val_scenes: list[TrainingScene], config: TrainConfig,
+    progress: Progress | None, init: LoadedBundle | None, provenance: tuple[dict, ...],
+) -> tuple[torch.nn.Module, ModelCard, FitResult]:
+    """Fit a model (the bundle's copy with ``init``, else a new one or an ensemble) and its card."""
+    if init is not None:
+        model = copy.deepcopy(init.model)
+        card = dataclasses.replace(init.card, metrics=CardMetrics(), split={}, training_data=provenance)
+        return model, card, fit(model, card, scenes, val_scenes, config, progress, freeze_norm=True)
     members = []
     for k in range(config.ensemble):
         member_config = config if config.ensemble == 1 else _member_config(config, k)
-        model, card = _card(train_scenes, member_config)
-        result = fit(model, card, train_scenes, val_scenes, member_config, progress)
+        model, card = _card(scenes, member_config)
+        result = fit(model, card, scenes, val_scenes, member_config, progress)
         members.append(model)
+    card = dataclasses.replace(card, training_data=provenance)
     if len(members) > 1:
         model, card = _ensemble(members, card)
+    return model, card, result
+
+
+def _train(
+    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None,
+    reviewed: list[ReviewedRun], init: LoadedBundle | None,
+) -> LoadedBundle:
+    folders, val_scenes = _split(scene_dirs, val_dirs, config)
+    windows = [w for run in reviewed for w in run.windows]
+    provenance = tuple(s.provenance for s in folders) + tuple(run.provenance for run in reviewed)
+    started = time.perf_counter()
+    model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
+                                     provenance)
     seconds = time.perf_counter() - started
-    held_out = bool(val_scenes)
-    card, metrics = _choose_threshold(model, card, val_scenes or train_scenes, config)
+    expected = None
+    if val_scenes:
+        card, metrics = choose_operating_point(model, card, val_scenes, config)
+        chosen, held_out, note = "validation", True, _VALIDATION_NOTE
+    elif windows and enough_for_crossfit(windows):
+        card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance)
+        chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
+    elif len(folders) > 1:
+        one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
+
+        def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:
+            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance)[:2]
+
+        card, metrics, expected = crossfit_operating_point(card, folders, config, fit_scenes)
+        chosen = f"training scenes, cross-fitted ({expected['folds']} folds)"
+        held_out, note = True, metrics.note
+    elif init is not None:
+        metrics = CardMetrics(threshold=init.card.threshold)
+        chosen, held_out = "carried over from the bundle started from", False
+        note = (f"threshold {init.card.threshold:.4f} carried over from the bundle started from (too few "
+                f"decisions to choose one: at least {MIN_EACH} confirmed and {MIN_EACH} rejected, in both "
+                "folds); no figure was measured on this model")
+    else:
+        card, metrics = choose_operating_point(model, card, folders + training_scenes(windows), config)
+        chosen, held_out, note = "training (no held-out scene was given)", False, _TRAINING_NOTE
     losses = result.state.losses
     metrics = dataclasses.replace(
         metrics, train_seconds=round(seconds, 1), steps_run=len(losses),
         final_loss=round(float(np.mean(losses[-20:])), 4), measured_on_held_out=held_out,
         kept_step=result.state.best_step or len(losses), stopped_early=result.stopped_early,
-        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations),
-        note=("figures measured on the validation scenes the threshold was chosen on; test figures come "
-              "from `fieldtruth evaluate` on other scenes") if held_out
-        else "figures measured on the training scenes",
+        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations), note=note,
     )
     split = {
-        "train": [s.id for s in train_scenes], "validation": [s.id for s in val_scenes], "test": [],
-        "threshold_chosen_on": "validation" if held_out else "training (no held-out scene was given)",
+        "train": [s.id for s in folders] + [run.name for run in reviewed],
+        "validation": [s.id for s in val_scenes], "test": [], "threshold_chosen_on": chosen,
     }
+    if expected is not None:
+        split["expected_on_new_scenes"] = expected
+    if init is not None:
+        split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
+                                 "threshold": init.card.threshold, "created": init.card.created}
     card = dataclasses.replace(card, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)
     return load_bundle(out)
 
 
-def _choose_threshold(
-    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
+_VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures "
+                    "come from `fieldtruth evaluate` on other scenes")
+_TRAINING_NOTE = "figures measured on the training scenes"
+
+
+def _crossfit_threshold(
+    model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], windows: list[DecisionWindow],
+    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...],
 ) -> tuple[ModelCard, CardMetrics]:
-    """Detect over whole scenes, pick the F1-best threshold (and, when the config offers choices, the
-    F1-best peak suppression: minimum distance, box fraction), and measure there (overall and per class).
-
-    Returns:
-        The card with the chosen threshold and suppression settings, and the figures.
-    """
-    validation = config.validation
-    distances = tuple(validation.min_distance_choices) or (card.min_distance_px,)
-    fractions = tuple(validation.box_suppression_choices) or (card.box_suppression,)
-    candidates = [dataclasses.replace(card, min_distance_px=int(d), box_suppression=float(f))
-                  for d in distances for f in fractions]
-    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
-    found = [detect_scene_each(bundle, candidates, s.data, s.valid, tile=validation.tile,
-                               halo=VALIDATION_HALO, threshold=0.05)
-             for s in scenes]  # one forward pass per tile, decoded for every candidate
-    labels = [[lab for lab in s.labels if lab.label in card.classes] for s in scenes]
-    best: tuple[float, ModelCard, list, Scores, float] | None = None
-    tried = []
-    for i, candidate in enumerate(candidates):
-        per_scene = [(each[i], lab) for each, lab in zip(found, labels, strict=True)]
-        merged = merge_scores([score_detections(f, lab, tolerance_px=validation.tolerance_px)
-                               for f, lab in per_scene])
-        threshold, _ = merged.best_threshold()
-        threshold = float(min(max(threshold, 0.05), 0.95))
-        f1 = merged.at_threshold(threshold).f1
-        tried.append((candidate.min_distance_px, candidate.box_suppression, round(f1, 4)))
-        if best is None or f1 > best[0] + 1e-9:
-            best = (f1, candidate, per_scene, merged, threshold)
-    _, card, per_scene, merged, threshold = best
+    """The threshold F1-best over the decided leads, each scored by a model fitted without its fold."""
+    scored = []
+    for fold in (0, 1):
+        held = frozenset(w.cell for w in windows if fold_of(w.cell) == fold)
+        fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
+                                              init, provenance)
+        scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
+    floor = init.card.threshold if init is not None else 0.05
+    threshold, figures = choose_on_decisions(scored, floor)
     metrics = CardMetrics(
-        scenes=tuple(s.id for s in scenes), threshold=round(threshold, 4),
-        tolerance_px=validation.tolerance_px, overall=Figures.of(merged.at_threshold(threshold)),
-        average_precision=round(merged.average_precision, 4),
-        suppression_tried=tuple(tried) if len(tried) > 1 else (),  # the same scenes, every combination
-        per_class={name: Figures.of(_class_scores(per_scene, name, threshold, validation.tolerance_px))
-                   for name in card.classes},
+        scenes=(), threshold=round(threshold, 4), overall=figures, average_precision=figures.ap,
+        tolerance_px=config.validation.tolerance_px,
+        note=(f"threshold and figures from {len(scored)} decided leads, cross-fitted in two folds (each lead "
+              "scored by a model that did not learn from its decision); precision and recall are among the "
+              "decided leads only: sites no lead pointed to are not counted"
+              + (f"; never below the threshold started from ({floor:.4f})" if init is not None else "")),
     )
-    return dataclasses.replace(card, threshold=threshold), metrics
-
-
-def _class_scores(per_scene: list, name: str, threshold: float, tolerance_px: float) -> Scores:
-    parts = []
-    for found, labels in per_scene:
-        dets = [d for d in found if d.label == name and d.score >= threshold]
-        of_class = [lab for lab in labels if lab.label == name]
-        parts.append(score_detections(dets, of_class, tolerance_px=tolerance_px))
-    return merge_scores(parts)
+    return dataclasses.replace(card, threshold=round(threshold, 4)), metrics

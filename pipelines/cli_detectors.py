@@ -25,11 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def _load_config(  # noqa: ANN202 - a TrainConfig
-    path: Path | None, preset: str, overrides: dict, *, preset_given: bool = False,
+    path: Path | None, preset: str, overrides: dict, *, preset_given: bool = False, init=None,  # noqa: ANN001
 ):
+    """The training settings: the options over the config file over (with ``init``, a fine-tune's settings
+    over) the preset; with ``init``, the settings its weights need come from its card."""
     import yaml
 
     from fieldtruth.detectors.errors import TrainingError
+    from fieldtruth.detectors.finetune import FINETUNE_SETTINGS, check_init, config_from_bundle
     from fieldtruth.detectors.train import TrainConfig
 
     values = {}
@@ -39,28 +42,49 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
         except (OSError, yaml.YAMLError) as exc:
             raise TrainingError(f"training config {str(path)!r} cannot be read as YAML ({exc})") from exc
         if not isinstance(values, dict):
-            raise TrainingError(f"training config {str(path)!r} must be a mapping of settings, got {type(values).__name__}")
+            raise TrainingError(f"training config {str(path)!r} must be a mapping of settings, got "
+                                f"{type(values).__name__}")
         if preset_given and values.get("preset", preset) != preset:
             raise click.UsageError(f"--preset {preset} and 'preset: {values['preset']}' in {str(path)!r} "
                                    "disagree; give one of them")
         preset = str(values.pop("preset", preset))
     given = {k: v for k, v in overrides.items() if v is not None}
+    if init is not None:
+        check_init(init, values, f"training config {str(path)!r}")
     try:  # the command's options over the file's settings over the preset (groups merged key by key)
-        return TrainConfig.from_mapping(values, preset).merged(given)
+        config = TrainConfig.from_mapping({}, preset)
+        if init is not None:
+            config = config.merged(FINETUNE_SETTINGS)
+        config = config.merged(values).merged(given)
     except ValueError as exc:
         raise TrainingError(f"training config: {exc}") from exc
+    return config if init is None else config_from_bundle(config, init)
 
 
 @click.command("train")
-@scenes_argument
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file to write (.safetensors).")
+@click.argument("scenes", nargs=-1, required=False, type=SCENE_FOLDER)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Bundle file to write (.safetensors).")
 @click.option("--val", "val", multiple=True, type=SCENE_FOLDER,
-              help="Validation scene (repeatable): early stopping and the operating threshold; never trained on "
-                   "[default: the last SCENE when several are given].")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="YAML file of training settings (keys of TrainConfig; 'preset: vessels|demo|default').")
-@click.option("--preset", type=click.Choice(["vessels", "default", "demo"]), default="vessels", show_default=True,
-              help="Settings to start from.")
+              help="Validation scene (repeatable): early stopping and the operating threshold; never trained "
+                   "on [default: several SCENES cross-fit it: each scene scored by a model that did not "
+                   "train on it].")
+@click.option("--from-review", "reviews", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A scan's run folder whose reviewed leads become labels (repeatable): the latest decision "
+                   "per site, confirmed as a positive, rejected as a hard negative; its ledger must verify.")
+@click.option("--init", "init_path", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Fine-tune this bundle: start from its weights and settings (architecture, bands, scene "
+                   "offsets), with a fine-tune's few steps and lower learning rate.")
+@click.option("--point-size-m", type=click.FloatRange(0, min_open=True), default=None,
+              help="Ground size (metres) of the square a point label or a confirmed lead becomes (config key "
+                   "point_size_m) [default: 3 pixels].")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML file of training settings (keys of TrainConfig; "
+                                 "'preset: vessels|demo|default').")
+@click.option("--preset", type=click.Choice(["vessels", "default", "demo"]), default="vessels",
+              show_default=True, help="Settings to start from.")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimisation steps.")
 @click.option("--seed", type=int, default=None, help="Seed of chips, augmentation and initial weights.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -70,29 +94,63 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
 @click.pass_context
 @reports_errors
 def train_command(
-    ctx: click.Context, scenes: tuple[Path, ...], out: Path, val: tuple[Path, ...], config_path: Path | None,
-    preset: str, steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
+    ctx: click.Context, scenes: tuple[Path, ...], out: Path, val: tuple[Path, ...], reviews: tuple[Path, ...],
+    init_path: Path | None, point_size_m: float | None, config_path: Path | None, preset: str,
+    steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
 ) -> None:
-    """Train a detector on labelled scene folders (bands + labels.*) and write its bundle."""
+    """Train a detector on labelled scene folders (bands + labels.*) and reviewed scans; write its bundle."""
+    from fieldtruth.detectors.bundle import load_bundle
     from fieldtruth.detectors.train import train_detector
     from fieldtruth.pipelines.progress import TrainingProgress
+    from fieldtruth.pipelines.reviewlabels import record_learning
 
+    if not scenes and not reviews:
+        raise click.UsageError("give labelled SCENES, --from-review RUN, or both")
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint-dir (the folder holding checkpoint.safetensors)")
     _refuse_shared_scenes(val, scenes, "--val", "validation scenes are never trained on")
+    init = load_bundle(init_path) if init_path is not None else None
     checkpoints = {"folder": str(checkpoint_dir), "resume": resume} if checkpoint_dir else None
-    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints}
-    config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"))
+    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints,
+                 "point_size_m": point_size_m}
+    config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"), init=init)
+    reviewed = _reviewed(reviews, config)
     started = time.perf_counter()
     with TrainingProgress(echo_for(ctx)) as progress:
-        bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val))
-    there = bundle.card.metrics.overall
+        bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val), reviewed=reviewed,
+                                init=init)
+    for run in reviews:
+        record_learning(run, bundle.sha256, out)
+    there, split = bundle.card.metrics.overall, bundle.card.split
+    expected = split.get("expected_on_new_scenes")
+    if expected:
+        low, high = expected["ci95"]
+        click.echo(f"F1 to expect on a new region: {expected['f1']} (95 % interval over scenes {low}-{high}; "
+                   f"{expected['folds']} folds cross-fitted)")
+    figures = f"there: P {there.precision} R {there.recall} F1 {there.f1}" if there else "nothing measured"
     click.echo(
-        f"trained {bundle.card.architecture} on {bundle.card.split.get('train')} in {time.perf_counter() - started:.0f} s; "
-        f"threshold {bundle.card.threshold:.3f} chosen on {bundle.card.split.get('validation') or 'the training scenes'} "
-        f"(there: P {there.precision} R {there.recall} F1 {there.f1}) -> {out} "
+        f"trained {bundle.card.architecture} on {split.get('train')} in "
+        f"{time.perf_counter() - started:.0f} s; "
+        f"threshold {bundle.card.threshold:.3f} {_chosen_on(split)} ({figures}) -> {out} "
         f"sha256 {bundle.sha256[:12]}"
     )
+
+
+def _chosen_on(split: dict) -> str:
+    chosen = str(split.get("threshold_chosen_on", ""))
+    if chosen == "validation":
+        return f"chosen on {split.get('validation')}"
+    if chosen.startswith("carried over"):
+        return chosen
+    return f"chosen on {chosen}"
+
+
+def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
+    """The reviewed runs' decisions as training windows, on each run's own grid."""
+    from fieldtruth.pipelines.reviewlabels import reviewed_run
+
+    return [reviewed_run(run, tuple(config.bands), dict(config.scene_offset), chip_size=config.chips.size,
+                         point_size_m=config.point_size_m) for run in reviews]
 
 
 @click.command("evaluate")
@@ -134,8 +192,8 @@ def evaluate_command(
     _echo_report("detector", report)
     if baseline:
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
-        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px,
-                                                 grid=grid))
+        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline",
+                                                 tolerance_px=tolerance_px, grid=grid))
     say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
 
 

@@ -33,14 +33,22 @@ def review_group() -> None:
 @click.option("--status", "statuses", multiple=True, type=click.Choice(STATUS_WORDS),
               help="Only sites with this status (repeatable) [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Show at most this many sites.")
+@click.option("--order", type=click.Choice(["score", "uncertain", "spread"]), default="score",
+              show_default=True,
+              help="score: highest risk (when RUN/risk.parquet exists) and score first, the likeliest sites; "
+                   "uncertain: scores nearest the detector's threshold first, the decisions that teach a "
+                   "fine-tuned detector most; spread: spread over the region, for a first round on a new "
+                   "one.")
 @click.pass_context
 @reports_errors
-def queue_command(ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None) -> None:
-    """List the run's sites, highest risk (when RUN/risk.parquet exists) and score first, with status
-    (for a run scanned with --previous, the decision carried from an earlier run when it has none)."""
+def queue_command(
+    ctx: click.Context, run: Path, statuses: tuple[str, ...], limit: int | None, order: str
+) -> None:
+    """List the run's sites in the order to review them (see --order), with their status (for a run
+    scanned with --previous, the decision carried from an earlier run when it has none)."""
     from fieldtruth.review.queue import review_queue
 
-    items = review_queue(run, tuple(_word(s) for s in statuses))
+    items = review_queue(run, tuple(_word(s) for s in statuses), order)
     click.echo(f"{'site_id':<16} {'label':<14} {'score':>6} {'risk':>6}  {'status':<12} decisions")
     for item in items[:limit]:
         risk = "-" if item.risk is None else f"{item.risk:.3f}"
@@ -70,8 +78,8 @@ def show_command(ctx: click.Context, run: Path, site: str, chip_out: Path | None
         erased = ledger.erased_sites().get(site)
         entries = list(ledger.entries(site))
     if facts is None and not entries:
-        raise UnknownSiteError(
-            f"expected a site of this run; got {site!r}. List them with `fieldtruth review queue RUN`.")
+        raise UnknownSiteError(f"expected a site of this run; got {site!r}. List them with "
+                               "`fieldtruth review queue RUN`.")
     click.echo(f"site {site}: {'ERASED at ' + erased if erased else status}")
     for key, value in (asdict(facts) if facts else {}).items():
         click.echo(f"  {key}: {value}")
@@ -148,9 +156,9 @@ def import_command(
 
     FILE is a decisions file exported from a map (signed; checked before anything is applied), a CSV
     exported by KoboToolbox or ODK Central (or Central's .zip download, photos included) from the form
-    `fieldtruth review form` writes, the map's queue CSV with decision columns filled in,
-    any spreadsheet CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id,
-    decision, method, reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
+    `fieldtruth review form` writes, the map's queue CSV with decision columns filled in, any spreadsheet
+    CSV (',' ';' or tab separated; UTF-8 or UTF-16) with the columns site_id, decision, method,
+    reviewer, or a GeoJSON file. Each decision keeps when the person looked (the
     form's answer, else the phone's start or end time, else when the server received it) and, if
     they recorded it, where they stood.
     """
@@ -282,3 +290,15 @@ def forget_command(run: Path, site: str, reason: str, by: str) -> None:
             click.echo(f"  deleted {path}")
         for path in report.maps_deleted:
             click.echo(f"  deleted map {path}: regenerate it with `fieldtruth map {folder}`")
+        _say_learned(folder)
+
+
+def _say_learned(run: Path) -> None:
+    """Say which bundles learned from the run's decisions: erasing here does not unlearn them."""
+    from fieldtruth.pipelines.reviewlabels import learned_by
+
+    for entry in learned_by(run):
+        sha = str(entry.get("bundle_sha256"))[:12]
+        click.echo(f"  note: bundle {entry.get('bundle')} (sha256 {sha}) was "
+                   "trained on this run's decisions; erasure does not remove what it learned: retrain it "
+                   "without this run (or delete it) if the site must leave the model too")

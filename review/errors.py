@@ -86,3 +86,8 @@ class StaleDecisionsError(ReviewError, ValueError):
 
 class FieldFormError(ReviewError, ValueError):
     """A decision form (XLSForm) cannot be written for a run, e.g. because it has no open lead."""
+
+
+class QueueOrderError(ReviewError, ValueError):
+    """The verification queue cannot be put in the order asked for (unknown, or the run lacks what it
+    needs)."""

@@ -78,14 +78,22 @@ def test_demo_training_gives_the_same_weights_on_a_slow_machine(
     assert slow.card.weights_sha256 == quick.card.weights_sha256
 
 
-def test_holds_out_the_last_scene(tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig) -> None:
-    other = generate_scene(tmp_path / "s6", seed=6, size=256)
+def test_several_scenes_cross_fit_the_threshold(
+    tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig
+) -> None:
+    others = [generate_scene(tmp_path / f"s{k}", seed=k, size=192) for k in (6, 8)]
     before = torch.get_num_threads()
     config = quick_config.merged({"steps": 4, "num_threads": 1, "chips": {"mine_at": []}})
-    bundle = train_detector([small_scene.path, other.path], tmp_path / "m.safetensors", config)
-    assert bundle.card.split["train"] == ["synthetic-seed5-384"]
-    assert bundle.card.split["validation"] == ["synthetic-seed6-256"]
-    assert bundle.card.metrics.measured_on_held_out is True
+    folders = [small_scene.path, *(o.path for o in others)]
+    bundle = train_detector(folders, tmp_path / "m.safetensors", config)
+    card = bundle.card
+    assert card.split["train"] == ["synthetic-seed5-384", "synthetic-seed6-192", "synthetic-seed8-192"]
+    assert card.split["validation"] == [] and card.split["threshold_chosen_on"].startswith("training scenes, cross")
+    expected = card.split["expected_on_new_scenes"]
+    assert expected["folds"] == 3 and expected["f1"] == card.metrics.overall.f1
+    assert expected["ci95"][0] <= expected["f1"] <= expected["ci95"][1]
+    assert card.metrics.measured_on_held_out is True and "cross-fitted" in card.metrics.note
+    assert card.metrics.threshold == pytest.approx(card.threshold, abs=1e-4)
     assert torch.get_num_threads() == before  # restored afterwards
 
 

@@ -1,0 +1,221 @@
+"""What K reviewed leads buy: the simulated review loop on sen2ships, leave ports out (issue 18).
+
+For each test port P of the three leave-ports-out fold bundles (a bundle never trained or validated on
+its test ports): the port's scan grid is split into two halves side by side on the ground (west A, east
+B); the fold bundle scans the whole port as a scan does; a simulated reviewer (the labels as oracle: a lead
+within the one-pixel tolerance of a labelled vessel is confirmed, any other rejected) decides the first K
+leads of half A in the queue's order; the bundle is fine-tuned on those decisions alone
+(``train_detector(reviewed=..., init=bundle)``, the settings of ``fieldtruth train --from-review --init``:
+windows read from half A only, threshold cross-fitted on the decisions); both bundles are measured on
+half B at their own thresholds. Pooled over the ports, with bootstrap intervals over ports.
+
+    .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order score
+    .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order uncertain --steps 60 --ports algiers,busan
+
+Prints one line per port and the pooled table; writes ``benchmarks/out/review_loop_<order>_k<K>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rasterio.coords import BoundingBox
+
+from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
+from fieldtruth.detectors.config import TrainConfig
+from fieldtruth.detectors.decisions import DecidedLead, ReviewedRun, decision_windows
+from fieldtruth.detectors.evaluate import Scores, score_detections
+from fieldtruth.detectors.finetune import FINETUNE_SETTINGS, ScoredLead, choose_on_decisions
+from fieldtruth.detectors.labels import POINT_SIZE_PX
+from fieldtruth.detectors.scangrid import (
+    detect_like_a_scan,
+    grid_transform,
+    labels_on_grid,
+    scan_grid,
+)
+from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.detectors.train import train_detector
+from fieldtruth.imagery.grid import TileGrid
+from fieldtruth.ingest.scene import open_scene
+from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDS = {0: ("algiers", "athens", "busan"), 1: ("cartagena", "casablanca", "durban"),
+         2: ("gdynia", "genoa", "klang")}
+TOLERANCE_PX = 1.0
+
+
+def half(grid: TileGrid, side: str) -> TileGrid:
+    """The west (A) or east (B) half of a grid, on whole pixels."""
+    left, bottom, right, top = grid.bounds
+    mid = left + round((right - left) / grid.resolution / 2) * grid.resolution
+    bounds = BoundingBox(left, bottom, mid, top) if side == "A" else BoundingBox(mid, bottom, right, top)
+    return dataclasses.replace(grid, bounds=bounds)
+
+
+def _inside(grid: TileGrid, labels: list) -> list:
+    rows, cols = (grid.bounds.top - grid.bounds.bottom) / grid.resolution, (
+        grid.bounds.right - grid.bounds.left) / grid.resolution
+    return [lab for lab in labels if 0 <= lab.centre[0] < rows and 0 <= lab.centre[1] < cols]
+
+
+def queue(found: list, threshold: float, order: str, rng: np.random.Generator) -> list:
+    """The leads a scan writes (score >= threshold) in the queue's order."""
+    leads = [d for d in found if d.score >= threshold]
+    if order == "score":
+        return sorted(leads, key=lambda d: -d.score)
+    if order == "uncertain":
+        return sorted(leads, key=lambda d: abs(d.score - threshold))
+    if order == "random":
+        return [leads[i] for i in rng.permutation(len(leads))]
+    raise SystemExit(f"unknown order {order!r}")
+
+
+def decide(leads: list, labels: list) -> list[bool]:
+    """The oracle: confirmed when the lead is within the tolerance of a labelled vessel."""
+    return [any(lab.geometry.buffer(TOLERANCE_PX).contains(_point(d)) for lab in labels) for d in leads]
+
+
+def _point(d):  # noqa: ANN001, ANN202
+    from shapely.geometry import Point
+
+    return Point(d.col, d.row)
+
+
+def measure(  # noqa: ANN001
+    bundle: LoadedBundle, scene, grid: TileGrid, labels: list, thresholds: tuple[float, ...] = ()
+) -> list[tuple[Scores, Scores]]:
+    """(all detections >= 0.05 for AP, those at a threshold) matched against the labels, at the card's
+    threshold and at each of ``thresholds``."""
+    found = detect_like_a_scan(bundle, scene, grid, threshold=0.05)
+    every = score_detections(found, labels, tolerance_px=TOLERANCE_PX)
+    return [(every, score_detections([d for d in found if d.score >= t], labels, tolerance_px=TOLERANCE_PX))
+            for t in (bundle.card.threshold, *thresholds)]
+
+
+def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> dict:
+    """The loop on one port: scan A, decide K, fine-tune, measure B before and after."""
+    bundle = load_bundle(Path(args.bundles) / f"fold{fold}.safetensors")
+    folder = shared_data_root() / "sen2ships" / port
+    raw = open_scene(folder)
+    scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
+    grid = scan_grid(bundle, raw)
+    a, b = half(grid, "A"), half(grid, "B")
+    labels_a = _inside(a, labels_on_grid(folder, raw, a))
+    labels_b = _inside(b, labels_on_grid(folder, raw, b))
+    found_a = detect_like_a_scan(bundle, scene, a, threshold=0.05)
+    leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed))[: args.k]
+    verdicts = decide(leads, labels_a)
+    to_crs = grid_transform(a)
+    decided = [DecidedLead(*(to_crs * (d.col, d.row)), d.label, "confirmed" if ok else "rejected")
+               for d, ok in zip(leads, verdicts, strict=True)]
+    own = (choose_on_decisions([ScoredLead(ok, d.score) for d, ok in zip(leads, verdicts, strict=True)])[0]
+           if leads else bundle.card.threshold)
+    (before_all, before), (_, own_before) = measure(bundle, scene, b, labels_b, (own,))
+    record = {"port": port, "fold": fold, "k": len(decided), "confirmed": int(sum(verdicts)),
+              "labels_a": len(labels_a), "labels_b": len(labels_b), "before": _fig(before_all, before),
+              "threshold_only": _fig(before_all, own_before), "own_threshold": own}
+    if not any(verdicts):
+        record.update(after=record["before"], after_carried=record["before"], seconds=0.0,
+                      threshold=bundle.card.threshold,
+                      chosen="nothing confirmed: bundle unchanged")
+        return record
+    windows = decision_windows([scene], grid, decided, tuple(bundle.card.bands), chip_size=args.chip,
+                               point_size_px=POINT_SIZE_PX, name=port, within=a.bounds)
+    config = TrainConfig.vessels().merged(FINETUNE_SETTINGS).merged(
+        {"steps": args.steps, "num_threads": args.threads, "chips": {"size": args.chip}})
+    started = time.perf_counter()
+    tuned = train_detector([], out_dir / f"{port}-{args.order}-k{args.k}.safetensors", config,
+                           reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})], init=bundle)
+    seconds = time.perf_counter() - started
+    (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
+    record.update(after=_fig(after_all, after), after_carried=_fig(after_all, carried),
+                  seconds=round(seconds, 1), threshold=tuned.card.threshold,
+                  chosen=tuned.card.split["threshold_chosen_on"], before_threshold=bundle.card.threshold)
+    return record
+
+
+def _fig(every: Scores, kept: Scores) -> dict:
+    return {"tp": kept.tp, "fp": kept.fp, "fn": kept.fn, "f1": round(kept.f1, 4),
+            "ap": round(every.average_precision, 4), "every": [every.tp, every.fp, every.fn]}
+
+
+def pooled(records: list[dict], key: str) -> tuple[float, float, float]:
+    """(pooled F1, precision, recall) over the ports' B halves."""
+    tp = sum(r[key]["tp"] for r in records)
+    fp = sum(r[key]["fp"] for r in records)
+    fn = sum(r[key]["fn"] for r in records)
+    return 2 * tp / max(2 * tp + fp + fn, 1), tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+
+
+def bootstrap(records: list[dict], n: int = 2000, seed: int = 0) -> dict[str, list[float]]:
+    """95 % intervals (ports resampled) of pooled F1 before, after, and of the gain."""
+    rng = np.random.default_rng(seed)
+    out = {"before": [], "after": [], "gain": [], "threshold_only_gain": []}
+    for _ in range(n):
+        sample = [records[i] for i in rng.integers(len(records), size=len(records))]
+        f_before, f_after = pooled(sample, "before")[0], pooled(sample, "after")[0]
+        out["before"].append(f_before)
+        out["after"].append(f_after)
+        out["gain"].append(f_after - f_before)
+        out["threshold_only_gain"].append(pooled(sample, "threshold_only")[0] - f_before)
+    return {k: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
+            for k, v in out.items()}
+
+
+def main() -> None:
+    """Run the loop over the chosen ports and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=30)
+    parser.add_argument("--order", default="score", choices=["score", "uncertain", "random"])
+    parser.add_argument("--steps", type=int, default=int(FINETUNE_SETTINGS["steps"]))
+    parser.add_argument("--chip", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ports", default="", help="comma-separated subset of the nine test ports")
+    parser.add_argument("--bundles", default="/work/cv-prune", help="folder of fold0..2.safetensors")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data_folder_or_exit(shared_data_root() / "sen2ships")
+    out_dir = REPO / "benchmarks" / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = set(filter(None, args.ports.split(",")))
+    records = []
+    for fold, ports in FOLDS.items():
+        for port in ports:
+            if wanted and port not in wanted:
+                continue
+            r = run_port(port, fold, args, out_dir)
+            records.append(r)
+            print(f"{port:<11} fold {fold} K {r['k']:>3} confirmed {r['confirmed']:>3}  B before F1 "
+                  f"{r['before']['f1']:.3f} AP {r['before']['ap']:.3f} -> after F1 {r['after']['f1']:.3f} AP "
+                  f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f}, tuned at the old "
+                  f"threshold {r['after_carried']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> "
+                  f"{r['threshold']:.3f} "
+                  f"({r['chosen']}) fine-tune {r['seconds']:.0f} s", flush=True)
+    before, after = pooled(records, "before"), pooled(records, "after")
+    own, carried = pooled(records, "threshold_only"), pooled(records, "after_carried")
+    print(f"fine-tuned at the threshold it started from: pooled F1 {carried[0]:.3f} (P {carried[1]:.2f} R "
+          f"{carried[2]:.2f})")
+    print(f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
+          f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})")
+    intervals = bootstrap(records)
+    print(f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "
+          f"{after[0]:.3f} (P {after[1]:.2f} R {after[2]:.2f}); gain {after[0] - before[0]:+.3f}, 95 % "
+          f"intervals over ports: before {intervals['before']}, after {intervals['after']}, gain "
+          f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune "
+          f"{np.mean([r['seconds'] for r in records]):.0f} s per port")
+    (out_dir / f"review_loop_{args.order}_k{args.k}.json").write_text(json.dumps(
+        {"args": vars(args), "ports": records, "pooled_before": before, "pooled_after": after,
+         "pooled_threshold_only": own, "pooled_after_carried": carried,
+         "intervals": intervals}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Reviewers' decisions as training labels: windows of a scan's grid around the decided leads.
+
+A scan found its leads on a tile grid (a metric CRS at the detector's pixel size); reviewers then
+confirmed some and rejected others. :func:`decision_windows` reads the scanned imagery back onto that
+grid, one window per grid cell holding a decision (the cell grown by half a chip on every side, so a chip
+around a site near the cell's edge still fits), and turns each decision into a label there:
+
+- ``confirmed``: a positive at the lead's position, a square of ``point_size_px`` (the scan's detections
+  carry no size, so the declared object size stands in for the predicted one);
+- ``rejected``: a hard negative at that place (training draws chips around it, as around mined false
+  detections).
+
+Everything else a window holds is unlabelled background, as it is in any partly labelled scene: a
+vessel no one reviewed that lies in a window is taught as background when a random chip covers it. The
+windows are small (a cell of ``2 x chip`` pixels plus the margins), so memory grows with the number of
+decisions, not with the region. The caller decides which decisions are trustworthy (the ledger verified,
+latest decision per site); this module knows nothing of the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rasterio.coords import BoundingBox
+from shapely.geometry import box
+
+from fieldtruth.detectors.data import TrainingScene
+from fieldtruth.detectors.errors import TrainingError
+from fieldtruth.detectors.labels import PixelLabel
+from fieldtruth.imagery.grid import Tile, TileGrid
+from fieldtruth.imagery.read import read_mosaic
+from fieldtruth.ingest.scene import Scene
+
+log = logging.getLogger(__name__)
+
+#: The decisions that become labels; every other status (uncertain, field visit, unverified) does not.
+CONFIRMED, REJECTED = "confirmed", "rejected"
+
+
+@dataclass(frozen=True)
+class DecidedLead:
+    """A decided lead on a scan's grid.
+
+    Attributes:
+        x: easting in the grid's CRS. y: northing in the grid's CRS.
+        label: the lead's class. decision: ``confirmed`` or ``rejected``.
+    """
+
+    x: float
+    y: float
+    label: str
+    decision: str
+
+    def __post_init__(self) -> None:
+        """Refuse a decision that is not a label."""
+        if self.decision not in (CONFIRMED, REJECTED):
+            raise ValueError(f"a decided lead is {CONFIRMED!r} or {REJECTED!r}, got {self.decision!r}")
+
+
+@dataclass(frozen=True)
+class DecisionWindow:
+    """One window of decisions read back from the imagery.
+
+    Attributes:
+        cell: (row, col) of the grid cell the window grew from (cells of twice the chip size).
+        id: the window's scene id.
+        bounds: the window in the grid's CRS. resolution: its pixel size.
+        data: float32 ``(bands, H, W)`` pixels. valid: bool ``(H, W)``.
+        inside: every decided lead inside the window. own: the leads whose cell this is (each lead
+            belongs to exactly one window).
+        point_size_px: side of the square a confirmed lead becomes.
+    """
+
+    cell: tuple[int, int]
+    id: str
+    bounds: BoundingBox
+    resolution: float
+    data: np.ndarray
+    valid: np.ndarray
+    inside: tuple[DecidedLead, ...]
+    own: tuple[DecidedLead, ...]
+    point_size_px: float
+
+    def scene(self, hidden: frozenset[DecidedLead] = frozenset()) -> TrainingScene:
+        """The window as a training scene: confirmed leads as positives, rejected ones as negatives, the
+        ``hidden`` leads (held out for cross-fitting) as neither."""
+        labels, negatives = [], []
+        half, left, top = self.point_size_px / 2, self.bounds.left, self.bounds.top
+        for lead in self.inside:
+            if lead in hidden:
+                continue
+            col, row = (lead.x - left) / self.resolution, (top - lead.y) / self.resolution
+            if lead.decision == CONFIRMED:
+                labels.append(PixelLabel(lead.label, box(col - half, row - half, col + half, row + half)))
+            else:
+                negatives.append((row, col))
+        rows, cols = self.valid.shape
+        return TrainingScene(self.id, self.data, self.valid, labels, {"id": self.id, "size": [cols, rows]},
+                             self.resolution, negatives)
+
+
+def decision_windows(
+    scenes: Sequence[Scene], grid: TileGrid, leads: Sequence[DecidedLead], bands: tuple[str, ...], *,
+    chip_size: int, point_size_px: float, name: str, within: BoundingBox | None = None,
+) -> list[DecisionWindow]:
+    """Read the windows of a grid that hold decided leads, with the leads as labels.
+
+    Args:
+        scenes: the scanned scenes (with their ``band_offsets`` when the detector asks for them), in the
+            scan's mosaic order.
+        grid: the scan's tile grid (its CRS, bounds and pixel size).
+        leads: the decided leads, in the grid's CRS.
+        bands: bands to read, in model order.
+        chip_size: training chip side (pixels); cells are twice it and windows grow by half of it.
+        point_size_px: side of the square a confirmed lead becomes.
+        name: prefix of the windows' scene ids (e.g. the run folder's name).
+        within: read nothing outside these bounds (grid CRS); the grid's bounds when None.
+
+    Returns:
+        One window per cell holding a lead, in grid order; empty when there is no lead.
+
+    Raises:
+        TrainingError: the area is smaller than a chip, or a lead lies outside it.
+        ImageryReadError: a band file could not be read (the message names it).
+    """
+    area = within or grid.bounds
+    res, cell_px, margin = grid.resolution, 2 * chip_size, chip_size // 2
+    width, height = round((area.right - area.left) / res), round((area.top - area.bottom) / res)
+    if min(width, height) < chip_size:
+        raise TrainingError(f"the scanned area {name!r} is {width} x {height} px, smaller than a training "
+                            f"chip ({chip_size} px); train on a larger scan or with smaller chips")
+    cells: dict[tuple[int, int], list[DecidedLead]] = {}
+    for lead in leads:
+        col, row = (lead.x - area.left) / res, (area.top - lead.y) / res
+        if not (0 <= col < width and 0 <= row < height):
+            raise TrainingError(f"a decided lead of {name!r} lies outside the scanned area; the run folder's "
+                                "grid and its ledger do not agree")
+        cells.setdefault((int(row // cell_px), int(col // cell_px)), []).append(lead)
+    windows = []
+    for (i, j), own in sorted(cells.items()):
+        r0, c0 = _origin(i * cell_px - margin, height, cell_px + 2 * margin), _origin(
+            j * cell_px - margin, width, cell_px + 2 * margin)
+        rows, cols = min(cell_px + 2 * margin, height), min(cell_px + 2 * margin, width)
+        bounds = BoundingBox(area.left + c0 * res, area.top - (r0 + rows) * res,
+                             area.left + (c0 + cols) * res, area.top - r0 * res)
+        tile = Tile(f"{name}-c{i}-{j}", i, j, bounds, bounds, grid.crs.to_string(), res)
+        chip = read_mosaic(list(scenes), tile, bands)
+        inside = tuple(lead for lead in leads if bounds.left <= lead.x < bounds.right
+                       and bounds.bottom < lead.y <= bounds.top)
+        windows.append(DecisionWindow((i, j), tile.id, bounds, res, chip.data, chip.valid, inside,
+                                      tuple(own), point_size_px))
+    log.info("%s: %d decided lead(s) read back in %d window(s)", name, len(leads), len(windows))
+    return windows
+
+
+def _origin(start: int, extent: int, side: int) -> int:
+    """The first pixel of a window of ``side`` pixels that starts near ``start`` and stays inside."""
+    return int(min(max(start, 0), max(extent - side, 0)))
+
+
+def training_scenes(
+    windows: Sequence[DecisionWindow], held_out: frozenset[tuple[int, int]] = frozenset()
+) -> list[TrainingScene]:
+    """The windows as training scenes, with the decisions of the ``held_out`` cells left out: their
+    windows are dropped and their leads are no label in the other windows (cross-fitting)."""
+    hidden = frozenset(lead for w in windows if w.cell in held_out for lead in w.own)
+    return [w.scene(hidden) for w in windows if w.cell not in held_out]
+
+
+@dataclass(frozen=True)
+class ReviewedRun:
+    """The decisions of one reviewed scan, read back as windows.
+
+    Attributes:
+        name: what the card calls the run (its folder's name).
+        windows: the windows of its decided leads.
+        provenance: what the card records of it (run, ledger head, counts; no site id, no position).
+    """
+
+    name: str
+    windows: tuple[DecisionWindow, ...]
+    provenance: dict[str, Any]
