@@ -1,4 +1,5 @@
-"""Benchmark the maps: restricted (encrypted) map of 5,000 detections + 21,941 kiln sector sites, and a shared map.
+"""Benchmark the maps: restricted (encrypted) map of 5,000 detections + 21,941 kiln sector sites, and a
+shared map.
 
 Figures: build time, file size, time to first render in headless Chromium (passphrase typed -> map drawn,
 median of 3). Targets: build < 15 s, file < 15 MB, interactive < 5 s. Also writes the README screenshots
@@ -26,7 +27,13 @@ from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 from fieldtruth.tests.maps.test_leads_fixture import make_map_run
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 PASS = "benchmark passphrase"
 
 
@@ -34,8 +41,11 @@ def kilns() -> gpd.GeoDataFrame:
     folder = data_folder_or_exit(shared_data_root() / "kilneye")
     frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))]
     table = pd.concat(frames, ignore_index=True)
-    return gpd.GeoDataFrame(table[["kiln_type", "state"]], geometry=gpd.points_from_xy(table["lon"], table["lat"]),
-                            crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        table[["kiln_type", "state"]],
+        geometry=gpd.points_from_xy(table["lon"], table["lat"]),
+        crs="EPSG:4326",
+    )
 
 
 def first_render(browser, path: Path, passphrase: str | None) -> float:  # noqa: ANN001
@@ -59,13 +69,19 @@ def screenshots(browser, root: Path, docs: Path) -> None:  # noqa: ANN001
     run = make_map_run(root / "demo" / "run", n=40, seed=3)
     with Ledger.open(run.path / "review.sqlite") as ledger:
         ledger.register_sites(run.path / "detections.parquet")
-        for site, decision in (("site-0001", "confirmed"), ("site-0004", "rejected"), ("site-0007", "field_visit")):
+        for site, decision in (
+            ("site-0001", "confirmed"),
+            ("site-0004", "rejected"),
+            ("site-0007", "field_visit"),
+        ):
             ledger.decide(site, decision, "imagery", "rv01")
     docs.mkdir(parents=True, exist_ok=True)
     for tier in ("restricted", "shared"):
         out = build_leads_map(run.path, tier=tier, passphrase=PASS)
         page = browser.new_page(viewport={"width": 1100, "height": 720})
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else r.abort())
+        page.route(
+            "**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else r.abort()
+        )
         page.goto(out.as_uri(), wait_until="load")
         if tier == "restricted":
             page.fill("#ft-pass", PASS)
@@ -94,14 +110,18 @@ def main() -> int:
     for tier in ("restricted", "shared"):
         started = time.perf_counter()
         paths[tier] = build_leads_map(run.path, tier=tier, passphrase=PASS)
-        figures[tier] = {"build_s": round(time.perf_counter() - started, 2),
-                         "file_mb": round(paths[tier].stat().st_size / 1e6, 2)}
+        figures[tier] = {
+            "build_s": round(time.perf_counter() - started, 2),
+            "file_mb": round(paths[tier].stat().st_size / 1e6, 2),
+        }
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for tier in ("restricted", "shared"):
-            times = [first_render(browser, paths[tier], PASS if tier == "restricted" else None) for _ in range(3)]
+            times = [
+                first_render(browser, paths[tier], PASS if tier == "restricted" else None) for _ in range(3)
+            ]
             figures[tier]["render_s_median_of_3"] = round(statistics.median(times), 2)
         if not args.no_screenshots:
             screenshots(browser, args.out.resolve(), Path("docs/img"))

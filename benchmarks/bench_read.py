@@ -70,7 +70,9 @@ def throughput(scene_dir: Path, repeats: int) -> list[tuple[str, float, float]]:
     local_plain = [timed(plain_reads, hrefs, grid) for _ in range(repeats)]
     rows.append(("local COG", _mpxs(local_ft), _mpxs(local_plain)))
     with serve(scene_dir) as (base, _log):
-        remote = scene_from_item(item_for_folder(scene_dir, "bench", href_base=base), allow_hosts=["127.0.0.1"])
+        remote = scene_from_item(
+            item_for_folder(scene_dir, "bench", href_base=base), allow_hosts=["127.0.0.1"]
+        )
         remote_hrefs = [b.href for b in remote.bands.values()]
         with gdal_http_env():
             http_ft = [timed(fieldtruth_reads, remote, grid) for _ in range(repeats)]
@@ -96,7 +98,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def peak_kib(scene_dir: Path) -> int:
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(scene_dir)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(scene_dir)], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip())
 
 
@@ -113,9 +117,14 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, ft, plain in throughput(small, args.repeats):
         print(f"| {name} | {ft:.1f} | {plain:.1f} | {ft / plain:.2f} |")
-    peaks = {name: statistics.median(peak_kib(folder) for _ in range(3)) for name, folder in (("1x", small), ("4x", large))}
-    print(f"\npeak RSS reading every tile: 1x (2048^2) {peaks['1x'] / 1024:.0f} MiB, 4x (4096^2) "
-          f"{peaks['4x'] / 1024:.0f} MiB, ratio {peaks['4x'] / peaks['1x']:.3f}")
+    peaks = {
+        name: statistics.median(peak_kib(folder) for _ in range(3))
+        for name, folder in (("1x", small), ("4x", large))
+    }
+    print(
+        f"\npeak RSS reading every tile: 1x (2048^2) {peaks['1x'] / 1024:.0f} MiB, 4x (4096^2) "
+        f"{peaks['4x'] / 1024:.0f} MiB, ratio {peaks['4x'] / peaks['1x']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def save_checkpoint(
 def load_checkpoint(
     folder: Path, model: torch.nn.Module, optimiser: torch.optim.Optimizer, fingerprint: str
 ) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
-    """Restore model and optimiser from ``folder/checkpoint.safetensors``; return the loop state and best weights.
+    """Restore model and optimiser from ``folder/checkpoint.safetensors``; return the loop state and best
+    weights.
 
     Raises:
         TrainingError: no checkpoint, an unreadable one, or one written for other settings.
@@ -84,7 +85,9 @@ def load_checkpoint(
             meta = handle.metadata() or {}
         state = LoopState(**json.loads(meta[_STATE_KEY]))
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
-        raise TrainingError(f"checkpoint {str(path)!r} cannot be read ({exc}); delete it and train again") from exc
+        raise TrainingError(
+            f"checkpoint {str(path)!r} cannot be read ({exc}); delete it and train again"
+        ) from exc
     if state.fingerprint != fingerprint:
         raise TrainingError(
             f"checkpoint {str(path)!r} was written for other scenes or settings; resume with the same ones, "

@@ -111,7 +111,9 @@ def _scores(ranked: tuple[tuple[float, bool], ...], n_labels: int, tolerance: fl
     precision = tp / len(ranked) if ranked else 1.0
     recall = tp / n_labels if n_labels else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return Scores(tp, fp, fn, precision, recall, f1, average_precision(ranked, n_labels), ranked, n_labels, tolerance)
+    return Scores(
+        tp, fp, fn, precision, recall, f1, average_precision(ranked, n_labels), ranked, n_labels, tolerance
+    )
 
 
 def average_precision(ranked: Sequence[tuple[float, bool]], n_labels: int) -> float:
@@ -169,7 +171,8 @@ def match_points(
         hit = False
         if tree is not None:
             candidates = [
-                int(j) for j in tree.query(point, predicate="intersects")
+                int(j)
+                for j in tree.query(point, predicate="intersects")
                 if not taken[j] and (not match_class or labels[j].label == p.label)
             ]
             if candidates:
@@ -194,7 +197,9 @@ def score_detections(
         tolerance_px: buffer around each label polygon, in pixels.
         match_class: only match a detection to labels of its class.
     """
-    points = [ScoredPoint(float(col), float(row), float(score), str(label)) for row, col, score, label in detections]
+    points = [
+        ScoredPoint(float(col), float(row), float(score), str(label)) for row, col, score, label in detections
+    ]
     shapes = [LabelShape(geometry, label) for label, geometry in labels]
     return match_points(points, shapes, tolerance=tolerance_px, match_class=match_class)
 

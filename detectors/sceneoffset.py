@@ -47,9 +47,14 @@ def check_scene_offset(spec: Mapping[str, Any], bands: Sequence[str]) -> None:
         return
     unknown = sorted(set(spec) - set(WATER_OFFSET))
     if unknown or spec.get("method") != DARK_WATER:
-        raise ValueError(f"scene_offset must be empty or {WATER_OFFSET!r}-like (method {DARK_WATER!r}); got {dict(spec)!r}")
+        raise ValueError(
+            f"scene_offset must be empty or {WATER_OFFSET!r}-like (method {DARK_WATER!r}); got {dict(spec)!r}"
+        )
     if spec.get("reference_band") not in bands:
-        raise ValueError(f"scene_offset reference_band {spec.get('reference_band')!r} is not one of the bands {tuple(bands)!r}")
+        raise ValueError(
+            f"scene_offset reference_band {spec.get('reference_band')!r} is not one of the bands "
+            f"{tuple(bands)!r}"
+        )
     fraction, level = spec.get("dark_fraction"), spec.get("level")
     if not isinstance(fraction, int | float) or not 0 < fraction < 1:
         raise ValueError(f"scene_offset dark_fraction must be within (0, 1), got {fraction!r}")
@@ -57,7 +62,9 @@ def check_scene_offset(spec: Mapping[str, Any], bands: Sequence[str]) -> None:
         raise ValueError(f"scene_offset level must be a number, got {level!r}")
 
 
-def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any], *, warn_dry: bool = True) -> dict[str, float]:
+def water_offsets(
+    scene: Scene, bands: Sequence[str], spec: Mapping[str, Any], *, warn_dry: bool = True
+) -> dict[str, float]:
     """Each band's offset for ``scene``: ``level`` minus the band's median over the water pixels; a log
     warning when those pixels do not look like water, unless ``warn_dry`` is False (a caller that reports
     such scenes itself).
@@ -80,9 +87,13 @@ def water_offsets(scene: Scene, bands: Sequence[str], spec: Mapping[str, Any], *
     levels = np.median(data[:, water], axis=1)
     offsets = {band: round(float(spec["level"] - v), 3) for band, v in zip(bands, levels, strict=True)}
     if warn_dry and looks_like_water(offsets, spec) is False:
-        log.warning("scene %s: its darkest %g %% in %s are not water (green below nir); the detector's offsets "
-                    "assume a scene with open water, so its detections there are not to be trusted",
-                    scene.id, 100 * spec["dark_fraction"], spec["reference_band"])
+        log.warning(
+            "scene %s: its darkest %g %% in %s are not water (green below nir); the detector's offsets "
+            "assume a scene with open water, so its detections there are not to be trusted",
+            scene.id,
+            100 * spec["dark_fraction"],
+            spec["reference_band"],
+        )
     return offsets
 
 
@@ -96,7 +107,11 @@ def looks_like_water(offsets: Mapping[str, float], spec: Mapping[str, Any]) -> b
 
 
 def prepare_scenes(
-    scenes: Sequence[Scene], bands: Sequence[str], spec: Mapping[str, Any], *, warn_dry: bool = True,
+    scenes: Sequence[Scene],
+    bands: Sequence[str],
+    spec: Mapping[str, Any],
+    *,
+    warn_dry: bool = True,
 ) -> list[Scene]:
     """The scenes as a detector with this ``scene_offset`` reads them: each with its own offsets
     (``warn_dry``: see :func:`water_offsets`)."""

@@ -30,7 +30,9 @@ FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
 @torch.no_grad()
-def flipped_heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+def flipped_heads(
+    bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`fieldtruth.detectors.predict.heads`, averaged over the flips (the chip padded to whole cells,
     so a flipped output cell covers the same pixels)."""
     x = predict.normalise(bundle.card, data, valid)
@@ -46,8 +48,10 @@ def flipped_heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> 
             size = torch.exp(out.size[0].clamp(max=6.0))
             sizes.append(size.flip(dims) if dims else size)
     rows, cols = -(-h // stride), -(-w // stride)
-    return (torch.stack(heats).mean(0)[:, :rows, :cols],
-            torch.stack(sizes).mean(0)[:, :rows, :cols] if sizes else None)
+    return (
+        torch.stack(heats).mean(0)[:, :rows, :cols],
+        torch.stack(sizes).mean(0)[:, :rows, :cols] if sizes else None,
+    )
 
 
 def main() -> None:
@@ -65,8 +69,10 @@ def main() -> None:
             scores = merge_scores([r.scores for r in evaluate_scenes(bundle, ports, grid="native")])
             at = figures_at(scores, bundle.card.threshold)
             best_threshold, best = scores.best_threshold()
-            print(f"fold {i} {'+'.join(fold['validation'])} {name}: F1 {at.f1:.2f} AP {at.ap:.2f} "
-                  f"(best F1 {best.f1:.2f} at {best_threshold:.3f})")
+            print(
+                f"fold {i} {'+'.join(fold['validation'])} {name}: F1 {at.f1:.2f} AP {at.ap:.2f} "
+                f"(best F1 {best.f1:.2f} at {best_threshold:.3f})"
+            )
     predict.heads = plain
 
 

@@ -87,7 +87,9 @@ def _cut(image: np.ndarray, detection, labels: list, caption: str) -> Image.Imag
     draw = ImageDraw.Draw(picture)
     for label in labels:
         x0, y0, x1, y1 = label.geometry.bounds
-        draw.rectangle([(x0 - col) * ZOOM, (y0 - row) * ZOOM, (x1 - col) * ZOOM, (y1 - row) * ZOOM], outline=(0, 255, 0))
+        draw.rectangle(
+            [(x0 - col) * ZOOM, (y0 - row) * ZOOM, (x1 - col) * ZOOM, (y1 - row) * ZOOM], outline=(0, 255, 0)
+        )
     middle = CUT * ZOOM // 2
     draw.ellipse([middle - 5, middle - 5, middle + 5, middle + 5], outline=(255, 0, 0))
     draw.text((3, 3), caption, fill=(255, 255, 0))

@@ -6,7 +6,8 @@ Step 1 (``sheets``): every detection at or above its fold's threshold on the hel
 natural colour, a red ring at the detection, no label boxes, no score, no port) and the cuts are
 shuffled (seeded) onto numbered sheets ``RUN/audit/sheet-<k>.png``. ``RUN/audit/detections.csv`` holds,
 per cut number, the port, fold, score, pixel position and whether the labels count it a true positive
-(``labels.json``: the labels per port); keep the CSV closed while judging. The sheets show real imagery: keep them out of the repository.
+(``labels.json``: the labels per port); keep the CSV closed while judging. The sheets show real imagery:
+keep them out of the repository.
 
 Step 2, by eye: write ``RUN/audit/verdicts.csv`` with the header ``cut,verdict`` and one row per cut,
 verdict ``vessel`` (a compact bright object on water, a boat or ship), ``unsure``, or ``not`` (land,
@@ -67,9 +68,17 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
         labels_per_port[port.folder.name] = len(port.labels)
         image = natural_colour(port.scene, port.grid, bundle.card.bands)
         for d, true in ranked_truth(kept, port.labels):
-            rows.append({"port": port.folder.name, "fold": port.fold, "score": round(d.score, 4), "col": round(d.col, 1),
-                         "row": round(d.row, 1), "labelled": int(true),
-                         "open_water": int(open_water[int(d.row), int(d.col)])})
+            rows.append(
+                {
+                    "port": port.folder.name,
+                    "fold": port.fold,
+                    "score": round(d.score, 4),
+                    "col": round(d.col, 1),
+                    "row": round(d.row, 1),
+                    "labelled": int(true),
+                    "open_water": int(open_water[int(d.row), int(d.col)]),
+                }
+            )
             cuts.append(crop(image, d, CUT))
     (audit / "labels.json").write_text(json.dumps(labels_per_port, indent=1))
     order = np.random.default_rng(seed).permutation(len(rows))
@@ -80,8 +89,9 @@ def write_sheets(run: Path, data: Path, audit: Path, seed: int) -> None:
             writer.writerow({"cut": number, **rows[k]})
     per_sheet = ACROSS * DOWN
     for first in range(0, len(order), per_sheet):
-        _sheet([(number, cuts[k]) for number, k in enumerate(order) if first <= number < first + per_sheet]).save(
-            audit / f"sheet-{first // per_sheet}.png")
+        _sheet(
+            [(number, cuts[k]) for number, k in enumerate(order) if first <= number < first + per_sheet]
+        ).save(audit / f"sheet-{first // per_sheet}.png")
     print(f"{len(rows)} detections on {-(-len(rows) // per_sheet)} sheets -> {audit}")
 
 
@@ -133,8 +143,14 @@ def score(audit: Path) -> None:
     print(f"... and the unsure ones too: {figures(table[(0, 'vessel')] + table[(0, 'unsure')])}")
     print("\nIn open water (NDWI > 0 on 90 % of the 15 x 15 px around):")
     for labelled, name in ((1, "labelled"), (0, "not labelled")):
-        counts = {v: sum(1 for n, r in detections.items() if int(r["labelled"]) == labelled
-                         and int(r["open_water"]) and verdicts[n] == v) for v in VERDICTS}
+        counts = {
+            v: sum(
+                1
+                for n, r in detections.items()
+                if int(r["labelled"]) == labelled and int(r["open_water"]) and verdicts[n] == v
+            )
+            for v in VERDICTS
+        }
         print(f"  {name}: {counts} of {sum(table[(labelled, v)] for v in VERDICTS)}")
 
 

@@ -53,8 +53,16 @@ def main() -> None:
     """Run the nested choice (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("experiments/out/nested"))
-    parser.add_argument("--variant", type=_variant, action="append", required=True, help="NAME=FOLDER[=JSON]: port scenes, own settings")
-    parser.add_argument("--set", default="{}", help="JSON object of TrainConfig settings over the vessels preset")
+    parser.add_argument(
+        "--variant",
+        type=_variant,
+        action="append",
+        required=True,
+        help="NAME=FOLDER[=JSON]: port scenes, own settings",
+    )
+    parser.add_argument(
+        "--set", default="{}", help="JSON object of TrainConfig settings over the vessels preset"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -75,19 +83,38 @@ def main() -> None:
             summary = run_crossval(inner, args.out / f"outer{i}" / name, configs[name], say=print)
             scores[name] = summary.learned.pooled.to_dict()
         chosen = max(scores, key=lambda n: scores[n]["f1"])
-        rows.append({"outer_fold": i, "test_ports_never_read": [p.name for p in fold.test], "inner_ports": inner_ports,
-                     "inner_pooled": scores, "chosen": chosen})
-        print(f"outer fold {i}: inner F1 " + ", ".join(f"{n} {s['f1']:.2f}" for n, s in scores.items()) + f" -> {chosen}",
-              flush=True)
+        rows.append(
+            {
+                "outer_fold": i,
+                "test_ports_never_read": [p.name for p in fold.test],
+                "inner_ports": inner_ports,
+                "inner_pooled": scores,
+                "chosen": chosen,
+            }
+        )
+        print(
+            f"outer fold {i}: inner F1 "
+            + ", ".join(f"{n} {s['f1']:.2f}" for n, s in scores.items())
+            + f" -> {chosen}",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"folds": rows, "seconds": round(time.perf_counter() - started, 1)}
     (args.out / "choice.json").write_text(json.dumps(result, indent=1))
     variants = [name for name, _, _ in args.variant]
-    print("| outer fold | test ports (never read) | " + " | ".join(f"inner F1 / AP {n}" for n in variants) + " | chosen |")
+    print(
+        "| outer fold | test ports (never read) | "
+        + " | ".join(f"inner F1 / AP {n}" for n in variants)
+        + " | chosen |"
+    )
     print("|---|---|" + "---|" * len(variants) + "---|")
     for row in rows:
-        cells = " | ".join(f"{row['inner_pooled'][n]['f1']:.2f} / {row['inner_pooled'][n]['ap']:.2f}" for n in variants)
-        print(f"| {row['outer_fold']} | {', '.join(row['test_ports_never_read'])} | {cells} | {row['chosen']} |")
+        cells = " | ".join(
+            f"{row['inner_pooled'][n]['f1']:.2f} / {row['inner_pooled'][n]['ap']:.2f}" for n in variants
+        )
+        print(
+            f"| {row['outer_fold']} | {', '.join(row['test_ports_never_read'])} | {cells} | {row['chosen']} |"
+        )
     print(f"{result['seconds']:.0f} s")
 
 

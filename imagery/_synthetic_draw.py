@@ -59,7 +59,9 @@ def spectrum(name: str, gain: float = 1.0) -> np.ndarray:
     return np.asarray(SPECTRA[name], dtype=np.float32) * np.float32(gain)
 
 
-def _patch_grid(cy: float, cx: float, radius: float, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+def _patch_grid(
+    cy: float, cx: float, radius: float, shape: tuple[int, int]
+) -> tuple[slice, slice, np.ndarray, np.ndarray]:
     """Return the clipped window around a point and supersampled offsets (dy, dx) of its pixels."""
     r0 = max(int(np.floor(cy - radius)), 0)
     c0 = max(int(np.floor(cx - radius)), 0)
@@ -78,7 +80,13 @@ def _coverage(inside: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def ellipse_alpha(
-    shape: tuple[int, int], cy: float, cx: float, a: float, b: float, theta: float, inner: tuple[float, float] | None = None
+    shape: tuple[int, int],
+    cy: float,
+    cx: float,
+    a: float,
+    b: float,
+    theta: float,
+    inner: tuple[float, float] | None = None,
 ) -> tuple[slice, slice, np.ndarray]:
     """Coverage of a rotated ellipse (or of the ring between it and an inner ellipse).
 
@@ -142,7 +150,8 @@ def rect_alpha(shape: tuple[int, int], box: Box) -> tuple[slice, slice, np.ndarr
 def line_alpha(
     shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], width: float
 ) -> tuple[slice, slice, np.ndarray]:
-    """Anti-aliased coverage of a straight segment of the given width (pixels) from ``p0`` to ``p1`` (row, col)."""
+    """Anti-aliased coverage of a straight segment of the given width (pixels) from ``p0`` to ``p1``
+    (row, col)."""
     (y0, x0), (y1, x1) = p0, p1
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     half = float(np.hypot(y1 - y0, x1 - x0)) / 2
@@ -157,7 +166,9 @@ def line_alpha(
     return rs, cs, _coverage(inside, rows, cols)
 
 
-def polyline(img: np.ndarray, points: np.ndarray, width: float, colour: np.ndarray, opacity: float = 1.0) -> None:
+def polyline(
+    img: np.ndarray, points: np.ndarray, width: float, colour: np.ndarray, opacity: float = 1.0
+) -> None:
     """Draw a polyline of ``(n, 2)`` (row, col) points, segment by segment."""
     for p0, p1 in zip(points[:-1], points[1:], strict=True):
         rs, cs, alpha = line_alpha(img.shape[1:], (p0[0], p0[1]), (p1[0], p1[1]), width)

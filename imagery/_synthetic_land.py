@@ -33,7 +33,9 @@ class River:
         return np.abs(cols - self.centre[:, None]) - self.half_width[:, None]
 
 
-def fractal_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float, min_period: float = 2.0) -> np.ndarray:
+def fractal_noise(
+    rng: np.random.Generator, shape: tuple[int, int], beta: float, min_period: float = 2.0
+) -> np.ndarray:
     """Zero-mean, unit-variance noise with a ``1 / f**beta`` power spectrum (FFT synthesis).
 
     Args:
@@ -85,7 +87,9 @@ def land(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     table = np.stack([spectrum(k) for k in _LAND_TYPES])[kinds]
     table *= rng.uniform(0.85, 1.15, size=(n, 1)).astype(np.float32)
     img = np.ascontiguousarray(np.moveaxis(table[ids], -1, 0), dtype=np.float32)
-    texture = 1.0 + 0.07 * fractal_noise(rng, shape, beta=2.0) + 0.04 * rng.standard_normal(shape, dtype=np.float32)
+    texture = (
+        1.0 + 0.07 * fractal_noise(rng, shape, beta=2.0) + 0.04 * rng.standard_normal(shape, dtype=np.float32)
+    )
     img *= texture[None]
     bund = np.zeros(shape, dtype=bool)
     bund[1:, :] |= ids[1:, :] != ids[:-1, :]
@@ -102,7 +106,9 @@ def make_river(rng: np.random.Generator, rows: int, cols: int) -> River:
     for period, amp in ((1.0, 0.06), (0.45, 0.03), (0.2, 0.012)):
         centre += amp * scale * np.sin(2 * np.pi * r / (period * scale) + rng.uniform(0, 2 * np.pi))
     width_scale = min(1.0, cols / 1024)
-    half = (9 + 14 * width_scale) * (1 + 0.35 * np.sin(2 * np.pi * r / (0.6 * scale) + rng.uniform(0, 2 * np.pi)))
+    half = (9 + 14 * width_scale) * (
+        1 + 0.35 * np.sin(2 * np.pi * r / (0.6 * scale) + rng.uniform(0, 2 * np.pi))
+    )
     return River(centre.astype(np.float32), half.astype(np.float32))
 
 
@@ -112,7 +118,9 @@ def draw_river(rng: np.random.Generator, img: np.ndarray, river: River) -> np.nd
     dist = river.distance(shape)
     sandy = fractal_noise(rng, shape, beta=3.0, min_period=32) > 0.6
     sand = (dist >= 0) & (dist < 4 + 3 * sandy) & sandy
-    img[:, sand] = spectrum("sand")[:, None] * rng.uniform(0.92, 1.08, size=int(sand.sum())).astype(np.float32)
+    img[:, sand] = spectrum("sand")[:, None] * rng.uniform(0.92, 1.08, size=int(sand.sum())).astype(
+        np.float32
+    )
     water = dist < 0
     depth = np.clip(-dist / 6.0, 0, 1)[water]
     river_col = spectrum("river")[:, None]

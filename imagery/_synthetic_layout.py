@@ -90,10 +90,15 @@ class _Canvas:
         r0, c0 = max(int(np.floor(box.row0 - pad)), 0), max(int(np.floor(box.col0 - pad)), 0)
         self.busy[r0 : int(np.ceil(box.row1 + pad)), c0 : int(np.ceil(box.col1 + pad))] = True
 
-    def spot(self, radius: float, water_dist: tuple[float, float], tries: int = 400) -> tuple[float, float] | None:
+    def spot(
+        self, radius: float, water_dist: tuple[float, float], tries: int = 400
+    ) -> tuple[float, float] | None:
         """A free point whose ``radius`` box is ``water_dist`` (min, max) pixels from the river."""
         for _ in range(tries):
-            cy, cx = self.rng.uniform(radius, self.shape[0] - radius), self.rng.uniform(radius, self.shape[1] - radius)
+            cy, cx = (
+                self.rng.uniform(radius, self.shape[0] - radius),
+                self.rng.uniform(radius, self.shape[1] - radius),
+            )
             d = self.dist[int(cy), int(cx)]
             if not water_dist[0] + radius <= d <= water_dist[1] + radius:
                 continue
@@ -112,7 +117,11 @@ def _settlements(canvas: _Canvas, counts: Counts) -> None:
         if at is not None:
             centres.append(at)
             canvas.claim(draw_settlement(rng, canvas.img, *at, radius, 0.10), 4)
-    anchors = [(0.0, float(rng.uniform(0, big)))] + sorted(centres) + [(float(canvas.shape[0]), float(rng.uniform(0, big)))]
+    anchors = (
+        [(0.0, float(rng.uniform(0, big)))]
+        + sorted(centres)
+        + [(float(canvas.shape[0]), float(rng.uniform(0, big)))]
+    )
     draw_roads(rng, canvas.img, anchors)
     for _ in range(counts.hamlets):
         radius = rng.uniform(3.5, 7.0)
@@ -123,13 +132,22 @@ def _settlements(canvas: _Canvas, counts: Counts) -> None:
 
 def _distractors(canvas: _Canvas, counts: Counts) -> None:
     rng = canvas.rng
-    jobs = [(None, counts.ponds), ("trees", counts.rimmed_ponds), ("grey_ring", counts.grey_rings), ("red", counts.red_patches)]
+    jobs = [
+        (None, counts.ponds),
+        ("trees", counts.rimmed_ponds),
+        ("grey_ring", counts.grey_rings),
+        ("red", counts.red_patches),
+    ]
     for kind, count in jobs:
         for _ in range(count):
             at = canvas.spot(11, (6, np.inf))
             if at is None:
                 continue
-            box = draw_red_patch(rng, canvas.img, *at) if kind == "red" else draw_pond(rng, canvas.img, *at, kind)
+            box = (
+                draw_red_patch(rng, canvas.img, *at)
+                if kind == "red"
+                else draw_pond(rng, canvas.img, *at, kind)
+            )
             canvas.claim(box, 8)
 
 
@@ -155,7 +173,11 @@ def _camps(canvas: _Canvas, count: int) -> list[Site]:
         row0, side = float(rng.uniform(16, canvas.shape[0] - 30)), int(rng.choice((-1, 1)))
         cols = [river.centre[int(r)] + side * river.half_width[int(r)] for r in (row0, row0 + 11, row0 + 22)]
         area = Box(row0 - 2, min(cols) - 12, row0 + 24, max(cols) + 12)
-        if area.col0 < 4 or area.col1 > canvas.shape[1] - 4 or not canvas.free(_land_side(area, cols, side), 14):
+        if (
+            area.col0 < 4
+            or area.col1 > canvas.shape[1] - 4
+            or not canvas.free(_land_side(area, cols, side), 14)
+        ):
             continue
         box = draw_camp(rng, canvas.img, river, row0, side)
         canvas.claim(box, 16)

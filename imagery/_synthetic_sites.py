@@ -35,13 +35,24 @@ def draw_kiln(rng: np.random.Generator, img: np.ndarray, cy: float, cx: float, s
         by, bx = cy + 7.5 * np.sin(ang), cx + 7.5 * np.cos(ang)
         tall = rng.random() < 0.5
         h, w = (rng.uniform(3, 5), 1.2) if tall else (1.2, rng.uniform(3, 5))
-        paint(img, *rect_alpha(shape, Box(by - h / 2, bx - w / 2, by + h / 2, bx + w / 2)), spectrum("green_bricks"))
+        paint(
+            img,
+            *rect_alpha(shape, Box(by - h / 2, bx - w / 2, by + h / 2, bx + w / 2)),
+            spectrum("green_bricks"),
+        )
     a, b = rng.uniform(5.6, 6.8), rng.uniform(2.9, 3.6)
     theta = rng.uniform(0, np.pi)
     thick = rng.uniform(1.3, 1.8)
-    paint(img, *ellipse_alpha(shape, cy, cx, a - thick, b - thick, theta), spectrum("kiln_centre", rng.uniform(0.85, 1.15)))
-    paint(img, *ellipse_alpha(shape, cy, cx, a, b, theta, inner=(a - thick, b - thick)),
-          spectrum("kiln_ring", rng.uniform(0.85, 1.15)))
+    paint(
+        img,
+        *ellipse_alpha(shape, cy, cx, a - thick, b - thick, theta),
+        spectrum("kiln_centre", rng.uniform(0.85, 1.15)),
+    )
+    paint(
+        img,
+        *ellipse_alpha(shape, cy, cx, a, b, theta, inner=(a - thick, b - thick)),
+        spectrum("kiln_ring", rng.uniform(0.85, 1.15)),
+    )
     if rng.random() < 0.6:
         length = rng.uniform(4.0, 7.0)
         end = (cy + length * np.sin(shadow_dir), cx + length * np.cos(shadow_dir))
@@ -78,7 +89,9 @@ def draw_camp(rng: np.random.Generator, img: np.ndarray, river: River, row0: flo
         r = row0 + rng.uniform(0, max(length - 5, 0.5))
         c = _bank_col(river, r, side, depth + rng.uniform(0.5, 2.0))
         paint(img, *line_alpha(shape, (r, c), (r + 5, c), 0.8), spectrum("rack"))
-        box = box.union(Box(r, c - 0.4, r + 5, c + 0.4)) if box is not None else Box(r, c - 0.4, r + 5, c + 0.4)
+        box = (
+            box.union(Box(r, c - 0.4, r + 5, c + 0.4)) if box is not None else Box(r, c - 0.4, r + 5, c + 0.4)
+        )
     if box is None:  # pragma: no cover - at least four huts are always drawn
         raise RuntimeError("a fishing camp was drawn without huts")
     return box
@@ -92,7 +105,11 @@ def draw_pond(rng: np.random.Generator, img: np.ndarray, cy: float, cx: float, r
     theta = rng.uniform(0, np.pi)
     if rim is not None:
         thick = rng.uniform(1.2, 2.2)
-        paint(img, *ellipse_alpha(shape, cy, cx, a + thick, b + thick, theta, inner=(a, b)), spectrum(rim, rng.uniform(0.85, 1.1)))
+        paint(
+            img,
+            *ellipse_alpha(shape, cy, cx, a + thick, b + thick, theta, inner=(a, b)),
+            spectrum(rim, rng.uniform(0.85, 1.1)),
+        )
     paint(img, *ellipse_alpha(shape, cy, cx, a, b, theta), spectrum("pond", rng.uniform(0.8, 1.3)))
     half_h, half_w = ellipse_extent(a + 2.5, b + 2.5, theta)
     return Box(cy - half_h, cx - half_w, cy + half_h, cx + half_w)

@@ -50,8 +50,14 @@ class Chip:
                 or r0 + rows > self.valid.shape[0] or c0 + cols > self.valid.shape[1]):
             raise ValueError(f"tile {tile.id!r} at pixel ({row:g}, {col:g}), {rows} x {cols}, is not inside "
                              f"chip {self.tile_id!r} ({self.valid.shape[0]} x {self.valid.shape[1]})")
-        return Chip(self.data[:, r0 : r0 + rows, c0 : c0 + cols].copy(), self.valid[r0 : r0 + rows, c0 : c0 + cols].copy(),
-                    tile.transform, self.crs, tile.id, self.band_names)
+        return Chip(
+            self.data[:, r0 : r0 + rows, c0 : c0 + cols].copy(),
+            self.valid[r0 : r0 + rows, c0 : c0 + cols].copy(),
+            tile.transform,
+            self.crs,
+            tile.id,
+            self.band_names,
+        )
 
     def core_valid_fraction(self, halo_px: int) -> float:
         """Fraction of the core's pixels (the chip less ``halo_px`` on every side) that hold data."""

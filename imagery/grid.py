@@ -49,7 +49,10 @@ class Tile:
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the halo window in pixels."""
         res = self.resolution
-        return (round((self.halo.top - self.halo.bottom) / res), round((self.halo.right - self.halo.left) / res))
+        return (
+            round((self.halo.top - self.halo.bottom) / res),
+            round((self.halo.right - self.halo.left) / res),
+        )
 
     @property
     def halo_px(self) -> int:
@@ -107,10 +110,13 @@ class TileGrid:
 
     def __post_init__(self) -> None:
         if self.crs is None or not self.crs.is_projected:
-            raise GridError(f"a tile grid needs a projected, metric CRS; got {self.crs!r} (use the UTM zone of the AOI)")
+            raise GridError(
+                f"a tile grid needs a projected, metric CRS; got {self.crs!r} (use the UTM zone of the AOI)"
+            )
         if self.resolution <= 0 or self.tile_size <= 0 or self.halo < 0:
             raise GridError(
-                f"resolution, tile_size and halo must be positive; got {self.resolution!r}, {self.tile_size!r}, {self.halo!r}"
+                f"resolution, tile_size and halo must be positive; got {self.resolution!r}, "
+                f"{self.tile_size!r}, {self.halo!r}"
             )
         left, bottom, right, top = self.bounds
         if not (right > left and top > bottom):
@@ -122,7 +128,10 @@ class TileGrid:
         span = self.tile_size * self.resolution
         left, bottom, right, top = self.bounds
         eps = 1e-9 * span
-        return (max(1, math.ceil((top - bottom - eps) / span)), max(1, math.ceil((right - left - eps) / span)))
+        return (
+            max(1, math.ceil((top - bottom - eps) / span)),
+            max(1, math.ceil((right - left - eps) / span)),
+        )
 
     def __len__(self) -> int:
         rows, cols = self.shape
@@ -167,8 +176,10 @@ class TileGrid:
         cells: dict[tuple[int, int], list[Tile]] = {}
         for tile in self if tiles is None else tiles:
             cells.setdefault((tile.row // side, tile.col // side), []).append(tile)
-        return [TileBlock(self._cell_window(cell_row, cell_col, side), tuple(members))
-                for (cell_row, cell_col), members in cells.items()]
+        return [
+            TileBlock(self._cell_window(cell_row, cell_col, side), tuple(members))
+            for (cell_row, cell_col), members in cells.items()
+        ]
 
     def default_block(self) -> int:
         """The block side a scan of this grid uses unless told: :data:`DEFAULT_BLOCK` when that makes at least

@@ -112,8 +112,16 @@ def generate_scene(
     labels_path = out_dir / "labels.geojson"
     labels_path.write_text(json.dumps(_labels_geojson(sites, transform, crs)), encoding="utf-8")
     scene = SyntheticScene(
-        path=out_dir, seed=seed, size=size, crs=crs, transform=transform, acquired=acquired, sites=tuple(sites),
-        band_paths=band_paths, labels_path=labels_path, scene_json_path=out_dir / "scene.json",
+        path=out_dir,
+        seed=seed,
+        size=size,
+        crs=crs,
+        transform=transform,
+        acquired=acquired,
+        sites=tuple(sites),
+        band_paths=band_paths,
+        labels_path=labels_path,
+        scene_json_path=out_dir / "scene.json",
     )
     scene.scene_json_path.write_text(json.dumps(_scene_json(scene), indent=1), encoding="utf-8")
     log.info("synthetic scene seed %d (%d px) written to %s: %s", seed, size, out_dir, scene.counts)
@@ -144,9 +152,18 @@ def _place_on_earth(rng: np.random.Generator, crs: CRS) -> Affine:
 
 def _write_cog(path: Path, band: np.ndarray, transform: Affine, crs: CRS) -> None:
     profile = {
-        "driver": "COG", "width": band.shape[1], "height": band.shape[0], "count": 1, "dtype": "uint16",
-        "crs": crs, "transform": transform, "compress": "DEFLATE", "predictor": 2, "blocksize": 256,
-        "overview_resampling": "average", "BIGTIFF": "NO",
+        "driver": "COG",
+        "width": band.shape[1],
+        "height": band.shape[0],
+        "count": 1,
+        "dtype": "uint16",
+        "crs": crs,
+        "transform": transform,
+        "compress": "DEFLATE",
+        "predictor": 2,
+        "blocksize": 256,
+        "overview_resampling": "average",
+        "BIGTIFF": "NO",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(band, 1)
@@ -164,11 +181,13 @@ def _labels_geojson(sites: list[Site], transform: Affine, crs: CRS) -> dict:
         xs, ys = zip(*(transform * c for c in corners), strict=True)
         lons, lats = to_wgs84.transform(xs, ys)
         ring = [[round(lo, 9), round(la, 9)] for lo, la in zip(lons, lats, strict=True)]
-        features.append({
-            "type": "Feature",
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"class": site.label, "site": f"{site.label}-{counters[site.label]:03d}"},
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"class": site.label, "site": f"{site.label}-{counters[site.label]:03d}"},
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 

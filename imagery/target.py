@@ -40,7 +40,9 @@ def is_metric(crs: CRS) -> bool:
     return units in ("metre", "meter")
 
 
-def grid_for_scene(scene: Scene, *, resolution: float | None = None, tile_size: int = 512, halo: int = 32) -> TileGrid:
+def grid_for_scene(
+    scene: Scene, *, resolution: float | None = None, tile_size: int = 512, halo: int = 32
+) -> TileGrid:
     """A tile grid over a scene's footprint: the scene's own CRS if metric, else its UTM zone.
 
     Args:
@@ -62,7 +64,11 @@ def grid_for_scene(scene: Scene, *, resolution: float | None = None, tile_size: 
 
 
 def grid_for_scenes(
-    scenes: Sequence[Scene], *, resolution: float | None = None, tile_size: int = 512, halo: int = 32,
+    scenes: Sequence[Scene],
+    *,
+    resolution: float | None = None,
+    tile_size: int = 512,
+    halo: int = 32,
     aoi_bounds: tuple[float, float, float, float] | None = None,
 ) -> TileGrid:
     """A tile grid over several scenes (or an AOI): their shared metric CRS, else the UTM zone of the centre.
@@ -86,9 +92,15 @@ def grid_for_scenes(
         bounds = BoundingBox(*transform_bounds("EPSG:4326", crs, *aoi_bounds, densify_pts=21))
     else:
         boxes = [transform_bounds(s.crs, crs, *s.bounds, densify_pts=21) for s in scenes]
-        bounds = BoundingBox(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                             max(b[3] for b in boxes))
-    res = resolution or min(_ground_resolution(s, BoundingBox(*transform_bounds(s.crs, crs, *s.bounds))) for s in scenes)
+        bounds = BoundingBox(
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+    res = resolution or min(
+        _ground_resolution(s, BoundingBox(*transform_bounds(s.crs, crs, *s.bounds))) for s in scenes
+    )
     if is_metric(scenes[0].crs) and crs == scenes[0].crs and resolution is None:
         res = float(scenes[0].resolution[0])
     return TileGrid(bounds=_snap(bounds, res), crs=crs, resolution=res, tile_size=tile_size, halo=halo)
@@ -96,14 +108,21 @@ def grid_for_scenes(
 
 def _union_wgs84(scenes: Sequence[Scene]) -> tuple[float, float, float, float]:
     boxes = [transform_bounds(s.crs, "EPSG:4326", *s.bounds, densify_pts=21) for s in scenes]
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def _snap(bounds: BoundingBox, res: float) -> BoundingBox:
     """Grow bounds outward to whole pixels of the grid, so tiles align with the pixel lattice."""
     return BoundingBox(
-        math.floor(bounds.left / res) * res, math.floor(bounds.bottom / res) * res,
-        math.ceil(bounds.right / res) * res, math.ceil(bounds.top / res) * res,
+        math.floor(bounds.left / res) * res,
+        math.floor(bounds.bottom / res) * res,
+        math.ceil(bounds.right / res) * res,
+        math.ceil(bounds.top / res) * res,
     )
 
 

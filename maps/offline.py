@@ -217,17 +217,30 @@ SVG_PATTERNS = (
 
 @cache
 def page_assets() -> tuple[str, str]:
-    """Return ``(css, js)``: Leaflet, leaflet.markercluster, fieldtruth's decision and page scripts, and style."""
+    """Return ``(css, js)``: Leaflet, leaflet.markercluster, fieldtruth's decision and page scripts, and
+    style."""
     leaflet_css, leaflet_js = leaflet_assets()
     vendor = resources.files("fieldtruth.maps.vendor")
     try:
-        parts = {n: vendor.joinpath(n).read_text(encoding="utf-8") for n in
-                 ("MarkerCluster.css", "leaflet.markercluster.js", "fieldtruth-map.css", "fieldtruth-decide.js",
-                  "fieldtruth-map.js")}
+        parts = {
+            n: vendor.joinpath(n).read_text(encoding="utf-8")
+            for n in (
+                "MarkerCluster.css",
+                "leaflet.markercluster.js",
+                "fieldtruth-map.css",
+                "fieldtruth-decide.js",
+                "fieldtruth-map.js",
+            )
+        }
     except OSError as exc:
         raise OfflineMapError(f"expected the vendored map scripts in fieldtruth/maps/vendor; {exc}.") from exc
     css = "\n".join([leaflet_css, parts["MarkerCluster.css"], parts["fieldtruth-map.css"]])
-    js = [leaflet_js, parts["leaflet.markercluster.js"], parts["fieldtruth-decide.js"], parts["fieldtruth-map.js"]]
+    js = [
+        leaflet_js,
+        parts["leaflet.markercluster.js"],
+        parts["fieldtruth-decide.js"],
+        parts["fieldtruth-map.js"],
+    ]
     if re.search(r"</(script|style)", css + "".join(js), re.IGNORECASE):
         raise OfflineMapError("expected vendored assets without closing tags; got a '</script' or '</style'.")
     return css, "\x00".join(js)
@@ -249,15 +262,18 @@ def render_page(*, title: str, banner: str, note: str, warning: str | None, data
         '<label for="ft-pass"><b>This restricted map is encrypted.</b> Type its passphrase to open it '
         "(it is decrypted in this browser only; nothing is sent anywhere).</label>"
         '<input id="ft-pass" type="password" autocomplete="off" required>'
-        '<button type="submit">Open the map</button><p id="ft-error" class="ft-error" role="alert"></p></form>'
-        if sealed else ""
+        '<button type="submit">Open the map</button>'
+        '<p id="ft-error" class="ft-error" role="alert"></p></form>'
+        if sealed
+        else ""
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP_PLACEHOLDER}">'
         f"<title>{html.escape(title)}</title><style>{css}</style></head><body>{SVG_PATTERNS}"
-        f'<div class="ft-banner" role="alert">{html.escape(banner)}<small>{html.escape(note)}</small>{warn}</div>'
+        f'<div class="ft-banner" role="alert">{html.escape(banner)}'
+        f"<small>{html.escape(note)}</small>{warn}</div>"
         f'{unlock}<div id="ft-map" hidden></div><details id="ft-legend" class="ft-legend" hidden></details>'
         f"<script>{leaflet_js}</script><script>{cluster_js}</script><script>{decide_js}</script>"
         f"<script>window.FT_DATA = {script_json(data)};</script><script>{app_js}</script></body></html>\n"

@@ -26,7 +26,8 @@ MAX_CELLS = 4_000_000
 
 
 class CellGrid(NamedTuple):
-    """The cells of the grid that overlap the AOI (with area), as index arrays in row-major order (iy, then ix)."""
+    """The cells of the grid that overlap the AOI (with area), as index arrays in row-major order (iy, then
+    ix)."""
 
     cell_m: float
     ix: np.ndarray

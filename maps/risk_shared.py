@@ -79,16 +79,23 @@ def _features(rows: pd.DataFrame, geoms: np.ndarray, ids: list[str], n_cells: np
         for record, text in zip(records, rows["explanation"].tolist(), strict=True):
             record["explanation"] = {t: round(v, 1) for t, v in json.loads(text).items()}
     geojson = shapely.to_geojson(_to_4326(geoms)) if len(geoms) else []
-    return [{"type": "Feature", "properties": r, "geometry": json.loads(g)} for r, g in zip(records, geojson, strict=True)]
+    return [
+        {"type": "Feature", "properties": r, "geometry": json.loads(g)}
+        for r, g in zip(records, geojson, strict=True)
+    ]
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value.item() if isinstance(value, np.generic) else value for key, value in record.items()}
 
 
-def _merge_blocks(small: pd.DataFrame, sectors: list[str], merge: int) -> tuple[pd.DataFrame, list[np.ndarray]]:
+def _merge_blocks(
+    small: pd.DataFrame, sectors: list[str], merge: int
+) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Sum the counts of small cells per block; band = highest band, score = highest score."""
-    small = small.assign(bx=small["ix"] // merge, by=small["iy"] // merge, band_rank=small["band"].map(BAND_ORDER))
+    small = small.assign(
+        bx=small["ix"] // merge, by=small["iy"] // merge, band_rank=small["band"].map(BAND_ORDER)
+    )
     small = small.sort_values(["by", "bx"], kind="stable")
     grouped = small.groupby(["by", "bx"], sort=True)
     sums = grouped[["sites_total", "det_count", *[f"sites_{s}" for s in sectors]]].sum()
@@ -100,8 +107,13 @@ def _merge_blocks(small: pd.DataFrame, sectors: list[str], merge: int) -> tuple[
     return sums.reset_index(), members
 
 
-def shared_view(cells: gpd.GeoDataFrame, *, k: int = DEFAULT_K, merge: int = DEFAULT_MERGE,
-                round_to: int = DEFAULT_ROUND_TO) -> dict[str, Any]:
+def shared_view(
+    cells: gpd.GeoDataFrame,
+    *,
+    k: int = DEFAULT_K,
+    merge: int = DEFAULT_MERGE,
+    round_to: int = DEFAULT_ROUND_TO,
+) -> dict[str, Any]:
     """Return the shared GeoJSON FeatureCollection (EPSG:4326) of scored risk cells.
 
     Args:
@@ -117,13 +129,17 @@ def shared_view(cells: gpd.GeoDataFrame, *, k: int = DEFAULT_K, merge: int = DEF
     if k < 1 or merge < 1 or round_to < 1:
         raise ValueError(f"expected k, merge and round_to >= 1; got {k!r}, {merge!r}, {round_to!r}")
     cell_m = float(cells["cell_m"].iloc[0]) if len(cells) else 0.0
-    sectors = sorted(c.removeprefix("sites_") for c in cells.columns if c.startswith("sites_") and c != "sites_total")
+    sectors = sorted(
+        c.removeprefix("sites_") for c in cells.columns if c.startswith("sites_") and c != "sites_total"
+    )
     table = pd.DataFrame(cells.drop(columns="geometry"))
     sites, dets = table["sites_total"].to_numpy(), table["det_count"].to_numpy()
     shown = _showable(sites, dets, k)
     rows = table[shown]
     squares = cell_polygons(rows["ix"].to_numpy(), rows["iy"].to_numpy(), cell_m)
-    features = _features(rows, squares, rows["cell_id"].astype(str).tolist(), np.ones(len(rows)), sectors, k, round_to)
+    features = _features(
+        rows, squares, rows["cell_id"].astype(str).tolist(), np.ones(len(rows)), sectors, k, round_to
+    )
     small = table[~shown & ((sites > 0) | (dets > 0))]
     merged_keys: set[tuple[int, int]] = set()
     if len(small):
@@ -132,7 +148,9 @@ def shared_view(cells: gpd.GeoDataFrame, *, k: int = DEFAULT_K, merge: int = DEF
         chosen = [m for m, good in zip(members, ok, strict=True) if good]
         for m in chosen:
             merged_keys.update(map(tuple, m.tolist()))
-        unions = np.array([shapely.coverage_union_all(cell_polygons(m[:, 0], m[:, 1], cell_m)) for m in chosen])
+        unions = np.array(
+            [shapely.coverage_union_all(cell_polygons(m[:, 0], m[:, 1], cell_m)) for m in chosen]
+        )
         picked = blocks[ok]
         ids = [f"block_{bx}_{by}_x{merge}" for bx, by in zip(picked["bx"], picked["by"], strict=True)]
         features += _features(picked, unions, ids, picked["n_cells"].to_numpy(), sectors, k, round_to)
@@ -140,10 +158,24 @@ def shared_view(cells: gpd.GeoDataFrame, *, k: int = DEFAULT_K, merge: int = DEF
     keep = [(a, b) not in merged_keys for a, b in zip(uncovered["ix"], uncovered["iy"], strict=True)]
     uncovered = uncovered[np.array(keep, dtype=bool)] if len(uncovered) else uncovered
     if len(uncovered):
-        union = shapely.coverage_union_all(cell_polygons(uncovered["ix"].to_numpy(), uncovered["iy"].to_numpy(), cell_m))
+        union = shapely.coverage_union_all(
+            cell_polygons(uncovered["ix"].to_numpy(), uncovered["iy"].to_numpy(), cell_m)
+        )
         geometry = json.loads(shapely.to_geojson(_to_4326(np.array([union]))[0]))
-        features.append({"type": "Feature", "geometry": geometry,
-                         "properties": {"cell_id": "not_covered", "cells": len(uncovered), "band": "not covered"}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {"cell_id": "not_covered", "cells": len(uncovered), "band": "not covered"},
+            }
+        )
     log.info("shared view: %d feature(s) from %d cell(s), k=%d", len(features), len(cells), k)
-    return {"type": "FeatureCollection", "name": "risk_shared", "note": NOTE, "k": k, "cell_m": cell_m,
-            "grid_crs": EQUAL_AREA_CRS, "features": features}
+    return {
+        "type": "FeatureCollection",
+        "name": "risk_shared",
+        "note": NOTE,
+        "k": k,
+        "cell_m": cell_m,
+        "grid_crs": EQUAL_AREA_CRS,
+        "features": features,
+    }

@@ -40,8 +40,10 @@ def imagery_dates(config: ScanConfig) -> list[str]:
         raise PreflightError(str(exc)) from exc
     undated = [s.id for s in scenes if not s.acquired]
     if undated:
-        raise PreflightError(f"--by-date needs the acquisition date of every scene; {undated[:5]!r} have none. "
-                             "Scan them without --by-date, or give scenes with dates")
+        raise PreflightError(
+            f"--by-date needs the acquisition date of every scene; {undated[:5]!r} have none. "
+            "Scan them without --by-date, or give scenes with dates"
+        )
     return sorted({str(s.acquired)[:10] for s in scenes})
 
 

@@ -58,11 +58,17 @@ def map_command(ctx: click.Context, run: Path, tier: str, out: Path | None, no_e
             "Passphrase for the encrypted map (share it separately from the file)",
             hide_input=True, confirmation_prompt=True, err=True)
     elif tier == "restricted":
-        click.echo("WARNING: --no-encrypt: the restricted map is readable by anyone who gets the file.", err=True)
+        click.echo(
+            "WARNING: --no-encrypt: the restricted map is readable by anyone who gets the file.", err=True
+        )
     if online_basemap:
-        click.echo("WARNING: --online-basemap: the map will request tiles from tile.openstreetmap.org, "
-                   "revealing the viewer's IP address and the area viewed.", err=True)
-    path = build_leads_map(run, out, tier=tier, passphrase=passphrase, encrypt=encrypt,
-                           online_basemap=online_basemap)
+        click.echo(
+            "WARNING: --online-basemap: the map will request tiles from tile.openstreetmap.org, "
+            "revealing the viewer's IP address and the area viewed.",
+            err=True,
+        )
+    path = build_leads_map(
+        run, out, tier=tier, passphrase=passphrase, encrypt=encrypt, online_basemap=online_basemap
+    )
     refresh_run_items(run)
     click.echo(f"{tier} map ({'encrypted' if encrypt else 'not encrypted'}): {path}")

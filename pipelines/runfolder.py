@@ -56,13 +56,19 @@ class RunFolder(RunFiles):
             try:
                 recorded = json.loads(self.plan.read_text(encoding="utf-8"))
             except ValueError as exc:
-                raise RunFolderError(f"{str(self.plan)!r} is not valid JSON ({exc}); choose a new --out") from exc
-            changed = {k: (recorded.get(k), plan.get(k)) for k in {**recorded, **plan}
-                       if recorded.get(k) != plan.get(k)}
+                raise RunFolderError(
+                    f"{str(self.plan)!r} is not valid JSON ({exc}); choose a new --out"
+                ) from exc
+            changed = {
+                k: (recorded.get(k), plan.get(k))
+                for k in {**recorded, **plan}
+                if recorded.get(k) != plan.get(k)
+            }
             if changed:
                 detail = "; ".join(_plan_change(k, old, new) for k, (old, new) in changed.items())
                 raise RunFolderError(
-                    f"run folder {str(self.root)!r} was started with other settings ({detail}); resume with the "
+                    f"run folder {str(self.root)!r} was started with other settings ({detail}); "
+                    "resume with the "
                     "same imagery, AOI, --tile-size, --halo, --block, --detector and --heatmap, or choose "
                     "a new --out"
                 )
@@ -100,7 +106,16 @@ def _plan_change(key: str, old: Any, new: Any) -> str:
 def software_versions() -> dict[str, str]:
     """Versions of the software that shapes a run's results."""
     versions = {"python": platform.python_version()}
-    for package in ("fieldtruth", "torch", "torchvision", "rasterio", "numpy", "dask", "distributed", "geopandas"):
+    for package in (
+        "fieldtruth",
+        "torch",
+        "torchvision",
+        "rasterio",
+        "numpy",
+        "dask",
+        "distributed",
+        "geopandas",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -124,7 +124,10 @@ def export_actionable(run_dir: Path, out: Path, rule: Rule = Rule()) -> list[str
     doc = {
         "type": "FeatureCollection",
         "statement": STATEMENT,
-        "rule": {"min_confirmations": rule.min_confirmations, "require_field_visit": rule.require_field_visit},
+        "rule": {
+            "min_confirmations": rule.min_confirmations,
+            "require_field_visit": rule.require_field_visit,
+        },
         "ledger_head_hash": check.head_hash,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "features": features,
@@ -143,4 +146,3 @@ def _feature(facts: SiteFacts, entries: list[LedgerEntry]) -> dict[str, Any]:
         "geometry": {"type": "Point", "coordinates": [facts.lon, facts.lat]},
         "properties": props,
     }
-

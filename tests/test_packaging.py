@@ -16,7 +16,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ROOMS = ("ingest", "imagery", "detectors", "pipelines", "review", "maps")
-SKIP_DIRS = {".venv", "build", "dist", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", "fieldtruth-demo"}
+SKIP_DIRS = {
+    ".venv",
+    "build",
+    "dist",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "fieldtruth-demo",
+}
 
 
 def _package_dirs() -> set[str]:
@@ -62,7 +71,9 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
     pip_part = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     declared = _names(PYPROJECT["project"]["dependencies"])
     in_env = _names(conda) | _names([p for p in pip_part if not p.startswith("-")])
-    assert declared == in_env, f"only in pyproject: {declared - in_env}; only in environment.yml: {in_env - declared}"
+    assert declared == in_env, (
+        f"only in pyproject: {declared - in_env}; only in environment.yml: {in_env - declared}"
+    )
     assert "torch==2.14.1" in pip_part and "torchvision==0.29.1" in pip_part
 
 
@@ -71,7 +82,17 @@ def test_ruff_forbids_top_level_room_imports(tmp_path: Path) -> None:
     bad.write_text("import maps\nfrom imagery.grid import TileGrid\n")
     good = tmp_path / "good.py"
     good.write_text("import fieldtruth.maps\nfrom fieldtruth.imagery.grid import TileGrid\n")
-    ruff = [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), "--select", "TID"]
+    ruff = [
+        sys.executable,
+        "-m",
+        "ruff",
+        "check",
+        "--no-cache",
+        "--config",
+        str(ROOT / "pyproject.toml"),
+        "--select",
+        "TID",
+    ]
     result = subprocess.run([*ruff, str(bad)], capture_output=True, text=True)
     assert result.returncode != 0 and "import fieldtruth.maps, not maps" in result.stdout
     assert "import fieldtruth.imagery, not imagery" in result.stdout
@@ -81,8 +102,20 @@ def test_ruff_forbids_top_level_room_imports(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_wheel_ships_every_subpackage_and_its_cli_runs(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("fieldtruth-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -101,8 +134,11 @@ def test_wheel_ships_every_subpackage_and_its_cli_runs(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    code = "import fieldtruth.pipelines.cli as c, sys; print(c.__file__); sys.argv=['fieldtruth','--help']; c.main()"
-    result = subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=clean)
+    code = ("import fieldtruth.pipelines.cli as c, sys; print(c.__file__); "
+            "sys.argv=['fieldtruth','--help']; c.main()")
+    result = subprocess.run(
+        [str(env / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=clean
+    )
     assert result.returncode == 0, result.stderr
     assert str(site) in result.stdout, "the CLI must come from the installed wheel, not the source tree"
     assert "scan" in result.stdout and "demo" in result.stdout

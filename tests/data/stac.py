@@ -19,14 +19,24 @@ def item_for_folder(folder: Path, item_id: str, *, href_base: str | None = None,
     with rasterio.open(folder / "B02.tif") as ds:
         west, south, east, north = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
         epsg = ds.crs.to_epsg()
-    geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]]}
-    item = pystac.Item(item_id, geometry, [west, south, east, north], dt.datetime(2024, 2, 1, tzinfo=dt.UTC),
-                       properties={"eo:cloud_cover": cloud, "platform": "synthetic", "proj:epsg": epsg})
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
+    item = pystac.Item(
+        item_id,
+        geometry,
+        [west, south, east, north],
+        dt.datetime(2024, 2, 1, tzinfo=dt.UTC),
+        properties={"eo:cloud_cover": cloud, "platform": "synthetic", "proj:epsg": epsg},
+    )
     for stem, name in BAND_ASSETS.items():
         href = f"{href_base}/{stem}.tif" if href_base else str((folder / f"{stem}.tif").resolve())
         extra = {"eo:bands": [{"name": stem, "common_name": name}]} if use_common_names else {}
         key = stem if use_common_names else name
-        item.add_asset(key, pystac.Asset(href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra))
+        item.add_asset(
+            key, pystac.Asset(href, media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra)
+        )
     return item
 
 
@@ -73,6 +83,15 @@ def published_catalog(root: Path, folders: dict[str, Path], *, shared_item: bool
 def write_catalog(path: Path, links: list[dict[str, str]], catalog_id: str = "published") -> Path:
     """A STAC Catalog document with these links."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "Catalog", "stac_version": "1.0.0", "id": catalog_id,
-                                "description": "generated for fieldtruth tests", "links": links}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "Catalog",
+                "stac_version": "1.0.0",
+                "id": catalog_id,
+                "description": "generated for fieldtruth tests",
+                "links": links,
+            }
+        )
+    )
     return path

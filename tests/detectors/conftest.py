@@ -29,9 +29,13 @@ def small_scene(tmp_path_factory: pytest.TempPathFactory) -> SyntheticScene:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, small_scene: SyntheticScene) -> tuple[LoadedBundle, list[float]]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, small_scene: SyntheticScene
+) -> tuple[LoadedBundle, list[float]]:
     """A bundle trained for a few steps on the small scene, and the loss of every step."""
     losses: list[float] = []
     out = tmp_path_factory.mktemp("det-bundle") / "quick.safetensors"
-    bundle = train_detector([small_scene.path], out, QUICK, progress=lambda step, total, loss: losses.append(loss))
+    bundle = train_detector(
+        [small_scene.path], out, QUICK, progress=lambda step, total, loss: losses.append(loss)
+    )
     return bundle, losses

@@ -26,11 +26,24 @@ FIGURES = Figures(precision=0.9, recall=0.75, f1=0.8182, ap=0.7, tp=9, fp=1, fn=
 def card(**changes: object) -> ModelCard:
     base = ModelCard(
         created="2026-01-02T03:04:05+00:00",  # fixed, so two cards made a second apart compare equal
-        architecture="centrenet", architecture_args=dict(ARGS), bands=("blue", "green", "red", "nir"), gsd_m=10.0,
-        norm_mean=(900.0, 1100.0, 1200.0, 2500.0), norm_std=(300.0, 300.0, 400.0, 900.0),
-        classes=("brick_kiln", "fishing_camp"), threshold=0.3, receptive_field_px=29,
-        metrics=CardMetrics(scenes=("b",), threshold=0.3, overall=FIGURES, per_class={"brick_kiln": FIGURES},
-                            tolerance_px=1.0, measured_on_held_out=True, validations=((100, 0.5),)),
+        architecture="centrenet",
+        architecture_args=dict(ARGS),
+        bands=("blue", "green", "red", "nir"),
+        gsd_m=10.0,
+        norm_mean=(900.0, 1100.0, 1200.0, 2500.0),
+        norm_std=(300.0, 300.0, 400.0, 900.0),
+        classes=("brick_kiln", "fishing_camp"),
+        threshold=0.3,
+        receptive_field_px=29,
+        metrics=CardMetrics(
+            scenes=("b",),
+            threshold=0.3,
+            overall=FIGURES,
+            per_class={"brick_kiln": FIGURES},
+            tolerance_px=1.0,
+            measured_on_held_out=True,
+            validations=((100, 0.5),),
+        ),
         split={"train": ["a"], "validation": ["b"]},
         training_data=({"id": "a", "sha256": "0" * 64},),
     )
@@ -75,13 +88,40 @@ def test_card_json_round_trip() -> None:
 #: ``metrics`` as a trained card of an earlier version wrote them (figures under ``overall``, with the AP as
 #: ``average_precision`` and the match ``tolerance``).
 EARLIER_METRICS = {
-    "scenes": ["durban"], "threshold": 0.2211, "average_precision": 0.7412, "train_seconds": 130.2,
-    "overall": {"tp": 40, "fp": 12, "fn": 15, "n_labels": 55, "precision": 0.7692, "recall": 0.7273,
-                "f1": 0.7477, "average_precision": 0.6601, "tolerance": 1.0},
-    "per_class": {"vessel": {"tp": 40, "fp": 12, "fn": 15, "n_labels": 55, "precision": 0.7692,
-                             "recall": 0.7273, "f1": 0.7477, "average_precision": 0.6601, "tolerance": 1.0}},
-    "suppression_tried": [[4, 0.5, 0.71], [6, 1.0, 0.7477]], "steps_run": 700, "final_loss": 0.8123,
-    "measured_on_held_out": True, "kept_step": 525, "stopped_early": False,
+    "scenes": ["durban"],
+    "threshold": 0.2211,
+    "average_precision": 0.7412,
+    "train_seconds": 130.2,
+    "overall": {
+        "tp": 40,
+        "fp": 12,
+        "fn": 15,
+        "n_labels": 55,
+        "precision": 0.7692,
+        "recall": 0.7273,
+        "f1": 0.7477,
+        "average_precision": 0.6601,
+        "tolerance": 1.0,
+    },
+    "per_class": {
+        "vessel": {
+            "tp": 40,
+            "fp": 12,
+            "fn": 15,
+            "n_labels": 55,
+            "precision": 0.7692,
+            "recall": 0.7273,
+            "f1": 0.7477,
+            "average_precision": 0.6601,
+            "tolerance": 1.0,
+        }
+    },
+    "suppression_tried": [[4, 0.5, 0.71], [6, 1.0, 0.7477]],
+    "steps_run": 700,
+    "final_loss": 0.8123,
+    "measured_on_held_out": True,
+    "kept_step": 525,
+    "stopped_early": False,
     "validations": [[175, 0.61], [350, 0.74]],
     "note": "figures measured on the validation scenes the threshold was chosen on",
 }
@@ -90,8 +130,9 @@ EARLIER_METRICS = {
 def test_metrics_of_earlier_cards_parse_once_into_typed_figures_and_write_back_the_same() -> None:
     data = {**card().to_dict(), "metrics": EARLIER_METRICS}
     parsed = ModelCard.from_dict(data).metrics
-    assert parsed.overall == Figures(precision=0.7692, recall=0.7273, f1=0.7477, ap=0.6601, tp=40, fp=12,
-                                     fn=15, n_labels=55)
+    assert parsed.overall == Figures(
+        precision=0.7692, recall=0.7273, f1=0.7477, ap=0.6601, tp=40, fp=12, fn=15, n_labels=55
+    )
     assert parsed.per_class["vessel"] == parsed.overall and parsed.tolerance_px == 1.0
     assert parsed.suppression_tried == ((4, 0.5, 0.71), (6, 1.0, 0.7477))
     assert parsed.validations[1] == (350, 0.74)
@@ -101,12 +142,15 @@ def test_metrics_of_earlier_cards_parse_once_into_typed_figures_and_write_back_t
     assert later == parsed  # a later version's key is ignored, not a reason to refuse the bundle
 
 
-@pytest.mark.parametrize(("metrics", "says"), [
-    ({"overall": {"precision": 0.9}}, "metrics.overall.recall: Field required"),
-    ({**EARLIER_METRICS, "steps_run": "many"}, "metrics.steps_run: Input should be a valid integer"),
-    ({"suppression_tried": [[4, 0.5]]}, "metrics.suppression_tried.0.2: Field required"),
-    ({"per_class": []}, "metrics.per_class: Input should be a valid dictionary"),
-])
+@pytest.mark.parametrize(
+    ("metrics", "says"),
+    [
+        ({"overall": {"precision": 0.9}}, "metrics.overall.recall: Field required"),
+        ({**EARLIER_METRICS, "steps_run": "many"}, "metrics.steps_run: Input should be a valid integer"),
+        ({"suppression_tried": [[4, 0.5]]}, "metrics.suppression_tried.0.2: Field required"),
+        ({"per_class": []}, "metrics.per_class: Input should be a valid dictionary"),
+    ],
+)
 def test_malformed_metrics_are_refused_naming_the_field(metrics: dict, says: str) -> None:
     with pytest.raises(BundleError, match=f"bundle 'x'.*{re.escape(says)}"):
         ModelCard.from_dict({**card().to_dict(), "metrics": metrics}, source="bundle 'x'")
@@ -183,4 +227,8 @@ def test_weights_that_do_not_fit_the_card_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="do not fit"):
         save_bundle(tmp_path / "x.safetensors", model, card(architecture_args={**ARGS, "width": 16}))
     with pytest.raises(BundleError, match="reads 4 band"):
-        save_bundle(tmp_path / "y.safetensors", model, card(bands=("red", "nir"), norm_mean=(1.0, 1.0), norm_std=(1.0, 1.0)))
+        save_bundle(
+            tmp_path / "y.safetensors",
+            model,
+            card(bands=("red", "nir"), norm_mean=(1.0, 1.0), norm_std=(1.0, 1.0)),
+        )

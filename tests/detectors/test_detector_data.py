@@ -24,7 +24,9 @@ def test_labels_land_on_the_generator_boxes(small_scene: SyntheticScene) -> None
         minx, miny, maxx, maxy = label.geometry.bounds
         assert (miny, minx, maxy, maxx) == pytest.approx(tuple(site.box), abs=0.05)
         assert label.centre == pytest.approx(site.centre, abs=0.05)
-    only = read_labels(small_scene.labels_path, small_scene.crs, small_scene.transform, classes=["fishing_camp"])
+    only = read_labels(
+        small_scene.labels_path, small_scene.crs, small_scene.transform, classes=["fishing_camp"]
+    )
     assert {lab.label for lab in only} == {"fishing_camp"}
 
 
@@ -36,8 +38,20 @@ def test_bad_label_files_are_refused(tmp_path: Path, small_scene: SyntheticScene
     bad.write_text("{not json")
     with pytest.raises(LabelError, match="not valid JSON"):
         read_labels(bad, *args)
-    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [87, 25]}, "properties": {}}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Point", "coordinates": [87, 25]},
+                        "properties": {},
+                    }
+                ],
+            }
+        )
+    )
     with pytest.raises(LabelError, match="'class'"):
         read_labels(bad, *args)
 
@@ -46,7 +60,9 @@ def test_bad_label_files_are_refused(tmp_path: Path, small_scene: SyntheticScene
 def test_quarter_turns_move_boxes_with_pixels(k: int) -> None:
     image = torch.zeros(1, 32, 32)
     image[0, 4:10, 20:23] = 1.0  # rows 4-9, cols 20-22
-    boxes = tv_tensors.BoundingBoxes(torch.tensor([[20.0, 4.0, 23.0, 10.0]]), format="XYXY", canvas_size=(32, 32))
+    boxes = tv_tensors.BoundingBoxes(
+        torch.tensor([[20.0, 4.0, 23.0, 10.0]]), format="XYXY", canvas_size=(32, 32)
+    )
     turn = RandomRot90()
     out_image = turn.transform(tv_tensors.Image(image), {"k": k})
     out_boxes = turn.transform(boxes, {"k": k})

@@ -17,7 +17,11 @@ KILN, CAMP = "brick_kiln", "fishing_camp"
 
 
 def labels() -> list[LabelShape]:
-    return [LabelShape(box(0, 0, 10, 6), KILN), LabelShape(box(50, 50, 60, 56), KILN), LabelShape(box(100, 0, 110, 10), CAMP)]
+    return [
+        LabelShape(box(0, 0, 10, 6), KILN),
+        LabelShape(box(50, 50, 60, 56), KILN),
+        LabelShape(box(100, 0, 110, 10), CAMP),
+    ]
 
 
 def test_points_inside_and_within_tolerance_match() -> None:

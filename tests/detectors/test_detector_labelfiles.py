@@ -24,7 +24,9 @@ def _bounds(labels: list) -> list[tuple[float, ...]]:
 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".shp", ".parquet"])
-def test_other_formats_and_crs_give_the_same_pixels(tmp_path: Path, small_scene: SyntheticScene, suffix: str) -> None:
+def test_other_formats_and_crs_give_the_same_pixels(
+    tmp_path: Path, small_scene: SyntheticScene, suffix: str
+) -> None:
     expected = _bounds(read_labels(small_scene.labels_path, small_scene.crs, small_scene.transform))
     frame = _frame(small_scene).to_crs(3857)  # another CRS than the scene's (UTM) and than GeoJSON's
     path = tmp_path / f"labels{suffix}"
@@ -47,11 +49,24 @@ def test_points_become_small_boxes(tmp_path: Path, small_scene: SyntheticScene) 
 def test_coco_in_pixels_ignores_the_images_list(tmp_path: Path, small_scene: SyntheticScene) -> None:
     labels = read_labels(small_scene.labels_path, small_scene.crs, small_scene.transform)
     names = sorted({lab.label for lab in labels})
-    coco = {"images": [{"id": 7, "file_name": "other.png"}], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
-            "annotations": [{"id": j, "image_id": 99, "category_id": names.index(lab.label) + 1,
-                             "bbox": [lab.geometry.bounds[0], lab.geometry.bounds[1],
-                                      lab.geometry.bounds[2] - lab.geometry.bounds[0], lab.geometry.bounds[3] - lab.geometry.bounds[1]]}
-                            for j, lab in enumerate(labels)]}
+    coco = {
+        "images": [{"id": 7, "file_name": "other.png"}],
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
+        "annotations": [
+            {
+                "id": j,
+                "image_id": 99,
+                "category_id": names.index(lab.label) + 1,
+                "bbox": [
+                    lab.geometry.bounds[0],
+                    lab.geometry.bounds[1],
+                    lab.geometry.bounds[2] - lab.geometry.bounds[0],
+                    lab.geometry.bounds[3] - lab.geometry.bounds[1],
+                ],
+            }
+            for j, lab in enumerate(labels)
+        ],
+    }
     path = tmp_path / "labels_coco.json"
     path.write_text(json.dumps(coco))
     got = read_labels(path, small_scene.crs, small_scene.transform)

@@ -100,11 +100,17 @@ def test_several_cards_share_one_forward_pass_and_decode_as_each_alone() -> None
     for r, c, value in [(10, 10, 1.0), (10, 16, 0.7), (40, 50, 1.0)]:  # the first two 6 px apart, one weaker
         data[0, r : r + 2, c : c + 2] = value
     bundle = spot_bundle()
-    cards = [dataclasses.replace(bundle.card, min_distance_px=2), dataclasses.replace(bundle.card, min_distance_px=12)]
+    cards = [
+        dataclasses.replace(bundle.card, min_distance_px=2),
+        dataclasses.replace(bundle.card, min_distance_px=12),
+    ]
     calls = []
     bundle.model.register_forward_hook(lambda *_: calls.append(1))
     each = detect_scene_each(bundle, cards, data, np.ones((64, 64), bool), tile=32, halo=8)
     assert len(calls) == 4  # one pass per tile, not one per card
-    alone = [detect_scene(dataclasses.replace(bundle, card=card), data, np.ones((64, 64), bool), tile=32, halo=8) for card in cards]
+    alone = [
+        detect_scene(dataclasses.replace(bundle, card=card), data, np.ones((64, 64), bool), tile=32, halo=8)
+        for card in cards
+    ]
     assert each == alone
     assert len(each[0]) == 3 and len(each[1]) == 2

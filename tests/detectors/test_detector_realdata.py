@@ -37,5 +37,7 @@ def test_coco_and_geojson_labels_of_a_port_agree(port: str) -> None:
     geo = read_labels(SEN2SHIPS / port / "labels.geojson", scene.crs, scene.transform)
     coco = read_labels(SEN2SHIPS / port / "labels_coco.json", scene.crs, scene.transform)
     assert len(geo) == len(coco) > 0
-    for a, b in zip(sorted(lab.geometry.bounds for lab in geo), sorted(lab.geometry.bounds for lab in coco), strict=True):
+    for a, b in zip(
+        sorted(lab.geometry.bounds for lab in geo), sorted(lab.geometry.bounds for lab in coco), strict=True
+    ):
         assert a == pytest.approx(b, abs=0.5)

@@ -19,7 +19,9 @@ from fieldtruth.imagery.synthetic import SyntheticScene, generate_scene
 from fieldtruth.pipelines.cli_detectors import evaluate_command, train_command
 
 
-def test_report_json_and_html(tmp_path: Path, trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene) -> None:
+def test_report_json_and_html(
+    tmp_path: Path, trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene
+) -> None:
     bundle, _ = trained
     report = evaluate_bundle(bundle, [small_scene.path], tmp_path / "rep")
     saved = json.loads((tmp_path / "rep" / "report.json").read_text())
@@ -93,17 +95,37 @@ def _cli() -> click.Group:
 
 def test_cli_train_then_evaluate(tmp_path: Path, small_scene: SyntheticScene) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("preset: default\nbatch_size: 4\nchips: {size: 32, mine_at: []}\n"
-                      "classes: [brick_kiln]\narchitecture_args: {width: 8, dilations: [1]}\n")
+    config.write_text(
+        "preset: default\nbatch_size: 4\nchips: {size: 32, mine_at: []}\n"
+        "classes: [brick_kiln]\narchitecture_args: {width: 8, dilations: [1]}\n"
+    )
     runner = CliRunner()
     bundle = tmp_path / "b.safetensors"
-    result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(bundle), "--config", str(config),
-                                    "--steps", "3", "--seed", "1", "--threads", "1",
-                                    "--checkpoint-dir", str(tmp_path / "ckpt")])
+    result = runner.invoke(
+        _cli(),
+        [
+            "train",
+            str(small_scene.path),
+            "--out",
+            str(bundle),
+            "--config",
+            str(config),
+            "--steps",
+            "3",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "threshold" in result.output and bundle.is_file()
     assert (tmp_path / "ckpt" / CHECKPOINT_NAME).is_file()
-    result = runner.invoke(_cli(), ["evaluate", "--detector", str(bundle), str(small_scene.path), "--out", str(tmp_path / "ev")])
+    result = runner.invoke(
+        _cli(), ["evaluate", "--detector", str(bundle), str(small_scene.path), "--out", str(tmp_path / "ev")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ev" / "report.json").is_file() and "pooled" in result.output
 
@@ -112,13 +134,19 @@ def test_cli_errors_are_one_line(tmp_path: Path, small_scene: SyntheticScene) ->
     runner = CliRunner()
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04not a bundle at all")
-    result = runner.invoke(_cli(), ["evaluate", "--detector", str(bad), str(small_scene.path), "--out", str(tmp_path / "e")])
+    result = runner.invoke(
+        _cli(), ["evaluate", "--detector", str(bad), str(small_scene.path), "--out", str(tmp_path / "e")]
+    )
     assert result.exit_code == 1 and "error:" in result.output and "bad.safetensors" in result.output
-    result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--resume"])
+    result = runner.invoke(
+        _cli(), ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--resume"]
+    )
     assert result.exit_code == 2 and "--checkpoint-dir" in result.output  # a usage mistake: click's exit 2
     cfg = tmp_path / "c.yaml"
     for text, says in (("stepz: 3\n", "stepz"), ("chip_size: 32\n", "is now 'chips.size'")):
         cfg.write_text(text)
-        result = runner.invoke(_cli(), ["train", str(small_scene.path), "--out",
-                                        str(tmp_path / "x.safetensors"), "--config", str(cfg)])
+        result = runner.invoke(
+            _cli(),
+            ["train", str(small_scene.path), "--out", str(tmp_path / "x.safetensors"), "--config", str(cfg)],
+        )
         assert result.exit_code == 1 and says in result.output

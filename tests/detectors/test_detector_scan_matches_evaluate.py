@@ -33,7 +33,9 @@ def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dic
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
     gsd = round(ground_pixel_size(open_scene(PORT, hash_files=False)) * 0.93, 2)
-    card = dataclasses.replace(vessel_baseline_card(threshold=0.5), gsd_m=gsd, scene_offset=dict(scene_offset))
+    card = dataclasses.replace(
+        vessel_baseline_card(threshold=0.5), gsd_m=gsd, scene_offset=dict(scene_offset)
+    )
     path = tmp_path / "baseline.safetensors"
     save_bundle(path, VesselBaseline(), card)
     bundle = load_bundle(path)
@@ -44,7 +46,10 @@ def test_scan_of_a_port_matches_its_evaluation(tmp_path: Path, scene_offset: dic
     labels = gpd.read_file(PORT / "labels.geojson")
     utm = labels.estimate_utm_crs()
     found, labels = found.to_crs(utm), labels.to_crs(utm)
-    points = [ScoredPoint(g.x, g.y, s, lab) for g, s, lab in zip(found.geometry, found["score"], found["label"], strict=True)]
+    points = [
+        ScoredPoint(g.x, g.y, s, lab)
+        for g, s, lab in zip(found.geometry, found["score"], found["label"], strict=True)
+    ]
     shapes = [LabelShape(g, c) for g, c in zip(labels.geometry, labels["class"], strict=True)]
     scanned = match_points(points, shapes, tolerance=gsd)
     assert evaluated.tp > 0

@@ -27,7 +27,9 @@ WATER = np.array([400, 600, 350, 200])  # open water, per band
 LAND = np.array([900, 1100, 1300, 2600])
 
 
-def port(folder: Path, *, haze=(0, 0, 0, 0), size: int = 160, seed: int = 0, nodata: float | None = None) -> Path:
+def port(
+    folder: Path, *, haze=(0, 0, 0, 0), size: int = 160, seed: int = 0, nodata: float | None = None
+) -> Path:
     """Water on the left 40 %, land on the right, bright ships on the water, seeded noise; ``haze`` added."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,8 +91,12 @@ def test_pixels_missing_in_one_band_are_not_taken_for_water(tmp_path: Path) -> N
 
 
 def test_a_scene_without_open_water_is_flagged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert looks_like_water(water_offsets(open_scene(port(tmp_path / "port")), BANDS, WATER_OFFSET), WATER_OFFSET)
-    inland = open_scene(scene_folder(tmp_path / "inland", size=96))  # every pixel brighter in nir than in green
+    assert looks_like_water(
+        water_offsets(open_scene(port(tmp_path / "port")), BANDS, WATER_OFFSET), WATER_OFFSET
+    )
+    inland = open_scene(
+        scene_folder(tmp_path / "inland", size=96)
+    )  # every pixel brighter in nir than in green
     with caplog.at_level("WARNING"):
         offsets = water_offsets(inland, BANDS, WATER_OFFSET)
     assert looks_like_water(offsets, WATER_OFFSET) is False
@@ -106,20 +112,30 @@ def test_a_scene_without_valid_pixels_gets_no_offsets(tmp_path: Path) -> None:
     assert water_offsets(open_scene(folder), BANDS, WATER_OFFSET) == {}
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"method": "stretch"}, "method"),
-    ({"reference_band": "swir16"}, "reference_band"),
-    ({"dark_fraction": 0.0}, "dark_fraction"),
-    ({"dark_fraction": 1.5}, "dark_fraction"),
-    ({"level": "high"}, "level"),
-    ({"spread": 1.0}, "method"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"method": "stretch"}, "method"),
+        ({"reference_band": "swir16"}, "reference_band"),
+        ({"dark_fraction": 0.0}, "dark_fraction"),
+        ({"dark_fraction": 1.5}, "dark_fraction"),
+        ({"level": "high"}, "level"),
+        ({"spread": 1.0}, "method"),
+    ],
+)
 def test_a_scene_offset_that_cannot_be_applied_is_refused(change: dict, words: str) -> None:
     spec = {**WATER_OFFSET, **change}
     with pytest.raises(ValueError, match=words):
         TrainConfig(scene_offset=spec)
-    card = dict(architecture="centrenet", architecture_args={}, bands=BANDS, gsd_m=10.0,
-                norm_mean=(1.0,) * 4, norm_std=(1.0,) * 4, classes=("vessel",))
+    card = dict(
+        architecture="centrenet",
+        architecture_args={},
+        bands=BANDS,
+        gsd_m=10.0,
+        norm_mean=(1.0,) * 4,
+        norm_std=(1.0,) * 4,
+        classes=("vessel",),
+    )
     with pytest.raises(ValueError, match=words):
         ModelCard(**card, scene_offset=spec)
     with pytest.raises(BundleError, match="bundle.safetensors.*scene_offset"):
@@ -158,7 +174,17 @@ def _ship_labels(scene) -> str:
         x0, y0 = scene.transform * (c, r)
         x1, y1 = scene.transform * (c + 3, r + 4)
         ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-        features.append({"type": "Feature", "properties": {"class": "brick_kiln"},
-                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
-    return json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": scene.crs.to_string()}},
-                       "features": features})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"class": "brick_kiln"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
+    return json.dumps(
+        {
+            "type": "FeatureCollection",
+            "crs": {"type": "name", "properties": {"name": scene.crs.to_string()}},
+            "features": features,
+        }
+    )

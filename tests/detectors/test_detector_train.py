@@ -26,7 +26,9 @@ def test_loss_falls(trained: tuple[LoadedBundle, list[float]], quick_config: Tra
     assert np.mean(losses[-8:]) < 0.5 * np.mean(losses[:4])
 
 
-def test_card_records_training(trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene) -> None:
+def test_card_records_training(
+    trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene
+) -> None:
     bundle, _ = trained
     card = bundle.card
     assert card.classes == ("brick_kiln", "fishing_camp")
@@ -42,14 +44,18 @@ def test_card_records_training(trained: tuple[LoadedBundle, list[float]], small_
     assert card.training_data[0]["provenance"][0]["sha256"]
 
 
-def test_bundle_round_trips_outputs(trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene) -> None:
+def test_bundle_round_trips_outputs(
+    trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene
+) -> None:
     bundle, _ = trained
     again = load_bundle(bundle.path)
     assert again.sha256 == bundle.sha256
     scene = open_scene(small_scene.path)
     data = scene.read(bundle.card.bands)[:, :160, :160]
     valid = np.ones(data.shape[1:], dtype=bool)
-    assert detect_array(bundle, data, valid, threshold=0.01) == detect_array(again, data, valid, threshold=0.01)
+    assert detect_array(bundle, data, valid, threshold=0.01) == detect_array(
+        again, data, valid, threshold=0.01
+    )
     with pytest.raises(InputMismatchError):
         detect_array(again, data[:3], valid)
 
@@ -88,7 +94,9 @@ def test_several_scenes_cross_fit_the_threshold(
     bundle = train_detector(folders, tmp_path / "m.safetensors", config)
     card = bundle.card
     assert card.split["train"] == ["synthetic-seed5-384", "synthetic-seed6-192", "synthetic-seed8-192"]
-    assert card.split["validation"] == [] and card.split["threshold_chosen_on"].startswith("training scenes, cross")
+    assert card.split["validation"] == [] and card.split["threshold_chosen_on"].startswith(
+        "training scenes, cross"
+    )
     expected = card.split["expected_on_new_scenes"]
     assert expected["folds"] == 3 and expected["f1"] == card.metrics.overall.f1
     assert expected["ci95"][0] <= expected["f1"] <= expected["ci95"][1]
@@ -103,7 +111,9 @@ def test_no_labelled_site_is_a_training_error(tmp_path: Path, quick_config: Trai
         train_detector([empty.path], tmp_path / "x.safetensors", quick_config)
     kilns = generate_scene(tmp_path / "kilns", seed=2, size=128)
     with pytest.raises(TrainingError, match="no labelled site"):
-        train_detector([kilns.path], tmp_path / "x.safetensors", dataclasses.replace(quick_config, classes=("vessel",)))
+        train_detector(
+            [kilns.path], tmp_path / "x.safetensors", dataclasses.replace(quick_config, classes=("vessel",))
+        )
     with pytest.raises(TrainingError, match="at least one"):
         train_detector([], tmp_path / "x.safetensors", quick_config)
 
@@ -131,7 +141,9 @@ def test_focal_loss_and_schedule() -> None:
     assert one_cycle_lr(1.0, 1.0) < 1e-5
 
 
-def test_size_head_trains_and_round_trips(tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig) -> None:
+def test_size_head_trains_and_round_trips(
+    tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig
+) -> None:
     args = {"width": 8, "dilations": [1, 2], "size_head": True}
     config = quick_config.merged({"steps": 6, "chips": {"mine_at": []}, "architecture_args": args})
     bundle = train_detector([small_scene.path], tmp_path / "s.safetensors", config)
@@ -143,10 +155,14 @@ def test_ndwi_input_and_suppression_choice_train_and_round_trip(
     tmp_path: Path, small_scene: SyntheticScene, quick_config: TrainConfig
 ) -> None:
     args = {"width": 8, "dilations": [1, 2], "size_head": True, "indices": [[1, 3]]}
-    config = quick_config.merged({
-        "steps": 6, "architecture_args": args, "chips": {"mine_at": []},
-        "validation": {"min_distance_choices": [4, 8], "box_suppression_choices": [0.5, 1.0]},
-    })
+    config = quick_config.merged(
+        {
+            "steps": 6,
+            "architecture_args": args,
+            "chips": {"mine_at": []},
+            "validation": {"min_distance_choices": [4, 8], "box_suppression_choices": [0.5, 1.0]},
+        }
+    )
     bundle = train_detector([small_scene.path], tmp_path / "ndwi.safetensors", config)
     card = bundle.card
     assert card.architecture_args["indices"] == [[1, 3]] and len(card.architecture_args["norm_mean"]) == 4
@@ -157,4 +173,7 @@ def test_ndwi_input_and_suppression_choice_train_and_round_trip(
     assert (card.min_distance_px, card.box_suppression) == next(t[:2] for t in tried if t[2] == best)
     assert card.metrics.overall.f1 == pytest.approx(best, abs=1e-4)
     loaded = load_bundle(bundle.path)
-    assert (loaded.card.min_distance_px, loaded.card.box_suppression) == (card.min_distance_px, card.box_suppression)
+    assert (loaded.card.min_distance_px, loaded.card.box_suppression) == (
+        card.min_distance_px,
+        card.box_suppression,
+    )

@@ -55,12 +55,17 @@ def test_the_number_of_open_files_is_bounded(tmp_path: Path, monkeypatch: pytest
 
 
 def test_a_missing_file_is_named_and_not_kept(tmp_path: Path) -> None:
-    with pytest.raises(InputNotFoundError, match="nothere.tif"), handles.shared_raster(str(tmp_path / "nothere.tif")):
+    with (
+        pytest.raises(InputNotFoundError, match="nothere.tif"),
+        handles.shared_raster(str(tmp_path / "nothere.tif")),
+    ):
         pass
     assert handles.open_count() == 0
 
 
-def test_threads_reading_at_once_get_what_one_thread_gets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_reading_at_once_get_what_one_thread_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(handles, "MAX_OPEN", 3)  # fewer than the bands: handles are evicted while in use
     scene = open_scene(scene_folder(tmp_path / "s", size=400, seed=3), hash_files=False)
     tiles = list(grid_for_scene(scene, tile_size=64, halo=8))

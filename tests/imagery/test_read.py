@@ -95,14 +95,20 @@ def test_sentinel2_scl_masks_clouds_and_the_mosaic_fills_them_from_the_next_scen
     with rasterio.open(clear / "B02.tif") as band:
         np.testing.assert_array_equal(mosaic.data[0, :20, :20], band.read(1)[:20, :20].astype(np.float32))
     with rasterio.open(cloudy / "B02.tif") as band:
-        np.testing.assert_array_equal(mosaic.data[0, 30:35, 30:35], band.read(1)[30:35, 30:35].astype(np.float32))
+        np.testing.assert_array_equal(
+            mosaic.data[0, 30:35, 30:35], band.read(1)[30:35, 30:35].astype(np.float32)
+        )
 
 
 @pytest.mark.parametrize("crs", ["EPSG:32645", "EPSG:3857"])
-def test_a_block_reads_each_tile_as_it_would_be_read_alone_or_in_any_part_of_its_block(tmp_path: Path, crs: str) -> None:
+def test_a_block_reads_each_tile_as_it_would_be_read_alone_or_in_any_part_of_its_block(
+    tmp_path: Path, crs: str
+) -> None:
     origin = (9_680_000.0, 3_000_000.0) if crs == "EPSG:3857" else (300_000.0, 3_000_000.0)
     scene = open_scene(scene_folder(tmp_path / "s", size=300, crs=crs, origin=origin))
-    grid = grid_for_scene(scene, resolution=10.0, tile_size=96, halo=12)  # 4 x 4 tiles, the last ones cut short
+    grid = grid_for_scene(
+        scene, resolution=10.0, tile_size=96, halo=12
+    )  # 4 x 4 tiles, the last ones cut short
     for block in grid.blocks(2):
         chips = read_block([scene], block)
         assert [c.tile_id for c in chips] == [t.id for t in block.tiles]
@@ -137,7 +143,9 @@ def test_an_overview_takes_every_nth_pixel_and_masks_clouds_and_nodata(tmp_path:
     data, valid = read_overview(open_scene(folder), ("blue", "nir"), max_side=100)
     assert data.shape == (2, 100, 100) and valid.shape == (100, 100)
     with rasterio.open(folder / "B02.tif") as src:
-        np.testing.assert_array_equal(data[0], src.read(1)[1::3, 1::3].astype(np.float32))  # each 3 x 3 cell's centre
+        np.testing.assert_array_equal(
+            data[0], src.read(1)[1::3, 1::3].astype(np.float32)
+        )  # each 3 x 3 cell's centre
     assert not valid[:10, :10].any() and not valid[-10:, :].any()
     assert valid[10:-10, 10:].all()
     whole, _ = read_overview(open_scene(folder), ("blue",), max_side=300)

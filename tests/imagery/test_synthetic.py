@@ -58,7 +58,11 @@ def test_scene_json_and_ingest_agree(scene: SyntheticScene) -> None:
 
 def test_labels_are_wgs84_boxes_of_the_sites(scene: SyntheticScene) -> None:
     features = json.loads(scene.labels_path.read_text())["features"]
-    assert len(features) == len(scene.sites) and scene.counts["brick_kiln"] >= 3 and scene.counts["fishing_camp"] >= 2
+    assert (
+        len(features) == len(scene.sites)
+        and scene.counts["brick_kiln"] >= 3
+        and scene.counts["fishing_camp"] >= 2
+    )
     to_utm = Transformer.from_crs("EPSG:4326", scene.crs, always_xy=True)
     for feature, site in zip(features, scene.sites, strict=True):
         assert feature["properties"]["class"] == site.label
@@ -73,8 +77,12 @@ def test_labels_fall_on_the_drawn_targets(scene: SyntheticScene) -> None:
     redness = bands["red"] / (bands["green"] + 1)
     bright = bands["blue"] + bands["green"] + bands["red"]
     for site in scene.sites:
-        r0, c0, r1, c1 = (int(np.floor(site.box.row0)), int(np.floor(site.box.col0)),
-                          int(np.ceil(site.box.row1)), int(np.ceil(site.box.col1)))
+        r0, c0, r1, c1 = (
+            int(np.floor(site.box.row0)),
+            int(np.floor(site.box.col0)),
+            int(np.ceil(site.box.row1)),
+            int(np.ceil(site.box.col1)),
+        )
         inside = (slice(r0, r1), slice(c0, c1))
         if site.label == "brick_kiln":
             # a red ring around a dark centre

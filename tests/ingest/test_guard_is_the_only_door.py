@@ -45,8 +45,14 @@ KNOWN = {
     ("review/erasure_files.py", "pq.read_table"): "files inside the run folder, as a local Path",
     ("review/schema.py", "pq.read_table"): "the run folder's detections (RunFiles), as a local Path",
     ("review/sitedata.py", "pq.read_table"): "the run folder's detections (RunFiles), as a local Path",
-    ("maps/exports.py", "gpd.read_parquet"): "the run folder's risk cells (RunFiles), written by fieldtruth risk",
-    ("pipelines/stacitem.py", "gpd.read_parquet"): "the run folder's coverage (RunFiles), written by the scan",
+    (
+        "maps/exports.py",
+        "gpd.read_parquet",
+    ): "the run folder's risk cells (RunFiles), written by fieldtruth risk",
+    (
+        "pipelines/stacitem.py",
+        "gpd.read_parquet",
+    ): "the run folder's coverage (RunFiles), written by the scan",
     ("pipelines/stacitem.py", "rasterio.open"): "the run folder's heatmap (RunFiles), written by the scan",
     ("pipelines/heatmap.py", "rasterio.open"): "the heatmap this module wrote (RunFiles), or its staged copy",
     ("imagery/synthetic_dates.py", "rasterio.open"): "the bands of a synthetic scene the generator wrote",

@@ -145,7 +145,9 @@ def test_a_vrt_of_local_geotiffs_opens(tmp_path: Path) -> None:
         np.testing.assert_array_equal(scene.read()[0], band.read(1).astype(np.float32))
 
 
-@pytest.mark.parametrize("source", ["/vsicurl/http://169.254.169.254/x.tif", "http://127.0.0.1/x.tif", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "source", ["/vsicurl/http://169.254.169.254/x.tif", "http://127.0.0.1/x.tif", "/etc/passwd"]
+)
 def test_a_vrt_reading_anything_but_local_geotiffs_is_refused(tmp_path: Path, source: str) -> None:
     with pytest.raises(RasterRefusedError, match="may only read local GeoTIFFs"):
         open_scene(_vrt(tmp_path / "evil.vrt", source))

@@ -17,7 +17,13 @@ from fieldtruth.tests.maps.test_leads_fixture import HOSTILE_JS, make_map_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 PASS = "correct horse battery staple"
 
 pytestmark = [
@@ -58,7 +64,9 @@ def _open(browser, path: Path, passphrase: str | None = None, wait_ready: bool =
             r.abort()
 
     page.route("**/*", route)
-    page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else seen["requests"].append(r.url))
+    page.on(
+        "request", lambda r: None if r.url.startswith(("file:", "data:")) else seen["requests"].append(r.url)
+    )
     page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
     page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
@@ -106,13 +114,17 @@ def test_encrypted_restricted_map(run, browser, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_hostile_strings_stay_text(run, browser) -> None:
-    out = build_leads_map(run.path, run.path / "maps" / "plain.html", encrypt=False, chip_px=0, quicklook_px=0)
+    out = build_leads_map(
+        run.path, run.path / "maps" / "plain.html", encrypt=False, chip_px=0, quicklook_px=0
+    )
     page, seen = _open(browser, out)
     texts = []
     for selector in ("path.ft-lead", "path.ft-sector"):
         for i in range(page.locator(selector).count()):
-            page.evaluate("() => { const S = window.FTMap; S.map.closePopup(); S.map.fitBounds(S.P.bounds, "
-                          "{animate: false}); }")  # each lead where it was, no popup over it
+            page.evaluate(
+                "() => { const S = window.FTMap; S.map.closePopup(); S.map.fitBounds(S.P.bounds, "
+                "{animate: false}); }"
+            )  # each lead where it was, no popup over it
             page.locator(selector).nth(i).dispatch_event("click")  # on the lead, whatever fades out over it
             texts.append(page.locator(".leaflet-popup-content").last.inner_text())
     page.locator("#ft-legend details summary").click()

@@ -24,7 +24,9 @@ from fieldtruth.tests.data.runfolder import make_run_folder
 from fieldtruth.tests.data.sectors import personal_values, sites_frame, write_declaration
 
 
-def _run_with_sites(tmp_path: Path, n_sites: int = 120, personal: bool = False) -> tuple[Path, Path, pd.DataFrame]:
+def _run_with_sites(
+    tmp_path: Path, n_sites: int = 120, personal: bool = False
+) -> tuple[Path, Path, pd.DataFrame]:
     run = make_run_folder(tmp_path / "run").path
     frame = sites_frame(n_sites, seed=3, personal=personal)
     data = tmp_path / "data"
@@ -40,7 +42,9 @@ def _run_with_sites(tmp_path: Path, n_sites: int = 120, personal: bool = False) 
     aoi=st.tuples(st.floats(-2e5, 2e5), st.floats(-2e5, 2e5), st.floats(1e3, 6e4), st.floats(1e3, 6e4)),
     cell_m=st.sampled_from([1_000.0, 2_500.0, 5_000.0, 7_300.0]),
 )
-def test_total_counts_over_cells_equal_sites_inside_the_aoi(seed: int, n: int, aoi: tuple, cell_m: float) -> None:
+def test_total_counts_over_cells_equal_sites_inside_the_aoi(
+    seed: int, n: int, aoi: tuple, cell_m: float
+) -> None:
     x0, y0, w, h = aoi
     area = box(x0, y0, x0 + w, y0 + h)
     rng = np.random.default_rng(seed)
@@ -52,8 +56,11 @@ def test_total_counts_over_cells_equal_sites_inside_the_aoi(seed: int, n: int, a
     counts = np.bincount(pos[pos >= 0], minlength=len(grid.ix))
     assert counts.sum() == int(shapely.contains_xy(area, xs, ys).sum())
     inside = pos >= 0
-    assert np.all(shapely.intersects_xy(cell_polygons(grid.ix[pos[inside]], grid.iy[pos[inside]], cell_m),
-                                        xs[inside], ys[inside]))
+    assert np.all(
+        shapely.intersects_xy(
+            cell_polygons(grid.ix[pos[inside]], grid.iy[pos[inside]], cell_m), xs[inside], ys[inside]
+        )
+    )
 
 
 def test_grid_ids_are_recomputable_from_indices() -> None:
@@ -109,7 +116,9 @@ def test_score_is_the_sum_of_the_explained_contributions(tmp_path: Path) -> None
 def test_weights_come_from_the_config(tmp_path: Path) -> None:
     run, decl, _ = _run_with_sites(tmp_path)
     config_path = tmp_path / "risk.yaml"
-    config_path.write_text("weights: {leads: 0, confirmed: 0, lead_score: 0, sector_sites: 1}\nbands: {medium: 0.1, high: 0.2}\n")
+    config_path.write_text(
+        "weights: {leads: 0, confirmed: 0, lead_score: 0, sector_sites: 1}\nbands: {medium: 0.1, high: 0.2}\n"
+    )
     config = load_risk_config(config_path)
     cells = build_risk_cells(run, [load_declaration(decl)], config=config).cells
     expected = 1 - np.exp(-cells["sites_total"] / 10.0)
@@ -127,15 +136,23 @@ def test_area_statistics_join_by_admin_code(tmp_path: Path) -> None:
     coverage = gpd.read_parquet(run / "coverage.parquet")
     x0, y0, x1, y1 = coverage.total_bounds
     xm = (x0 + x1) / 2
-    districts = gpd.GeoDataFrame({"code": ["D1", "D2"]}, geometry=[box(x0 - 1, y0 - 1, xm, y1 + 1), box(xm, y0 - 1, x1 + 1, y1 + 1)],
-                                 crs="EPSG:4326")
+    districts = gpd.GeoDataFrame(
+        {"code": ["D1", "D2"]},
+        geometry=[box(x0 - 1, y0 - 1, xm, y1 + 1), box(xm, y0 - 1, x1 + 1, y1 + 1)],
+        crs="EPSG:4326",
+    )
     districts.to_file(tmp_path / "districts.geojson")
-    pd.DataFrame({"code": ["D1", "D2"], "prevalence": [0.02, 0.08]}).to_csv(tmp_path / "stats.csv", index=False)
+    pd.DataFrame({"code": ["D1", "D2"], "prevalence": [0.02, 0.08]}).to_csv(
+        tmp_path / "stats.csv", index=False
+    )
     (tmp_path / "risk.yaml").write_text(
-        "area_stats:\n  boundaries: districts.geojson\n  boundary_code: code\n  table: stats.csv\n  table_code: code\n"
+        "area_stats:\n  boundaries: districts.geojson\n  boundary_code: code\n  table: stats.csv\n"
+        "  table_code: code\n"
         "  terms: {prevalence: {column: prevalence, weight: 0.5, min: 0, max: 0.1}}\n"
     )
-    cells = build_risk_cells(run, [load_declaration(decl)], config=load_risk_config(tmp_path / "risk.yaml")).cells
+    cells = build_risk_cells(
+        run, [load_declaration(decl)], config=load_risk_config(tmp_path / "risk.yaml")
+    ).cells
     assert set(cells["admin_code"].dropna()) == {"D1", "D2"}
     d2 = cells[cells["admin_code"] == "D2"]
     assert np.allclose(d2["stat_prevalence"], 0.08)
@@ -154,11 +171,20 @@ def test_personal_columns_never_reach_any_output(tmp_path: Path) -> None:
     risk = build_risk_cells(run, [load_declaration(decl)])
     outputs = write_risk(run, risk)
     written = [p for p in run.iterdir() if p.name not in before]
-    assert {p.name for p in written} == {"risk.parquet", "risk_shared.geojson", "risk.json"} == {p.name for p in outputs}
+    assert (
+        {p.name for p in written}
+        == {"risk.parquet", "risk_shared.geojson", "risk.json"}
+        == {p.name for p in outputs}
+    )
     needles = personal_values(frame)
     for path in written:
         data = path.read_bytes()
         leaked = [n for n in needles if n in data]
         assert not leaked, f"{path.name} holds personal values {leaked[:3]}"
-    assert not any(n in data for n in [b"@example.org", b"+91 98"] for data in [p.read_bytes() for p in written])
-    assert set((tmp_path / "data").iterdir()) == {tmp_path / "data" / "sites.csv", tmp_path / "data" / "decl.yaml"}
+    assert not any(
+        n in data for n in [b"@example.org", b"+91 98"] for data in [p.read_bytes() for p in written]
+    )
+    assert set((tmp_path / "data").iterdir()) == {
+        tmp_path / "data" / "sites.csv",
+        tmp_path / "data" / "decl.yaml",
+    }

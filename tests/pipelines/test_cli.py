@@ -47,7 +47,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 @pytest.mark.parametrize("case", ["missing", "no rasters", "not a raster", "different sizes"])
 def test_bad_imagery_is_one_line_naming_the_input(case: str, tmp_path: Path, quick_bundle: Path) -> None:
     path, expected = _bad_inputs(tmp_path)[case]
-    code, out = _invoke("scan", "--imagery", str(path), "--detector", str(quick_bundle), "--out", str(tmp_path / "run"))
+    code, out = _invoke(
+        "scan", "--imagery", str(path), "--detector", str(quick_bundle), "--out", str(tmp_path / "run")
+    )
     assert code == 2  # refused by the scan's preflight: nothing written
     assert not (tmp_path / "run").exists()
     lines = out.strip().splitlines()
@@ -58,13 +60,28 @@ def test_bad_imagery_is_one_line_naming_the_input(case: str, tmp_path: Path, qui
 
 def test_missing_detector_bundle_is_one_line(tmp_path: Path) -> None:
     folder = scene_folder(tmp_path / "s", size=64)
-    code, out = _invoke("scan", "--imagery", str(folder), "--detector", str(tmp_path / "none.safetensors"),
-                        "--out", str(tmp_path / "run"))
+    code, out = _invoke(
+        "scan",
+        "--imagery",
+        str(folder),
+        "--detector",
+        str(tmp_path / "none.safetensors"),
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert code == 2 and "none.safetensors" in out and "Traceback" not in out
     assert len(out.strip().splitlines()) == 1
 
 
 def test_verbose_shows_the_traceback(tmp_path: Path, quick_bundle: Path) -> None:
-    code, out = _invoke("-v", "scan", "--imagery", str(tmp_path / "nowhere"), "--detector", str(quick_bundle),
-                        "--out", str(tmp_path / "run"))
+    code, out = _invoke(
+        "-v",
+        "scan",
+        "--imagery",
+        str(tmp_path / "nowhere"),
+        "--detector",
+        str(quick_bundle),
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert code == 2 and "Traceback" in out

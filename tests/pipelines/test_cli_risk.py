@@ -34,8 +34,21 @@ def test_risk_command_writes_cells_and_shared_view(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "sites.csv", index=False)
     decl = write_declaration(tmp_path / "decl.yaml", ["sites.csv"])
     (tmp_path / "risk.yaml").write_text("min_coverage: 0.6\n")
-    result = CliRunner().invoke(cli, ["risk", str(run), "--sectors", str(decl), "--cell-size", "2500", "--k", "4",
-                                      "--config", str(tmp_path / "risk.yaml")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "risk",
+            str(run),
+            "--sectors",
+            str(decl),
+            "--cell-size",
+            "2500",
+            "--k",
+            "4",
+            "--config",
+            str(tmp_path / "risk.yaml"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "dropped undeclared column(s)" in result.output and "risk_shared.geojson" in result.output
     cells = gpd.read_parquet(run / "risk.parquet")

@@ -37,16 +37,44 @@ class LoopbackCluster:
         self.file = folder / "scheduler.json"
         env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         self.scheduler = subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-             "--scheduler-file", str(self.file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(self.file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         _wait_for(self.file.exists, what="the scheduler file")
         time.sleep(0.5)
         self.address = json.loads(self.file.read_text())["address"]
         self.workers = [
             subprocess.Popen(
-                [str(BIN / "dask"), "worker", "--scheduler-file", str(self.file), "--nthreads", "1", "--no-nanny",
-                 "--host", "127.0.0.1", "--dashboard-address", ":0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                [
+                    str(BIN / "dask"),
+                    "worker",
+                    "--scheduler-file",
+                    str(self.file),
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    ":0",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
             for _ in range(workers)
         ]
         from distributed import Client
@@ -79,7 +107,9 @@ def _config(scene: Path, bundle: Path, out: Path, **extra: object) -> ScanConfig
 
 
 @pytest.fixture(scope="module")
-def reference(small_scene: Path, quick_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> gpd.GeoDataFrame:
+def reference(
+    small_scene: Path, quick_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> gpd.GeoDataFrame:
     """An undisturbed local scan: the output every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "run"
     scan(_config(small_scene, quick_bundle, out))
@@ -90,11 +120,16 @@ def _same(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> bool:
     """The same leads at the same places (site ids are random per run, so they are left out)."""
     drop = ["geometry", "site_id"]
     return a.drop(columns=drop).equals(b.drop(columns=drop)) and bool(
-        a.geometry.geom_equals_exact(b.geometry, tolerance=0).all())
+        a.geometry.geom_equals_exact(b.geometry, tolerance=0).all()
+    )
 
 
 def test_scan_through_a_scheduler_matches_the_local_scan(
-    cluster: LoopbackCluster, small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
+    cluster: LoopbackCluster,
+    small_scene: Path,
+    quick_bundle: Path,
+    reference: gpd.GeoDataFrame,
+    tmp_path: Path,
 ) -> None:
     summary = scan(_config(small_scene, quick_bundle, tmp_path / "run", scheduler=cluster.address))
     assert summary.done == summary.tiles == 25 and not summary.failed
@@ -102,7 +137,11 @@ def test_scan_through_a_scheduler_matches_the_local_scan(
 
 
 def test_each_worker_reads_a_band_of_neighbouring_tiles(
-    cluster: LoopbackCluster, small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
+    cluster: LoopbackCluster,
+    small_scene: Path,
+    quick_bundle: Path,
+    reference: gpd.GeoDataFrame,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
     summary = scan(_config(small_scene, quick_bundle, out, scheduler=cluster.address, max_in_flight=2))
@@ -120,13 +159,19 @@ def test_each_worker_reads_a_band_of_neighbouring_tiles(
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_doubles_nothing(
-    cluster: LoopbackCluster, small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
+    cluster: LoopbackCluster,
+    small_scene: Path,
+    quick_bundle: Path,
+    reference: gpd.GeoDataFrame,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
     victim = cluster.workers[0]
 
     def kill_after_first_tile() -> None:
-        _wait_for(lambda: (out / "tiles").exists() and any((out / "tiles").glob("*.json")), what="a first tile")
+        _wait_for(
+            lambda: (out / "tiles").exists() and any((out / "tiles").glob("*.json")), what="a first tile"
+        )
         victim.send_signal(signal.SIGKILL)
 
     killer = threading.Thread(target=kill_after_first_tile)
@@ -143,12 +188,30 @@ def test_a_killed_scan_resumes_without_redoing_finished_tiles(
     small_scene: Path, quick_bundle: Path, reference: gpd.GeoDataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    command = [str(BIN / "fieldtruth"), "-q", "scan", "--imagery", str(small_scene), "--detector", str(quick_bundle),
-               "--out", str(out), "--tile-size", "128", "--workers", "1"]
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        str(BIN / "fieldtruth"),
+        "-q",
+        "scan",
+        "--imagery",
+        str(small_scene),
+        "--detector",
+        str(quick_bundle),
+        "--out",
+        str(out),
+        "--tile-size",
+        "128",
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        _wait_for(lambda: len(list((out / "tiles").glob("*.json"))) >= 5 if (out / "tiles").exists() else False,
-                  timeout=120, what="five finished tiles")
+        _wait_for(
+            lambda: len(list((out / "tiles").glob("*.json"))) >= 5 if (out / "tiles").exists() else False,
+            timeout=120,
+            what="five finished tiles",
+        )
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -156,12 +156,29 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = build_model("centrenet", {}).eval()
     card = ModelCard(
-        architecture="centrenet", architecture_args={}, bands=("blue", "green", "red", "nir"), gsd_m=10.0,
-        norm_mean=(0.08, 0.09, 0.1, 0.2), norm_std=(0.03, 0.03, 0.04, 0.06),
+        architecture="centrenet",
+        architecture_args={},
+        bands=("blue", "green", "red", "nir"),
+        gsd_m=10.0,
+        norm_mean=(0.08, 0.09, 0.1, 0.2),
+        norm_std=(0.03, 0.03, 0.04, 0.06),
         classes=("brick_kiln", "fishing camp"),
-        receptive_field_px=model.receptive_field_px, name="kilns v2",
-        metrics=CardMetrics.from_dict({"overall": {"precision": 0.81, "recall": 0.74, "f1": 0.77, "average_precision": 0.7,
-                                              "tp": 37, "fp": 9, "fn": 13, "n_labels": 50}}),
+        receptive_field_px=model.receptive_field_px,
+        name="kilns v2",
+        metrics=CardMetrics.from_dict(
+            {
+                "overall": {
+                    "precision": 0.81,
+                    "recall": 0.74,
+                    "f1": 0.77,
+                    "average_precision": 0.7,
+                    "tp": 37,
+                    "fp": 9,
+                    "fn": 13,
+                    "n_labels": 50,
+                }
+            }
+        ),
     )
     path = tmp_path_factory.mktemp("bundle") / "kilns.safetensors"
     save_bundle(path, model, card)
@@ -212,7 +229,13 @@ def test_bundle_describe_refuses_a_file_that_is_not_a_bundle(tmp_path: Path) -> 
     assert result.exit_code == 1 and str(fake) in result.output and result.output.startswith("error:")
 
 
-@pytest.mark.parametrize(("name", "expected"), [("kilns v2", "kilns-v2"), ("2024 camps", "m-2024-camps"),
-                                                ("fieldtruth-centrenet", "fieldtruth-centrenet")])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("kilns v2", "kilns-v2"),
+        ("2024 camps", "m-2024-camps"),
+        ("fieldtruth-centrenet", "fieldtruth-centrenet"),
+    ],
+)
 def test_card_names_become_mlm_names(name: str, expected: str) -> None:
     assert mlm_name(name) == expected

@@ -89,7 +89,9 @@ def test_includes_exactly_the_qualifying_sites(run_dir: Path, tmp_path: Path) ->
 
 
 def test_refuses_when_the_chain_does_not_verify(run_dir: Path, tmp_path: Path) -> None:
-    _decide(run_dir, ("site-0001", "confirmed", "imagery", "rv01"), ("site-0001", "confirmed", "field", "rv02"))
+    _decide(
+        run_dir, ("site-0001", "confirmed", "imagery", "rv01"), ("site-0001", "confirmed", "field", "rv02")
+    )
     db = sqlite3.connect(run_dir / "review.sqlite", isolation_level=None)
     db.execute("DROP TRIGGER decisions_no_update")
     db.execute("UPDATE decisions SET reviewer = 'rv09' WHERE seq = 1")

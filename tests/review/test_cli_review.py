@@ -138,7 +138,8 @@ def test_forget_end_to_end(run, tmp_path: Path) -> None:
     result = _run("forget", run_dir, "site-0005", "--reason", "owner request", "--by", "dpo1")
     assert result.exit_code == 0, result.output
     assert "rewrote detections.parquet" in result.output and "fieldtruth map" in result.output
-    needles = [SENTINEL.encode(), struct.pack("<d", point.x), struct.pack("<d", point.y), repr(point.x).encode()]
+    needles = [SENTINEL.encode(), struct.pack("<d", point.x), struct.pack("<d", point.y),
+               repr(point.x).encode()]
     for path in run_dir.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
@@ -160,7 +161,8 @@ def test_queue_takes_the_risk_of_the_cell_holding_the_site(run) -> None:
     p = dets.loc[low, "geometry"]
     cells = gpd.GeoDataFrame(
         {"cell_id": ["c1", "c2"], "score": [0.7, float("nan")], "band": ["high", None]},
-        geometry=[box(p.x - 0.0005, p.y - 0.0005, p.x + 0.0005, p.y + 0.0005), box(0, 0, 1, 1)], crs=4326,
+        geometry=[box(p.x - 0.0005, p.y - 0.0005, p.x + 0.0005, p.y + 0.0005), box(0, 0, 1, 1)],
+        crs=4326,
     )
     cells.to_parquet(run_dir / "risk.parquet")
     first = _run("review", "queue", run_dir).stdout.splitlines()[1].split()

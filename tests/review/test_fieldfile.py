@@ -79,13 +79,32 @@ def test_malformed_csv_applies_nothing_and_reports_every_bad_line(run_dir: Path,
 
 def test_geojson_rows_are_reported_with_their_lines(run_dir: Path, tmp_path: Path) -> None:
     features = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [87.0, 25.5]},
-         "properties": {"site_id": "site-0001", "decision": "confirmed", "method": "field", "reviewer": "rv01"}},
-        {"type": "Feature", "geometry": None,
-         "properties": {"site_id": "site-0002", "decision": "nope", "method": "field", "reviewer": "rv01"}},
-        {"type": "Feature", "geometry": None,
-         "properties": {"site_id": "site-0003", "decision": "rejected", "method": "field", "reviewer": "rv01",
-                        "photos": [SHA]}},
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [87.0, 25.5]},
+            "properties": {
+                "site_id": "site-0001",
+                "decision": "confirmed",
+                "method": "field",
+                "reviewer": "rv01",
+            },
+        },
+        {
+            "type": "Feature",
+            "geometry": None,
+            "properties": {"site_id": "site-0002", "decision": "nope", "method": "field", "reviewer": "rv01"},
+        },
+        {
+            "type": "Feature",
+            "geometry": None,
+            "properties": {
+                "site_id": "site-0003",
+                "decision": "rejected",
+                "method": "field",
+                "reviewer": "rv01",
+                "photos": [SHA],
+            },
+        },
     ]
     text = '{"type": "FeatureCollection", "name": "features of the day",\n"features": [\n'
     text += ",\n".join(json.dumps(f) for f in features) + "\n]}\n"
