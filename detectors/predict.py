@@ -103,12 +103,12 @@ def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> li
     return peaks
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` and box sizes ``(2, ...)``
     in pixels (height, width; None when the model has no size head) for a chip of raw values."""
-    x = normalise(bundle.card, data, valid)
-    out = bundle.model(x)
+    x = normalise(bundle.card, data, valid).contiguous(memory_format=torch.channels_last)
+    out = bundle.network(x)
     logits = out.heatmap if hasattr(out, "heatmap") else out
     size = getattr(out, "size", None)
     return torch.sigmoid(logits[0]), (None if size is None else torch.exp(size[0].clamp(max=6.0)))
