@@ -39,8 +39,9 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Read from this host although it is loopback/private or plain http (your own server).")
 @allow_dir_option
-@click.option("--tile-size", type=click.IntRange(64, 4096), default=512, show_default=True,
-              help="Tile core side in pixels.")
+@click.option("--tile-size", type=click.IntRange(64, 4096), default=None,
+              help="Tile core side in pixels [default: from the detector's receptive field: at least 6 "
+                   "times the halo, in steps of 128 px, 512 px or more, core and halos at most 1,536 px].")
 @click.option("--halo", type=click.IntRange(0, 1024), default=None,
               help="Halo in pixels [default: from the detector's receptive field].")
 @click.option("--block", type=click.IntRange(1, 16), default=None,
@@ -65,7 +66,7 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
-    tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
+    tile_size: int | None, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
     scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool, heatmap: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).

@@ -34,7 +34,7 @@ from pyproj import Transformer
 from pyproj.exceptions import ProjError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.scangrid import default_halo
+from fieldtruth.detectors.scangrid import default_halo, default_tile_size
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.imagery.target import grid_for_scenes, ground_resolution
@@ -105,17 +105,18 @@ def preflight(config: ScanConfig) -> ScanPlan:
         )
     except FieldtruthError as exc:
         raise PreflightError(str(exc)) from exc
+    halo = config.halo if config.halo is not None else default_halo(bundle)
+    tile_size = config.tile_size if config.tile_size is not None else default_tile_size(bundle, halo)
     if config.heatmap:
-        heatmap_factor(bundle, config.tile_size)
+        heatmap_factor(bundle, tile_size)
     scenes = sorted(scenes, key=cloud_order)
     _check_bands(bundle, scenes)
     footprints = _check_crs(scenes)
     ground = _check_pixel_size(bundle, scenes)
     if aoi is not None:
         _check_aoi(aoi, footprints)
-    halo = config.halo if config.halo is not None else default_halo(bundle)
     try:
-        grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
+        grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=tile_size, halo=halo,
                                aoi_bounds=aoi.bounds if aoi is not None else None)
     except (FieldtruthError, ValueError) as exc:
         raise PreflightError(f"no tile grid can be laid over the imagery: {exc}") from exc

@@ -59,7 +59,8 @@ class ScanConfig:
         imagery: scene folder, raster file, STAC Item/catalogue JSON, or STAC API URL.
         detector: model bundle file.
         out: run folder to write.
-        tile_size: tile core side in pixels.
+        tile_size: tile core side in pixels; from the detector's receptive field when None
+            (:func:`~fieldtruth.detectors.scangrid.default_tile_size`).
         block: tiles per side of the block one task reads in one window (neighbouring tiles share the file
             blocks under their halos, which are then decoded once); 1 reads every tile alone; the grid's
             default (2, or 1 for a region of fewer than 16 blocks) when None.
@@ -91,7 +92,7 @@ class ScanConfig:
     datetime: str | None = None
     max_cloud: float | None = None
     allow_hosts: tuple[str, ...] = ()
-    tile_size: int = 512
+    tile_size: int | None = None
     block: int | None = None
     halo: int | None = None
     workers: int = 2
@@ -122,13 +123,13 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     plan = preflight(config)  # every check before anything is written or started
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
-    factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
+    factor = heatmap_factor(bundle, grid.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)
     run.keep_plan(_plan(grid, block, bundle, scenes, left_out) | ({"heatmap": factor} if factor else {}),
                   resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
-    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
+    say(f"scan: {len(grid)} tiles of {grid.tile_size} px (+{halo} px halo, read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
