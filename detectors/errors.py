@@ -29,3 +29,7 @@ class UnknownArchitectureError(DetectorError, KeyError):
     def __str__(self) -> str:
         """Show the message as written (KeyError would quote it)."""
         return str(self.args[0]) if self.args else ""
+
+
+class DeviceError(DetectorError, RuntimeError):
+    """The device asked for (``cuda``) is not available on this machine, or is not a known device."""

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
+from fieldtruth.detectors.device import device_of
 from fieldtruth.detectors.errors import InputMismatchError
 from fieldtruth.detectors.model import output_stride
 
@@ -103,15 +104,24 @@ def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> li
     return peaks
 
 
-@torch.inference_mode()
 def heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` and box sizes ``(2, ...)``
     in pixels (height, width; None when the model has no size head) for a chip of raw values."""
-    x = normalise(bundle.card, data, valid).contiguous(memory_format=torch.channels_last)
-    out = bundle.network(x)
+    heat, sizes = forward(bundle, normalise(bundle.card, data, valid))
+    return heat[0], (None if sizes is None else sizes[0])
+
+
+@torch.inference_mode()
+def forward(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Probabilities ``(n, classes, ...)`` and box sizes ``(n, 2, ...)`` (or None) of a batch of normalised
+    chips, computed on the network's device and returned on the CPU."""
+    network = bundle.network
+    x = x.to(device_of(network), non_blocking=True).contiguous(memory_format=torch.channels_last)
+    out = network(x)
     logits = out.heatmap if hasattr(out, "heatmap") else out
     size = getattr(out, "size", None)
-    return torch.sigmoid(logits[0]), (None if size is None else torch.exp(size[0].clamp(max=6.0)))
+    heat = torch.sigmoid(logits).float().cpu()
+    return heat, (None if size is None else torch.exp(size.clamp(max=6.0)).float().cpu())
 
 
 def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
@@ -180,6 +190,33 @@ def detect_array_each(
         return [_box_detections(bundle, data, valid, _threshold(card, threshold)) for card in cards]
     heat, sizes = heads(bundle, data, valid)
     return [_decode(card, output_stride(bundle.model), heat, sizes, valid, _threshold(card, threshold)) for card in cards]
+
+
+def detect_arrays(
+    bundle: LoadedBundle, chips: Sequence[tuple[np.ndarray, np.ndarray]], *, batch: int = 1,
+) -> list[list[PixelDetection]]:
+    """:func:`detect_array` at the card's settings for several chips ``(data, valid)``; chips of one shape
+    pass through the network together, ``batch`` at a time (on a GPU, where one pass of several tiles is
+    cheaper than several passes). The detections of each chip, in order."""
+    found: list[list[PixelDetection]] = [[] for _ in chips]
+    if batch <= 1 or hasattr(bundle.network, "detect"):
+        return [detect_array(bundle, data, valid) for data, valid in chips]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, (data, valid) in enumerate(chips):
+        if valid.any():
+            by_shape.setdefault(data.shape, []).append(i)
+        else:
+            _ = normalise(bundle.card, data, valid)  # still validate the input
+    stride, card = output_stride(bundle.network), bundle.card
+    for members in by_shape.values():
+        for first in range(0, len(members), batch):
+            group = members[first : first + batch]
+            x = torch.cat([normalise(card, *chips[i]) for i in group])
+            heat, sizes = forward(bundle, x)
+            for k, i in enumerate(group):
+                found[i] = _decode(card, stride, heat[k], None if sizes is None else sizes[k], chips[i][1],
+                                   card.threshold)
+    return found
 
 
 def _threshold(card: ModelCard, threshold: float | None) -> float:

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def train_detector(
     scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
-    *, val_dirs: Sequence[Path] | None = None,
+    *, val_dirs: Sequence[Path] | None = None, device: torch.device | str = "cpu",
 ) -> LoadedBundle:
     """Train a point detector on labelled scene folders and write its bundle.
 
@@ -51,6 +51,8 @@ def train_detector(
         config: training settings.
         progress: called after each step with (step, total steps, loss).
         val_dirs: validation scene folders (early stopping, operating threshold); never trained on.
+        device: where the network trains (see :func:`fieldtruth.detectors.device.resolve_device`); the
+            bundle is written from the CPU either way.
 
     Returns:
         The bundle as written and loaded back (verified).
@@ -66,7 +68,7 @@ def train_detector(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress)
+        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress, torch.device(device))
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -128,7 +130,8 @@ def _ensemble(members: list[torch.nn.Module], card: ModelCard) -> tuple[torch.nn
 
 
 def _train(
-    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None
+    scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None,
+    device: torch.device,
 ) -> LoadedBundle:
     train_scenes, val_scenes = _split(scene_dirs, val_dirs, config)
     started = time.perf_counter()
@@ -136,10 +139,12 @@ def _train(
     for k in range(config.ensemble):
         member_config = config if config.ensemble == 1 else _member_config(config, k)
         model, card = _card(train_scenes, member_config)
+        model.to(device)
         result = fit(model, card, train_scenes, val_scenes, member_config, progress)
         members.append(model)
     if len(members) > 1:
         model, card = _ensemble(members, card)
+        model.to(device)
     seconds = time.perf_counter() - started
     held_out = bool(val_scenes)
     card, metrics = _choose_threshold(model, card, val_scenes or train_scenes, config)

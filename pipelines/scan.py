@@ -82,6 +82,8 @@ class ScanConfig:
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
         heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
+        device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a GPU a
+            local cluster has one worker, and each block's tiles pass through the model in one batch.
     """
 
     imagery: str | Path
@@ -103,6 +105,7 @@ class ScanConfig:
     performance_report: bool = False
     worker_bands: bool = True
     heatmap: bool = False
+    device: str = "auto"
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -122,6 +125,12 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     say = progress or (lambda message: log.info("%s", message))
     plan = preflight(config)  # every check before anything is written or started
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
+    if plan.device.note:
+        say(f"scan: {plan.device.note}")
+    gpu = plan.device.device.type == "cuda"
+    if gpu and not config.scheduler and config.workers != 1:
+        say(f"scan: one worker drives the GPU (--workers {config.workers} ignored)")
+        config = replace(config, workers=1)
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
     factor = heatmap_factor(bundle, grid.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)
@@ -134,8 +143,9 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
     with cluster_client(config, say) as client:
-        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256,
-                                              config.threads_per_worker, heatmap_factor=factor))
+        client.register_plugin(DetectorPlugin(
+            config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
+            device=plan.device.device.type, batch=block * block if gpu else 1))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
