@@ -39,14 +39,16 @@ def resolve_device(name: str) -> Device:
     available = torch.cuda.is_available()
     if name == "cuda" and not available:
         built = torch.version.cuda or "no CUDA"
-        raise DeviceError(f"--device cuda: no CUDA device is usable on this machine (torch {torch.__version__} "
-                          f"built with {built}); run with --device cpu, or --device auto to use a GPU only "
-                          "where there is one")
+        raise DeviceError(f"--device cuda: no CUDA device is usable on this machine (torch "
+                          f"{torch.__version__} built with {built}); run with --device cpu, or --device auto "
+                          "to use a GPU only where there is one")
     if name == "cpu" or not available:
         note = "device auto: no CUDA device here, running on the CPU" if name == "auto" else None
         return Device(torch.device("cpu"), note)
     device = torch.device("cuda")
-    note = f"device auto: running on the GPU ({torch.cuda.get_device_name(device)})" if name == "auto" else None
+    note = None
+    if name == "auto":
+        note = f"device auto: running on the GPU ({torch.cuda.get_device_name(device)})"
     return Device(device, note)
 
 

@@ -86,7 +86,8 @@ def grid_transform(grid: TileGrid) -> Affine:
 
 
 def detect_like_a_scan(
-    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None, block: int | None = None,
+    bundle: LoadedBundle, scene: Scene, grid: TileGrid, *, threshold: float | None = None,
+    block: int | None = None,
 ) -> list[PixelDetection]:
     """Detect over ``grid`` tile by tile as a scan does (tiles read in the scan's blocks, the grid's default
     when ``block`` is None, so a warped scene is resampled over the same windows); positions in the grid's
@@ -111,7 +112,8 @@ def detect_like_a_scan(
 
 def _chips(bundle: LoadedBundle, scene: Scene, grid: TileGrid, block: int) -> Iterator[tuple[Tile, Chip]]:
     for tile_block in grid.blocks(block):
-        yield from zip(tile_block.tiles, read_block([scene], tile_block, tuple(bundle.card.bands)), strict=True)
+        chips = read_block([scene], tile_block, tuple(bundle.card.bands))
+        yield from zip(tile_block.tiles, chips, strict=True)
 
 
 def labels_on_grid(folder: Path, scene: Scene, grid: TileGrid) -> list[PixelLabel]:
@@ -123,7 +125,8 @@ def labels_on_grid(folder: Path, scene: Scene, grid: TileGrid) -> list[PixelLabe
     Raises:
         LabelError: the label file is missing, malformed or outside the scene.
     """
-    labels = read_labels(find_label_file(folder), scene.crs, scene.transform, shape=(scene.height, scene.width))
+    labels = read_labels(find_label_file(folder), scene.crs, scene.transform,
+                         shape=(scene.height, scene.width))
     to_grid = Transformer.from_crs(scene.crs, grid.crs, always_xy=True)
     scene_to_crs, crs_to_grid = scene.transform, ~grid_transform(grid)
 

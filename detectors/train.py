@@ -68,7 +68,8 @@ def train_detector(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress, torch.device(device))
+        return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress,
+                      torch.device(device))
     finally:
         torch.set_num_threads(previous_threads)
 

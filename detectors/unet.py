@@ -60,7 +60,9 @@ class UNet(nn.Module):
         if self.log_input and (len(norm_mean) != in_channels or len(norm_std) != in_channels):
             raise ValueError(f"log_input needs norm_mean and norm_std of {in_channels} band(s), got "
                              f"{norm_mean!r}, {norm_std!r}")
-        stats = torch.tensor([norm_mean, norm_std], dtype=torch.float32) if self.log_input else torch.zeros(2, 0)
+        stats = torch.zeros(2, 0)  # raw values are rebuilt only for log_input
+        if self.log_input:
+            stats = torch.tensor([norm_mean, norm_std], dtype=torch.float32)
         self.register_buffer("raw_stats", stats.reshape(2, -1, 1, 1), persistent=False)
         self.enc1 = _double(in_channels, width)
         self.enc2 = _double(width, 2 * width)

@@ -26,7 +26,8 @@ from fieldtruth.detectors.registry import build_model
 def preset_model(name: str = "vessels") -> torch.nn.Module:
     """The preset's network as a bundle would hold it (4 bands, its classes), batch-norm statistics random."""
     config = PRESETS[name]
-    args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": len(config.classes or "ab")}
+    classes = len(config.classes or ("a", "b"))
+    args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": classes}
     if args.get("indices"):
         args.update(norm_mean=[1200.0] * 4, norm_std=[600.0] * 4)
     if config.ensemble > 1:
@@ -132,7 +133,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, runs in times.items():
         median = statistics.median(runs)
-        print(f"| {name} | {median:.3f} | {core_mpx / median:.3f} | {today / median:.2f} | {diffs[name]:.1e} |")
+        print(f"| {name} | {median:.3f} | {core_mpx / median:.3f} | {today / median:.2f} | "
+              f"{diffs[name]:.1e} |")
 
 
 if __name__ == "__main__":

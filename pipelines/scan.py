@@ -82,8 +82,8 @@ class ScanConfig:
         max_cloud: STAC API largest cloud cover in percent.
         allow_hosts: hosts that may be read although loopback/private or plain http.
         heatmap: also write the detector's scores as ``heatmap.tif`` (:mod:`fieldtruth.pipelines.heatmap`).
-        device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a GPU a
-            local cluster has one worker, and each block's tiles pass through the model in one batch.
+        device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a
+            GPU a local cluster has one worker, and each block's tiles pass through the model in one batch.
     """
 
     imagery: str | Path

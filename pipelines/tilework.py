@@ -177,8 +177,8 @@ def process_block(scenes: list[Scene], block: TileBlock) -> list[TileResult]:
 
 
 def detect_block(
-    bundle: LoadedBundle, scenes: list[Scene], block: TileBlock, model_slot: AbstractContextManager[Any] | None = None,
-    heatmap_factor: int | None = None, batch: int = 1,
+    bundle: LoadedBundle, scenes: list[Scene], block: TileBlock,
+    model_slot: AbstractContextManager[Any] | None = None, heatmap_factor: int | None = None, batch: int = 1,
 ) -> list[TileResult]:
     """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does (with
     ``batch`` > 1 and no heatmap, tiles of one shape pass through the model together: on a GPU).

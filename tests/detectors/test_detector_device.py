@@ -81,7 +81,8 @@ def _same_sites(a: list[PixelDetection], b: list[PixelDetection], threshold: flo
             assert near and abs(near[0].score - d.score) <= tolerance, d
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; the CPU fallback is tested above")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA device; the CPU fallback is tested above")
 def test_on_the_gpu_the_same_sites_are_found_as_on_the_cpu(
     trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene,
 ) -> None:

@@ -25,7 +25,8 @@ def grids(draw: st.DrawFn) -> TileGrid:
     width = draw(st.floats(resolution, 12 * span))
     height = draw(st.floats(resolution, 12 * span))
     halo = draw(st.integers(0, 512))
-    return TileGrid(BoundingBox(left, bottom, left + width, bottom + height), UTM, resolution, tile_size, halo)
+    bounds = BoundingBox(left, bottom, left + width, bottom + height)
+    return TileGrid(bounds, UTM, resolution, tile_size, halo)
 
 
 @settings(max_examples=60, deadline=None)

@@ -88,7 +88,8 @@ def test_device_cuda_without_cuda_stops_in_one_line_writing_nothing(
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    args, _ = _cases(folders)["train --resume alone" if command == "train" else "evaluate --baseline-fit alone"]
+    case = "train --resume alone" if command == "train" else "evaluate --baseline-fit alone"
+    args, _ = _cases(folders)[case]
     code, output = _invoke(*args[:-1 if command == "train" else -2], "--device", "cuda")
     lines = [line for line in output.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, output

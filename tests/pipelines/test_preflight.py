@@ -160,7 +160,8 @@ def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_cuda")
-def test_device_cuda_without_cuda_fails_in_one_line_writing_nothing(tmp_path: Path, quick_bundle: Path) -> None:
+def test_device_cuda_without_cuda_fails_in_one_line_writing_nothing(
+        tmp_path: Path, quick_bundle: Path) -> None:
     imagery = scene_folder(tmp_path / "scene", size=96)
     before = tree(tmp_path)
     result, seconds = _scan(tmp_path, quick_bundle, imagery, "--device", "cuda")

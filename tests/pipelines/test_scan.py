@@ -121,8 +121,8 @@ def test_tiling_neither_loses_nor_doubles_sites(
 ) -> None:
     """Small tiles (many core boundaries) find the same sites as one tile over the whole scene, and as the
     cores a scan chooses from the detector's receptive field (512 px here: 2 x 2 tiles)."""
-    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole", tile_size=tile_size,
-                            workers=1))
+    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole",
+                            tile_size=tile_size, workers=1))
     assert whole.tiles == tiles
     tiled = gpd.read_parquet(run / "detections.parquet")
     single = gpd.read_parquet(tmp_path / "whole" / "detections.parquet")
