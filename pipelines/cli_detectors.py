@@ -60,7 +60,8 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
                    "[default: the last SCENE when several are given].")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML file of training settings (keys of TrainConfig; 'preset: vessels|demo|default').")
-@click.option("--preset", type=click.Choice(["vessels", "default", "demo"]), default="vessels", show_default=True,
+@click.option("--preset", type=click.Choice(["vessels", "default", "demo", "vessels-unet"]), default="vessels",
+              show_default=True,
               help="Settings to start from.")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimisation steps.")
 @click.option("--seed", type=int, default=None, help="Seed of chips, augmentation and initial weights.")

@@ -8,8 +8,12 @@ import pytest
 import torch
 
 from fieldtruth.detectors.bundle import ModelCard, load_bundle, save_bundle
+from fieldtruth.detectors.model import output_stride
 from fieldtruth.detectors.registry import build_model
+from fieldtruth.detectors.scangrid import default_halo, default_tile_size
+from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.detectors.unet import UNet
+from fieldtruth.imagery.synthetic import SyntheticScene
 
 STATS = {"norm_mean": [1000.0, 900.0, 800.0, 700.0], "norm_std": [300.0, 250.0, 200.0, 150.0]}
 
@@ -59,3 +63,14 @@ def test_a_unet_bundle_round_trips_through_the_registry(tmp_path: Path) -> None:
     with torch.inference_mode():
         eager, fast = model(x).heatmap, loaded.network(x).heatmap
     assert torch.allclose(torch.sigmoid(eager), torch.sigmoid(fast), atol=1e-5)
+
+
+def test_the_candidate_preset_trains_a_unet_bundle_that_scans_with_512_px_cores(
+    small_scene: SyntheticScene, tmp_path: Path,
+) -> None:
+    config = TrainConfig.from_mapping({"steps": 6, "classes": ["brick_kiln", "fishing_camp"], "scene_offset": {},
+                                       "chips": {"mine_at": []}, "validation": {"tile": 192}}, "vessels-unet")
+    bundle = train_detector([small_scene.path], tmp_path / "unet.safetensors", config)
+    assert bundle.card.architecture == "unet" and bundle.card.receptive_field_px == 56
+    assert default_halo(bundle) == 32 and default_tile_size(bundle) == 512
+    assert output_stride(bundle.network) == 1
