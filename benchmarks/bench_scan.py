@@ -17,12 +17,12 @@ Results print as a Markdown table; copy them into benchmarks/README.md.
 
 With ``--port NAME`` it measures instead a real-data region: ``--copies`` x ``--copies`` copies of a
 sen2ships port side by side (its own CRS and pixels, so the scan warps it to UTM as it does the ports),
-scanned with ``--bundle`` (e.g. a vessels preset bundle of ``bench_detectors.py``; by default the vessels
-preset's network with untrained weights, which cost the same) at each of ``--tile-sizes`` (``auto``: the
-core the scan chooses from the receptive field); model-only, one worker and two workers side by side,
-interleaved, Mpx counted in the mosaic's source pixels::
+scanned with ``--bundle`` (e.g. a vessels preset bundle of ``bench_detectors.py``; by default the network
+of the preset ``--untrained`` names, with untrained weights, which cost the same) at each of
+``--tile-sizes`` (``auto``: the core the scan chooses from the receptive field); model-only, one worker
+and two workers side by side, interleaved, Mpx counted in the mosaic's source pixels::
 
-    .venv/bin/python benchmarks/bench_scan.py --port algiers --copies 3 --tile-sizes 512 auto --repeats 3
+    .venv/bin/python benchmarks/bench_scan.py --port busan --copies 3 --tile-sizes 512 auto --repeats 3
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def untrained_bundle(path: Path, scene_dir: Path, preset: str = "vessels") -> Pa
     scene = open_scene(scene_dir)
     data = scene.read(config.bands).reshape(len(config.bands), -1)
     mean, std = tuple(map(float, data.mean(axis=1))), tuple(map(float, data.std(axis=1) + 1.0))
-    args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": 1}
+    args: dict = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": 1}
     if args.get("indices") or args.get("log_input"):
         args.update(norm_mean=list(mean), norm_std=list(std))
     if config.ensemble > 1:
@@ -230,7 +230,8 @@ def real_region(args: argparse.Namespace) -> None:
     """The ``--port`` benchmark (see the module docstring)."""
     port = shared_data_root() / "sen2ships" / args.port
     scene = port_mosaic(port, args.out / f"{args.port}-x{args.copies}", args.copies)
-    bundle = args.bundle or untrained_bundle(args.out / "untrained-vessels.safetensors", scene)
+    untrained = args.out / f"untrained-{args.untrained}.safetensors"
+    bundle = args.bundle or untrained_bundle(untrained, scene, args.untrained)
     with rasterio.open(next(scene.glob("B*.tif"))) as src:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
@@ -277,6 +278,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=3, help="copies of the port per side (--port)")
     parser.add_argument("--bundle", type=Path, default=None,
                         help="detector bundle (--port) [default: the vessels preset's network, untrained]")
+    parser.add_argument("--untrained", default="vessels",
+                        help="without --bundle: the preset whose network is measured, untrained (--port)")
     parser.add_argument("--tile-sizes", nargs="+", default=["512", "auto"],
                         help="tile cores to compare (--port)")
     args = parser.parse_args()
