@@ -205,9 +205,9 @@ def detect_arrays(
     """:func:`detect_array` at the card's settings for several chips ``(data, valid)``; chips of one shape
     pass through the network together, ``batch`` at a time (on a GPU, where one pass of several tiles is
     cheaper than several passes). The detections of each chip, in order."""
-    found: list[list[PixelDetection]] = [[] for _ in chips]
     if batch <= 1 or hasattr(bundle.network, "detect"):
         return [detect_array(bundle, data, valid) for data, valid in chips]
+    found: list[list[PixelDetection]] = [[] for _ in chips]
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, (data, valid) in enumerate(chips):
         if valid.any():

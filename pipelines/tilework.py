@@ -28,7 +28,12 @@ from rasterio.errors import RasterioError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.model import output_stride
-from fieldtruth.detectors.predict import PixelDetection, detect_array, detect_array_with_scores, detect_arrays
+from fieldtruth.detectors.predict import (
+    PixelDetection,
+    detect_array,
+    detect_array_with_scores,
+    detect_arrays,
+)
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.grid import Tile, TileBlock
