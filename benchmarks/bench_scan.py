@@ -28,6 +28,7 @@ and two workers side by side, interleaved, Mpx counted in the mosaic's source pi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -89,31 +90,38 @@ class PeakMemory:
         self._thread.join()
 
 
-def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512) -> float:
-    """Seconds for the detector over every tile, chips in memory, in a child process (so its memory and
-    allocator settings do not count in the scans measured next)."""
+def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
+               fused: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
+    memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
+    network as saved (batch norm not folded: the path before issue 21)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_model_only, scene_dir, bundle_path, tile_size).result()
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused).result()
 
 
-def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None) -> float:
-    """Seconds for the detector over every tile of the scan's grid (each chip read first, then timed), one
-    thread, the workers' allocator; ``tile_size`` None: the scan's own choice."""
+def _model_only(
+    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool,
+) -> tuple[float, float]:
+    """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
+    timed), one thread, the workers' allocator; ``tile_size`` None: the scan's own choice. On a shared
+    machine the CPU seconds of the one thread are what a core of its own would take."""
     torch.set_num_threads(1)
     tune_allocator()
     bundle = load_bundle(bundle_path)
+    bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
     scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, scene, tile_size=tile_size)
-    seconds = 0.0
+    wall = cpu = 0.0
     for tile in grid:
         chip = read_chip(scene, tile, tuple(bundle.card.bands))
         if chip.core_valid_fraction(tile.halo_px) == 0:  # as a scan does: no data in the core, no model
             continue
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         detect_array(bundle, chip.data, chip.valid)
-        seconds += time.perf_counter() - started
-    return seconds
+        wall += time.perf_counter() - started
+        cpu += time.process_time() - started_cpu
+    return wall, cpu
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
@@ -235,11 +243,17 @@ def real_region(args: argparse.Namespace) -> None:
     with rasterio.open(next(scene.glob("B*.tif"))) as src:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
-    runs: dict[int | None, dict[str, list[float]]] = {s: {"model": [], "1w": [], "2w": []} for s in sizes}
+    runs: dict[int | None, dict[str, list[float]]] = {s: {"model": [], "cpu": [], "1w": [], "2w": []}
+                                                      for s in sizes}
+    before: list[float] = []
     for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
+        if args.unfused_too:
+            before.append(model_only(scene, bundle, 512, fused=False)[1])
         for size in sizes:
-            runs[size]["model"].append(model_only(scene, bundle, size))
-            for workers in (1, 2):
+            wall, cpu = model_only(scene, bundle, size)
+            runs[size]["model"].append(wall)
+            runs[size]["cpu"].append(cpu)
+            for workers in () if args.model_only else (1, 2):
                 out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
                 runs[size][f"{workers}w"].append(end_to_end(scene, bundle, out, workers, size)[1])
         print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
@@ -248,14 +262,18 @@ def real_region(args: argparse.Namespace) -> None:
     print(f"{args.port} x {args.copies * args.copies}: {mpx:.1f} Mpx (source pixels), detector "
           f"{card.name or ''} {card.architecture} (receptive field {card.receptive_field_px} px, halo "
           f"{default_halo(loaded)} px); median of {args.repeats}")
-    print("| tile core | model-only Mpx/s (1 thread) | scan 1w tiles Mpx/s | 1w / model | "
-          "scan 2w tiles Mpx/s | 2w / model | 2w / 1w |")
-    print("|---|---|---|---|---|---|---|")
+    if before:
+        print(f"before (512 px cores, batch norm not folded): model-only "
+              f"{mpx / statistics.median(before):.3f} Mpx per CPU second")
+    print("| tile core | model-only Mpx per CPU s | model-only Mpx/s (wall) | scan 1w tiles Mpx/s | "
+          "1w / model | scan 2w tiles Mpx/s | 2w / model | 2w / 1w |")
+    print("|---|---|---|---|---|---|---|---|")
     for size, r in runs.items():
-        model, one, two = (statistics.median(r[k]) for k in ("model", "1w", "2w"))
+        model, cpu = statistics.median(r["model"]), statistics.median(r["cpu"])
+        one, two = (statistics.median(r[k]) if r[k] else float("nan") for k in ("1w", "2w"))
         label = size or f"auto ({default_tile_size(loaded)})"
-        print(f"| {label} | {mpx / model:.3f} | {mpx / one:.3f} | {model / one:.2f} | {mpx / two:.3f} | "
-              f"{model / two:.2f} | {one / two:.2f} |")
+        print(f"| {label} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | {model / one:.2f} | "
+              f"{mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |")
 
 
 def main() -> None:
@@ -278,6 +296,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=3, help="copies of the port per side (--port)")
     parser.add_argument("--bundle", type=Path, default=None,
                         help="detector bundle (--port) [default: the vessels preset's network, untrained]")
+    parser.add_argument("--model-only", action="store_true", help="no scans, the model alone (--port)")
+    parser.add_argument("--unfused-too", action="store_true",
+                        help="also the model alone as before issue 21: 512 px cores, batch norm not folded")
     parser.add_argument("--untrained", default="vessels",
                         help="without --bundle: the preset whose network is measured, untrained (--port)")
     parser.add_argument("--tile-sizes", nargs="+", default=["512", "auto"],
@@ -306,7 +327,7 @@ def main() -> None:
         one: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
         two: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
         for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
-            models.append(model_only(scene, bundle, args.tile_size))
+            models.append(model_only(scene, bundle, args.tile_size)[0])
             for v in variants:
                 for workers, runs in ((1, one), (2, two)):
                     out = args.out / f"run-{name}-{workers}-{i}"
