@@ -14,12 +14,24 @@ throwaway detector for a few steps (weights do not change the cost of a forward 
 - the number of tasks the scheduler saw for each scan.
 
 Results print as a Markdown table; copy them into benchmarks/README.md.
+
+With ``--port NAME`` it measures instead a real-data region: ``--copies`` x ``--copies`` copies of a
+sen2ships port side by side (its own CRS and pixels, so the scan warps it to UTM as it does the ports),
+scanned with ``--bundle`` (e.g. a vessels preset bundle of ``bench_detectors.py``; by default the network
+of the preset ``--untrained`` names, with untrained weights, which cost the same) at each of
+``--tile-sizes`` (``auto``: the core the scan chooses from the receptive field); model-only, one worker
+and two workers side by side, interleaved, Mpx counted in the mosaic's source pixels::
+
+    .venv/bin/python benchmarks/bench_scan.py --port busan --copies 3 --tile-sizes 512 auto --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import multiprocessing
+import os
 import shutil
 import statistics
 import threading
@@ -27,12 +39,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psutil
+import rasterio
 import torch
 
-from fieldtruth.detectors.bundle import load_bundle
+from fieldtruth.detectors.bundle import ModelCard, load_bundle, save_bundle
+from fieldtruth.detectors.config import PRESETS
 from fieldtruth.detectors.predict import detect_array
-from fieldtruth.detectors.scangrid import default_halo
+from fieldtruth.detectors.registry import build_model
+from fieldtruth.detectors.scangrid import default_halo, default_tile_size, scan_grid
+from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.detectors.train import TrainConfig, train_detector
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
@@ -40,6 +57,7 @@ from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.tilework import tune_allocator
+from fieldtruth.tests.data.shared import shared_data_root
 
 SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}
 
@@ -72,36 +90,48 @@ class PeakMemory:
         self._thread.join()
 
 
-def model_only(scene_dir: Path, bundle_path: Path, tile_size: int = 512) -> float:
-    """Seconds for the detector over every tile, chips in memory, in a child process (so its memory and
-    allocator settings do not count in the scans measured next)."""
+def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
+               fused: bool = True) -> tuple[float, float]:
+    """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
+    memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
+    network as saved (batch norm not folded: the path before issue 21)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_model_only, scene_dir, bundle_path, tile_size).result()
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused).result()
 
 
-def _model_only(scene_dir: Path, bundle_path: Path, tile_size: int) -> float:
-    """Seconds for the detector over every tile, chips already in memory, one thread, the workers' allocator."""
+def _model_only(
+    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool,
+) -> tuple[float, float]:
+    """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
+    timed), one thread, the workers' allocator; ``tile_size`` None: the scan's own choice. On a shared
+    machine the CPU seconds of the one thread are what a core of its own would take."""
     torch.set_num_threads(1)
     tune_allocator()
     bundle = load_bundle(bundle_path)
-    scene = open_scene(scene_dir)
-    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=tile_size, halo=default_halo(bundle))
-    chips = [read_chip(scene, tile, tuple(bundle.card.bands)) for tile in grid]
-    started = time.perf_counter()
-    for chip in chips:
+    bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
+    scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
+    grid = scan_grid(bundle, scene, tile_size=tile_size)
+    wall = cpu = 0.0
+    for tile in grid:
+        chip = read_chip(scene, tile, tuple(bundle.card.bands))
+        if chip.core_valid_fraction(tile.halo_px) == 0:  # as a scan does: no data in the core, no model
+            continue
+        started, started_cpu = time.perf_counter(), time.process_time()
         detect_array(bundle, chip.data, chip.valid)
-    return time.perf_counter() - started
+        wall += time.perf_counter() - started
+        cpu += time.process_time() - started_cpu
+    return wall, cpu
 
 
-def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int = 512,
+def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
                block: int | None = None, bands: bool = True) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers, tile_size=tile_size,
-                                  block=block, worker_bands=bands))
+        summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers,
+                                  tile_size=tile_size, block=block, worker_bands=bands, device="cpu"))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
@@ -125,7 +155,8 @@ def graph_size(scene_dir: Path, bundle_path: Path, out: Path) -> tuple[int, int,
                                   scheduler=cluster.scheduler_address))
         stop.set()
         sampler.join()
-    grid = grid_for_scene(open_scene(scene_dir, hash_files=False), resolution=load_bundle(bundle_path).card.gsd_m, tile_size=512)
+    resolution = load_bundle(bundle_path).card.gsd_m
+    grid = grid_for_scene(open_scene(scene_dir, hash_files=False), resolution=resolution, tile_size=512)
     grid_blocks = len(grid.blocks(grid.default_block()))
     return summary.tiles, grid_blocks, peak[0]
 
@@ -144,13 +175,105 @@ def http_bytes(scene_dir: Path, bundle_path: Path, out: Path, bands: bool) -> tu
     with serve(scene_dir) as (base, requests):
         item = out / "item.json"
         item.write_text(json.dumps(item_for_folder(scene_dir, "remote", href_base=base).to_dict()))
-        summary = scan(ScanConfig(imagery=item, detector=bundle_path, out=out / "run", workers=2, worker_bands=bands,
+        summary = scan(ScanConfig(imagery=item, detector=bundle_path, out=out / "run", workers=2,
+                                  worker_bands=bands,
                                   allow_hosts=("127.0.0.1",)))
     fetched = 0
     for _, byte_range in requests.requests:
         if match := re.fullmatch(r"bytes=(\d+)-(\d+)", byte_range or ""):
             fetched += int(match.group(2)) - int(match.group(1)) + 1
     return fetched, summary.timings["tiles"]
+
+
+def port_mosaic(port: Path, out: Path, copies: int) -> Path:
+    """A scene folder of ``copies`` x ``copies`` copies of a real port side by side, in the port's CRS
+    and pixels (tiled, deflate-compressed, as the port's own files)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for band in sorted(port.glob("B*.tif")):
+        target = out / band.name
+        if target.exists():
+            continue
+        with rasterio.open(band) as src:
+            data = np.tile(src.read(1), (copies, copies))
+            profile = {**src.profile, "width": data.shape[1], "height": data.shape[0]}
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(data, 1)
+    meta = json.loads((port / "scene.json").read_text())
+    with rasterio.open(next(out.glob("B*.tif"))) as src:
+        meta.update(id=f"{meta['id']}-x{copies}", width=src.width, height=src.height, labels=0)
+    (out / "scene.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def untrained_bundle(path: Path, scene_dir: Path, preset: str = "vessels") -> Path:
+    """A bundle of the preset's network with untrained weights (the cost of a pass does not depend on
+    them), its card's statistics from the scene; written once."""
+    if path.exists():
+        return path
+    config = PRESETS[preset]
+    scene = open_scene(scene_dir)
+    data = scene.read(config.bands).reshape(len(config.bands), -1)
+    mean, std = tuple(map(float, data.mean(axis=1))), tuple(map(float, data.std(axis=1) + 1.0))
+    args: dict = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": 1}
+    if args.get("indices") or args.get("log_input"):
+        args.update(norm_mean=list(mean), norm_std=list(std))
+    if config.ensemble > 1:
+        member = {"architecture": config.architecture, "args": args}
+        architecture, args = "ensemble", {"in_channels": args["in_channels"], "num_classes": 1,
+                                          "members": [member] * config.ensemble}
+    else:
+        architecture = config.architecture
+    torch.manual_seed(0)
+    model = build_model(architecture, args).eval()
+    card = ModelCard(architecture=architecture, architecture_args=args, bands=tuple(config.bands), gsd_m=10.0,
+                     norm_mean=mean, norm_std=std, classes=("vessel",), threshold=0.5,
+                     min_distance_px=config.validation.min_distance_px,
+                     receptive_field_px=int(model.receptive_field_px), scene_offset=dict(config.scene_offset),
+                     name=f"untrained-{preset}")
+    save_bundle(path, model, card)
+    return path
+
+
+def real_region(args: argparse.Namespace) -> None:
+    """The ``--port`` benchmark (see the module docstring)."""
+    port = shared_data_root() / "sen2ships" / args.port
+    scene = port_mosaic(port, args.out / f"{args.port}-x{args.copies}", args.copies)
+    untrained = args.out / f"untrained-{args.untrained}.safetensors"
+    bundle = args.bundle or untrained_bundle(untrained, scene, args.untrained)
+    with rasterio.open(next(scene.glob("B*.tif"))) as src:
+        mpx = src.width * src.height / 1e6
+    sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
+    runs: dict[int | None, dict[str, list[float]]] = {s: {"model": [], "cpu": [], "1w": [], "2w": []}
+                                                      for s in sizes}
+    before: list[float] = []
+    for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
+        if args.unfused_too:
+            before.append(model_only(scene, bundle, 512, fused=False)[1])
+        for size in sizes:
+            wall, cpu = model_only(scene, bundle, size)
+            runs[size]["model"].append(wall)
+            runs[size]["cpu"].append(cpu)
+            for workers in () if args.model_only else (1, 2):
+                out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
+                runs[size][f"{workers}w"].append(end_to_end(scene, bundle, out, workers, size)[1])
+        print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
+    loaded = load_bundle(bundle)
+    card = loaded.card
+    print(f"{args.port} x {args.copies * args.copies}: {mpx:.1f} Mpx (source pixels), detector "
+          f"{card.name or ''} {card.architecture} (receptive field {card.receptive_field_px} px, halo "
+          f"{default_halo(loaded)} px); median of {args.repeats}")
+    if before:
+        print(f"before (512 px cores, batch norm not folded): model-only "
+              f"{mpx / statistics.median(before):.3f} Mpx per CPU second")
+    print("| tile core | model-only Mpx per CPU s | model-only Mpx/s (wall) | scan 1w tiles Mpx/s | "
+          "1w / model | scan 2w tiles Mpx/s | 2w / model | 2w / 1w |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size, r in runs.items():
+        model, cpu = statistics.median(r["model"]), statistics.median(r["cpu"])
+        one, two = (statistics.median(r[k]) if r[k] else float("nan") for k in ("1w", "2w"))
+        label = size or f"auto ({default_tile_size(loaded)})"
+        print(f"| {label} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | {model / one:.2f} | "
+              f"{mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |")
 
 
 def main() -> None:
@@ -160,14 +283,31 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--blocks", type=int, nargs="+", default=None,
-                        help="tiles per side of a task's block; several are measured side by side [default: the scan's]")
+                        help="tiles per side of a task's block; several are measured side by side "
+                             "[default: the scan's]")
     parser.add_argument("--without-bands-too", action="store_true",
-                        help="also measure each scan with blocks handed out in turn (no worker bands), side by side")
+                        help="also measure each scan with blocks handed out in turn (no worker bands), "
+                             "side by side")
     parser.add_argument("--http", action="store_true",
-                        help="also measure the bytes a two-worker scan of the largest region fetches over HTTP, with "
+                        help="also measure the bytes a two-worker scan of the largest region fetches over "
+                             "HTTP, with "
                              "and without worker bands")
+    parser.add_argument("--port", default=None, help="a sen2ships port: measure a mosaic of it instead")
+    parser.add_argument("--copies", type=int, default=3, help="copies of the port per side (--port)")
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="detector bundle (--port) [default: the vessels preset's network, untrained]")
+    parser.add_argument("--model-only", action="store_true", help="no scans, the model alone (--port)")
+    parser.add_argument("--unfused-too", action="store_true",
+                        help="also the model alone as before issue 21: 512 px cores, batch norm not folded")
+    parser.add_argument("--untrained", default="vessels",
+                        help="without --bundle: the preset whose network is measured, untrained (--port)")
+    parser.add_argument("--tile-sizes", nargs="+", default=["512", "auto"],
+                        help="tile cores to compare (--port)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.port:
+        real_region(args)
+        return
     bundle = args.out / "bench.safetensors"
     if not bundle.exists():
         train = generate_scene(args.out / "train", seed=11, size=512).path
@@ -187,24 +327,27 @@ def main() -> None:
         one: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
         two: dict[tuple[int | None, bool], list] = {v: [] for v in variants}
         for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
-            models.append(model_only(scene, bundle, args.tile_size))
+            models.append(model_only(scene, bundle, args.tile_size)[0])
             for v in variants:
-                one[v].append(end_to_end(scene, bundle, args.out / f"run-{name}-1-{i}", 1, args.tile_size, *v))
-                two[v].append(end_to_end(scene, bundle, args.out / f"run-{name}-2-{i}", 2, args.tile_size, *v))
+                for workers, runs in ((1, one), (2, two)):
+                    out = args.out / f"run-{name}-{workers}-{i}"
+                    runs[v].append(end_to_end(scene, bundle, out, workers, args.tile_size, *v))
         model = statistics.median(models)
         for v in variants:
             t1, t2 = statistics.median(r[0] for r in one[v]), statistics.median(r[0] for r in two[v])
             p1, p2 = statistics.median(r[1] for r in one[v]), statistics.median(r[1] for r in two[v])
             label = f"{v[0] or 'default'}{'' if v[1] else ', in turn'}"
-            rows.append((name, label, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2, p1 / p2,
-                         max(r[2] for r in one[v]) / 2**20, max(r[2] for r in two[v]) / 2**20, one[v][0][3]))
+            rows.append((name, label, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2,
+                         p1 / p2, max(r[2] for r in one[v]) / 2**20, max(r[2] for r in two[v]) / 2**20,
+                         one[v][0][3]))
         print(f"{name}: done", flush=True)
-    print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | tiles 1w / model | "
-          "scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | peak MiB 2w | tiles |")
+    print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | "
+          "tiles 1w / model | scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | "
+          "peak MiB 2w | tiles |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.2f} | {:.0f} | {:.0f} | {} |"
-              .format(*row))
+        cells = ["{}", "{}", "{:.1f}", *["{:.2f}"] * 8, "{:.0f}", "{:.0f}", "{}"]
+        print(("| " + " | ".join(cells) + " |").format(*row))
     print("km2/s at 10 m = Mpx/s x 100")
     if args.http:
         scene = args.out / f"scene-{args.sizes[-1]}"
@@ -215,13 +358,15 @@ def main() -> None:
                 fetched[bands].append(http_bytes(scene, bundle, args.out / f"run-http-{bands}-{i}", bands))
         for bands, runs in fetched.items():
             print(f"over HTTP, {'worker bands' if bands else 'blocks in turn'}: "
-                  f"{statistics.median(r[0] for r in runs) / 2**20:.1f} MiB fetched of {whole / 2**20:.1f} MiB in the "
-                  f"band files; tile phase {statistics.median(r[1] for r in runs):.2f} s (median of {len(runs)})")
+                  f"{statistics.median(r[0] for r in runs) / 2**20:.1f} MiB fetched of "
+                  f"{whole / 2**20:.1f} MiB in the band files; tile phase "
+                  f"{statistics.median(r[1] for r in runs):.2f} s (median of {len(runs)})")
     ten = args.out / "scene-10mpx"
     if not (ten / "scene.json").exists():
         generate_scene(ten, seed=41, size=3200)
     tiles, tasks, peak = graph_size(ten, bundle, args.out / "run-10mpx")
-    print(f"10.24 Mpx scene: {tiles} tiles in {tasks} tasks; at most {peak} tasks held by the scheduler at once")
+    print(f"10.24 Mpx scene: {tiles} tiles in {tasks} tasks; at most {peak} tasks held by the scheduler "
+          "at once")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,7 @@ class UnknownArchitectureError(DetectorError, KeyError):
 class SplitCrossedError(DetectorError, ValueError):
     """A scene recorded for one set of a dataset split (train, validation, test) was given for another
     role (a test scene to train on, a training scene to evaluate on)."""
+
+
+class DeviceError(DetectorError, RuntimeError):
+    """The device asked for (``cuda``) is not available on this machine, or is not a known device."""

@@ -26,6 +26,7 @@ from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.checkpoint import LoopState, load_checkpoint, save_checkpoint
 from fieldtruth.detectors.config import TrainConfig
 from fieldtruth.detectors.data import ChipDataset, TrainingScene, default_augmentation
+from fieldtruth.detectors.device import device_of
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.model import output_stride
 from fieldtruth.detectors.predict import detect_scene
@@ -154,7 +155,8 @@ def _step(
         loss = model.loss(torch.stack(x), list(boxes), list(kinds))
     else:
         items = zip(*(dataset[i] for i in indices), strict=True)
-        x, heat, sizes, mask = (torch.stack(parts) for parts in items)
+        device = device_of(model)
+        x, heat, sizes, mask = (torch.stack(parts).to(device, non_blocking=True) for parts in items)
         heads = model(x.contiguous(memory_format=torch.channels_last))
         loss = focal_loss(heads.heatmap, heat)
         if heads.size is not None:

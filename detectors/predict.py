@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
+from fieldtruth.detectors.device import device_of
 from fieldtruth.detectors.errors import InputMismatchError
 from fieldtruth.detectors.model import output_stride
 
@@ -58,11 +59,12 @@ def normalise(card: ModelCard, data: np.ndarray, valid: np.ndarray) -> torch.Ten
     """
     if data.ndim != 3 or data.shape[0] != len(card.bands):
         raise InputMismatchError(
-            f"detector expects {len(card.bands)} band(s) {card.bands!r} as (bands, h, w); got an array of shape "
-            f"{data.shape!r}; read the chip with the card's bands, in its order"
+            f"detector expects {len(card.bands)} band(s) {card.bands!r} as (bands, h, w); got an array of "
+            f"shape {data.shape!r}; read the chip with the card's bands, in its order"
         )
     if valid.shape != data.shape[1:]:
-        raise InputMismatchError(f"validity mask of shape {valid.shape!r} does not match the data {data.shape!r}")
+        raise InputMismatchError(
+            f"validity mask of shape {valid.shape!r} does not match the data {data.shape!r}")
     mean = np.asarray(card.norm_mean, dtype=np.float32)[:, None, None]
     std = np.asarray(card.norm_std, dtype=np.float32)[:, None, None]
     x = np.where(valid[None], data.astype(np.float32, copy=False), mean)
@@ -103,15 +105,26 @@ def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> li
     return peaks
 
 
-@torch.no_grad()
-def heads(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+def heads(
+    bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` and box sizes ``(2, ...)``
     in pixels (height, width; None when the model has no size head) for a chip of raw values."""
-    x = normalise(bundle.card, data, valid)
-    out = bundle.model(x)
+    heat, sizes = forward(bundle, normalise(bundle.card, data, valid))
+    return heat[0], (None if sizes is None else sizes[0])
+
+
+@torch.inference_mode()
+def forward(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Probabilities ``(n, classes, ...)`` and box sizes ``(n, 2, ...)`` (or None) of a batch of normalised
+    chips, computed on the network's device and returned on the CPU."""
+    network = bundle.network
+    x = x.to(device_of(network), non_blocking=True).contiguous(memory_format=torch.channels_last)
+    out = network(x)
     logits = out.heatmap if hasattr(out, "heatmap") else out
     size = getattr(out, "size", None)
-    return torch.sigmoid(logits[0]), (None if size is None else torch.exp(size[0].clamp(max=6.0)))
+    heat = torch.sigmoid(logits).float().cpu()
+    return heat, (None if size is None else torch.exp(size.clamp(max=6.0)).float().cpu())
 
 
 def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
@@ -119,7 +132,9 @@ def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.
     return heads(bundle, data, valid)[0]
 
 
-def suppress_inside_boxes(peaks: list[Peak], sizes: torch.Tensor, stride: int, shrink: float = 0.5) -> list[Peak]:
+def suppress_inside_boxes(
+    peaks: list[Peak], sizes: torch.Tensor, stride: int, shrink: float = 0.5,
+) -> list[Peak]:
     """Drop peaks lying inside the predicted box of a stronger kept peak (one detection per large site).
 
     Args:
@@ -131,7 +146,8 @@ def suppress_inside_boxes(peaks: list[Peak], sizes: torch.Tensor, stride: int, s
     kept: list[tuple[Peak, float, float]] = []
     h, w = sizes.shape[1:]
     for peak in peaks:
-        if any(abs(peak.row - k.row) * stride < hr and abs(peak.col - k.col) * stride < wr for k, hr, wr in kept):
+        if any(abs(peak.row - k.row) * stride < hr and abs(peak.col - k.col) * stride < wr
+               for k, hr, wr in kept):
             continue
         r, c = min(max(round(peak.row), 0), h - 1), min(max(round(peak.col), 0), w - 1)
         kept.append((peak, shrink * float(sizes[0, r, c]), shrink * float(sizes[1, r, c])))
@@ -179,7 +195,35 @@ def detect_array_each(
     if hasattr(bundle.model, "detect"):
         return [_box_detections(bundle, data, valid, _threshold(card, threshold)) for card in cards]
     heat, sizes = heads(bundle, data, valid)
-    return [_decode(card, output_stride(bundle.model), heat, sizes, valid, _threshold(card, threshold)) for card in cards]
+    stride = output_stride(bundle.model)
+    return [_decode(card, stride, heat, sizes, valid, _threshold(card, threshold)) for card in cards]
+
+
+def detect_arrays(
+    bundle: LoadedBundle, chips: Sequence[tuple[np.ndarray, np.ndarray]], *, batch: int = 1,
+) -> list[list[PixelDetection]]:
+    """:func:`detect_array` at the card's settings for several chips ``(data, valid)``; chips of one shape
+    pass through the network together, ``batch`` at a time (on a GPU, where one pass of several tiles is
+    cheaper than several passes). The detections of each chip, in order."""
+    if batch <= 1 or hasattr(bundle.network, "detect"):
+        return [detect_array(bundle, data, valid) for data, valid in chips]
+    found: list[list[PixelDetection]] = [[] for _ in chips]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, (data, valid) in enumerate(chips):
+        if valid.any():
+            by_shape.setdefault(data.shape, []).append(i)
+        else:
+            _ = normalise(bundle.card, data, valid)  # still validate the input
+    stride, card = output_stride(bundle.network), bundle.card
+    for members in by_shape.values():
+        for first in range(0, len(members), batch):
+            group = members[first : first + batch]
+            x = torch.cat([normalise(card, *chips[i]) for i in group])
+            heat, sizes = forward(bundle, x)
+            for k, i in enumerate(group):
+                found[i] = _decode(card, stride, heat[k], None if sizes is None else sizes[k], chips[i][1],
+                                   card.threshold)
+    return found
 
 
 def _threshold(card: ModelCard, threshold: float | None) -> float:
@@ -187,7 +231,8 @@ def _threshold(card: ModelCard, threshold: float | None) -> float:
 
 
 def _decode(
-    card: ModelCard, stride: int, heat: torch.Tensor, sizes: torch.Tensor | None, valid: np.ndarray, threshold: float,
+    card: ModelCard, stride: int, heat: torch.Tensor, sizes: torch.Tensor | None, valid: np.ndarray,
+    threshold: float,
 ) -> list[PixelDetection]:
     """Peaks of a heatmap above ``threshold``, suppressed as the card says, as chip pixel detections."""
     peaks = extract_peaks(heat, threshold, max(1, round(card.min_distance_px / stride)))
@@ -203,7 +248,9 @@ def _decode(
     return out
 
 
-def _box_detections(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray, threshold: float) -> list[PixelDetection]:
+def _box_detections(
+    bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray, threshold: float,
+) -> list[PixelDetection]:
     """Centres of a box detector's boxes (e.g. FCOS) with score >= threshold, on valid pixels."""
     h, w = valid.shape
     out = []
@@ -253,7 +300,8 @@ def detect_scene_each(
         for c0 in range(0, width, tile):
             hr0, hc0 = max(r0 - halo, 0), max(c0 - halo, 0)
             hr1, hc1 = min(r0 + tile + halo, height), min(c0 + tile + halo, width)
-            chips = detect_array_each(bundle, cards, data[:, hr0:hr1, hc0:hc1], valid[hr0:hr1, hc0:hc1], threshold=threshold)
+            chips = detect_array_each(bundle, cards, data[:, hr0:hr1, hc0:hc1], valid[hr0:hr1, hc0:hc1],
+                                      threshold=threshold)
             for kept, chip in zip(found, chips, strict=True):
                 for d in chip:
                     row, col = d.row + hr0, d.col + hc0

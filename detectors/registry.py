@@ -18,6 +18,7 @@ from fieldtruth.detectors.errors import UnknownArchitectureError
 from fieldtruth.detectors.filters import RingBaseline, VesselBaseline
 from fieldtruth.detectors.model import CentreNet
 from fieldtruth.detectors.tvmodels import TorchvisionFCOS
+from fieldtruth.detectors.unet import UNet
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def _ensemble(in_channels: int, num_classes: int, members: Sequence[Mapping[str,
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "centrenet": CentreNet,  # the point detector every preset trains
     "ensemble": _ensemble,  # the mean of several members (the vessels preset: four CentreNets)
+    "unet": UNet,  # a small full-resolution U-Net: short receptive field, log1p input
     "fcos": TorchvisionFCOS,  # a torchvision box detector, for high-resolution imagery
     "baseline-ring": RingBaseline,  # non-learned yardstick: synthetic kilns and camps
     "baseline-vessel": VesselBaseline,  # non-learned yardstick: vessels

@@ -29,7 +29,13 @@ from fieldtruth.detectors.data import load_training_scene, open_scene_with_bands
 from fieldtruth.detectors.evaluate import Scores, merge_scores, score_detections
 from fieldtruth.detectors.metrics import Figures
 from fieldtruth.detectors.predict import detect_scene
-from fieldtruth.detectors.scangrid import default_halo, detect_like_a_scan, labels_on_grid, scan_grid
+from fieldtruth.detectors.scangrid import (
+    default_halo,
+    default_tile_size,
+    detect_like_a_scan,
+    labels_on_grid,
+    scan_grid,
+)
 from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.detectors.scenesplit import check_roles
 
@@ -55,12 +61,13 @@ GRIDS = ("scan", "native")
 
 
 def evaluate_scenes(
-    bundle: LoadedBundle, scene_dirs: Sequence[Path], *, tolerance_px: float = 1.0, tile: int = 512,
+    bundle: LoadedBundle, scene_dirs: Sequence[Path], *, tolerance_px: float = 1.0, tile: int | None = None,
     halo: int | None = None, grid: str = "scan",
 ) -> list[SceneResult]:
     """Detect over each labelled scene and match the detections to its labels (the bundle's classes).
 
-    Tiles and halo are those of a scan (see :func:`default_halo` when None). With ``grid="scan"`` the
+    Tiles and halo are those of a scan (see :func:`default_tile_size` and :func:`default_halo` when None).
+    With ``grid="scan"`` the
     scene is read onto the scan's grid (the card's pixel size; UTM for Web-Mercator imagery), so the
     figures are those of ``fieldtruth scan``; the tolerance is in that grid's pixels. ``"native"`` reads
     the scene's own pixels, as training's validation does.
@@ -68,6 +75,7 @@ def evaluate_scenes(
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS!r}, got {grid!r}")
     halo = halo if halo is not None else default_halo(bundle)
+    tile = tile if tile is not None else default_tile_size(bundle, halo)
     out = []
     for path in scene_dirs:
         if grid == "scan":

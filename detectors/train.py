@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 def train_detector(
     scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
     *, val_dirs: Sequence[Path] | None = None, reviewed: Sequence[ReviewedRun] = (),
-    init: LoadedBundle | None = None,
+    init: LoadedBundle | None = None, device: torch.device | str = "cpu",
 ) -> LoadedBundle:
     """Train a point detector on labelled scene folders and reviewed scans, and write its bundle.
 
@@ -69,6 +69,8 @@ def train_detector(
             :mod:`fieldtruth.detectors.finetune`).
         init: a bundle to start from (its weights and the settings they need); its threshold is carried
             over when neither validation scenes nor enough decisions can choose one.
+        device: where the network trains (see :func:`fieldtruth.detectors.device.resolve_device`); the
+            bundle is written from the CPU either way.
 
     Returns:
         The bundle as written and loaded back (verified).
@@ -87,7 +89,7 @@ def train_detector(
         if init is not None:
             config = config_from_bundle(config, init)
         return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress,
-                      list(reviewed), init)
+                      list(reviewed), init, torch.device(device))
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -112,7 +114,7 @@ def _card(train_scenes: list[TrainingScene], config: TrainConfig) -> tuple[torch
                             f"{classes!r}")
     norm = band_statistics(train_scenes)
     args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": len(classes)}
-    if args.get("indices"):
+    if args.get("indices") or args.get("log_input"):  # the network undoes the normalisation itself
         args.update(norm_mean=list(norm[0]), norm_std=list(norm[1]))
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, args)
@@ -152,47 +154,50 @@ def _ensemble(members: list[torch.nn.Module], card: ModelCard) -> tuple[torch.nn
 def _fit_model(
     scenes: list[TrainingScene], val_scenes: list[TrainingScene], config: TrainConfig,
     progress: Progress | None, init: LoadedBundle | None, provenance: tuple[dict, ...],
+    device: torch.device,
 ) -> tuple[torch.nn.Module, ModelCard, FitResult]:
     """Fit a model (the bundle's copy with ``init``, else a new one or an ensemble) and its card."""
     if init is not None:
-        model = copy.deepcopy(init.model)
+        model = copy.deepcopy(init.model).to(device)
         card = dataclasses.replace(init.card, metrics=CardMetrics(), split={}, training_data=provenance)
         return model, card, fit(model, card, scenes, val_scenes, config, progress, freeze_norm=True)
     members = []
     for k in range(config.ensemble):
         member_config = config if config.ensemble == 1 else _member_config(config, k)
         model, card = _card(scenes, member_config)
+        model.to(device)
         result = fit(model, card, scenes, val_scenes, member_config, progress)
         members.append(model)
     card = dataclasses.replace(card, training_data=provenance)
     if len(members) > 1:
         model, card = _ensemble(members, card)
+        model.to(device)
     return model, card, result
 
 
 def _train(
     scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None,
-    reviewed: list[ReviewedRun], init: LoadedBundle | None,
+    reviewed: list[ReviewedRun], init: LoadedBundle | None, device: torch.device,
 ) -> LoadedBundle:
     folders, val_scenes = _split(scene_dirs, val_dirs, config)
     windows = [w for run in reviewed for w in run.windows]
     provenance = tuple(s.provenance for s in folders) + tuple(run.provenance for run in reviewed)
     started = time.perf_counter()
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
-                                     provenance)
+                                     provenance, device)
     seconds = time.perf_counter() - started
     expected = None
     if val_scenes:
         card, metrics = choose_operating_point(model, card, val_scenes, config)
         chosen, held_out, note = "validation", True, _VALIDATION_NOTE
     elif windows and enough_for_crossfit(windows):
-        card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance)
+        card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance, device)
         chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
     elif len(folders) > 1:
         one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
 
         def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:
-            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance)[:2]
+            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance, device)[:2]
 
         card, metrics, expected = crossfit_operating_point(card, folders, config, fit_scenes)
         chosen = f"training scenes, cross-fitted ({expected['folds']} folds)"
@@ -235,14 +240,14 @@ _TRAINING_NOTE = "figures measured on the training scenes"
 
 def _crossfit_threshold(
     model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], windows: list[DecisionWindow],
-    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...],
+    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...], device: torch.device,
 ) -> tuple[ModelCard, CardMetrics]:
     """The threshold F1-best over the decided leads, each scored by a model fitted without its fold."""
     scored = []
     for fold in (0, 1):
         held = frozenset(w.cell for w in windows if fold_of(w.cell) == fold)
         fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
-                                              init, provenance)
+                                              init, provenance, device)
         scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
     floor = init.card.threshold if init is not None else 0.05
     threshold, figures = choose_on_decisions(scored, floor)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from fieldtruth.detectors.errors import DeviceError
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.pipelines.errors import PreflightError
 
@@ -48,6 +49,10 @@ allow_dir_option = click.option(
     help="A folder the documents you give (STAC catalogues and items, VRTs, sector declarations, a risk "
          "config) may name files in besides their own folder; repeat for several. Adds to "
          "FIELDTRUTH_ALLOW_DIRS (folders separated by ':'), which does the same.")
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    help="Where the model runs: the GPU (cuda), the CPU, or auto: the GPU when there is one, else the CPU "
+         "(said in one line). cuda on a machine without CUDA stops at once, having written nothing.")
 workers_option = click.option(
     "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
     help="Local Dask worker processes.")
@@ -67,7 +72,7 @@ def configure_logging(verbosity: int) -> None:
 
 def reports_errors(command: F) -> F:
     """Turn library errors into a one-line message and exit status 1, or 2 for a scan refused by its
-    preflight (traceback only with -v)."""
+    preflight and for a device this machine lacks (traceback only with -v)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -78,7 +83,7 @@ def reports_errors(command: F) -> F:
             if ctx.find_root().obj.get("verbosity", 0) > 0:
                 log.exception("failed")
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_CANNOT_START if isinstance(exc, PreflightError) else EXIT_FAILURE)
+            ctx.exit(EXIT_CANNOT_START if isinstance(exc, PreflightError | DeviceError) else EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
 

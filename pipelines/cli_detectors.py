@@ -12,6 +12,7 @@ import click
 from fieldtruth.pipelines.cli_common import (
     SCENE_FOLDER,
     detector_option,
+    device_option,
     echo_for,
     given,
     reports_errors,
@@ -83,7 +84,7 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="YAML file of training settings (keys of TrainConfig; "
                                  "'preset: vessels|demo|default').")
-@click.option("--preset", type=click.Choice(["vessels", "default", "demo"]), default="vessels",
+@click.option("--preset", type=click.Choice(["vessels", "default", "demo", "vessels-unet"]), default="vessels",
               show_default=True, help="Settings to start from.")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimisation steps.")
 @click.option("--seed", type=int, default=None, help="Seed of chips, augmentation and initial weights.")
@@ -91,15 +92,18 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
               help="Folder for checkpoint.safetensors (written every checkpoint_every steps).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Torch CPU threads.")
+@device_option
 @click.pass_context
 @reports_errors
 def train_command(
     ctx: click.Context, scenes: tuple[Path, ...], out: Path, val: tuple[Path, ...], reviews: tuple[Path, ...],
     init_path: Path | None, point_size_m: float | None, config_path: Path | None, preset: str,
     steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
+    device: str,
 ) -> None:
     """Train a detector on labelled scene folders (bands + labels.*) and reviewed scans; write its bundle."""
     from fieldtruth.detectors.bundle import load_bundle
+    from fieldtruth.detectors.device import resolve_device
     from fieldtruth.detectors.train import train_detector
     from fieldtruth.pipelines.progress import TrainingProgress
     from fieldtruth.pipelines.reviewlabels import record_learning
@@ -114,11 +118,14 @@ def train_command(
     overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints,
                  "point_size_m": point_size_m}
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"), init=init)
+    where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
+    if where.note:
+        echo_for(ctx)(where.note)
     reviewed = _reviewed(reviews, config)
     started = time.perf_counter()
     with TrainingProgress(echo_for(ctx)) as progress:
         bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val), reviewed=reviewed,
-                                init=init)
+                                init=init, device=where.device)
     for run in reviews:
         record_learning(run, bundle.sha256, out)
     there, split = bundle.card.metrics.overall, bundle.card.split
@@ -168,14 +175,16 @@ def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
                    "threshold chosen on --baseline-fit scenes, else its fixed default).")
 @click.option("--baseline-fit", multiple=True, type=SCENE_FOLDER,
               help="Scenes the baseline's threshold is chosen on (never the evaluated ones).")
+@device_option
 @click.pass_context
 @reports_errors
 def evaluate_command(
     ctx: click.Context, scenes: tuple[Path, ...], detector: Path, out: Path, tolerance_px: float, grid: str,
-    baseline: bool, baseline_fit: tuple[Path, ...],
+    baseline: bool, baseline_fit: tuple[Path, ...], device: str,
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
+    from fieldtruth.detectors.device import resolve_device
     from fieldtruth.detectors.report import evaluate_bundle
     from fieldtruth.pipelines.progress import evaluation_progress
 
@@ -184,7 +193,10 @@ def evaluate_command(
     _refuse_shared_scenes(baseline_fit, scenes, "--baseline-fit",
                           "the baseline is evaluated on scenes it was not fitted on")
     say = echo_for(ctx)
-    bundle = load_bundle(detector)
+    where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
+    bundle = load_bundle(detector, device=where.device)
+    if where.note:
+        say(where.note)
     with evaluation_progress(len(scenes), say):
         report = evaluate_bundle(bundle, list(scenes), out, tolerance_px=tolerance_px, grid=grid)
     if report.warning:

@@ -11,6 +11,7 @@ from fieldtruth.pipelines.cli_common import (
     EXIT_FAILURE,
     allow_dir_option,
     detector_option,
+    device_option,
     echo_for,
     given,
     refuse_together,
@@ -43,14 +44,16 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Read from this host although it is loopback/private or plain http (your own server).")
 @allow_dir_option
-@click.option("--tile-size", type=click.IntRange(64, 4096), default=512, show_default=True,
-              help="Tile core side in pixels.")
+@click.option("--tile-size", type=click.IntRange(64, 4096), default=None,
+              help="Tile core side in pixels [default: from the detector's receptive field: at least 6 "
+                   "times the halo, in steps of 128 px, 512 px or more, core and halos at most 1,536 px].")
 @click.option("--halo", type=click.IntRange(0, 1024), default=None,
               help="Halo in pixels [default: from the detector's receptive field].")
 @click.option("--block", type=click.IntRange(1, 16), default=None,
               help="Tiles per side of the block one task reads in one window (1: every tile alone) "
                    "[default: 2, or 1 for a region of fewer than 16 blocks].")
 @workers_option
+@device_option
 @click.option("--threads-per-worker", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Torch threads of the model on each worker.")
 @click.option("--scheduler", default=None,
@@ -76,9 +79,9 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
-    tile_size: int, halo: int | None, block: int | None, workers: int, threads_per_worker: int,
-    scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool, heatmap: bool,
-    previous: tuple[Path, ...], by_date: bool,
+    tile_size: int | None, halo: int | None, block: int | None, workers: int, device: str,
+    threads_per_worker: int, scheduler: str | None, resume: bool, performance_report: bool, dry_run: bool,
+    heatmap: bool, previous: tuple[Path, ...], by_date: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
 
@@ -93,7 +96,7 @@ def scan_command(
         imagery=imagery, detector=detector, out=out, aoi=aoi, collection=collection, datetime=datetime,
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
-        performance_report=performance_report, heatmap=heatmap, previous=previous,
+        performance_report=performance_report, heatmap=heatmap, previous=previous, device=device,
     )
     with allowing_dirs(allow_dirs):
         if dry_run:

@@ -99,7 +99,8 @@ def dry_run_report(config: ScanConfig) -> list[str]:
             facts.append(f"cloud {float(scene.metadata['cloud_cover']):.3g} %")
         lines.append(f"scene {scene.id}: " + ", ".join(facts))
     lines.append(f"detector: {card.name or card.architecture} ({plan.bundle.sha256[:12]}), reads "
-                 f"{', '.join(card.bands)} at {card.gsd_m:g} m")
+                 f"{', '.join(card.bands)} at {card.gsd_m:g} m; runs on the {plan.device.device.type}"
+                 + (f" ({plan.device.note})" if plan.device.note else ""))
     timing = time_one_tile(plan, config.threads_per_worker)
     lines.append(f"timing: one tile read in {timing.read_seconds:.2f} s, one detector pass in "
                  f"{timing.model_seconds:.2f} s on {config.threads_per_worker} thread(s), on this machine")

@@ -14,7 +14,8 @@ cluster, fail every tile and leave an empty run folder). :func:`preflight` opens
   pixel bilinearly, which beyond that factor keeps too little of it: resample it first);
 - **headers**: every band file opens and its header is plausible (the guard refuses absurd sizes);
 - **AOI**: the AOI overlaps at least one scene;
-- **size**: the tile grid can be made; its tiles and megapixels are the plan.
+- **size**: the tile grid can be made; its tiles and megapixels are the plan;
+- **device**: ``--device cuda`` needs a usable CUDA device (``auto`` takes the CPU where there is none).
 
 Any failure raises :class:`~fieldtruth.pipelines.errors.PreflightError` (the command line: one line, exit
 status 2). :func:`dry_run_report` adds a short timing of the detector on this machine and describes the
@@ -29,12 +30,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import shapely
+import torch
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from pyproj.exceptions import ProjError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.scangrid import default_halo
+from fieldtruth.detectors.device import Device, resolve_device
+from fieldtruth.detectors.scangrid import default_halo, default_tile_size
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.imagery.target import grid_for_scenes, ground_resolution
@@ -69,6 +72,7 @@ class ScanPlan:
         grid: the tile grid.
         block: tiles per side of the block one task reads.
         ground_m: each scene's ground pixel in metres, by scene id.
+        device: where the model runs (``cpu`` or ``cuda``), and the line saying what ``auto`` chose.
     """
 
     bundle: LoadedBundle
@@ -76,6 +80,7 @@ class ScanPlan:
     grid: TileGrid
     block: int
     ground_m: dict[str, float]
+    device: Device = Device(torch.device("cpu"), None)
 
     @property
     def megapixels(self) -> float:
@@ -96,6 +101,7 @@ def preflight(config: ScanConfig) -> ScanPlan:
             message is one line naming the input and the fix.
     """
     try:
+        device = resolve_device(config.device)
         bundle = load_bundle(config.detector)
         aoi = read_aoi(config.aoi) if config.aoi else None
         scenes = open_imagery(
@@ -105,8 +111,10 @@ def preflight(config: ScanConfig) -> ScanPlan:
         )
     except FieldtruthError as exc:
         raise PreflightError(str(exc)) from exc
+    halo = config.halo if config.halo is not None else default_halo(bundle)
+    tile_size = config.tile_size if config.tile_size is not None else default_tile_size(bundle, halo)
     if config.heatmap:
-        heatmap_factor(bundle, config.tile_size)
+        heatmap_factor(bundle, tile_size)
     if config.date:
         scenes = _of_date(scenes, config.date)
     scenes = sorted(scenes, key=cloud_order)
@@ -115,13 +123,12 @@ def preflight(config: ScanConfig) -> ScanPlan:
     ground = _check_pixel_size(bundle, scenes)
     if aoi is not None:
         _check_aoi(aoi, footprints)
-    halo = config.halo if config.halo is not None else default_halo(bundle)
     try:
-        grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=config.tile_size, halo=halo,
+        grid = grid_for_scenes(scenes, resolution=bundle.card.gsd_m, tile_size=tile_size, halo=halo,
                                aoi_bounds=aoi.bounds if aoi is not None else None)
     except (FieldtruthError, ValueError) as exc:
         raise PreflightError(f"no tile grid can be laid over the imagery: {exc}") from exc
-    plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground)
+    plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground, device)
     log.info("preflight: %d scene(s), %d tiles, %.1f Mpx", len(scenes), len(grid), plan.megapixels)
     return plan
 

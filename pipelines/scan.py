@@ -60,7 +60,8 @@ class ScanConfig:
         imagery: scene folder, raster file, STAC Item/catalogue JSON, or STAC API URL.
         detector: model bundle file.
         out: run folder to write.
-        tile_size: tile core side in pixels.
+        tile_size: tile core side in pixels; from the detector's receptive field when None
+            (:func:`~fieldtruth.detectors.scangrid.default_tile_size`).
         block: tiles per side of the block one task reads in one window (neighbouring tiles share the file
             blocks under their halos, which are then decoded once); 1 reads every tile alone; the grid's
             default (2, or 1 for a region of fewer than 16 blocks) when None.
@@ -88,6 +89,8 @@ class ScanConfig:
             (:mod:`fieldtruth.pipelines.sitelinks`).
         date: scan only the scenes acquired on this date (``YYYY-MM-DD``); all when None
             (:mod:`fieldtruth.pipelines.bydate` scans each date of the imagery this way).
+        device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a
+            GPU a local cluster has one worker, and each block's tiles pass through the model in one batch.
     """
 
     imagery: str | Path
@@ -98,7 +101,7 @@ class ScanConfig:
     datetime: str | None = None
     max_cloud: float | None = None
     allow_hosts: tuple[str, ...] = ()
-    tile_size: int = 512
+    tile_size: int | None = None
     block: int | None = None
     halo: int | None = None
     workers: int = 2
@@ -111,6 +114,7 @@ class ScanConfig:
     heatmap: bool = False
     previous: tuple[Path, ...] = ()
     date: str | None = None
+    device: str = "auto"
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -132,21 +136,28 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     for earlier in config.previous:  # readable, with a date, before anything is written
         load_run(earlier)
     bundle, grid, block, halo = plan.bundle, plan.grid, plan.block, plan.grid.halo
+    if plan.device.note:
+        say(f"scan: {plan.device.note}")
+    gpu = plan.device.device.type == "cuda"
+    if gpu and not config.scheduler and config.workers != 1:
+        say(f"scan: one worker drives the GPU (--workers {config.workers} ignored)")
+        config = replace(config, workers=1)
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
-    factor = heatmap_factor(bundle, config.tile_size) if config.heatmap else None
+    factor = heatmap_factor(bundle, grid.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)
     run.keep_plan(_plan(grid, block, bundle, scenes, left_out) | ({"heatmap": factor} if factor else {}),
                   resume=config.resume)
     todo = [t for t in grid if not _finished(run, t.id)] if config.resume else list(grid)
     skipped = len(grid) - len(todo)
-    say(f"scan: {len(grid)} tiles of {config.tile_size} px (+{halo} px halo, "
+    say(f"scan: {len(grid)} tiles of {grid.tile_size} px (+{halo} px halo, "
         f"read {block} x {block} per task) "
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
     with cluster_client(config, say) as client:
-        client.register_plugin(DetectorPlugin(config.detector.read_bytes(), bundle.sha256,
-                                              config.threads_per_worker, heatmap_factor=factor))
+        client.register_plugin(DetectorPlugin(
+            config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
+            device=plan.device.device.type, batch=block * block if gpu else 1))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()

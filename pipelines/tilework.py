@@ -28,7 +28,12 @@ from rasterio.errors import RasterioError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.model import output_stride
-from fieldtruth.detectors.predict import detect_array, detect_array_with_scores
+from fieldtruth.detectors.predict import (
+    PixelDetection,
+    detect_array,
+    detect_array_with_scores,
+    detect_arrays,
+)
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.grid import Tile, TileBlock
@@ -93,6 +98,8 @@ class DetectorPlugin(WorkerPlugin):
         threads: torch intra-op threads per model call.
         heatmap_factor: also return each tile's scores in cells of this many pixels (``scan --heatmap``);
             None for none.
+        device: where the model runs (``cpu`` or ``cuda``, as resolved by the scan's preflight).
+        batch: tiles of one block passed through the model together (more than 1 on a GPU).
 
     On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once;
     the remaining task thread reads the next tile meanwhile.
@@ -102,11 +109,13 @@ class DetectorPlugin(WorkerPlugin):
 
     def __init__(
         self, bundle_bytes: bytes, expected_sha256: str, threads: int = 1, heatmap_factor: int | None = None,
+        device: str = "cpu", batch: int = 1,
     ) -> None:
         self.bundle_bytes = bundle_bytes
         self.expected_sha256 = expected_sha256
         self.threads = threads
         self.heatmap_factor = heatmap_factor
+        self.device, self.batch = device, batch
         self.bundle: LoadedBundle | None = None
         self.model_slots: threading.Semaphore | None = None
 
@@ -118,7 +127,7 @@ class DetectorPlugin(WorkerPlugin):
         with tempfile.TemporaryDirectory(prefix="fieldtruth-bundle-") as tmp:
             path = Path(tmp) / "bundle.safetensors"
             path.write_bytes(self.bundle_bytes)
-            self.bundle = load_bundle(path)
+            self.bundle = load_bundle(path, device=self.device)
         if self.bundle.sha256 != self.expected_sha256:
             raise FieldtruthError(
                 f"detector bundle on worker {worker.address} has sha256 {self.bundle.sha256!r}, "
@@ -167,16 +176,17 @@ def process_block(scenes: list[Scene], block: TileBlock) -> list[TileResult]:
     """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the worker."""
     plugin = worker_plugin()
     results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots,
-                           heatmap_factor=plugin.heatmap_factor)
+                           heatmap_factor=plugin.heatmap_factor, batch=plugin.batch)
     address = get_worker().address
     return [dataclasses.replace(result, worker=address) for result in results]
 
 
 def detect_block(
-    bundle: LoadedBundle, scenes: list[Scene], block: TileBlock, model_slot: AbstractContextManager[Any] | None = None,
-    heatmap_factor: int | None = None,
+    bundle: LoadedBundle, scenes: list[Scene], block: TileBlock,
+    model_slot: AbstractContextManager[Any] | None = None, heatmap_factor: int | None = None, batch: int = 1,
 ) -> list[TileResult]:
-    """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does.
+    """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does (with
+    ``batch`` > 1 and no heatmap, tiles of one shape pass through the model together: on a GPU).
 
     ``model_slot`` is held while the block's tiles pass through the model, so that one task's tiles run
     back to back while the next task reads. When the window cannot be read (a truncated file), each tile
@@ -193,9 +203,46 @@ def detect_block(
     waited = time.perf_counter()
     with model_slot or nullcontext():
         wait_each = (time.perf_counter() - waited) / len(chips)
+        if batch > 1 and heatmap_factor is None:
+            return _detect_batch(bundle, chips, block.tiles, batch, read_each, wait_each)
         return [_detect_chip(bundle, chip, tile, read_seconds=read_each, wait_seconds=wait_each,
                              heatmap_factor=heatmap_factor)
                 for tile, chip in zip(block.tiles, chips, strict=True)]
+
+
+def _detect_batch(
+    bundle: LoadedBundle, chips: list[Chip], tiles: tuple[Tile, ...], batch: int, read_each: float,
+    wait_each: float,
+) -> list[TileResult]:
+    """:func:`_detect_chip` for a block's tiles, those with data in their core passed through the model in
+    batches; the model's time is shared out equally among them."""
+    started = time.perf_counter()
+    valid = [chip.core_valid_fraction(tile.halo_px) for chip, tile in zip(chips, tiles, strict=True)]
+    todo = [i for i, fraction in enumerate(valid) if fraction > 0]
+    found = detect_arrays(bundle, [(chips[i].data, chips[i].valid) for i in todo], batch=batch)
+    model_each = (time.perf_counter() - started) / max(1, len(todo))
+    results = []
+    for i, (chip, tile) in enumerate(zip(chips, tiles, strict=True)):
+        if i not in todo:
+            results.append(TileResult(tile.id, valid_fraction=valid[i], read_seconds=round(read_each, 4),
+                                      seconds=round(read_each + wait_each, 4)))
+            continue
+        detections = _in_core(found[todo.index(i)], chip, tile)
+        results.append(TileResult(
+            tile.id, valid_fraction=valid[i], detections=detections, read_seconds=round(read_each, 4),
+            wait_seconds=round(wait_each, 4), model_seconds=round(model_each, 4),
+            seconds=round(read_each + wait_each + model_each, 4)))
+    return results
+
+
+def _in_core(found: list[PixelDetection], chip: Chip, tile: Tile) -> tuple[TileDetection, ...]:
+    """The detections of a tile's chip whose centre lies in the tile's core, in the grid's CRS."""
+    kept = []
+    for d in found:
+        x, y = chip.transform * (d.col, d.row)
+        if tile.in_core(x, y):
+            kept.append(TileDetection(x, y, float(d.score), d.label))
+    return tuple(kept)
 
 
 def detect_tile(
@@ -235,20 +282,17 @@ def _detect_chip(
     if core_valid <= 0:
         return TileResult(tile.id, valid_fraction=core_valid, read_seconds=round(read_seconds, 4),
                           seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4))
-    detections, scores = [], None
+    scores = None
     if heatmap_factor is None:
         found_all = detect_array(bundle, chip.data, chip.valid)
     else:
         found_all, cells = detect_array_with_scores(bundle, chip.data, chip.valid)
         if cells is not None:
             scores = core_scores(cells, output_stride(bundle.model), chip.valid, tile, heatmap_factor)
-    for found in found_all:
-        x, y = chip.transform * (found.col, found.row)
-        if tile.in_core(x, y):
-            detections.append(TileDetection(x, y, float(found.score), found.label))
+    detections = _in_core(found_all, chip, tile)
     model_seconds = time.perf_counter() - started
     return TileResult(
-        tile.id, valid_fraction=core_valid, detections=tuple(detections), read_seconds=round(read_seconds, 4),
+        tile.id, valid_fraction=core_valid, detections=detections, read_seconds=round(read_seconds, 4),
         wait_seconds=round(wait_seconds, 4), model_seconds=round(model_seconds, 4),
         seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4), heatmap=scores,
     )

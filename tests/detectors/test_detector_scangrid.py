@@ -10,6 +10,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.coords import BoundingBox
+from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
@@ -17,12 +21,18 @@ from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.labels import find_label_file, read_labels
 from fieldtruth.detectors.report import evaluate_bundle
 from fieldtruth.detectors.scangrid import (
+    CORE_PER_HALO,
+    CORE_STEP,
+    MAX_WINDOW,
+    MIN_CORE,
+    core_for_halo,
     default_halo,
     detect_like_a_scan,
     grid_transform,
     labels_on_grid,
     scan_grid,
 )
+from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.imagery.synthetic import SyntheticScene
 from fieldtruth.ingest.scene import open_scene
 
@@ -119,3 +129,42 @@ def test_a_scene_without_a_band_of_the_card_is_named(small_scene: SyntheticScene
     with pytest.raises(TrainingError, match="partial") as info:
         evaluate_bundle(bundle, [partial])
     assert "nir" in str(info.value) or "B08" in str(info.value)
+
+
+@pytest.mark.parametrize(("halo", "core"), [(0, 512), (32, 512), (33, 512), (100, 640), (157, 1024),
+                                            (200, 1024), (400, 640), (512, 512), (900, 512)])
+def test_the_scan_core_grows_with_the_halo_within_the_window_bound(halo: int, core: int) -> None:
+    assert core_for_halo(halo) == core
+
+
+def test_a_negative_halo_is_refused() -> None:
+    with pytest.raises(ValueError, match="-1"):
+        core_for_halo(-1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 700))
+def test_the_chosen_core_is_several_halos_or_the_window_bound(halo: int) -> None:
+    core = core_for_halo(halo)
+    assert core % CORE_STEP == 0 and core >= MIN_CORE
+    assert core >= CORE_PER_HALO * halo or core + 2 * halo + CORE_STEP > MAX_WINDOW or core == MIN_CORE
+    assert core + 2 * halo <= MAX_WINDOW or core == MIN_CORE
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 600), st.floats(0.1, 30), st.floats(0, 1), st.floats(0, 1))
+def test_chosen_cores_own_every_point_once_and_their_halos_hold_its_receptive_field(
+    halo: int, tiles_across: float, fx: float, fy: float,
+) -> None:
+    """A site anywhere in the region is kept by exactly one tile, which read the whole neighbourhood
+    of ``halo`` pixels around it: nothing lost at a core's edge, nothing doubled."""
+    core, resolution = core_for_halo(halo), 10.0
+    side = max(resolution, tiles_across * core * resolution)
+    grid = TileGrid(BoundingBox(0.0, 0.0, side, side * 0.7), CRS.from_epsg(32645), resolution, core, halo)
+    x, y = fx * side * (1 - 1e-9), 0.7 * side * (1 - fy * (1 - 1e-9))
+    owners = [t for t in grid if t.in_core(x, y)]
+    assert len(owners) == 1
+    reach = halo * resolution
+    window = owners[0].halo
+    assert window.left <= x - reach and x + reach <= window.right
+    assert window.bottom <= y - reach and y + reach <= window.top

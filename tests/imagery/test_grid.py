@@ -20,12 +20,13 @@ def grids(draw: st.DrawFn) -> TileGrid:
     left = draw(st.floats(-1e5, 1e6, allow_nan=False))
     bottom = draw(st.floats(0, 9e6, allow_nan=False))
     resolution = draw(st.sampled_from([0.5, 3.0, 10.0, 20.0, 30.0]))
-    tile_size = draw(st.integers(16, 1024))
+    tile_size = draw(st.integers(16, 1536))  # up to the largest core a scan chooses itself
     span = tile_size * resolution  # at most 12 x 12 tiles, so the property is checked quickly
     width = draw(st.floats(resolution, 12 * span))
     height = draw(st.floats(resolution, 12 * span))
-    halo = draw(st.integers(0, 64))
-    return TileGrid(BoundingBox(left, bottom, left + width, bottom + height), UTM, resolution, tile_size, halo)
+    halo = draw(st.integers(0, 512))
+    bounds = BoundingBox(left, bottom, left + width, bottom + height)
+    return TileGrid(bounds, UTM, resolution, tile_size, halo)
 
 
 @settings(max_examples=60, deadline=None)

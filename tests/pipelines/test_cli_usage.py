@@ -79,3 +79,19 @@ def test_the_same_commands_used_right_go_on_to_the_library(folders: dict[str, Pa
     assert "Usage:" not in output and not folders["run"].joinpath("run.json").exists()
     code, output = _invoke("evaluate", folders["a"], "--detector", folders["bundle"], "--out", folders["run"])
     assert code == 1 and output.startswith("error: ") and len(output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_device_cuda_without_cuda_stops_in_one_line_writing_nothing(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch, command: str,
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    case = "train --resume alone" if command == "train" else "evaluate --baseline-fit alone"
+    args, _ = _cases(folders)[case]
+    code, output = _invoke(*args[:-1 if command == "train" else -2], "--device", "cuda")
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, output
+    assert lines[0].startswith("error: --device cuda: no CUDA device") and "--device cpu" in lines[0]
+    assert not (folders["a"].parent / "out").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from click.testing import CliRunner, Result
 from rasterio.transform import from_origin
 
@@ -150,3 +151,33 @@ def test_dry_run_of_a_catalogue_published_over_http(tmp_path: Path, quick_bundle
     documents = Counter(path for path, _ in log.requests if path.endswith(".json"))
     assert set(documents.values()) == {1} and len(documents) == 4
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine as one without a CUDA device, whatever it has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.usefixtures("no_cuda")
+def test_device_cuda_without_cuda_fails_in_one_line_writing_nothing(
+        tmp_path: Path, quick_bundle: Path) -> None:
+    imagery = scene_folder(tmp_path / "scene", size=96)
+    before = tree(tmp_path)
+    result, seconds = _scan(tmp_path, quick_bundle, imagery, "--device", "cuda")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --device cuda: no CUDA device"), result.output
+    assert "--device cpu" in lines[0] and seconds < 5
+    assert not (tmp_path / "run").exists() and tree(tmp_path) == before
+
+
+@pytest.mark.usefixtures("no_cuda")
+def test_device_auto_without_cuda_runs_on_the_cpu_and_says_so(tmp_path: Path, quick_bundle: Path) -> None:
+    imagery = scene_folder(tmp_path / "scene", size=96)
+    result, _ = _scan(tmp_path, quick_bundle, imagery, "--device", "auto", "--dry-run")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "device auto" in line]
+    assert len(said) == 1 and "no CUDA device here, running on the CPU" in said[0]
+    plan = preflight(ScanConfig(imagery=imagery, detector=quick_bundle, out=tmp_path / "run", device="auto"))
+    assert plan.device.device.type == "cpu" and plan.bundle.network is not None

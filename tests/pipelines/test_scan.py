@@ -115,11 +115,15 @@ def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Pa
     assert set(coverage.loc[coverage.status == "failed", "tile_id"]) == {f.tile_id for f in summary.failed}
 
 
-def test_tiling_neither_loses_nor_doubles_sites(run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path) -> None:
-    """Small tiles (many core boundaries) find the same sites as one tile over the whole scene."""
-    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole", tile_size=1024,
-                            workers=1))
-    assert whole.tiles == 1
+@pytest.mark.parametrize(("tile_size", "tiles"), [(1024, 1), (None, 4)])
+def test_tiling_neither_loses_nor_doubles_sites(
+    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, tile_size: int | None, tiles: int,
+) -> None:
+    """Small tiles (many core boundaries) find the same sites as one tile over the whole scene, and as the
+    cores a scan chooses from the detector's receptive field (512 px here: 2 x 2 tiles)."""
+    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole",
+                            tile_size=tile_size, workers=1))
+    assert whole.tiles == tiles
     tiled = gpd.read_parquet(run / "detections.parquet")
     single = gpd.read_parquet(tmp_path / "whole" / "detections.parquet")
     assert len(tiled) == len(single) > 0

@@ -126,6 +126,26 @@ def test_a_block_is_read_once_and_detects_as_its_tiles_would_alone(
     assert all(r.status == "ok" and r.read_seconds > 0 and r.model_seconds > 0 for r in results)
 
 
+def test_a_blocks_tiles_in_one_batch_give_the_detections_of_tiles_alone(
+    small_scene: Path, quick_bundle: Path,
+) -> None:
+    """The GPU path (a block's tiles through the model together), run on the CPU."""
+    bundle = load_bundle(quick_bundle)
+    scene = open_scene(small_scene)
+    grid = grid_for_scene(scene, resolution=bundle.card.gsd_m, tile_size=256, halo=40)  # 3 x 3 tiles
+    found = 0
+    for block in grid.blocks(2):  # whole blocks of 4 tiles, and blocks cut short at the edges
+        batched = detect_block(bundle, [scene], block, batch=4)
+        found += sum(len(r.detections) for r in batched)
+        alone = detect_block(bundle, [scene], block)
+        assert [r.tile_id for r in batched] == [r.tile_id for r in alone]
+        for a, b in zip(batched, alone, strict=True):
+            assert [(d.x, d.y, d.label) for d in a.detections] == [(d.x, d.y, d.label) for d in b.detections]
+            assert [d.score for d in a.detections] == pytest.approx([d.score for d in b.detections], abs=1e-5)
+            assert a.model_seconds > 0 and a.valid_fraction == b.valid_fraction
+    assert found > 0
+
+
 def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick_bundle: Path, tmp_path: Path) -> None:
     whole = scene_folder(tmp_path / "whole", size=512)
     broken = scene_folder(tmp_path / "broken", size=512)
