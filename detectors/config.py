@@ -279,31 +279,58 @@ def _message(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-#: The presets: ``default`` (the dataclass defaults), ``demo``, ``vessels`` and ``vessels-unet`` (a candidate).
+#: The presets: ``default`` (the dataclass defaults), ``demo``, ``vessels`` and ``vessels-unet``
+#: (a candidate).
 PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     # fieldtruth demo: kilns and camps on synthetic scenes, 900 steps of 16 chips of 64 px.
-    "demo": TrainConfig(seed=0, steps=900, batch_size=16, lr=3e-3, classes=("brick_kiln", "fishing_camp"),
-                        num_threads=2),
+    "demo": TrainConfig(
+        seed=0, steps=900, batch_size=16, lr=3e-3, classes=("brick_kiln", "fishing_camp"), num_threads=2
+    ),
     # Small bright objects in water at 10 m (sen2ships): NDWI input, wide context, sizes. Chips of 128 px
     # (8 a step) so the ~300 px receptive field sees real water and land while training, as it does in a
     # scan; the peak suppression (minimum distance, box fraction) is chosen on the validation scenes with
     # the threshold. Each scene's open water is brought to one level first (WATER_OFFSET), so haze and
     # glint do not move its pixels. Four members, averaged.
     "vessels": TrainConfig(
-        seed=0, steps=700, batch_size=8, lr=3e-3, classes=("vessel",), num_threads=2, gsd_m=None, ensemble=4,
-        architecture_args={"width": 32, "dilations": [1, 2, 4, 8, 2, 1], "size_head": True,
-                           "indices": [[1, 3]], "context_down": True, "fast_stem": True},
+        seed=0,
+        steps=700,
+        batch_size=8,
+        lr=3e-3,
+        classes=("vessel",),
+        num_threads=2,
+        gsd_m=None,
+        ensemble=4,
+        architecture_args={
+            "width": 32,
+            "dilations": [1, 2, 4, 8, 2, 1],
+            "size_head": True,
+            "indices": [[1, 3]],
+            "context_down": True,
+            "fast_stem": True,
+        },
         scene_offset=dict(WATER_OFFSET),
         chips=Chips(size=128, positive_fraction=0.45, hard_fraction=0.3, mine_at=(0.4,), sigma_px=1.5),
-        validation=Validation(every=175, patience=0, min_distance_px=4, min_distance_choices=(4, 6, 8, 10),
-                              box_suppression_choices=(0.5, 1.0)),
+        validation=Validation(
+            every=175,
+            patience=0,
+            min_distance_px=4,
+            min_distance_choices=(4, 6, 8, 10),
+            box_suppression_choices=(0.5, 1.0),
+        ),
     ),
     # The issue-21 candidate for vessels, not yet shipped: one small full-resolution U-Net (56 px receptive
     # field, log1p input), 1500 steps of 12 chips of 96 px; its leave-ports-out figures are pending.
     "vessels-unet": TrainConfig(
-        seed=0, steps=1500, batch_size=12, lr=3e-3, classes=("vessel",), num_threads=2, gsd_m=None,
-        architecture="unet", architecture_args={"width": 16, "log_input": True},
+        seed=0,
+        steps=1500,
+        batch_size=12,
+        lr=3e-3,
+        classes=("vessel",),
+        num_threads=2,
+        gsd_m=None,
+        architecture="unet",
+        architecture_args={"width": 16, "log_input": True},
         scene_offset=dict(WATER_OFFSET),
         chips=Chips(size=96, positive_fraction=0.45, hard_fraction=0.3, mine_at=(0.4,), sigma_px=1.5),
         validation=Validation(every=175, patience=0, min_distance_px=4, min_distance_choices=(4, 6, 8, 10)),

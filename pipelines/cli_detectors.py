@@ -84,21 +84,41 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="YAML file of training settings (keys of TrainConfig; "
                                  "'preset: vessels|demo|default').")
-@click.option("--preset", type=click.Choice(["vessels", "default", "demo", "vessels-unet"]), default="vessels",
-              show_default=True, help="Settings to start from.")
+@click.option(
+    "--preset",
+    type=click.Choice(["vessels", "default", "demo", "vessels-unet"]),
+    default="vessels",
+    show_default=True,
+    help="Settings to start from.",
+)
 @click.option("--steps", type=click.IntRange(1), default=None, help="Optimisation steps.")
 @click.option("--seed", type=int, default=None, help="Seed of chips, augmentation and initial weights.")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for checkpoint.safetensors (written every checkpoint_every steps).")
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for checkpoint.safetensors (written every checkpoint_every steps).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="Torch CPU threads.")
 @device_option
 @click.pass_context
 @reports_errors
 def train_command(
-    ctx: click.Context, scenes: tuple[Path, ...], out: Path, val: tuple[Path, ...], reviews: tuple[Path, ...],
-    init_path: Path | None, point_size_m: float | None, config_path: Path | None, preset: str,
-    steps: int | None, seed: int | None, checkpoint_dir: Path | None, resume: bool, threads: int | None,
+    ctx: click.Context,
+    scenes: tuple[Path, ...],
+    out: Path,
+    val: tuple[Path, ...],
+    reviews: tuple[Path, ...],
+    init_path: Path | None,
+    point_size_m: float | None,
+    config_path: Path | None,
+    preset: str,
+    steps: int | None,
+    seed: int | None,
+    checkpoint_dir: Path | None,
+    resume: bool,
+    threads: int | None,
     device: str,
 ) -> None:
     """Train a detector on labelled scene folders (bands + labels.*) and reviewed scans; write its bundle."""
@@ -115,8 +135,13 @@ def train_command(
     _refuse_shared_scenes(val, scenes, "--val", "validation scenes are never trained on")
     init = load_bundle(init_path) if init_path is not None else None
     checkpoints = {"folder": str(checkpoint_dir), "resume": resume} if checkpoint_dir else None
-    overrides = {"steps": steps, "seed": seed, "num_threads": threads, "checkpoints": checkpoints,
-                 "point_size_m": point_size_m}
+    overrides = {
+        "steps": steps,
+        "seed": seed,
+        "num_threads": threads,
+        "checkpoints": checkpoints,
+        "point_size_m": point_size_m,
+    }
     config = _load_config(config_path, preset, overrides, preset_given=given(ctx, "preset"), init=init)
     where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
     if where.note:
@@ -124,16 +149,26 @@ def train_command(
     reviewed = _reviewed(reviews, config)
     started = time.perf_counter()
     with TrainingProgress(echo_for(ctx)) as progress:
-        bundle = train_detector(list(scenes), out, config, progress, val_dirs=list(val), reviewed=reviewed,
-                                init=init, device=where.device)
+        bundle = train_detector(
+            list(scenes),
+            out,
+            config,
+            progress,
+            val_dirs=list(val),
+            reviewed=reviewed,
+            init=init,
+            device=where.device,
+        )
     for run in reviews:
         record_learning(run, bundle.sha256, out)
     there, split = bundle.card.metrics.overall, bundle.card.split
     expected = split.get("expected_on_new_scenes")
     if expected:
         low, high = expected["ci95"]
-        click.echo(f"F1 to expect on a new region: {expected['f1']} (95 % interval over scenes {low}-{high}; "
-                   f"{expected['folds']} folds cross-fitted)")
+        click.echo(
+            f"F1 to expect on a new region: {expected['f1']} (95 % interval over scenes {low}-{high}; "
+            f"{expected['folds']} folds cross-fitted)"
+        )
     figures = f"there: P {there.precision} R {there.recall} F1 {there.f1}" if there else "nothing measured"
     click.echo(
         f"trained {bundle.card.architecture} on {split.get('train')} in "
@@ -156,31 +191,67 @@ def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
     """The reviewed runs' decisions as training windows, on each run's own grid."""
     from fieldtruth.pipelines.reviewlabels import reviewed_run
 
-    return [reviewed_run(run, tuple(config.bands), dict(config.scene_offset), chip_size=config.chips.size,
-                         point_size_m=config.point_size_m) for run in reviews]
+    return [
+        reviewed_run(
+            run,
+            tuple(config.bands),
+            dict(config.scene_offset),
+            chip_size=config.chips.size,
+            point_size_m=config.point_size_m,
+        )
+        for run in reviews
+    ]
 
 
 @click.command("evaluate")
 @scenes_argument
 @detector_option
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.json and report.html.")
-@click.option("--tolerance-px", type=click.FloatRange(0), default=1.0, show_default=True,
-              help="A detection matches a label when inside its polygon buffered by this many pixels.")
-@click.option("--grid", type=click.Choice(["scan", "native"]), default="scan", show_default=True,
-              help="Detect on the grid `fieldtruth scan` reads (the card's pixel size; UTM for Web-Mercator "
-                   "imagery), so the report is what a scan finds; or on the scene's own pixels.")
-@click.option("--baseline", is_flag=True,
-              help="Also evaluate the non-learned vessel baseline on the same scenes into OUT/baseline/ (its "
-                   "threshold chosen on --baseline-fit scenes, else its fixed default).")
-@click.option("--baseline-fit", multiple=True, type=SCENE_FOLDER,
-              help="Scenes the baseline's threshold is chosen on (never the evaluated ones).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for report.json and report.html.",
+)
+@click.option(
+    "--tolerance-px",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="A detection matches a label when inside its polygon buffered by this many pixels.",
+)
+@click.option(
+    "--grid",
+    type=click.Choice(["scan", "native"]),
+    default="scan",
+    show_default=True,
+    help="Detect on the grid `fieldtruth scan` reads (the card's pixel size; UTM for Web-Mercator "
+    "imagery), so the report is what a scan finds; or on the scene's own pixels.",
+)
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="Also evaluate the non-learned vessel baseline on the same scenes into OUT/baseline/ (its "
+    "threshold chosen on --baseline-fit scenes, else its fixed default).",
+)
+@click.option(
+    "--baseline-fit",
+    multiple=True,
+    type=SCENE_FOLDER,
+    help="Scenes the baseline's threshold is chosen on (never the evaluated ones).",
+)
 @device_option
 @click.pass_context
 @reports_errors
 def evaluate_command(
-    ctx: click.Context, scenes: tuple[Path, ...], detector: Path, out: Path, tolerance_px: float, grid: str,
-    baseline: bool, baseline_fit: tuple[Path, ...], device: str,
+    ctx: click.Context,
+    scenes: tuple[Path, ...],
+    detector: Path,
+    out: Path,
+    tolerance_px: float,
+    grid: str,
+    baseline: bool,
+    baseline_fit: tuple[Path, ...],
+    device: str,
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
@@ -190,8 +261,9 @@ def evaluate_command(
 
     if baseline_fit and not baseline:
         raise click.UsageError("--baseline-fit chooses the baseline's threshold: give it with --baseline")
-    _refuse_shared_scenes(baseline_fit, scenes, "--baseline-fit",
-                          "the baseline is evaluated on scenes it was not fitted on")
+    _refuse_shared_scenes(
+        baseline_fit, scenes, "--baseline-fit", "the baseline is evaluated on scenes it was not fitted on"
+    )
     say = echo_for(ctx)
     where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
     bundle = load_bundle(detector, device=where.device)
@@ -204,8 +276,10 @@ def evaluate_command(
     _echo_report("detector", report)
     if baseline:
         fitted = _baseline(list(baseline_fit), out / "baseline" / "baseline.safetensors", tolerance_px, say)
-        _echo_report("baseline", evaluate_bundle(fitted, list(scenes), out / "baseline",
-                                                 tolerance_px=tolerance_px, grid=grid))
+        _echo_report(
+            "baseline",
+            evaluate_bundle(fitted, list(scenes), out / "baseline", tolerance_px=tolerance_px, grid=grid),
+        )
     say(f"report -> {out / 'report.json'} and {out / 'report.html'}")
 
 
@@ -234,7 +308,9 @@ def _echo_report(name: str, report: EvaluationReport) -> None:
     pooled = report.pooled
     ci = report.ci95.f1 if report.ci95 else None
     ci_text = f" (95% CI over scenes {ci.low:.2f}-{ci.high:.2f})" if ci else ""
-    click.echo(f"{name}: pooled P {pooled.precision:.3f} R {pooled.recall:.3f} F1 {pooled.f1:.3f}{ci_text} "
-               f"AP {pooled.ap:.3f} on {len(report.per_scene)} scene(s)")
+    click.echo(
+        f"{name}: pooled P {pooled.precision:.3f} R {pooled.recall:.3f} F1 {pooled.f1:.3f}{ci_text} "
+        f"AP {pooled.ap:.3f} on {len(report.per_scene)} scene(s)"
+    )
     for scene, f in report.per_scene.items():
         click.echo(f"  {scene}: P {f.precision:.3f} R {f.recall:.3f} F1 {f.f1:.3f} AP {f.ap:.3f}")

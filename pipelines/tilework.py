@@ -51,7 +51,8 @@ PLUGIN_NAME = "fieldtruth-detector"
 #: allocations are mmapped, and the most malloc arenas.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
-#: Bytes from which glibc mmaps an allocation, and of free heap it keeps, in workers (see :func:`tune_allocator`).
+#: Bytes from which glibc mmaps an allocation, and of free heap it keeps, in workers (see
+#: :func:`tune_allocator`).
 MMAP_THRESHOLD, TRIM_THRESHOLD = 256 << 20, 512 << 20
 
 
@@ -60,8 +61,11 @@ def allocator_environ() -> dict[str, str]:
     by this program: read by glibc before the process has a thread, so every thread shares the main arena
     from its first allocation (:func:`tune_allocator` in a running worker can only cap arenas that threads
     have not made yet)."""
-    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
-            "MALLOC_ARENA_MAX": "1"}
+    return {
+        "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+        "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+        "MALLOC_ARENA_MAX": "1",
+    }
 
 
 def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
@@ -82,8 +86,11 @@ def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = T
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)) and bool(libc.mallopt(_M_ARENA_MAX, 1))
+        return (
+            bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold))
+            and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+            and bool(libc.mallopt(_M_ARENA_MAX, 1))
+        )
     except (OSError, AttributeError):
         log.debug("not glibc: allocator left as it is")
         return False
@@ -108,8 +115,13 @@ class DetectorPlugin(WorkerPlugin):
     name = PLUGIN_NAME
 
     def __init__(
-        self, bundle_bytes: bytes, expected_sha256: str, threads: int = 1, heatmap_factor: int | None = None,
-        device: str = "cpu", batch: int = 1,
+        self,
+        bundle_bytes: bytes,
+        expected_sha256: str,
+        threads: int = 1,
+        heatmap_factor: int | None = None,
+        device: str = "cpu",
+        batch: int = 1,
     ) -> None:
         self.bundle_bytes = bundle_bytes
         self.expected_sha256 = expected_sha256
@@ -136,7 +148,12 @@ class DetectorPlugin(WorkerPlugin):
         self.bundle_bytes = b""
         slots = model_slots(worker.state.nthreads, self.threads)
         self.model_slots = threading.Semaphore(slots)
-        log.info("worker %s loaded detector %s (%d model slot(s))", worker.address, self.expected_sha256[:12], slots)
+        log.info(
+            "worker %s loaded detector %s (%d model slot(s))",
+            worker.address,
+            self.expected_sha256[:12],
+            slots,
+        )
 
 
 def model_slots(task_threads: int, torch_threads: int) -> int:
@@ -173,17 +190,28 @@ def worker_plugin() -> DetectorPlugin:
 
 
 def process_block(scenes: list[Scene], block: TileBlock) -> list[TileResult]:
-    """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the worker."""
+    """Detect in each tile of a block; return their results (as :func:`detect_block`), each naming the
+    worker."""
     plugin = worker_plugin()
-    results = detect_block(plugin.bundle, scenes, block, model_slot=plugin.model_slots,
-                           heatmap_factor=plugin.heatmap_factor, batch=plugin.batch)
+    results = detect_block(
+        plugin.bundle,
+        scenes,
+        block,
+        model_slot=plugin.model_slots,
+        heatmap_factor=plugin.heatmap_factor,
+        batch=plugin.batch,
+    )
     address = get_worker().address
     return [dataclasses.replace(result, worker=address) for result in results]
 
 
 def detect_block(
-    bundle: LoadedBundle, scenes: list[Scene], block: TileBlock,
-    model_slot: AbstractContextManager[Any] | None = None, heatmap_factor: int | None = None, batch: int = 1,
+    bundle: LoadedBundle,
+    scenes: list[Scene],
+    block: TileBlock,
+    model_slot: AbstractContextManager[Any] | None = None,
+    heatmap_factor: int | None = None,
+    batch: int = 1,
 ) -> list[TileResult]:
     """Read a block's window once, then detect in each of its tiles as :func:`detect_tile` does (with
     ``batch`` > 1 and no heatmap, tiles of one shape pass through the model together: on a GPU).
@@ -197,7 +225,11 @@ def detect_block(
     try:
         chips = read_block(scenes, block, tuple(bundle.card.bands))
     except READ_ERRORS as exc:
-        log.info("block %s could not be read in one window (%s); reading its tiles one by one", block.window.id, exc)
+        log.info(
+            "block %s could not be read in one window (%s); reading its tiles one by one",
+            block.window.id,
+            exc,
+        )
         return [detect_tile(bundle, scenes, tile, model_slot, heatmap_factor) for tile in block.tiles]
     read_each = (time.perf_counter() - started) / len(chips)
     waited = time.perf_counter()
@@ -205,13 +237,25 @@ def detect_block(
         wait_each = (time.perf_counter() - waited) / len(chips)
         if batch > 1 and heatmap_factor is None:
             return _detect_batch(bundle, chips, block.tiles, batch, read_each, wait_each)
-        return [_detect_chip(bundle, chip, tile, read_seconds=read_each, wait_seconds=wait_each,
-                             heatmap_factor=heatmap_factor)
-                for tile, chip in zip(block.tiles, chips, strict=True)]
+        return [
+            _detect_chip(
+                bundle,
+                chip,
+                tile,
+                read_seconds=read_each,
+                wait_seconds=wait_each,
+                heatmap_factor=heatmap_factor,
+            )
+            for tile, chip in zip(block.tiles, chips, strict=True)
+        ]
 
 
 def _detect_batch(
-    bundle: LoadedBundle, chips: list[Chip], tiles: tuple[Tile, ...], batch: int, read_each: float,
+    bundle: LoadedBundle,
+    chips: list[Chip],
+    tiles: tuple[Tile, ...],
+    batch: int,
+    read_each: float,
     wait_each: float,
 ) -> list[TileResult]:
     """:func:`_detect_chip` for a block's tiles, those with data in their core passed through the model in
@@ -224,14 +268,27 @@ def _detect_batch(
     results = []
     for i, (chip, tile) in enumerate(zip(chips, tiles, strict=True)):
         if i not in todo:
-            results.append(TileResult(tile.id, valid_fraction=valid[i], read_seconds=round(read_each, 4),
-                                      seconds=round(read_each + wait_each, 4)))
+            results.append(
+                TileResult(
+                    tile.id,
+                    valid_fraction=valid[i],
+                    read_seconds=round(read_each, 4),
+                    seconds=round(read_each + wait_each, 4),
+                )
+            )
             continue
         detections = _in_core(found[todo.index(i)], chip, tile)
-        results.append(TileResult(
-            tile.id, valid_fraction=valid[i], detections=detections, read_seconds=round(read_each, 4),
-            wait_seconds=round(wait_each, 4), model_seconds=round(model_each, 4),
-            seconds=round(read_each + wait_each + model_each, 4)))
+        results.append(
+            TileResult(
+                tile.id,
+                valid_fraction=valid[i],
+                detections=detections,
+                read_seconds=round(read_each, 4),
+                wait_seconds=round(wait_each, 4),
+                model_seconds=round(model_each, 4),
+                seconds=round(read_each + wait_each + model_each, 4),
+            )
+        )
     return results
 
 
@@ -246,7 +303,10 @@ def _in_core(found: list[PixelDetection], chip: Chip, tile: Tile) -> tuple[TileD
 
 
 def detect_tile(
-    bundle: LoadedBundle, scenes: list[Scene], tile: Tile, model_slot: AbstractContextManager[Any] | None = None,
+    bundle: LoadedBundle,
+    scenes: list[Scene],
+    tile: Tile,
+    model_slot: AbstractContextManager[Any] | None = None,
     heatmap_factor: int | None = None,
 ) -> TileResult:
     """Read one tile, run the detector, and keep only detections whose centre lies in the tile's core.
@@ -264,8 +324,14 @@ def detect_tile(
     read_seconds = time.perf_counter() - started
     waited = time.perf_counter()
     with model_slot or nullcontext():
-        return _detect_chip(bundle, chip, tile, read_seconds=read_seconds,
-                            wait_seconds=time.perf_counter() - waited, heatmap_factor=heatmap_factor)
+        return _detect_chip(
+            bundle,
+            chip,
+            tile,
+            read_seconds=read_seconds,
+            wait_seconds=time.perf_counter() - waited,
+            heatmap_factor=heatmap_factor,
+        )
 
 
 #: What a read of broken or missing imagery raises; a tile meeting one fails alone.
@@ -273,15 +339,24 @@ READ_ERRORS = (FieldtruthError, RasterioError, OSError, KeyError)
 
 
 def _detect_chip(
-    bundle: LoadedBundle, chip: Chip, tile: Tile, *, read_seconds: float, wait_seconds: float,
+    bundle: LoadedBundle,
+    chip: Chip,
+    tile: Tile,
+    *,
+    read_seconds: float,
+    wait_seconds: float,
     heatmap_factor: int | None = None,
 ) -> TileResult:
     """Detect in a tile's chip (the model slot held by the caller) and keep the core's detections."""
     started = time.perf_counter()
     core_valid = chip.core_valid_fraction(tile.halo_px)
     if core_valid <= 0:
-        return TileResult(tile.id, valid_fraction=core_valid, read_seconds=round(read_seconds, 4),
-                          seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4))
+        return TileResult(
+            tile.id,
+            valid_fraction=core_valid,
+            read_seconds=round(read_seconds, 4),
+            seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4),
+        )
     scores = None
     if heatmap_factor is None:
         found_all = detect_array(bundle, chip.data, chip.valid)
@@ -292,7 +367,12 @@ def _detect_chip(
     detections = _in_core(found_all, chip, tile)
     model_seconds = time.perf_counter() - started
     return TileResult(
-        tile.id, valid_fraction=core_valid, detections=detections, read_seconds=round(read_seconds, 4),
-        wait_seconds=round(wait_seconds, 4), model_seconds=round(model_seconds, 4),
-        seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4), heatmap=scores,
+        tile.id,
+        valid_fraction=core_valid,
+        detections=detections,
+        read_seconds=round(read_seconds, 4),
+        wait_seconds=round(wait_seconds, 4),
+        model_seconds=round(model_seconds, 4),
+        seconds=round(read_seconds + wait_seconds + time.perf_counter() - started, 4),
+        heatmap=scores,
     )

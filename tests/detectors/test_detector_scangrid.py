@@ -1,4 +1,5 @@
-"""Evaluation on the scan's grid: `evaluate` finds exactly what `scan` finds, also for Web-Mercator imagery."""
+"""Evaluation on the scan's grid: `evaluate` finds exactly what `scan` finds, also for Web-Mercator
+imagery."""
 
 from __future__ import annotations
 
@@ -43,9 +44,16 @@ def web_mercator_copy(source: Path, target: Path) -> Path:
     for band in sorted(source.glob("B*.tif")):
         with rasterio.open(band) as src:
             transform, width, height = calculate_default_transform(
-                src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=10.0)
-            profile = {**src.profile, "crs": "EPSG:3857", "transform": transform, "width": width, "height": height,
-                       "nodata": 0}
+                src.crs, "EPSG:3857", src.width, src.height, *src.bounds, resolution=10.0
+            )
+            profile = {
+                **src.profile,
+                "crs": "EPSG:3857",
+                "transform": transform,
+                "width": width,
+                "height": height,
+                "nodata": 0,
+            }
             with rasterio.open(target / band.name, "w", **profile) as dst:
                 reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.bilinear)
     shutil.copy(source / "labels.geojson", target / "labels.geojson")
@@ -74,7 +82,10 @@ def test_a_metric_scene_keeps_its_own_pixels_and_labels(small_scene: SyntheticSc
     assert grid.halo == default_halo(bundle) >= bundle.card.receptive_field_px // 2
     native = read_labels(find_label_file(small_scene.path), scene.crs, scene.transform)
     moved = labels_on_grid(small_scene.path, scene, grid)
-    offset = (scene.bounds.left - grid.bounds.left) / grid.resolution, (grid.bounds.top - scene.bounds.top) / grid.resolution
+    offset = (
+        (scene.bounds.left - grid.bounds.left) / grid.resolution,
+        (grid.bounds.top - scene.bounds.top) / grid.resolution,
+    )
     assert len(moved) == len(native) > 0
     for a, b in zip(native, moved, strict=True):
         assert b.centre == pytest.approx((a.centre[0] + offset[1], a.centre[1] + offset[0]), abs=1e-6)
@@ -97,7 +108,9 @@ def test_web_mercator_labels_land_on_their_ground_position(mercator: Path, train
 
 
 @pytest.mark.slow
-def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(mercator: Path, eager: Path, tmp_path: Path) -> None:
+def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(
+    mercator: Path, eager: Path, tmp_path: Path
+) -> None:
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
     bundle = load_bundle(eager)
@@ -107,8 +120,10 @@ def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(mercator: P
     scan(ScanConfig(imagery=mercator, detector=eager, out=tmp_path / "run", workers=1))
     scanned = gpd.read_parquet(tmp_path / "run" / "detections.parquet").to_crs(grid.crs)
     to_pixel = ~grid_transform(grid)
-    scanned_px = sorted((round(r, 3), round(c, 3), round(s, 5)) for (c, r), s in
-                        zip((to_pixel * (g.x, g.y) for g in scanned.geometry), scanned["score"], strict=True))
+    scanned_px = sorted(
+        (round(r, 3), round(c, 3), round(s, 5))
+        for (c, r), s in zip((to_pixel * (g.x, g.y) for g in scanned.geometry), scanned["score"], strict=True)
+    )
     evaluated_px = sorted((round(d.row, 3), round(d.col, 3), round(d.score, 5)) for d in found)
     assert len(found) > 5
     assert scanned_px == evaluated_px
@@ -122,7 +137,9 @@ def test_the_report_records_its_grid(small_scene: SyntheticScene, trained) -> No
         evaluate_bundle(bundle, [small_scene.path], grid="mercator")
 
 
-def test_a_scene_without_a_band_of_the_card_is_named(small_scene: SyntheticScene, trained, tmp_path: Path) -> None:
+def test_a_scene_without_a_band_of_the_card_is_named(
+    small_scene: SyntheticScene, trained, tmp_path: Path
+) -> None:
     bundle, _ = trained
     partial = shutil.copytree(small_scene.path, tmp_path / "partial")
     (partial / "B08.tif").unlink()
@@ -131,8 +148,20 @@ def test_a_scene_without_a_band_of_the_card_is_named(small_scene: SyntheticScene
     assert "nir" in str(info.value) or "B08" in str(info.value)
 
 
-@pytest.mark.parametrize(("halo", "core"), [(0, 512), (32, 512), (33, 512), (100, 640), (157, 1024),
-                                            (200, 1024), (400, 640), (512, 512), (900, 512)])
+@pytest.mark.parametrize(
+    ("halo", "core"),
+    [
+        (0, 512),
+        (32, 512),
+        (33, 512),
+        (100, 640),
+        (157, 1024),
+        (200, 1024),
+        (400, 640),
+        (512, 512),
+        (900, 512),
+    ],
+)
 def test_the_scan_core_grows_with_the_halo_within_the_window_bound(halo: int, core: int) -> None:
     assert core_for_halo(halo) == core
 
@@ -154,7 +183,10 @@ def test_the_chosen_core_is_several_halos_or_the_window_bound(halo: int) -> None
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 600), st.floats(0.1, 30), st.floats(0, 1), st.floats(0, 1))
 def test_chosen_cores_own_every_point_once_and_their_halos_hold_its_receptive_field(
-    halo: int, tiles_across: float, fx: float, fy: float,
+    halo: int,
+    tiles_across: float,
+    fx: float,
+    fy: float,
 ) -> None:
     """A site anywhere in the region is kept by exactly one tile, which read the whole neighbourhood
     of ``halo`` pixels around it: nothing lost at a core's edge, nothing doubled."""

@@ -68,8 +68,16 @@ def test_a_unet_bundle_round_trips_through_the_registry(tmp_path: Path) -> None:
 def test_the_candidate_preset_trains_a_unet_bundle_that_scans_with_512_px_cores(
     small_scene: SyntheticScene, tmp_path: Path,
 ) -> None:
-    config = TrainConfig.from_mapping({"steps": 6, "classes": ["brick_kiln", "fishing_camp"], "scene_offset": {},
-                                       "chips": {"mine_at": []}, "validation": {"tile": 192}}, "vessels-unet")
+    config = TrainConfig.from_mapping(
+        {
+            "steps": 6,
+            "classes": ["brick_kiln", "fishing_camp"],
+            "scene_offset": {},
+            "chips": {"mine_at": []},
+            "validation": {"tile": 192},
+        },
+        "vessels-unet",
+    )
     bundle = train_detector([small_scene.path], tmp_path / "unet.safetensors", config)
     assert bundle.card.architecture == "unet" and bundle.card.receptive_field_px == 56
     assert default_halo(bundle) == 32 and default_tile_size(bundle) == 512

@@ -102,7 +102,8 @@ def test_blocks_group_every_tile_once_into_cells_whose_window_covers_them(grid: 
 
 
 def test_a_blocks_window_is_its_whole_cell_whichever_tiles_are_left() -> None:
-    grid = TileGrid(BoundingBox(0, 0, 2500, 2500), UTM, 10.0, tile_size=100, halo=8)  # 3 x 3 tiles, last ones 50 px
+    # 3 x 3 tiles, the last ones 50 px
+    grid = TileGrid(BoundingBox(0, 0, 2500, 2500), UTM, 10.0, tile_size=100, halo=8)
     whole = {b.window.id: b for b in grid.blocks(2)}
     left = grid.blocks(2, [grid.tile(0, 1), grid.tile(2, 2)])
     assert [[t.id for t in b.tiles] for b in left] == [["r0000c0001"], ["r0002c0002"]]
@@ -116,7 +117,9 @@ def test_a_blocks_window_is_its_whole_cell_whichever_tiles_are_left() -> None:
 
 
 @pytest.mark.parametrize(("tiles_per_side", "block"), [(1, 1), (4, 1), (6, 1), (7, 2), (20, 2)])
-def test_regions_too_small_to_keep_workers_busy_with_blocks_are_read_tile_by_tile(tiles_per_side: int, block: int) -> None:
+def test_regions_too_small_to_keep_workers_busy_with_blocks_are_read_tile_by_tile(
+    tiles_per_side: int, block: int
+) -> None:
     side = tiles_per_side * 100 * 10.0
     grid = TileGrid(BoundingBox(0, 0, side, side), UTM, 10.0, tile_size=100, halo=8)
     assert grid.default_block() == block

@@ -35,15 +35,33 @@ def run(small_scene: Path, quick_bundle: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
-def test_run_folder_holds_detections_coverage_ledger_and_provenance(run: Path, small_scene: Path, quick_bundle: Path) -> None:
+def test_run_folder_holds_detections_coverage_ledger_and_provenance(
+    run: Path, small_scene: Path, quick_bundle: Path
+) -> None:
     detections = gpd.read_parquet(run / "detections.parquet")
     assert detections.crs.to_epsg() == 4326
-    assert {"site_id", "label", "score", "scene_id", "acquired", "detector", "bundle_sha256", "tile_id"} <= set(detections.columns)
+    assert {
+        "site_id",
+        "label",
+        "score",
+        "scene_id",
+        "acquired",
+        "detector",
+        "bundle_sha256",
+        "tile_id",
+    } <= set(detections.columns)
     assert detections.site_id.is_unique
     scene = open_scene(small_scene)
     with rasterio.Env():
-        footprint = gpd.GeoSeries.from_xy([scene.bounds.left, scene.bounds.right], [scene.bounds.bottom, scene.bounds.top],
-                                          crs=scene.crs).to_crs(4326).total_bounds
+        footprint = (
+            gpd.GeoSeries.from_xy(
+                [scene.bounds.left, scene.bounds.right],
+                [scene.bounds.bottom, scene.bounds.top],
+                crs=scene.crs,
+            )
+            .to_crs(4326)
+            .total_bounds
+        )
     if len(detections):
         assert detections.total_bounds[0] >= footprint[0] and detections.total_bounds[2] <= footprint[2]
     coverage = gpd.read_parquet(run / "coverage.parquet")
@@ -70,7 +88,9 @@ def test_detections_lie_in_exactly_one_tile_core(run: Path, small_scene: Path) -
         assert owners == [tile_id]
 
 
-def test_a_second_scan_into_the_same_folder_needs_resume(run: Path, small_scene: Path, quick_bundle: Path) -> None:
+def test_a_second_scan_into_the_same_folder_needs_resume(
+    run: Path, small_scene: Path, quick_bundle: Path
+) -> None:
     with pytest.raises(RunFolderError, match="--resume"):
         scan(_config(small_scene, quick_bundle, run))
 
@@ -117,12 +137,20 @@ def test_a_truncated_band_fails_its_tiles_alone(quick_bundle: Path, tmp_path: Pa
 
 @pytest.mark.parametrize(("tile_size", "tiles"), [(1024, 1), (None, 4)])
 def test_tiling_neither_loses_nor_doubles_sites(
-    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, tile_size: int | None, tiles: int,
+    run: Path,
+    small_scene: Path,
+    quick_bundle: Path,
+    tmp_path: Path,
+    tile_size: int | None,
+    tiles: int,
 ) -> None:
     """Small tiles (many core boundaries) find the same sites as one tile over the whole scene, and as the
     cores a scan chooses from the detector's receptive field (512 px here: 2 x 2 tiles)."""
-    whole = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole",
-                            tile_size=tile_size, workers=1))
+    whole = scan(
+        ScanConfig(
+            imagery=small_scene, detector=quick_bundle, out=tmp_path / "whole", tile_size=tile_size, workers=1
+        )
+    )
     assert whole.tiles == tiles
     tiled = gpd.read_parquet(run / "detections.parquet")
     single = gpd.read_parquet(tmp_path / "whole" / "detections.parquet")
@@ -149,7 +177,9 @@ def test_a_run_folder_drops_temporary_files_a_killed_writer_left(tmp_path: Path)
     assert run.tile_result("r0000c0000").read_text() == "{}"
 
 
-def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tile_result_is_in_the_manifest_before_its_file_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fieldtruth.pipelines.runfolder import RunFolder
     from fieldtruth.pipelines.tileresult import TileResult
 
@@ -167,11 +197,14 @@ def test_a_tile_result_is_in_the_manifest_before_its_file_appears(tmp_path: Path
     assert [json.loads(x)["tile_id"] for x in run.manifest.read_text().splitlines()] == ["r0000c0000"]
 
 
-def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small_scene: Path, quick_bundle: Path,
-                                                                  tmp_path: Path) -> None:
+def test_tiles_read_in_blocks_or_alone_give_the_same_detections(
+    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path
+) -> None:
     in_blocks = scan(_config(small_scene, quick_bundle, tmp_path / "blocks", block=2))
     assert in_blocks.tiles == 9
-    assert json.loads((run / "scan-plan.json").read_text())["block"] == 1, "9 tiles: too few for blocks by default"
+    assert json.loads((run / "scan-plan.json").read_text())["block"] == 1, (
+        "9 tiles: too few for blocks by default"
+    )
     assert json.loads((tmp_path / "blocks" / "scan-plan.json").read_text())["block"] == 2
     blocks = gpd.read_parquet(tmp_path / "blocks" / "detections.parquet")
     tiles = gpd.read_parquet(run / "detections.parquet")
@@ -180,7 +213,10 @@ def test_tiles_read_in_blocks_or_alone_give_the_same_detections(run: Path, small
 
 
 def test_blocks_handed_out_in_turn_instead_of_bands_give_the_same_detections(
-    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path,
+    run: Path,
+    small_scene: Path,
+    quick_bundle: Path,
+    tmp_path: Path,
 ) -> None:
     in_turn = scan(_config(small_scene, quick_bundle, tmp_path / "turns", worker_bands=False))
     assert in_turn.done == 9
@@ -191,7 +227,11 @@ def test_blocks_handed_out_in_turn_instead_of_bands_give_the_same_detections(
 
 @pytest.mark.parametrize("changed", [{"block": 2}, {"tile_size": 128}, {"halo": 40}])
 def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
-    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path, changed: dict[str, int],
+    run: Path,
+    small_scene: Path,
+    quick_bundle: Path,
+    tmp_path: Path,
+    changed: dict[str, int],
 ) -> None:
     import shutil
 
@@ -200,13 +240,20 @@ def test_a_resume_with_other_tiles_is_refused_and_keeps_the_run(
     before = {p.name: p.read_bytes() for p in (copy / "tiles").iterdir()}
     settings = {"tile_size": 256, **changed}
     with pytest.raises(RunFolderError, match=f"{next(iter(changed))}: started with"):
-        scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=copy, workers=1, resume=True, **settings))
+        scan(
+            ScanConfig(
+                imagery=small_scene, detector=quick_bundle, out=copy, workers=1, resume=True, **settings
+            )
+        )
     assert {p.name: p.read_bytes() for p in (copy / "tiles").iterdir()} == before
     assert json.loads((copy / "scan-plan.json").read_text())["block"] == 1
 
 
 def test_a_resume_with_other_imagery_on_the_same_grid_is_refused(
-    run: Path, small_scene: Path, quick_bundle: Path, tmp_path: Path,
+    run: Path,
+    small_scene: Path,
+    quick_bundle: Path,
+    tmp_path: Path,
 ) -> None:
     """Before the plan recorded the scenes, these resumes were accepted, and the finished tiles' leads were
     merged under the other imagery's scene id."""

@@ -38,22 +38,32 @@ class RecordingSlot:
         self.held = False
 
 
-@pytest.mark.parametrize(("task_threads", "torch_threads", "slots"), [(1, 1, 1), (2, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 2), (1, 4, 1)])
+@pytest.mark.parametrize(
+    ("task_threads", "torch_threads", "slots"),
+    [(1, 1, 1), (2, 1, 1), (3, 1, 2), (3, 2, 1), (5, 2, 2), (1, 4, 1)],
+)
 def test_one_task_thread_is_kept_for_reading(task_threads: int, torch_threads: int, slots: int) -> None:
     assert model_slots(task_threads, torch_threads) == slots
 
 
-@pytest.mark.parametrize(("workers", "torch_threads", "cores", "task_threads"),
-                         [(1, 1, 2, 2), (2, 1, 2, 1), (2, 1, 4, 2), (1, 2, 2, 2), (1, 4, 8, 5), (4, 2, 8, 2)])
+@pytest.mark.parametrize(
+    ("workers", "torch_threads", "cores", "task_threads"),
+    [(1, 1, 2, 2), (2, 1, 2, 1), (2, 1, 4, 2), (1, 2, 2, 2), (1, 4, 8, 5), (4, 2, 8, 2)],
+)
 def test_a_local_worker_reads_ahead_only_on_a_core_the_models_leave_free(
-    workers: int, torch_threads: int, cores: int, task_threads: int,
+    workers: int,
+    torch_threads: int,
+    cores: int,
+    task_threads: int,
 ) -> None:
     assert worker_threads_for(torch_threads, workers, cores) == task_threads
     assert model_slots(task_threads, torch_threads) == 1
 
 
 def test_the_slot_is_held_for_the_model_and_not_for_the_read(
-    small_scene: Path, quick_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+    small_scene: Path,
+    quick_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bundle = load_bundle(quick_bundle)
     scene = open_scene(small_scene)
@@ -93,7 +103,9 @@ def test_a_tile_that_cannot_be_read_never_takes_a_model_slot(quick_bundle: Path,
 
 
 def test_a_block_is_read_once_and_detects_as_its_tiles_would_alone(
-    small_scene: Path, quick_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+    small_scene: Path,
+    quick_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bundle = load_bundle(quick_bundle)
     scene = open_scene(small_scene)
@@ -127,7 +139,8 @@ def test_a_block_is_read_once_and_detects_as_its_tiles_would_alone(
 
 
 def test_a_blocks_tiles_in_one_batch_give_the_detections_of_tiles_alone(
-    small_scene: Path, quick_bundle: Path,
+    small_scene: Path,
+    quick_bundle: Path,
 ) -> None:
     """The GPU path (a block's tiles through the model together), run on the CPU."""
     bundle = load_bundle(quick_bundle)
@@ -146,7 +159,9 @@ def test_a_blocks_tiles_in_one_batch_give_the_detections_of_tiles_alone(
     assert found > 0
 
 
-def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(quick_bundle: Path, tmp_path: Path) -> None:
+def test_a_block_that_cannot_be_read_whole_fails_only_its_unreadable_tiles(
+    quick_bundle: Path, tmp_path: Path
+) -> None:
     whole = scene_folder(tmp_path / "whole", size=512)
     broken = scene_folder(tmp_path / "broken", size=512)
     truncated_copy(whole / "B08.tif", broken / "B08.tif", keep_fraction=0.6)  # the bottom rows are lost
@@ -166,10 +181,14 @@ def _environ_of_interest() -> dict[str, str | None]:
 
 @pytest.mark.slow
 def test_local_workers_start_with_the_allocator_settings_and_dasks_own(tmp_path: Path) -> None:
-    config = ScanConfig(imagery=tmp_path, detector=tmp_path / "unused.safetensors", out=tmp_path / "run", workers=2)
+    config = ScanConfig(
+        imagery=tmp_path, detector=tmp_path / "unused.safetensors", out=tmp_path / "run", workers=2
+    )
     with cluster_client(config, lambda message: None) as client:
         seen = client.run(_environ_of_interest)
     assert len(seen) == 2
     for environ in seen.values():
         assert environ == {**allocator_environ(), "OMP_NUM_THREADS": "1"}
-    assert "MALLOC_ARENA_MAX" not in dask.config.get("distributed.nanny.pre-spawn-environ"), "the setting outlived the scan"
+    assert "MALLOC_ARENA_MAX" not in dask.config.get("distributed.nanny.pre-spawn-environ"), (
+        "the setting outlived the scan"
+    )
