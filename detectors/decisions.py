@@ -10,9 +10,11 @@ around a site near the cell's edge still fits), and turns each decision into a l
 - ``rejected``: a hard negative at that place (training draws chips around it, as around mined false
   detections).
 
-Everything else a window holds is unlabelled background, as it is in any partly labelled scene: a
-vessel no one reviewed that lies in a window is taught as background when a random chip covers it. The
-windows are small (a cell of ``2 x chip`` pixels plus the margins), so memory grows with the number of
+Decisions are partial labels: only the pixels within :data:`NEIGHBOURHOOD_PX` of a decided lead are
+supervised, and the loss ignores the rest of a window (a vessel no one reviewed, or one below the scan's
+threshold, is neither taught as a vessel nor as background; whole windows taught them as background).
+Together with replay of the bundle's training scenes, this is the fine-tune that did not lose F1 on
+sen2ships (benchmarks/README.md, the review loop); alone it did. The windows are small (a cell of ``2 x chip`` pixels plus the margins), so memory grows with the number of
 decisions, not with the region. The caller decides which decisions are trustworthy (the ledger verified,
 latest decision per site); this module knows nothing of the ledger.
 """
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: The decisions that become labels; every other status (uncertain, field visit, unverified) does not.
 CONFIRMED, REJECTED = "confirmed", "rejected"
+#: Partial labels: the distance (pixels) from a decided lead within which a window is supervised.
+NEIGHBOURHOOD_PX = 12.0
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class DecisionWindow:
 def decision_windows(
     scenes: Sequence[Scene], grid: TileGrid, leads: Sequence[DecidedLead], bands: tuple[str, ...], *,
     chip_size: int, point_size_px: float, name: str, within: BoundingBox | None = None,
-    neighbourhood_px: float | None = None,
+    neighbourhood_px: float | None = NEIGHBOURHOOD_PX,
 ) -> list[DecisionWindow]:
     """Read the windows of a grid that hold decided leads, with the leads as labels.
 
@@ -137,8 +141,8 @@ def decision_windows(
         point_size_px: side of the square a confirmed lead becomes.
         name: prefix of the windows' scene ids (e.g. the run folder's name).
         within: read nothing outside these bounds (grid CRS); the grid's bounds when None.
-        neighbourhood_px: supervise only this close to decided leads (partial labels); see
-            :class:`DecisionWindow`.
+        neighbourhood_px: supervise only this close to decided leads (partial labels; the whole window
+            when None); see :class:`DecisionWindow`.
 
     Returns:
         One window per cell holding a lead, in grid order; empty when there is no lead.

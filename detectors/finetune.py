@@ -6,7 +6,10 @@ settings that disagree with them are refused (:func:`check_init`), never silentl
 starts from :data:`FINETUNE_SETTINGS` (few steps, a tenth of the vessels preset's learning rate, every
 chip centred on a decided lead, no hard-negative mining: a window of decisions holds unreviewed leads
 that mining would take for false detections; batch-norm statistics kept as trained), which the
-command's config file and options override.
+command's config file and options override. Confirmed leads take the box size the bundle predicts at
+their place (:func:`with_predicted_sizes`); the decisions are partial labels (see
+:mod:`fieldtruth.detectors.decisions`); the bundle's own training scenes, given beside the decisions,
+are replayed so it does not forget (on sen2ships, the recipe that did not lose F1).
 
 The threshold of a detector trained on decisions is chosen on decisions it did not learn from: the
 decision windows are cross-fitted in two folds (a checkerboard of grid cells, so neighbouring windows fall
