@@ -5,8 +5,9 @@ confirmed some and rejected others. :func:`decision_windows` reads the scanned i
 grid, one window per grid cell holding a decision (the cell grown by half a chip on every side, so a chip
 around a site near the cell's edge still fits), and turns each decision into a label there:
 
-- ``confirmed``: a positive at the lead's position, a square of ``point_size_px`` (the scan's detections
-  carry no size, so the declared object size stands in for the predicted one);
+- ``confirmed``: a positive at the lead's position, a box of the lead's ``size_px`` (a fine-tune gives it
+  the size its bundle predicts there) or else a square of ``point_size_px`` (the scan's detections carry
+  no size);
 - ``rejected``: a hard negative at that place (training draws chips around it, as around mined false
   detections).
 
@@ -14,8 +15,9 @@ Decisions are partial labels: only the pixels within :data:`NEIGHBOURHOOD_PX` of
 supervised, and the loss ignores the rest of a window (a vessel no one reviewed, or one below the scan's
 threshold, is neither taught as a vessel nor as background; whole windows taught them as background).
 Together with replay of the bundle's training scenes, this is the fine-tune that did not lose F1 on
-sen2ships (benchmarks/README.md, the review loop); alone it did. The windows are small (a cell of ``2 x chip`` pixels plus the margins), so memory grows with the number of
-decisions, not with the region. The caller decides which decisions are trustworthy (the ledger verified,
+sen2ships (benchmarks/README.md, the review loop); alone it did. The windows are small (a cell of
+``2 x chip`` pixels plus the margins), so memory grows with the number of decisions, not with the
+region. The caller decides which decisions are trustworthy (the ledger verified,
 latest decision per site); this module knows nothing of the ledger.
 """
 

@@ -137,7 +137,8 @@ class _SizedModel(torch.nn.Module):
 @pytest.mark.slow  # the trained fixture (its card)
 def test_confirmed_leads_take_the_bundles_predicted_size(trained) -> None:
     bundle: LoadedBundle = trained[0]
-    leads = [DecidedLead(205.0, -285.0, "vessel", "confirmed"), DecidedLead(405.0, -405.0, "vessel", "rejected")]
+    leads = [DecidedLead(205.0, -285.0, "vessel", "confirmed"),
+             DecidedLead(405.0, -405.0, "vessel", "rejected")]
     window = dataclasses.replace(_window((0, 0), leads), data=np.full((4, 64, 64), 500.0, np.float32),
                                  valid=np.ones((64, 64), bool))
     assert with_predicted_sizes(bundle, [window]) == [window]  # no size head: nothing to take
