@@ -4,12 +4,14 @@ For each test port P of the three leave-ports-out fold bundles (a bundle never t
 its test ports): the port's scan grid is split into two halves side by side on the ground (west A, east
 B); the fold bundle scans the whole port as a scan does; a simulated reviewer (the labels as oracle: a lead
 within the one-pixel tolerance of a labelled vessel is confirmed, any other rejected) decides the first K
-leads of half A in the queue's order; the bundle is fine-tuned on those decisions alone
+leads of half A in the queue's order; the bundle is fine-tuned on those decisions
 (``train_detector(reviewed=..., init=bundle)``, the settings of ``fieldtruth train --from-review --init``:
-windows read from half A only, threshold cross-fitted on the decisions); both bundles are measured on
-half B at their own thresholds. Pooled over the ports, with bootstrap intervals over ports.
+windows read from half A only, partial labels within ``--partial`` px of the decisions, confirmed leads
+sized by the bundle, threshold cross-fitted on the decisions), with ``--replay`` together with the fold's
+own training ports (its ``crossval.json``); both bundles are measured on half B at their own thresholds.
+Pooled over the ports, with bootstrap intervals over ports.
 
-    .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order score
+    .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order score --steps 40 --replay
     .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order uncertain --steps 60 --ports algiers,busan
 
 Prints one line per port and the pooled table; writes ``benchmarks/out/review_loop_<order>_k<K>.json``.
@@ -29,7 +31,7 @@ from rasterio.coords import BoundingBox
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.config import TrainConfig
-from fieldtruth.detectors.decisions import DecidedLead, ReviewedRun, decision_windows
+from fieldtruth.detectors.decisions import NEIGHBOURHOOD_PX, DecidedLead, ReviewedRun, decision_windows
 from fieldtruth.detectors.evaluate import Scores, score_detections
 from fieldtruth.detectors.finetune import FINETUNE_SETTINGS, ScoredLead, choose_on_decisions
 from fieldtruth.detectors.labels import POINT_SIZE_PX
@@ -127,11 +129,13 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
                       chosen="nothing confirmed: bundle unchanged")
         return record
     windows = decision_windows([scene], grid, decided, tuple(bundle.card.bands), chip_size=args.chip,
-                               point_size_px=POINT_SIZE_PX, name=port, within=a.bounds)
+                               point_size_px=POINT_SIZE_PX, name=port, within=a.bounds,
+                               neighbourhood_px=args.partial or None)
+    replay = [shared_data_root() / "sen2ships" / p for p in _train_ports(args, fold)] if args.replay else []
     config = TrainConfig.vessels().merged(FINETUNE_SETTINGS).merged(
         {"steps": args.steps, "num_threads": args.threads, "chips": {"size": args.chip}})
     started = time.perf_counter()
-    tuned = train_detector([], out_dir / f"{port}-{args.order}-k{args.k}.safetensors", config,
+    tuned = train_detector(replay, out_dir / f"{port}-{args.order}-k{args.k}{args.tag}.safetensors", config,
                            reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})], init=bundle)
     seconds = time.perf_counter() - started
     (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
@@ -139,6 +143,11 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
                   seconds=round(seconds, 1), threshold=tuned.card.threshold,
                   chosen=tuned.card.split["threshold_chosen_on"], before_threshold=bundle.card.threshold)
     return record
+
+
+def _train_ports(args: argparse.Namespace, fold: int) -> list[str]:
+    """The ports the fold bundle was trained on (its cross-validation record)."""
+    return json.loads((Path(args.bundles) / "crossval.json").read_text())["folds"][fold]["train"]
 
 
 def _fig(every: Scores, kept: Scores) -> dict:
@@ -180,6 +189,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ports", default="", help="comma-separated subset of the nine test ports")
     parser.add_argument("--bundles", default="/work/cv-prune", help="folder of fold0..2.safetensors")
+    parser.add_argument("--partial", type=float, default=NEIGHBOURHOOD_PX,
+                        help="partial labels: supervise only this many px around decided leads (0: all)")
+    parser.add_argument("--replay", action="store_true",
+                        help="mix in chips of the fold's own training ports (crossval.json)")
+    parser.add_argument("--tag", default="", help="suffix of the output file (a variant's name)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_folder_or_exit(shared_data_root() / "sen2ships")
@@ -211,7 +225,7 @@ def main() -> None:
           f"intervals over ports: before {intervals['before']}, after {intervals['after']}, gain "
           f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune "
           f"{np.mean([r['seconds'] for r in records]):.0f} s per port")
-    (out_dir / f"review_loop_{args.order}_k{args.k}.json").write_text(json.dumps(
+    (out_dir / f"review_loop_{args.order}_k{args.k}{args.tag}.json").write_text(json.dumps(
         {"args": vars(args), "ports": records, "pooled_before": before, "pooled_after": after,
          "pooled_threshold_only": own, "pooled_after_carried": carried,
          "intervals": intervals}, indent=1))

@@ -39,6 +39,8 @@ class TrainingScene:
         ground_gsd_m: ground size of a pixel at the scene's centre (metres).
         negatives: (row, col) of known look-alikes (rejected leads): training draws chips around them
             as around mined hard negatives.
+        supervised: bool ``(H, W)``: partial labels, the loss ignores the heatmap away from these pixels
+            (neither site nor background); every pixel is supervised when None.
     """
 
     id: str
@@ -48,6 +50,7 @@ class TrainingScene:
     provenance: dict[str, Any] = field(default_factory=dict)
     ground_gsd_m: float = 10.0
     negatives: list[tuple[float, float]] = field(default_factory=list)
+    supervised: np.ndarray | None = None
 
 
 def open_scene_with_bands(path: Path, bands: tuple[str, ...], *, role: str) -> Scene:
@@ -137,7 +140,7 @@ def band_statistics(
 class RandomRot90(v2.Transform):
     """Rotate images and boxes by a random multiple of 90 degrees (square chips)."""
 
-    _transformed_types = (tv_tensors.Image, tv_tensors.BoundingBoxes)
+    _transformed_types = (tv_tensors.Image, tv_tensors.BoundingBoxes, tv_tensors.Mask)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         """Draw the number of quarter turns."""
@@ -295,14 +298,22 @@ class ChipDataset(Dataset):
         return s, int(np.clip(r, 0, h - chip)), int(np.clip(c, 0, w - chip))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return (normalised image, heatmap, log sizes, size mask) for chip ``index``."""
-        x, boxes, kinds = self.boxes_item(index)
+        """Return (normalised image, heatmap, log sizes, size mask) for chip ``index``; with partial
+        labels, heatmap cells holding no supervised pixel are -1 (the loss ignores them)."""
+        x, boxes, kinds, known = self._item(index)
         heat, sizes, mask = render_targets(boxes, kinds, len(self.classes), self.chip, self.stride,
                                            self.sigma_px)
+        if known is not None:
+            cells = torch.nn.functional.max_pool2d(known.float()[None], self.stride, ceil_mode=True)[0]
+            heat = torch.where((cells > 0) | (heat >= 1), heat, -1.0)
         return x, heat, sizes, mask
 
     def boxes_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (normalised image, XYXY boxes in chip pixels, class indices) for chip ``index``."""
+        return self._item(index)[:3]
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(image, boxes, classes, supervised ``(chip, chip)`` pixels or None), augmented together."""
         s, r0, c0 = self._origin(np.random.default_rng((self.seed, index)))
         chip = self.chip
         image = tv_tensors.Image(torch.from_numpy(self.fills[s][:, r0 : r0 + chip, c0 : c0 + chip].copy()))
@@ -315,7 +326,11 @@ class ChipDataset(Dataset):
             torch.from_numpy(boxes[near]), format="XYXY", canvas_size=(chip, chip)
         )
         kinds = torch.from_numpy(all_kinds[near])
+        supervised = self.scenes[s].supervised
+        known = None if supervised is None else tv_tensors.Mask(
+            torch.from_numpy(supervised[None, r0 : r0 + chip, c0 : c0 + chip].copy()))
         if self.augment is not None:
-            image, box_tv, kinds = self.augment(image, box_tv, kinds)
+            image, box_tv, kinds, known = self.augment(image, box_tv, kinds, known)
         x = (image.as_subclass(torch.Tensor) - self.mean) / self.std
-        return x, box_tv.as_subclass(torch.Tensor), kinds
+        known = None if known is None else known.as_subclass(torch.Tensor)[0]
+        return x, box_tv.as_subclass(torch.Tensor), kinds, known

@@ -5,15 +5,19 @@ confirmed some and rejected others. :func:`decision_windows` reads the scanned i
 grid, one window per grid cell holding a decision (the cell grown by half a chip on every side, so a chip
 around a site near the cell's edge still fits), and turns each decision into a label there:
 
-- ``confirmed``: a positive at the lead's position, a square of ``point_size_px`` (the scan's detections
-  carry no size, so the declared object size stands in for the predicted one);
+- ``confirmed``: a positive at the lead's position, a box of the lead's ``size_px`` (a fine-tune gives it
+  the size its bundle predicts there) or else a square of ``point_size_px`` (the scan's detections carry
+  no size);
 - ``rejected``: a hard negative at that place (training draws chips around it, as around mined false
   detections).
 
-Everything else a window holds is unlabelled background, as it is in any partly labelled scene: a
-vessel no one reviewed that lies in a window is taught as background when a random chip covers it. The
-windows are small (a cell of ``2 x chip`` pixels plus the margins), so memory grows with the number of
-decisions, not with the region. The caller decides which decisions are trustworthy (the ledger verified,
+Decisions are partial labels: only the pixels within :data:`NEIGHBOURHOOD_PX` of a decided lead are
+supervised, and the loss ignores the rest of a window (a vessel no one reviewed, or one below the scan's
+threshold, is neither taught as a vessel nor as background; whole windows taught them as background).
+Together with replay of the bundle's training scenes, this is the fine-tune that did not lose F1 on
+sen2ships (benchmarks/README.md, the review loop); alone it did. The windows are small (a cell of
+``2 x chip`` pixels plus the margins), so memory grows with the number of decisions, not with the
+region. The caller decides which decisions are trustworthy (the ledger verified,
 latest decision per site); this module knows nothing of the ledger.
 """
 
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: The decisions that become labels; every other status (uncertain, field visit, unverified) does not.
 CONFIRMED, REJECTED = "confirmed", "rejected"
+#: Partial labels: the distance (pixels) from a decided lead within which a window is supervised.
+NEIGHBOURHOOD_PX = 12.0
 
 
 @dataclass(frozen=True)
@@ -48,17 +54,22 @@ class DecidedLead:
     Attributes:
         x: easting in the grid's CRS. y: northing in the grid's CRS.
         label: the lead's class. decision: ``confirmed`` or ``rejected``.
+        size_px: (height, width) of the box a confirmed lead becomes (e.g. the size the bundle being
+            fine-tuned predicts there); the window's ``point_size_px`` square when None.
     """
 
     x: float
     y: float
     label: str
     decision: str
+    size_px: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         """Refuse a decision that is not a label."""
         if self.decision not in (CONFIRMED, REJECTED):
             raise ValueError(f"a decided lead is {CONFIRMED!r} or {REJECTED!r}, got {self.decision!r}")
+        if self.size_px is not None and min(self.size_px) <= 0:
+            raise ValueError(f"a decided lead's size_px is (height, width) > 0 pixels, got {self.size_px!r}")
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,10 @@ class DecisionWindow:
         data: float32 ``(bands, H, W)`` pixels. valid: bool ``(H, W)``.
         inside: every decided lead inside the window. own: the leads whose cell this is (each lead
             belongs to exactly one window).
-        point_size_px: side of the square a confirmed lead becomes.
+        point_size_px: side of the square a confirmed lead becomes (when the lead has no ``size_px``).
+        neighbourhood_px: partial labels: only pixels within this distance of a decided lead are
+            supervised (the rest of the window is ignored by the loss, neither vessel nor background);
+            the whole window is supervised (unlabelled pixels taught as background) when None.
     """
 
     cell: tuple[int, int]
@@ -84,28 +98,38 @@ class DecisionWindow:
     inside: tuple[DecidedLead, ...]
     own: tuple[DecidedLead, ...]
     point_size_px: float
+    neighbourhood_px: float | None = None
 
     def scene(self, hidden: frozenset[DecidedLead] = frozenset()) -> TrainingScene:
         """The window as a training scene: confirmed leads as positives, rejected ones as negatives, the
         ``hidden`` leads (held out for cross-fitting) as neither."""
-        labels, negatives = [], []
-        half, left, top = self.point_size_px / 2, self.bounds.left, self.bounds.top
+        labels, negatives, places = [], [], []
+        left, top = self.bounds.left, self.bounds.top
         for lead in self.inside:
             if lead in hidden:
                 continue
             col, row = (lead.x - left) / self.resolution, (top - lead.y) / self.resolution
+            places.append((row, col))
             if lead.decision == CONFIRMED:
-                labels.append(PixelLabel(lead.label, box(col - half, row - half, col + half, row + half)))
+                h, w = lead.size_px or (self.point_size_px, self.point_size_px)
+                labels.append(PixelLabel(lead.label, box(col - w / 2, row - h / 2, col + w / 2, row + h / 2)))
             else:
                 negatives.append((row, col))
         rows, cols = self.valid.shape
+        supervised = None
+        if self.neighbourhood_px is not None:
+            r, c = np.mgrid[0:rows, 0:cols] + 0.5
+            supervised = np.zeros((rows, cols), dtype=bool)
+            for row, col in places:
+                supervised |= (r - row) ** 2 + (c - col) ** 2 <= self.neighbourhood_px**2
         return TrainingScene(self.id, self.data, self.valid, labels, {"id": self.id, "size": [cols, rows]},
-                             self.resolution, negatives)
+                             self.resolution, negatives, supervised)
 
 
 def decision_windows(
     scenes: Sequence[Scene], grid: TileGrid, leads: Sequence[DecidedLead], bands: tuple[str, ...], *,
     chip_size: int, point_size_px: float, name: str, within: BoundingBox | None = None,
+    neighbourhood_px: float | None = NEIGHBOURHOOD_PX,
 ) -> list[DecisionWindow]:
     """Read the windows of a grid that hold decided leads, with the leads as labels.
 
@@ -119,6 +143,8 @@ def decision_windows(
         point_size_px: side of the square a confirmed lead becomes.
         name: prefix of the windows' scene ids (e.g. the run folder's name).
         within: read nothing outside these bounds (grid CRS); the grid's bounds when None.
+        neighbourhood_px: supervise only this close to decided leads (partial labels; the whole window
+            when None); see :class:`DecisionWindow`.
 
     Returns:
         One window per cell holding a lead, in grid order; empty when there is no lead.
@@ -152,7 +178,7 @@ def decision_windows(
         inside = tuple(lead for lead in leads if bounds.left <= lead.x < bounds.right
                        and bounds.bottom < lead.y <= bounds.top)
         windows.append(DecisionWindow((i, j), tile.id, bounds, res, chip.data, chip.valid, inside,
-                                      tuple(own), point_size_px))
+                                      tuple(own), point_size_px, neighbourhood_px))
     log.info("%s: %d decided lead(s) read back in %d window(s)", name, len(leads), len(windows))
     return windows
 

@@ -6,7 +6,10 @@ settings that disagree with them are refused (:func:`check_init`), never silentl
 starts from :data:`FINETUNE_SETTINGS` (few steps, a tenth of the vessels preset's learning rate, every
 chip centred on a decided lead, no hard-negative mining: a window of decisions holds unreviewed leads
 that mining would take for false detections; batch-norm statistics kept as trained), which the
-command's config file and options override.
+command's config file and options override. Confirmed leads take the box size the bundle predicts at
+their place (:func:`with_predicted_sizes`); the decisions are partial labels (see
+:mod:`fieldtruth.detectors.decisions`); the bundle's own training scenes, given beside the decisions,
+are replayed so it does not forget (on sen2ships, the recipe that did not lose F1).
 
 The threshold of a detector trained on decisions is chosen on decisions it did not learn from: the
 decision windows are cross-fitted in two folds (a checkerboard of grid cells, so neighbouring windows fall
@@ -33,11 +36,11 @@ import torch
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.config import TrainConfig
-from fieldtruth.detectors.decisions import CONFIRMED, DecisionWindow
+from fieldtruth.detectors.decisions import CONFIRMED, DecidedLead, DecisionWindow
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.fit import VALIDATION_HALO
 from fieldtruth.detectors.metrics import Figures
-from fieldtruth.detectors.predict import detect_scene
+from fieldtruth.detectors.predict import detect_scene, heads
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,31 @@ class ScoredLead:
 
     confirmed: bool
     score: float
+
+
+def with_predicted_sizes(bundle: LoadedBundle, windows: Sequence[DecisionWindow]) -> list[DecisionWindow]:
+    """The windows with each confirmed lead sized as the bundle predicts it at the lead's place (its size
+    head read in the cell holding the lead, on the lead's own window), so a fine-tune does not retrain
+    the size head and the peak suppression it drives to the declared point size. Unchanged when the
+    bundle has no size head."""
+    sized: dict[DecidedLead, DecidedLead] = {}
+    for window in windows:
+        mine = [lead for lead in window.own if lead.decision == CONFIRMED]
+        if not mine:
+            continue
+        _, sizes = heads(bundle, window.data, window.valid)
+        if sizes is None:
+            return list(windows)
+        stride = window.valid.shape[0] / sizes.shape[1]
+        for lead in mine:
+            col = (lead.x - window.bounds.left) / window.resolution
+            row = (window.bounds.top - lead.y) / window.resolution
+            i = min(int(row / stride), sizes.shape[1] - 1)
+            j = min(int(col / stride), sizes.shape[2] - 1)
+            h, w = (max(float(v), 1.0) for v in sizes[:, i, j])
+            sized[lead] = dataclasses.replace(lead, size_px=(h, w))
+    return [dataclasses.replace(w, inside=tuple(sized.get(lead, lead) for lead in w.inside),
+                                own=tuple(sized.get(lead, lead) for lead in w.own)) for w in windows]
 
 
 def fold_of(cell: tuple[int, int]) -> int:

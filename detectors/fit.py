@@ -55,11 +55,13 @@ class FitResult:
 def focal_loss(
     logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
 ) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, normalised by the number of centres (cells equal to 1)."""
+    """CenterNet's penalty-reduced focal loss, normalised by the number of centres (cells equal to 1);
+    cells of the target below 0 are ignored (partial labels: neither site nor background)."""
     pos = target.eq(1.0).float()
+    known = target.ge(0.0).float()
     p = torch.sigmoid(logits)
     pos_term = pos * (1 - p) ** alpha * F.logsigmoid(logits)
-    neg_term = (1 - pos) * (1 - target) ** beta * p**alpha * F.logsigmoid(-logits)
+    neg_term = known * (1 - pos) * (1 - target.clamp(min=0.0)) ** beta * p**alpha * F.logsigmoid(-logits)
     return -(pos_term.sum() + neg_term.sum()) / pos.sum().clamp(min=1.0)
 
 

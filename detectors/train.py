@@ -38,6 +38,7 @@ from fieldtruth.detectors.finetune import (
     enough_for_crossfit,
     fold_of,
     score_leads,
+    with_predicted_sizes,
 )
 from fieldtruth.detectors.fit import FitResult, Progress, fit, focal_loss, one_cycle_lr
 from fieldtruth.detectors.metrics import CardMetrics
@@ -181,6 +182,11 @@ def _train(
 ) -> LoadedBundle:
     folders, val_scenes = _split(scene_dirs, val_dirs, config)
     windows = [w for run in reviewed for w in run.windows]
+    if init is not None and windows:
+        windows = with_predicted_sizes(init, windows)
+        if not folders:
+            log.warning("fine-tuning on decisions alone: on sen2ships that lowered F1 on the rest of each "
+                        "port; give the bundle's own training scenes too (replay), see docs/detectors.md")
     provenance = tuple(s.provenance for s in folders) + tuple(run.provenance for run in reviewed)
     started = time.perf_counter()
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,

@@ -107,6 +107,7 @@ def test_latest_decisions_become_labels_at_their_pixels(scanned: Path, tmp_path:
     for window in reviewed.windows:  # neighbouring windows overlap: a lead may be in two
         scene = window.scene()
         assert scene.data.shape[0] == 4 and scene.valid.any()
+        assert 0 < scene.supervised.mean() < 0.2  # partial labels: only around the decided leads
         down, across = (gt - window.bounds.top) / res, (window.bounds.left - gl) / res
         for lab in scene.labels:
             row, col = lab.centre
