@@ -207,28 +207,48 @@ def main() -> None:
                 continue
             r = run_port(port, fold, args, out_dir)
             records.append(r)
-            print(f"{port:<11} fold {fold} K {r['k']:>3} confirmed {r['confirmed']:>3}  B before F1 "
-                  f"{r['before']['f1']:.3f} AP {r['before']['ap']:.3f} -> after F1 {r['after']['f1']:.3f} AP "
-                  f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f}, tuned at the old "
-                  f"threshold {r['after_carried']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> "
-                  f"{r['threshold']:.3f} "
-                  f"({r['chosen']}) fine-tune {r['seconds']:.0f} s", flush=True)
+            print(
+                f"{port:<11} fold {fold} K {r['k']:>3} confirmed {r['confirmed']:>3}  B before F1 "
+                f"{r['before']['f1']:.3f} AP {r['before']['ap']:.3f} -> after F1 {r['after']['f1']:.3f} AP "
+                f"{r['after']['ap']:.3f} (threshold only F1 {r['threshold_only']['f1']:.3f}, "
+                "tuned at the old "
+                f"threshold {r['after_carried']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> "
+                f"{r['threshold']:.3f} "
+                f"({r['chosen']}) fine-tune {r['seconds']:.0f} s",
+                flush=True,
+            )
     before, after = pooled(records, "before"), pooled(records, "after")
     own, carried = pooled(records, "threshold_only"), pooled(records, "after_carried")
-    print(f"fine-tuned at the threshold it started from: pooled F1 {carried[0]:.3f} (P {carried[1]:.2f} R "
-          f"{carried[2]:.2f})")
-    print(f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
-          f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})")
+    print(
+        f"fine-tuned at the threshold it started from: pooled F1 {carried[0]:.3f} (P {carried[1]:.2f} R "
+        f"{carried[2]:.2f})"
+    )
+    print(
+        f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
+        f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})"
+    )
     intervals = bootstrap(records)
-    print(f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "
-          f"{after[0]:.3f} (P {after[1]:.2f} R {after[2]:.2f}); gain {after[0] - before[0]:+.3f}, 95 % "
-          f"intervals over ports: before {intervals['before']}, after {intervals['after']}, gain "
-          f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune "
-          f"{np.mean([r['seconds'] for r in records]):.0f} s per port")
-    (out_dir / f"review_loop_{args.order}_k{args.k}{args.tag}.json").write_text(json.dumps(
-        {"args": vars(args), "ports": records, "pooled_before": before, "pooled_after": after,
-         "pooled_threshold_only": own, "pooled_after_carried": carried,
-         "intervals": intervals}, indent=1))
+    print(
+        f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "
+        f"{after[0]:.3f} (P {after[1]:.2f} R {after[2]:.2f}); gain {after[0] - before[0]:+.3f}, 95 % "
+        f"intervals over ports: before {intervals['before']}, after {intervals['after']}, gain "
+        f"{intervals['gain']} (threshold only: {intervals['threshold_only_gain']}); fine-tune "
+        f"{np.mean([r['seconds'] for r in records]):.0f} s per port"
+    )
+    (out_dir / f"review_loop_{args.order}_k{args.k}{args.tag}.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "ports": records,
+                "pooled_before": before,
+                "pooled_after": after,
+                "pooled_threshold_only": own,
+                "pooled_after_carried": carried,
+                "intervals": intervals,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":
