@@ -142,7 +142,7 @@ def test_confirmed_leads_take_the_bundles_predicted_size(trained) -> None:
     window = dataclasses.replace(_window((0, 0), leads), data=np.full((4, 64, 64), 500.0, np.float32),
                                  valid=np.ones((64, 64), bool))
     assert with_predicted_sizes(bundle, [window]) == [window]  # no size head: nothing to take
-    (sized,) = with_predicted_sizes(dataclasses.replace(bundle, model=_SizedModel()), [window])
+    (sized,) = with_predicted_sizes(dataclasses.replace(bundle, model=_SizedModel(), runner=None), [window])
     assert sized.own[0].size_px == pytest.approx((2 + 7, 3 + 5)) and sized.own[1].size_px is None
     assert sized.inside == sized.own  # the same leads: cross-fitting still hides them
     assert training_scenes([sized])[0].labels[0].geometry.bounds == pytest.approx((16.5, 24, 24.5, 33))
