@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,12 +61,7 @@ def checks() -> dict[str, Callable[[str], object]]:
 
 def best_of(check: Callable[[str], object], value: str, repeats: int) -> float:
     """Fewest seconds of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        check(value)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timeit.repeat(lambda: check(value), number=1, repeat=repeats))
 
 
 def main() -> None:
