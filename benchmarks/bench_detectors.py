@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all", action="store_true", help="also time training on all 9 ports")
+    parser.add_argument("--preset", default="vessels", help="the TrainConfig preset (default: vessels)")
     parser.add_argument(
         "--set", default="{}", help="JSON object of TrainConfig settings over the vessels preset"
     )
@@ -94,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(2)
     ports = sorted(p for p in data_folder_or_exit(args.data).iterdir() if p.is_dir())
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {}), **json.loads(args.set)}
-    config = TrainConfig.from_mapping(overrides, "vessels")
+    config = TrainConfig.from_mapping(overrides, args.preset)
     started = time.perf_counter()
     folds = make_folds(ports, args.folds, args.validation_ports)
     summary = run_crossval(folds, args.out, config, baseline=fit_vessel_baseline, say=print).to_dict()
