@@ -5,6 +5,11 @@ CRS the file declares; GeoJSON without one is RFC 7946 lon/lat) with a ``class``
 ``labels_coco.json`` in the pixel coordinates of the scene's band rasters (every annotation belongs
 to the folder's scene, whatever its ``images`` list says).
 
+A scene with no site at all (a background scene: negatives only, e.g. land away from every point of an
+inventory) says so explicitly: a GeoJSON FeatureCollection with no feature and the foreign member
+``"background": true`` (:data:`BACKGROUND`). Any other label file without a feature is refused, so a label
+file emptied by mistake never teaches a detector that its sites are background.
+
 A label in pixels is a shapely geometry in continuous pixel coordinates (``x`` = column, ``y`` = row,
 pixel corners at integers, as rasterio's ``~transform`` gives them) with its class; its centre is the
 centroid, which is what a point detector is trained to find. Points (a kiln inventory, a field team's
@@ -36,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Label file names looked for in a scene folder, in order of preference.
 LABEL_FILES = ("labels.geojson", "labels.gpkg", "labels.shp", "labels.parquet", "labels.geoparquet",
                "labels_coco.json")
+#: The GeoJSON member that declares a FeatureCollection with no feature a background scene.
+BACKGROUND = "background"
 #: Side (pixels) of the box a point label becomes.
 POINT_SIZE_PX = 3.0
 
@@ -85,20 +92,23 @@ def read_labels(
         point_size_px: side (pixels) of the square a point label becomes.
 
     Raises:
-        LabelError: the file is missing, empty or malformed, a feature has no ``class``, the file has no
-            CRS and its coordinates are not lon/lat, a geometry is invalid, or labels lie outside the scene.
+        LabelError: the file is missing, empty (and not declared background) or malformed, a feature has
+            no ``class``, the file has no CRS and its coordinates are not lon/lat, a geometry is invalid,
+            or labels lie outside the scene.
     """
     path = Path(path)
     if not path.is_file():
         raise LabelError(f"labels {str(path)!r} do not exist; a training scene needs a label file "
                          f"({LABEL_FILES[0]})")
+    if path.suffix == ".geojson" and _check_geojson(path):
+        log.debug("%s declares a background scene (no site)", path)
+        return []
     if path.name.endswith("coco.json"):
         labels = _coco_labels(path)
     else:
         labels = _vector_labels(path, crs, transform, point_size_px)
     if not labels:
-        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the "
-                         "scene out")
+        raise LabelError(_NO_FEATURE.format(path=str(path)))
     if shape is not None:
         _check_inside(path, labels, shape)
     keep = None if classes is None else set(classes)
@@ -126,8 +136,6 @@ def _read_frame(path: Path):  # noqa: ANN202 - a GeoDataFrame
     try:
         if path.suffix in (".parquet", ".geoparquet"):
             return gpd.read_parquet(path)
-        if path.suffix == ".geojson":
-            _check_geojson(path)
         return gpd.read_file(path)
     except LabelError:
         raise
@@ -135,16 +143,31 @@ def _read_frame(path: Path):  # noqa: ANN202 - a GeoDataFrame
         raise LabelError(f"labels {str(path)!r} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _check_geojson(path: Path) -> None:
+_NO_FEATURE = (
+    "labels {path!r} hold no feature; label at least one site, leave the scene out, or declare it a "
+    'background scene (negatives only) with a GeoJSON FeatureCollection of no feature and "background": true'
+)
+
+
+def _check_geojson(path: Path) -> bool:
+    """Check a GeoJSON label file's shape; True when it declares a background scene."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LabelError(f"labels {str(path)!r} are not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise LabelError(f"labels {str(path)!r}: expected a GeoJSON FeatureCollection")
-    if not data.get("features"):
-        raise LabelError(f"labels {str(path)!r} hold no feature; label at least one site, or leave the "
-                         "scene out")
+    declared = data.get(BACKGROUND, False)
+    if not isinstance(declared, bool):
+        raise LabelError(f"labels {str(path)!r}: {BACKGROUND!r} must be true or false, got {declared!r}")
+    if data.get("features"):
+        if declared:
+            raise LabelError(f"labels {str(path)!r} declare a background scene but hold "
+                             f"{len(data['features'])} feature(s); remove one or the other")
+        return False
+    if not declared:
+        raise LabelError(_NO_FEATURE.format(path=str(path)))
+    return True
 
 
 def _vector_labels(path: Path, crs: CRS, transform: Affine, point_size_px: float) -> list[PixelLabel]:

@@ -128,10 +128,11 @@ def crossfit_operating_point(
         config: training settings (validation group: tile, tolerance, suppression choices).
         fit_scenes: fits one model on some scenes (the caller's settings, one member).
     """
-    folds = min(CROSSFIT_FOLDS, len(scenes))
+    fold_of = crossfit_folds(scenes, card.classes)
+    folds = max(fold_of) + 1
     found: Found = [[] for _ in scenes]
     for fold in range(folds):
-        held = [i for i in range(len(scenes)) if i % folds == fold]
+        held = [i for i in range(len(scenes)) if fold_of[i] == fold]
         model, fold_card = fit_scenes([s for i, s in enumerate(scenes) if i not in held])
         fold_card = dataclasses.replace(fold_card, min_distance_px=card.min_distance_px,
                                         box_suppression=card.box_suppression)
@@ -148,6 +149,19 @@ def crossfit_operating_point(
         f"scene scored by a model that did not train on it; F1 to expect on a new region {expected['f1']} "
         f"(95 % interval over scenes {low}-{high})"))
     return card, metrics, expected
+
+
+def crossfit_folds(scenes: list[TrainingScene], classes: tuple[str, ...]) -> list[int]:
+    """The cross-fitting fold of each scene: scenes with sites of ``classes`` dealt round first, then the
+    background scenes (none), so every fold trains on sites; at most :data:`CROSSFIT_FOLDS` folds, and no
+    more than the scenes with sites (the caller makes sure there are two)."""
+    with_sites = [i for i, s in enumerate(scenes) if any(lab.label in classes for lab in s.labels)]
+    order = with_sites + [i for i in range(len(scenes)) if i not in with_sites]
+    folds = max(1, min(CROSSFIT_FOLDS, len(with_sites)))
+    fold_of = [0] * len(scenes)
+    for position, i in enumerate(order):
+        fold_of[i] = position % folds
+    return fold_of
 
 
 def _interval(card: ModelCard, found: Found, scenes: list[TrainingScene], config: TrainConfig

@@ -199,7 +199,7 @@ def _train(
     elif windows and enough_for_crossfit(windows):
         card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance, device)
         chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
-    elif len(folders) > 1:
+    elif sum(any(lab.label in card.classes for lab in s.labels) for s in folders) > 1:
         one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
 
         def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:

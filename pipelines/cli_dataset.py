@@ -47,6 +47,9 @@ def dataset_group() -> None:
               help="Side of the windows cut from the scenes (pixels).")
 @click.option("--min-valid", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="Least share of clear pixels (not cloud, not nodata) of a window kept.")
+@click.option("--background-share", type=click.FloatRange(0, 10), default=0.5, show_default=True,
+              help="Background windows (no site near: negatives only) per labelled window of a set; 0 for "
+                   "none.")
 @click.option("--allow-host", "allow_hosts", multiple=True,
               help="Read from this host although it is loopback/private or plain http (your own server).")
 @allow_dir_option
@@ -56,11 +59,13 @@ def build_command(ctx: click.Context, points: Path, imagery: str, out: Path, col
                   datetime: str | None, max_cloud: float | None, aoi: str | None, split_by: str | None,
                   block_km: float | None, train: tuple[str, ...], validation: tuple[str, ...],
                   test: tuple[str, ...], fractions: str, seed: int, buffer_km: float, window_px: int,
-                  min_valid: float, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...]) -> None:
+                  min_valid: float, background_share: float, allow_hosts: tuple[str, ...],
+                  allow_dirs: tuple[Path, ...]) -> None:
     """Cut labelled scenes over the inventory's sites, each region in one set (train/validation/test)."""
     from fieldtruth.ingest.guard import allowing_dirs
     from fieldtruth.ingest.sources import is_stac_api
-    from fieldtruth.pipelines.dataset import ImageryQuery, WindowOptions, build
+    from fieldtruth.pipelines.dataset import ImageryQuery, build
+    from fieldtruth.pipelines.datasetfolders import WindowOptions
     from fieldtruth.pipelines.datasplit import SplitPlan
 
     if (split_by is None) == (block_km is None):
@@ -79,10 +84,11 @@ def build_command(ctx: click.Context, points: Path, imagery: str, out: Path, col
                      buffer_m=buffer_km * 1000, named=named, fractions=shares, seed=seed)  # type: ignore[arg-type]
     query = ImageryQuery(imagery, collection, datetime, max_cloud, aoi, tuple(allow_hosts), tuple(allow_dirs))
     with allowing_dirs(allow_dirs):
-        summary = build(points, query, out, plan, WindowOptions(window_px, min_valid))
+        summary = build(points, query, out, plan, WindowOptions(window_px, min_valid, background_share))
     say = echo_for(ctx)
     for name in ("train", "validation", "test"):
-        say(f"{name}: {summary.scenes[name]} scene(s), {summary.labels[name]} label(s), regions "
+        say(f"{name}: {summary.scenes[name]} scene(s) ({summary.background[name]} background), "
+            f"{summary.labels[name]} label(s), regions "
             f"{summary.regions[name][:10]}{' ...' if len(summary.regions[name]) > 10 else ''}")
     say(f"sites: {summary.sites_labelled} labelled of {summary.sites_in_sets} in the sets "
         f"({summary.sites_outside_scenes} outside every scene); windows left out: "

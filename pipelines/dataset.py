@@ -22,79 +22,42 @@ Folders land in ``OUT/<set>/<item>-<window>/``.
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from pyproj import Transformer
-from rasterio.warp import transform_bounds
 
 from fieldtruth.atomicfile import write_json
+from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.grid import Tile
-from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.target import ground_resolution, is_metric
-from fieldtruth.imagery.windows import BAND_FILES, scene_windows, write_window
+from fieldtruth.imagery.windows import scene_windows
 from fieldtruth.ingest.points import PointInventory
 from fieldtruth.ingest.scene import Scene
-from fieldtruth.pipelines.datasplit import SETS, SplitPlan, block_xy, window_set
+from fieldtruth.pipelines.background import add_background
+from fieldtruth.pipelines.datasetfolders import (
+    FORMAT,
+    BuildSummary,
+    Sites,
+    Window,
+    WindowOptions,
+    cloud_cover,
+    footprint,
+    imagery_record,
+    overlaps,
+    read_window,
+    write_folder,
+)
+from fieldtruth.pipelines.datasplit import SETS, SplitPlan, in_one_block, window_set
 from fieldtruth.pipelines.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-#: Format tag of split.json and dataset.json.
-FORMAT = "fieldtruth-dataset/1"
 #: Least share of a site's square that must show in a window for it to be labelled there.
 MIN_LABEL_SHARE = 0.25
-#: Share of a window's footprint that a window of a clearer scene may cover before the window is left out
-#: (footprints are compared in EPSG:6933, where the edges of neighbouring windows meet only roughly).
-MIN_OVERLAP = 0.01
-
-
-@dataclass(frozen=True)
-class WindowOptions:
-    """How windows are cut. ``size_px``: side; ``min_valid``: least clear share of a window kept."""
-
-    size_px: int = 512
-    min_valid: float = 0.8
-
-
-@dataclass
-class BuildSummary:
-    """What a build wrote and left out (counts only; no site coordinate)."""
-
-    scenes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SETS, 0))
-    labels: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SETS, 0))
-    regions: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SETS})
-    sites: int = 0
-    sites_in_sets: int = 0
-    sites_outside_scenes: int = 0
-    sites_labelled: int = 0
-    windows_left_out: Counter = field(default_factory=Counter)
-    imagery: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {"scenes": self.scenes, "labels": self.labels, "regions": self.regions, "sites": self.sites,
-                "sites_in_sets": self.sites_in_sets, "sites_outside_scenes": self.sites_outside_scenes,
-                "sites_labelled": self.sites_labelled, "windows_left_out": dict(self.windows_left_out),
-                "imagery": self.imagery}
-
-
-@dataclass
-class _Sites:
-    """The inventory's sites with their set (None: left out), and what became of them."""
-
-    lon: np.ndarray
-    lat: np.ndarray
-    sets: np.ndarray
-    regions: np.ndarray
-    seen: np.ndarray  # inside at least one scene
-    labelled: np.ndarray
 
 
 def choose_scenes(scenes: Sequence[Scene], *, datetime: str | None, max_cloud: float | None,
@@ -107,23 +70,18 @@ def choose_scenes(scenes: Sequence[Scene], *, datetime: str | None, max_cloud: f
     start, end = _window(datetime)
     def taken(scene: Scene) -> bool:
         day = (scene.acquired or "")[:10]
-        cloud = _cloud(scene)
+        cloud = cloud_cover(scene)
         return ((start is None or day >= start) and (end is None or day <= end)
                 and (max_cloud is None or cloud is None or cloud <= max_cloud))
 
     kept = [s for s in scenes if taken(s)]
     if not kept:
-        found = [(s.id, (s.acquired or "?")[:10], _cloud(s)) for s in scenes[:5]]
+        found = [(s.id, (s.acquired or "?")[:10], cloud_cover(s)) for s in scenes[:5]]
         raise DatasetError(
             f"imagery {source!r} has no scene within datetime={datetime!r} and max_cloud={max_cloud!r}; "
             f"found {len(scenes)} scene(s) (id, date, cloud %): {found!r}: widen the date window or the "
             "cloud limit")
-    return sorted(kept, key=lambda s: (_cloud(s) is None, _cloud(s) or 0.0))
-
-
-def _cloud(scene: Scene) -> float | None:
-    value = scene.metadata.get("cloud_cover")
-    return float(value) if isinstance(value, int | float) else None
+    return sorted(kept, key=lambda s: (cloud_cover(s) is None, cloud_cover(s) or 0.0))
 
 
 def _window(datetime: str | None) -> tuple[str | None, str | None]:
@@ -159,7 +117,7 @@ def build_dataset(inventory: PointInventory, assignment: dict[str, str], regions
                            "built whole, so its split holds)")
     frame = inventory.frame
     n = len(frame)
-    sites = _Sites(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(),
+    sites = Sites(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(),
                    np.array([assignment.get(r) for r in regions], dtype=object), regions,
                    np.zeros(n, bool), np.zeros(n, bool))
     summary = BuildSummary(sites=n, sites_in_sets=int(sum(s is not None for s in sites.sets)))
@@ -167,7 +125,8 @@ def build_dataset(inventory: PointInventory, assignment: dict[str, str], regions
     for scene in scenes:
         used = _cut_scene(scene, sites, inventory, plan, options, out, written, summary, imagery_source)
         if used:
-            summary.imagery.append(_imagery_record(scene, imagery_source) | {"windows": used})
+            summary.imagery.append(imagery_record(scene, imagery_source) | {"windows": used})
+    add_background(scenes, sites, inventory, assignment, plan, options, out, written, summary, imagery_source)
     in_sets = sites.sets != None  # noqa: E711 - elementwise over an object array
     summary.sites_outside_scenes = int((in_sets & ~sites.seen).sum())
     summary.sites_labelled = int(sites.labelled.sum())
@@ -194,7 +153,7 @@ def build_dataset(inventory: PointInventory, assignment: dict[str, str], regions
     return summary
 
 
-def _cut_scene(scene: Scene, sites: _Sites, inventory: PointInventory, plan: SplitPlan,
+def _cut_scene(scene: Scene, sites: Sites, inventory: PointInventory, plan: SplitPlan,
                options: WindowOptions, out: Path, written: list[shapely.Polygon], summary: BuildSummary,
                imagery_source: str) -> int:
     """Write the windows of one scene; return how many."""
@@ -219,13 +178,13 @@ def _cut_scene(scene: Scene, sites: _Sites, inventory: PointInventory, plan: Spl
             reason = _write(tile, scene, sites, inventory, x, y, half, options, out, summary, imagery_source)
         if reason is None:
             count += 1
-            written.append(_footprint(tile, scene))
+            written.append(footprint(tile, scene))
         else:
             summary.windows_left_out[reason] += 1
     return count
 
 
-def _window_reason(tile: Tile, scene: Scene, sites: _Sites, held: np.ndarray, x: np.ndarray, y: np.ndarray,
+def _window_reason(tile: Tile, scene: Scene, sites: Sites, held: np.ndarray, x: np.ndarray, y: np.ndarray,
                    buffer: float, plan: SplitPlan, written: list[shapely.Polygon]) -> str | None:
     """Why a window holding sites ``held`` must be left out (None: it may be kept)."""
     c = tile.core
@@ -234,36 +193,19 @@ def _window_reason(tile: Tile, scene: Scene, sites: _Sites, held: np.ndarray, x:
     chosen = window_set(list(sites.sets[held]), list(sites.sets[near]))
     if chosen is None:
         return "straddling" if len({s for s in sites.sets[held] if s}) > 1 else "near-other-set"
-    if plan.block_m is not None and not _in_one_block(tile, scene, plan):
+    if plan.block_m is not None and not in_one_block(tile.core, scene.crs, plan):
         return "straddling"
-    footprint = _footprint(tile, scene)
-    least = MIN_OVERLAP * footprint.area
-    if any(footprint.intersects(w) and footprint.intersection(w).area > least for w in written):
+    if overlaps(footprint(tile, scene), written):
         return "overlaps-clearer-scene"
     return None
 
 
-def _in_one_block(tile: Tile, scene: Scene, plan: SplitPlan) -> bool:
-    """Whether the window, grown by half the buffer, lies in one grid block (corners in one block)."""
-    west, south, east, north = transform_bounds(scene.crs, "EPSG:4326", *tile.core, densify_pts=5)
-    bx, by = block_xy(np.array([west, east, west, east]), np.array([south, south, north, north]))
-    grow = plan.buffer_m / 2
-    cols = np.floor((bx + np.array([-grow, grow, -grow, grow])) / plan.block_m)
-    rows = np.floor((by + np.array([-grow, -grow, grow, grow])) / plan.block_m)
-    return len(set(cols)) == 1 and len(set(rows)) == 1
-
-
-def _footprint(tile: Tile, scene: Scene) -> shapely.Polygon:
-    return shapely.box(*transform_bounds(scene.crs, "EPSG:6933", *tile.core, densify_pts=5))
-
-
-def _write(tile: Tile, scene: Scene, sites: _Sites, inventory: PointInventory, x: np.ndarray, y: np.ndarray,
+def _write(tile: Tile, scene: Scene, sites: Sites, inventory: PointInventory, x: np.ndarray, y: np.ndarray,
            half: float, options: WindowOptions, out: Path, summary: BuildSummary,
            imagery_source: str) -> str | None:
     """Read the window, label the visible sites and write the folder; return why not, if not."""
     core = tile.core
-    window = Tile(tile.id, tile.row, tile.col, core, core, tile.crs, tile.resolution)
-    chip = read_chip(scene, window, tuple(BAND_FILES))
+    chip = read_window(scene, tile)
     if chip.valid_fraction < options.min_valid:
         return "cloudy"
     frame = shapely.box(*core)
@@ -282,61 +224,22 @@ def _write(tile: Tile, scene: Scene, sites: _Sites, inventory: PointInventory, x
     if not held:
         return "cloudy"
     split = str(sites.sets[held[0]])
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{scene.id}-{tile.id}")
-    folder = out / split / name
-    write_window(chip, folder)
-    _write_labels(folder, labels, scene, sites, inventory.object_class)
-    imagery = _imagery_record(scene, imagery_source)
     regions = sorted({str(sites.regions[i]) for i in centred})
-    _write_records(folder, name, split, regions, inventory, imagery, tile, len(labels))
+    folder = write_folder(Window(scene, tile, chip, split, regions, labels), out, sites, inventory,
+                          imagery_source)
     sites.labelled[centred] = True
     summary.scenes[split] += 1
     summary.labels[split] += len(labels)
-    log.info("window %s (%s): %d label(s)", name, split, len(labels))
+    log.info("window %s (%s): %d label(s)", folder.name, split, len(labels))
     return None
 
 
-def _clear(chip: Any, shown: shapely.Polygon) -> bool:
+def _clear(chip: Chip, shown: shapely.Polygon) -> bool:
     """Whether the pixel under the centre of a label's visible part holds clear imagery."""
     centre = shown.centroid
     col, row = ~chip.transform * (centre.x, centre.y)
     r, c = int(np.clip(row, 0, chip.valid.shape[0] - 1)), int(np.clip(col, 0, chip.valid.shape[1] - 1))
     return bool(chip.valid[r, c])
-
-
-def _write_labels(folder: Path, labels: list, scene: Scene, sites: _Sites, object_class: str) -> None:
-    to_wgs84 = Transformer.from_crs(scene.crs, "EPSG:4326", always_xy=True)
-    features = []
-    for i, shown in labels:
-        ring = shapely.transform(shown, lambda xy: np.column_stack(to_wgs84.transform(xy[:, 0], xy[:, 1])))
-        features.append({"type": "Feature", "geometry": shapely.geometry.mapping(ring),
-                         "properties": {"class": object_class, "point_lon": round(float(sites.lon[i]), 7),
-                                        "point_lat": round(float(sites.lat[i]), 7)}})
-    write_json(folder / "labels.geojson", {"type": "FeatureCollection", "features": features})
-
-
-def _imagery_record(scene: Scene, source: str) -> dict[str, Any]:
-    licence = scene.metadata.get("licence") or next((p.licence for p in scene.provenance if p.licence), None)
-    return {"item": scene.id, "collection": scene.metadata.get("collection"), "acquired": scene.acquired,
-            "cloud_cover": _cloud(scene), "licence": licence, "platform": scene.metadata.get("platform"),
-            "source": source}
-
-
-def _write_records(folder: Path, name: str, split: str, regions: list[str], inventory: PointInventory,
-                   imagery: dict[str, Any], tile: Tile, labels: int) -> None:
-    """split.json (the set and full provenance) and scene.json (what open_scene and a model card read)."""
-    inv = inventory.provenance()
-    split_record = {"format": FORMAT, "split": split, "regions": regions, "labels": labels,
-                    "inventory": inv, "imagery": imagery,
-                    "window": {"id": tile.id, "crs": tile.crs, "bounds": list(tile.core)}}
-    write_json(folder / "split.json", split_record)
-    source = (f"{split} set of a fieldtruth dataset; imagery {imagery['item']} ({imagery['collection']}, "
-              f"{(imagery['acquired'] or '?')[:10]}, licence {imagery['licence']}) from {imagery['source']}; "
-              f"labels from inventory {inv['name']} (licence {inv['licence']}, sha256 {inv['sha256']})")
-    scene_record = {"id": name, "acquired": imagery["acquired"], "platform": imagery["platform"],
-                    "cloud_cover": imagery["cloud_cover"], "licence": imagery["licence"], "source": source,
-                    "bands": {Path(f).stem: b for b, f in BAND_FILES.items()}}
-    write_json(folder / "scene.json", scene_record)
 
 
 @dataclass(frozen=True)
@@ -353,7 +256,7 @@ class ImageryQuery:
 
 
 def build(points: Path, query: ImageryQuery, out: Path, plan: SplitPlan,
-          options: WindowOptions = WindowOptions()) -> BuildSummary:
+          options: WindowOptions | None = None) -> BuildSummary:
     """Read the inventory, split its regions, find the scenes and write the dataset (see the module).
 
     Raises:
@@ -364,6 +267,7 @@ def build(points: Path, query: ImageryQuery, out: Path, plan: SplitPlan,
     from fieldtruth.ingest.points import read_point_inventory
     from fieldtruth.pipelines.datasplit import assign_regions, site_regions
 
+    options = options or WindowOptions()
     inventory = read_point_inventory(points, allow_dirs=query.allow_dirs)
     if query.aoi is not None:
         area = read_aoi(query.aoi)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from pyproj import Transformer
+from rasterio.warp import transform_bounds
 
 from fieldtruth.pipelines.errors import DatasetError
 
@@ -152,6 +153,24 @@ def _counts(n: int, fractions: tuple[float, float, float]) -> list[int]:
             counts[i] += 1
     counts[0] += n - sum(counts)
     return counts
+
+
+def in_one_block(bounds: Sequence[float], crs: object, plan: SplitPlan) -> bool:
+    """Whether a window (``bounds`` in ``crs``), grown by half the buffer, lies in one grid block (its corners
+    in one block)."""
+    west, south, east, north = transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=5)
+    bx, by = block_xy(np.array([west, east, west, east]), np.array([south, south, north, north]))
+    grow = plan.buffer_m / 2
+    cols = np.floor((bx + np.array([-grow, grow, -grow, grow])) / plan.block_m)
+    rows = np.floor((by + np.array([-grow, -grow, grow, grow])) / plan.block_m)
+    return len(set(cols)) == 1 and len(set(rows)) == 1
+
+
+def block_of(bounds: Sequence[float], crs: object, plan: SplitPlan) -> str:
+    """The block (region name, as :func:`site_regions` names it) of a window's centre."""
+    west, south, east, north = transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=5)
+    bx, by = block_xy(np.array([(west + east) / 2]), np.array([(south + north) / 2]))
+    return f"b{int(np.floor(bx[0] / plan.block_m))}_{int(np.floor(by[0] / plan.block_m))}"
 
 
 def window_set(sets_inside: Sequence[str | None], sets_near: Sequence[str | None]) -> str | None:

@@ -31,16 +31,17 @@ def kiln_scenes(root: Path, seeds: list[int], *, size: int = 512, n_kilns: int |
                                        n_camps=n_camps) for seed in seeds}
 
 
-def kiln_centres(scene: SyntheticScene) -> np.ndarray:
-    """(lon, lat) of the centre of each kiln the generator drew in a scene."""
-    kilns = [s for s in scene.sites if s.label == KILN]
+def kiln_centres(scene: SyntheticScene, *, above_row: float | None = None) -> np.ndarray:
+    """(lon, lat) of the centre of each kiln the generator drew in a scene (only those whose pixel row is
+    under ``above_row``, when given: an inventory that lists part of the ground)."""
+    kilns = [s for s in scene.sites if s.label == KILN and (above_row is None or s.centre[0] < above_row)]
     xs, ys = zip(*(scene.transform * (s.centre[1], s.centre[0]) for s in kilns), strict=True)
     lon, lat = Transformer.from_crs(scene.crs, "EPSG:4326", always_xy=True).transform(xs, ys)
     return np.column_stack([lon, lat])
 
 
 def write_inventory(folder: Path, scenes: dict[str, SyntheticScene], *, object_size_m: float = 120.0,
-                    extra: str = "") -> Path:
+                    extra: str = "", above_row: float | None = None) -> Path:
     """Write ``kilns.csv`` (every generated kiln) and its declaration ``kilns.yaml``; return the latter.
 
     Args:
@@ -48,13 +49,14 @@ def write_inventory(folder: Path, scenes: dict[str, SyntheticScene], *, object_s
         scenes: district -> scene.
         object_size_m: the declared size of a kiln.
         extra: more YAML lines appended to the declaration (e.g. a personal column, for refusals).
+        above_row: list only the kilns above this pixel row of each scene (see :func:`kiln_centres`).
     """
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "kilns.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["kiln_type", "lat", "lon", "district"])
         for district, scene in scenes.items():
-            for lon, lat in kiln_centres(scene):
+            for lon, lat in kiln_centres(scene, above_row=above_row):
                 writer.writerow(["FCBK", f"{lat:.7f}", f"{lon:.7f}", district])
     decl = folder / "kilns.yaml"
     decl.write_text(

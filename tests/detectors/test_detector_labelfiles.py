@@ -81,6 +81,39 @@ def test_empty_label_file_is_refused(tmp_path: Path, small_scene: SyntheticScene
         read_labels(path, small_scene.crs, small_scene.transform)
 
 
+def test_a_declared_background_scene_reads_as_no_site(tmp_path: Path, small_scene: SyntheticScene) -> None:
+    path = tmp_path / "labels.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [], "background": True}))
+    assert read_labels(path, small_scene.crs, small_scene.transform, shape=(384, 384)) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"type": "FeatureCollection", "features": [], "background": "yes"}, "must be true or false"),
+        ({"type": "FeatureCollection", "features": [], "background": False}, "hold no feature"),
+        ({"type": "FeatureCollection", "background": True, "features": [
+            {"type": "Feature", "properties": {"class": "vessel"},
+             "geometry": {"type": "Point", "coordinates": [0.0, 0.0]}}]}, "declare a background scene but"),
+    ],
+)
+def test_a_background_declaration_must_be_unambiguous(
+    tmp_path: Path, small_scene: SyntheticScene, document: dict, message: str
+) -> None:
+    path = tmp_path / "labels.geojson"
+    path.write_text(json.dumps(document))
+    with pytest.raises(LabelError, match=message):
+        read_labels(path, small_scene.crs, small_scene.transform)
+
+
+def test_an_empty_geopackage_is_refused(tmp_path: Path, small_scene: SyntheticScene) -> None:
+    """Only GeoJSON can declare a background scene; an empty layer of another format is a mistake."""
+    path = tmp_path / "labels.gpkg"
+    gpd.GeoDataFrame({"class": []}, geometry=[], crs=4326).to_file(path)
+    with pytest.raises(LabelError, match="hold no feature"):
+        read_labels(path, small_scene.crs, small_scene.transform)
+
+
 def test_projected_coordinates_without_crs_are_refused(tmp_path: Path, small_scene: SyntheticScene) -> None:
     frame = _frame(small_scene).to_crs(small_scene.crs)
     data = json.loads(frame.to_json())

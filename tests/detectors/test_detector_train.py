@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 import torch
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.errors import InputMismatchError, LabelError, TrainingError
 from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.report import evaluate_scenes
 from fieldtruth.detectors.train import TrainConfig, focal_loss, one_cycle_lr, train_detector
 from fieldtruth.imagery.synthetic import SyntheticScene, generate_scene
 from fieldtruth.ingest.scene import open_scene
@@ -177,3 +180,42 @@ def test_ndwi_input_and_suppression_choice_train_and_round_trip(
         card.min_distance_px,
         card.box_suppression,
     )
+
+
+def test_a_background_scene_trains_beside_labelled_ones_and_scores_as_negatives(
+    tmp_path: Path, quick_config: TrainConfig, trained: tuple[LoadedBundle, list[float]]
+) -> None:
+    """A scene declared background (no site) is trained on (random chips) and evaluated: every detection
+    there is a false positive. Undeclared, the same empty file is refused (the test above)."""
+    kilns = generate_scene(tmp_path / "kilns", seed=2, size=128)
+    background = generate_scene(tmp_path / "background", seed=3, size=128, n_kilns=0, n_camps=0)
+    (background.path / "labels.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [], "background": True})
+    )
+    bundle = train_detector(
+        [kilns.path, background.path], tmp_path / "b.safetensors", dataclasses.replace(quick_config, steps=4)
+    )
+    assert bundle.card.split["train"] == [open_scene(p).id for p in (kilns.path, background.path)]
+    [result] = evaluate_scenes(trained[0], [background.path], tolerance_px=1.0)
+    assert result.scores.n_labels == 0 and result.scores.tp == 0
+    assert result.scores.fp == len(result.scores.ranked) > 0
+
+
+def test_every_crossfitting_fold_trains_on_sites() -> None:
+    """Background scenes (no site) are dealt into folds after the labelled ones: no fold trains on
+    background alone, and there are never more folds than scenes with sites."""
+    from types import SimpleNamespace
+
+    from fieldtruth.detectors.labels import PixelLabel
+    from fieldtruth.detectors.threshold import crossfit_folds
+
+    site = [PixelLabel("brick_kiln", shapely.box(0, 0, 3, 3))]
+    pattern = [[], site, [], [], site, site, []]
+    scenes = [SimpleNamespace(labels=labels) for labels in pattern]
+    folds = crossfit_folds(scenes, ("brick_kiln",))
+    assert sorted(set(folds)) == [0, 1, 2]
+    for fold in set(folds):
+        trained_on = [pattern[i] for i, f in enumerate(folds) if f != fold]
+        assert any(trained_on), f"fold {fold} would train on background only"
+    assert set(crossfit_folds(scenes[:2] + scenes[4:5], ("brick_kiln",))) == {0, 1}
+    assert crossfit_folds(scenes, ("fishing_camp",)) == [0] * len(scenes)
