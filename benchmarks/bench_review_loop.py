@@ -33,7 +33,12 @@ from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.config import TrainConfig
 from fieldtruth.detectors.decisions import NEIGHBOURHOOD_PX, DecidedLead, ReviewedRun, decision_windows
 from fieldtruth.detectors.evaluate import Scores, score_detections
-from fieldtruth.detectors.finetune import FINETUNE_SETTINGS, ScoredLead, choose_on_decisions
+from fieldtruth.detectors.finetune import (
+    FINETUNE_SETTINGS,
+    ScoredLead,
+    choose_on_decisions,
+    config_from_bundle,
+)
 from fieldtruth.detectors.labels import POINT_SIZE_PX
 from fieldtruth.detectors.scangrid import (
     detect_like_a_scan,
@@ -45,6 +50,7 @@ from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.detectors.train import train_detector
 from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.ingest.scene import open_scene
+from fieldtruth.review.queue import farthest_point_order
 from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,12 +74,19 @@ def _inside(grid: TileGrid, labels: list) -> list:
 
 
 def queue(found: list, threshold: float, order: str, rng: np.random.Generator) -> list:
-    """The leads a scan writes (score >= threshold) in the queue's order."""
-    leads = [d for d in found if d.score >= threshold]
+    """The leads a scan writes (score >= threshold) in the queue's order (``fieldtruth review queue``'s
+    orders; ``spread`` over the grid's pixels, as the queue does over the ground)."""
+    leads = sorted((d for d in found if d.score >= threshold), key=lambda d: -d.score)
     if order == "score":
-        return sorted(leads, key=lambda d: -d.score)
+        return leads
     if order == "uncertain":
         return sorted(leads, key=lambda d: abs(d.score - threshold))
+    if order == "spread":
+        return (
+            [leads[i] for i in farthest_point_order(np.array([[d.row, d.col] for d in leads]))]
+            if leads
+            else []
+        )
     if order == "random":
         return [leads[i] for i in rng.permutation(len(leads))]
     raise SystemExit(f"unknown order {order!r}")
@@ -97,8 +110,10 @@ def measure(  # noqa: ANN001
     threshold and at each of ``thresholds``."""
     found = detect_like_a_scan(bundle, scene, grid, threshold=0.05)
     every = score_detections(found, labels, tolerance_px=TOLERANCE_PX)
-    return [(every, score_detections([d for d in found if d.score >= t], labels, tolerance_px=TOLERANCE_PX))
-            for t in (bundle.card.threshold, *thresholds)]
+    return [
+        (every, score_detections([d for d in found if d.score >= t], labels, tolerance_px=TOLERANCE_PX))
+        for t in (bundle.card.threshold, *thresholds)
+    ]
 
 
 def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> dict:
@@ -115,34 +130,89 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
     leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed))[: args.k]
     verdicts = decide(leads, labels_a)
     to_crs = grid_transform(a)
-    decided = [DecidedLead(*(to_crs * (d.col, d.row)), d.label, "confirmed" if ok else "rejected")
-               for d, ok in zip(leads, verdicts, strict=True)]
-    own = (choose_on_decisions([ScoredLead(ok, d.score) for d, ok in zip(leads, verdicts, strict=True)])[0]
-           if leads else bundle.card.threshold)
+    decided = [
+        DecidedLead(*(to_crs * (d.col, d.row)), d.label, "confirmed" if ok else "rejected")
+        for d, ok in zip(leads, verdicts, strict=True)
+    ]
+    own = (
+        choose_on_decisions([ScoredLead(ok, d.score) for d, ok in zip(leads, verdicts, strict=True)])[0]
+        if leads
+        else bundle.card.threshold
+    )
     (before_all, before), (_, own_before) = measure(bundle, scene, b, labels_b, (own,))
-    record = {"port": port, "fold": fold, "k": len(decided), "confirmed": int(sum(verdicts)),
-              "labels_a": len(labels_a), "labels_b": len(labels_b), "before": _fig(before_all, before),
-              "threshold_only": _fig(before_all, own_before), "own_threshold": own}
+    record = {
+        "port": port,
+        "fold": fold,
+        "k": len(decided),
+        "confirmed": int(sum(verdicts)),
+        "labels_a": len(labels_a),
+        "labels_b": len(labels_b),
+        "before": _fig(before_all, before),
+        "threshold_only": _fig(before_all, own_before),
+        "own_threshold": own,
+    }
     if not any(verdicts):
-        record.update(after=record["before"], after_carried=record["before"], seconds=0.0,
-                      threshold=bundle.card.threshold,
-                      chosen="nothing confirmed: bundle unchanged")
+        record.update(
+            after=record["before"],
+            after_carried=record["before"],
+            seconds=0.0,
+            threshold=bundle.card.threshold,
+            chosen="nothing confirmed: bundle unchanged",
+        )
         return record
-    windows = decision_windows([scene], grid, decided, tuple(bundle.card.bands), chip_size=args.chip,
-                               point_size_px=POINT_SIZE_PX, name=port, within=a.bounds,
-                               neighbourhood_px=args.partial or None)
+    windows = decision_windows(
+        [scene],
+        grid,
+        decided,
+        tuple(bundle.card.bands),
+        chip_size=args.chip,
+        point_size_px=POINT_SIZE_PX,
+        name=port,
+        within=a.bounds,
+        neighbourhood_px=args.partial or None,
+    )
     replay = [shared_data_root() / "sen2ships" / p for p in _train_ports(args, fold)] if args.replay else []
-    config = TrainConfig.vessels().merged(FINETUNE_SETTINGS).merged(
-        {"steps": args.steps, "num_threads": args.threads, "chips": {"size": args.chip}})
+    config = config_from_bundle(
+        TrainConfig.from_mapping({}, args.preset)
+        .merged(FINETUNE_SETTINGS)
+        .merged({"steps": args.steps, "num_threads": args.threads, "chips": {"size": args.chip}}),
+        bundle,
+    )
     started = time.perf_counter()
-    tuned = train_detector(replay, out_dir / f"{port}-{args.order}-k{args.k}{args.tag}.safetensors", config,
-                           reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})], init=bundle)
+    tuned = train_detector(
+        replay,
+        out_dir / f"{port}-{args.order}-k{args.k}{args.tag}.safetensors",
+        config,
+        reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})],
+        init=bundle,
+    )
     seconds = time.perf_counter() - started
     (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
-    record.update(after=_fig(after_all, after), after_carried=_fig(after_all, carried),
-                  seconds=round(seconds, 1), threshold=tuned.card.threshold,
-                  chosen=tuned.card.split["threshold_chosen_on"], before_threshold=bundle.card.threshold)
+    record.update(
+        after=_fig(after_all, after),
+        after_carried=_fig(after_all, carried),
+        seconds=round(seconds, 1),
+        threshold=tuned.card.threshold,
+        chosen=tuned.card.split["threshold_chosen_on"],
+        before_threshold=bundle.card.threshold,
+    )
+    if args.others:
+        record["others"] = {
+            other: [_whole_port_f1(b_, other) for b_ in (bundle, tuned)]
+            for other in FOLDS[fold]
+            if other != port
+        }
     return record
+
+
+def _whole_port_f1(bundle: LoadedBundle, port: str) -> dict:
+    """The bundle's counts on a whole port it never saw, at its own threshold (the other-ports check)."""
+    folder = shared_data_root() / "sen2ships" / port
+    raw = open_scene(folder)
+    scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
+    grid = scan_grid(bundle, raw)
+    [(every, kept)] = measure(bundle, scene, grid, _inside(grid, labels_on_grid(folder, raw, grid)))
+    return _fig(every, kept)
 
 
 def _train_ports(args: argparse.Namespace, fold: int) -> list[str]:
@@ -151,8 +221,14 @@ def _train_ports(args: argparse.Namespace, fold: int) -> list[str]:
 
 
 def _fig(every: Scores, kept: Scores) -> dict:
-    return {"tp": kept.tp, "fp": kept.fp, "fn": kept.fn, "f1": round(kept.f1, 4),
-            "ap": round(every.average_precision, 4), "every": [every.tp, every.fp, every.fn]}
+    return {
+        "tp": kept.tp,
+        "fp": kept.fp,
+        "fn": kept.fn,
+        "f1": round(kept.f1, 4),
+        "ap": round(every.average_precision, 4),
+        "every": [every.tp, every.fp, every.fn],
+    }
 
 
 def pooled(records: list[dict], key: str) -> tuple[float, float, float]:
@@ -174,26 +250,39 @@ def bootstrap(records: list[dict], n: int = 2000, seed: int = 0) -> dict[str, li
         out["after"].append(f_after)
         out["gain"].append(f_after - f_before)
         out["threshold_only_gain"].append(pooled(sample, "threshold_only")[0] - f_before)
-    return {k: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
-            for k, v in out.items()}
+    return {
+        k: [round(float(np.percentile(v, 2.5)), 3), round(float(np.percentile(v, 97.5)), 3)]
+        for k, v in out.items()
+    }
 
 
 def main() -> None:
     """Run the loop over the chosen ports and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=30)
-    parser.add_argument("--order", default="score", choices=["score", "uncertain", "random"])
+    parser.add_argument("--order", default="score", choices=["score", "uncertain", "spread", "random"])
     parser.add_argument("--steps", type=int, default=int(FINETUNE_SETTINGS["steps"]))
     parser.add_argument("--chip", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ports", default="", help="comma-separated subset of the nine test ports")
     parser.add_argument("--bundles", default="/work/cv-prune", help="folder of fold0..2.safetensors")
-    parser.add_argument("--partial", type=float, default=NEIGHBOURHOOD_PX,
-                        help="partial labels: supervise only this many px around decided leads (0: all)")
-    parser.add_argument("--replay", action="store_true",
-                        help="mix in chips of the fold's own training ports (crossval.json)")
+    parser.add_argument(
+        "--partial",
+        type=float,
+        default=NEIGHBOURHOOD_PX,
+        help="partial labels: supervise only this many px around decided leads (0: all)",
+    )
+    parser.add_argument(
+        "--replay", action="store_true", help="mix in chips of the fold's own training ports (crossval.json)"
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file (a variant's name)")
+    parser.add_argument("--preset", default="vessels", help="the preset the fold bundles were trained with")
+    parser.add_argument(
+        "--others",
+        action="store_true",
+        help="also measure before and after on the fold's other test ports (whole ports)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data_folder_or_exit(shared_data_root() / "sen2ships")
@@ -227,6 +316,21 @@ def main() -> None:
         f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
         f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})"
     )
+    if args.others:
+        pairs = [pair for r in records for pair in r["others"].values()]
+        for i, when in enumerate(("before", "after")):
+            tp, fp, fn = (sum(p[i][key] for p in pairs) for key in ("tp", "fp", "fn"))
+            print(
+                f"other ports of the fold, {when} (each fine-tune on its own port's decisions): pooled F1 "
+                f"{2 * tp / max(2 * tp + fp + fn, 1):.3f} over {len(pairs)} (port, fine-tune) pairs"
+            )
+        worst = min(
+            (p[1]["f1"] - p[0]["f1"], port, other)
+            for r in records
+            for other, p in r["others"].items()
+            for port in [r["port"]]
+        )
+        print(f"largest loss on another port: {worst[0]:+.3f} ({worst[2]} after fine-tuning on {worst[1]})")
     intervals = bootstrap(records)
     print(
         f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "

@@ -107,13 +107,19 @@ def _spread(items: list[QueueItem], facts: dict[str, SiteFacts]) -> list[QueueIt
     lon = np.radians([facts[i.site_id].lon for i in placed])
     lat = np.radians([facts[i.site_id].lat for i in placed])
     xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    nearest = np.full(len(placed), np.inf)
-    taken = np.zeros(len(placed), dtype=bool)
+    return [placed[k] for k in farthest_point_order(xyz)] + rest
+
+
+def farthest_point_order(points: np.ndarray) -> list[int]:
+    """Indices of ``points`` (n x d, any Euclidean coordinates) in farthest-point order: the first point,
+    then each time the one farthest from those already taken."""
+    nearest = np.full(len(points), np.inf)
+    taken = np.zeros(len(points), dtype=bool)
     order, current = [], 0
-    for _ in range(len(placed)):
+    for _ in range(len(points)):
         order.append(current)
         taken[current] = True
-        nearest = np.minimum(nearest, np.linalg.norm(xyz - xyz[current], axis=1))
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[current], axis=1))
         nearest[taken] = -1.0
         current = int(np.argmax(nearest))
-    return [placed[k] for k in order] + rest
+    return order
