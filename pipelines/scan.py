@@ -168,7 +168,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                 run.write_tile_result(with_site_ids(result))
                 bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
-    partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings)
+    partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings,
+                          device=plan.device.device.type)
     return _finish(run, grid, scenes, bundle, config, partial, started)
 
 
@@ -419,6 +420,7 @@ def _write_run_json(
         "grid": {"crs": grid.crs.to_string(), "bounds": list(grid.bounds), "resolution": grid.resolution,
                  "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
         "inputs": {"scenes": [_describe_input(s, grid) for s in scenes]},
+        "device": {"asked": config.device, "used": summary.device},
         "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),

@@ -39,6 +39,7 @@ class ScanSummary:
         timings: wall-clock seconds by phase (``startup``, ``tiles``, ``merge``).
         tile_work: seconds summed over tiles (``read``, ``wait``, ``model``): worker time, not wall time;
             reads longer than the model mean a read-bound scan.
+        device: where the model ran (``cpu`` or ``cuda``; ``--device auto`` resolved).
     """
 
     run_dir: Path
@@ -51,6 +52,7 @@ class ScanSummary:
     seconds: float = 0.0
     timings: Mapping[str, float] = field(default_factory=dict)
     tile_work: Mapping[str, float] = field(default_factory=dict)
+    device: str = "cpu"
 
     @property
     def complete(self) -> bool:

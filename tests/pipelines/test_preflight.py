@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -181,3 +182,12 @@ def test_device_auto_without_cuda_runs_on_the_cpu_and_says_so(tmp_path: Path, qu
     assert len(said) == 1 and "no CUDA device here, running on the CPU" in said[0]
     plan = preflight(ScanConfig(imagery=imagery, detector=quick_bundle, out=tmp_path / "run", device="auto"))
     assert plan.device.device.type == "cpu" and plan.bundle.network is not None
+
+
+@pytest.mark.usefixtures("no_cuda")
+def test_run_json_records_the_device_asked_and_the_one_used(tmp_path: Path, quick_bundle: Path) -> None:
+    imagery = scene_folder(tmp_path / "scene", size=96)
+    result, _ = _scan(tmp_path, quick_bundle, imagery, "--device", "auto")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["device"] == {"asked": "auto", "used": "cpu"}
