@@ -215,7 +215,7 @@ def untrained_bundle(path: Path, scene_dir: Path, preset: str = "vessels") -> Pa
     data = scene.read(config.bands).reshape(len(config.bands), -1)
     mean, std = tuple(map(float, data.mean(axis=1))), tuple(map(float, data.std(axis=1) + 1.0))
     args: dict = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": 1}
-    if args.get("indices") or args.get("log_input"):
+    if args.get("indices"):
         args.update(norm_mean=list(mean), norm_std=list(std))
     if config.ensemble > 1:
         member = {"architecture": config.architecture, "args": args}

@@ -6,7 +6,7 @@ one safetensors file with the model card in its metadata; nothing is ever unpick
 
 Where things are:
 
-- architectures: ``registry`` (the table bundles name them by), ``model`` (CentreNet), ``unet``, ``ensemble``,
+- architectures: ``registry`` (the table bundles name them by), ``model`` (CentreNet), ``ensemble``,
   ``tvmodels`` (FCOS), ``filters`` (the non-learned baselines' networks);
 - data: ``labels`` (label files onto a scene's pixels), ``data`` (scenes in memory, chips, targets),
   ``sceneoffset`` (per-scene water-level offsets);

@@ -286,8 +286,7 @@ def _message(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-#: The presets: ``default`` (the dataclass defaults), ``demo``, ``vessels`` and ``vessels-unet``
-#: (a candidate).
+#: The presets: ``default`` (the dataclass defaults), ``demo`` and ``vessels``.
 PRESETS: dict[str, TrainConfig] = {
     "default": TrainConfig(),
     # fieldtruth demo: kilns and camps on synthetic scenes, 900 steps of 16 chips of 64 px.
@@ -325,22 +324,6 @@ PRESETS: dict[str, TrainConfig] = {
             min_distance_choices=(4, 6, 8, 10),
             box_suppression_choices=(0.5, 1.0),
         ),
-    ),
-    # The issue-21 candidate for vessels, not yet shipped: one small full-resolution U-Net (56 px receptive
-    # field, log1p input), 1500 steps of 12 chips of 96 px; its leave-ports-out figures are pending.
-    "vessels-unet": TrainConfig(
-        seed=0,
-        steps=1500,
-        batch_size=12,
-        lr=3e-3,
-        classes=("vessel",),
-        num_threads=2,
-        gsd_m=None,
-        architecture="unet",
-        architecture_args={"width": 16, "log_input": True},
-        scene_offset=dict(WATER_OFFSET),
-        chips=Chips(size=96, positive_fraction=0.45, hard_fraction=0.3, mine_at=(0.4,), sigma_px=1.5),
-        validation=Validation(every=175, patience=0, min_distance_px=4, min_distance_choices=(4, 6, 8, 10)),
     ),
 }
 

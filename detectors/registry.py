@@ -18,7 +18,6 @@ from fieldtruth.detectors.errors import UnknownArchitectureError
 from fieldtruth.detectors.filters import RingBaseline, VesselBaseline
 from fieldtruth.detectors.model import CentreNet
 from fieldtruth.detectors.tvmodels import TorchvisionFCOS
-from fieldtruth.detectors.unet import UNet
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ def _ensemble(in_channels: int, num_classes: int, members: Sequence[Mapping[str,
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "centrenet": CentreNet,  # the point detector every preset trains
     "ensemble": _ensemble,  # the mean of several members (the vessels preset: four CentreNets)
-    "unet": UNet,  # a small full-resolution U-Net: short receptive field, log1p input
     "fcos": TorchvisionFCOS,  # a torchvision box detector, for high-resolution imagery
     "baseline-ring": RingBaseline,  # non-learned yardstick: synthetic kilns and camps
     "baseline-vessel": VesselBaseline,  # non-learned yardstick: vessels
@@ -45,6 +43,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 #: Arguments earlier versions took and this one does not: architecture -> {argument: the value that meant
 #: "off"}. A card holding the "off" value loads as before (the network is the same); any other is refused.
 REMOVED_ARGUMENTS: dict[str, dict[str, Any]] = {"centrenet": {"local_window": 0, "log_input": False}}
+#: Architectures earlier versions had, and the commits they lived in (tried and not adopted, removed).
+REMOVED_ARCHITECTURES: dict[str, str] = {"unet": "af4f243 .. f30f21c"}
 
 
 def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.Module:
@@ -59,6 +59,12 @@ def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.M
         ValueError: the arguments do not fit the builder, or use an option this version removed.
     """
     builder = ARCHITECTURES.get(architecture)
+    if architecture in REMOVED_ARCHITECTURES:
+        raise UnknownArchitectureError(
+            f"architecture {architecture!r} was tried and not adopted, and removed (see 'Tried and "
+            "rejected' in docs/detectors.md); run it with fieldtruth from commits "
+            f"{REMOVED_ARCHITECTURES[architecture]}"
+        )
     if builder is None:
         raise UnknownArchitectureError(
             f"architecture {architecture!r} is not registered; known: {sorted(ARCHITECTURES)!r}"

@@ -115,7 +115,7 @@ def _card(train_scenes: list[TrainingScene], config: TrainConfig) -> tuple[torch
                             f"{classes!r}")
     norm = band_statistics(train_scenes)
     args = {**config.architecture_args, "in_channels": len(config.bands), "num_classes": len(classes)}
-    if args.get("indices") or args.get("log_input"):  # the network undoes the normalisation itself
+    if args.get("indices"):  # the network undoes the normalisation itself
         args.update(norm_mean=list(norm[0]), norm_std=list(norm[1]))
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, args)

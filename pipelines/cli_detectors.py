@@ -86,7 +86,7 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
                                  "'preset: vessels|demo|default').")
 @click.option(
     "--preset",
-    type=click.Choice(["vessels", "default", "demo", "vessels-unet"]),
+    type=click.Choice(["vessels", "default", "demo"]),
     default="vessels",
     show_default=True,
     help="Settings to start from.",

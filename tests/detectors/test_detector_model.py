@@ -96,13 +96,15 @@ def test_tiles_with_half_the_receptive_field_as_halo_find_what_the_whole_scene_d
 
 
 def test_registry_is_one_static_table_and_refuses_unknown_names() -> None:
-    assert set(ARCHITECTURES) == {"centrenet", "unet", "ensemble", "fcos", "baseline-ring", "baseline-vessel"}
+    assert set(ARCHITECTURES) == {"centrenet", "ensemble", "fcos", "baseline-ring", "baseline-vessel"}
     model = build_model("centrenet", {"in_channels": 3, "num_classes": 1, "width": 8, "dilations": [1, 2]})
     assert isinstance(model, CentreNet) and model.dilations == (1, 2)
     members = [{"architecture": "centrenet", "args": {"in_channels": 3, "num_classes": 1, "width": 8}}] * 2
     assert len(build_model("ensemble", {"in_channels": 3, "num_classes": 1, "members": members}).members) == 2
     with pytest.raises(UnknownArchitectureError, match="not registered"):
         build_model("resnet9000", {})
+    with pytest.raises(UnknownArchitectureError, match="tried and not adopted, and removed"):
+        build_model("unet", {"in_channels": 4, "num_classes": 1})
     with pytest.raises(ValueError, match="do not fit"):
         build_model("centrenet", {"nonsense": 1})
     with pytest.raises(ValueError, match="ensemble members must be"):
