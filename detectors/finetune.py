@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 #: A fine-tune's settings, laid over the preset before the config file and the options.
 FINETUNE_SETTINGS: dict[str, Any] = {
-    "steps": 120, "lr": 3e-4, "batch_size": 8, "ensemble": 1,
+    "steps": 40, "lr": 3e-4, "batch_size": 8, "ensemble": 1,
     "chips": {"mine_at": [], "positive_fraction": 0.5, "hard_fraction": 0.5},
     "validation": {"every": 0, "patience": 0, "min_distance_choices": [], "box_suppression_choices": []},
 }
