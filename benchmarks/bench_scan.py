@@ -46,6 +46,7 @@ import torch
 
 from fieldtruth.detectors.bundle import ModelCard, load_bundle, save_bundle
 from fieldtruth.detectors.config import PRESETS
+from fieldtruth.detectors.device import resolve_precision
 from fieldtruth.detectors.predict import detect_array
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.detectors.scangrid import default_halo, default_tile_size, scan_grid
@@ -91,24 +92,24 @@ class PeakMemory:
 
 
 def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
-               fused: bool = True) -> tuple[float, float]:
+               fused: bool = True, precision: str = "float32") -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
     memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
     network as saved (batch norm not folded: the path before issue 21)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused).result()
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused, precision).result()
 
 
 def _model_only(
-    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool,
+    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool, precision: str = "float32",
 ) -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
     timed), one thread, the workers' allocator; ``tile_size`` None: the scan's own choice. On a shared
     machine the CPU seconds of the one thread are what a core of its own would take."""
     torch.set_num_threads(1)
     tune_allocator()
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, precision=precision)
     bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
     scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, scene, tile_size=tile_size)
@@ -125,13 +126,15 @@ def _model_only(
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
-               block: int | None = None, bands: bool = True) -> tuple[float, float, int, int]:
+               block: int | None = None, bands: bool = True, precision: str = "float32",
+               ) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
     shutil.rmtree(out, ignore_errors=True)
     with PeakMemory() as memory:
         started = time.perf_counter()
         summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers,
-                                  tile_size=tile_size, block=block, worker_bands=bands, device="cpu"))
+                                  tile_size=tile_size, block=block, worker_bands=bands, device="cpu",
+                                  precision=precision))
         seconds = time.perf_counter() - started
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
@@ -243,19 +246,21 @@ def real_region(args: argparse.Namespace) -> None:
     with rasterio.open(next(scene.glob("B*.tif"))) as src:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
-    runs: dict[int | None, dict[str, list[float]]] = {s: {"model": [], "cpu": [], "1w": [], "2w": []}
-                                                      for s in sizes}
+    precisions = [resolve_precision(p, torch.device("cpu")) for p in args.precisions]
+    runs: dict[tuple, dict[str, list[float]]] = {(s, p): {"model": [], "cpu": [], "1w": [], "2w": []}
+                                                 for s in sizes for p in precisions}
     before: list[float] = []
     for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
         if args.unfused_too:
             before.append(model_only(scene, bundle, 512, fused=False)[1])
-        for size in sizes:
-            wall, cpu = model_only(scene, bundle, size)
-            runs[size]["model"].append(wall)
-            runs[size]["cpu"].append(cpu)
+        for size, precision in runs:
+            wall, cpu = model_only(scene, bundle, size, precision=precision)
+            runs[size, precision]["model"].append(wall)
+            runs[size, precision]["cpu"].append(cpu)
             for workers in () if args.model_only else (1, 2):
                 out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
-                runs[size][f"{workers}w"].append(end_to_end(scene, bundle, out, workers, size)[1])
+                tiles = end_to_end(scene, bundle, out, workers, size, precision=precision)[1]
+                runs[size, precision][f"{workers}w"].append(tiles)
         print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     loaded = load_bundle(bundle)
     card = loaded.card
@@ -265,15 +270,19 @@ def real_region(args: argparse.Namespace) -> None:
     if before:
         print(f"before (512 px cores, batch norm not folded): model-only "
               f"{mpx / statistics.median(before):.3f} Mpx per CPU second")
-    print("| tile core | model-only Mpx per CPU s | model-only Mpx/s (wall) | scan 1w tiles Mpx/s | "
-          "1w / model | scan 2w tiles Mpx/s | 2w / model | 2w / 1w |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size, r in runs.items():
+    print(
+        "| tile core | precision | model-only Mpx per CPU s | model-only Mpx/s (wall) | "
+        "scan 1w tiles Mpx/s | 1w / model | scan 2w tiles Mpx/s | 2w / model | 2w / 1w |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (size, precision), r in runs.items():
         model, cpu = statistics.median(r["model"]), statistics.median(r["cpu"])
         one, two = (statistics.median(r[k]) if r[k] else float("nan") for k in ("1w", "2w"))
         label = size or f"auto ({default_tile_size(loaded)})"
-        print(f"| {label} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | {model / one:.2f} | "
-              f"{mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |")
+        print(
+            f"| {label} | {precision} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | "
+            f"{model / one:.2f} | {mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |"
+        )
 
 
 def main() -> None:
@@ -282,27 +291,53 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES))
     parser.add_argument("--tile-size", type=int, default=512)
-    parser.add_argument("--blocks", type=int, nargs="+", default=None,
-                        help="tiles per side of a task's block; several are measured side by side "
-                             "[default: the scan's]")
-    parser.add_argument("--without-bands-too", action="store_true",
-                        help="also measure each scan with blocks handed out in turn (no worker bands), "
-                             "side by side")
-    parser.add_argument("--http", action="store_true",
-                        help="also measure the bytes a two-worker scan of the largest region fetches over "
-                             "HTTP, with "
-                             "and without worker bands")
+    parser.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        default=None,
+        help="tiles per side of a task's block; several are measured side by side [default: the scan's]",
+    )
+    parser.add_argument(
+        "--without-bands-too",
+        action="store_true",
+        help="also measure each scan with blocks handed out in turn (no worker bands), side by side",
+    )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="also measure the bytes a two-worker scan of the largest region fetches over "
+        "HTTP, with "
+        "and without worker bands",
+    )
     parser.add_argument("--port", default=None, help="a sen2ships port: measure a mosaic of it instead")
     parser.add_argument("--copies", type=int, default=3, help="copies of the port per side (--port)")
-    parser.add_argument("--bundle", type=Path, default=None,
-                        help="detector bundle (--port) [default: the vessels preset's network, untrained]")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="detector bundle (--port) [default: the vessels preset's network, untrained]",
+    )
     parser.add_argument("--model-only", action="store_true", help="no scans, the model alone (--port)")
-    parser.add_argument("--unfused-too", action="store_true",
-                        help="also the model alone as before issue 21: 512 px cores, batch norm not folded")
-    parser.add_argument("--untrained", default="vessels",
-                        help="without --bundle: the preset whose network is measured, untrained (--port)")
-    parser.add_argument("--tile-sizes", nargs="+", default=["512", "auto"],
-                        help="tile cores to compare (--port)")
+    parser.add_argument(
+        "--unfused-too",
+        action="store_true",
+        help="also the model alone as before issue 21: 512 px cores, batch norm not folded",
+    )
+    parser.add_argument(
+        "--untrained",
+        default="vessels",
+        help="without --bundle: the preset whose network is measured, untrained (--port)",
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["auto"],
+        help="--port: the model's arithmetic(s), side by side (auto: what a scan takes here)",
+    )
+    parser.add_argument(
+        "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.port:
@@ -311,8 +346,9 @@ def main() -> None:
     bundle = args.out / "bench.safetensors"
     if not bundle.exists():
         train = generate_scene(args.out / "train", seed=11, size=512).path
-        config = TrainConfig.from_mapping({"steps": 10, "num_threads": 2, "validation": {"tile": 256}},
-                                          "demo")
+        config = TrainConfig.from_mapping(
+            {"steps": 10, "num_threads": 2, "validation": {"tile": 256}}, "demo"
+        )
         train_detector([train], bundle, config)
     blocks: list[int | None] = args.blocks or [None]  # None: the scan's default for the grid
     variants = [(b, bands) for b in blocks for bands in ([True, False] if args.without_bands_too else [True])]
@@ -337,13 +373,29 @@ def main() -> None:
             t1, t2 = statistics.median(r[0] for r in one[v]), statistics.median(r[0] for r in two[v])
             p1, p2 = statistics.median(r[1] for r in one[v]), statistics.median(r[1] for r in two[v])
             label = f"{v[0] or 'default'}{'' if v[1] else ', in turn'}"
-            rows.append((name, label, mpx, mpx / model, mpx / t1, mpx / p1, model / p1, mpx / t2, mpx / p2,
-                         p1 / p2, max(r[2] for r in one[v]) / 2**20, max(r[2] for r in two[v]) / 2**20,
-                         one[v][0][3]))
+            rows.append(
+                (
+                    name,
+                    label,
+                    mpx,
+                    mpx / model,
+                    mpx / t1,
+                    mpx / p1,
+                    model / p1,
+                    mpx / t2,
+                    mpx / p2,
+                    p1 / p2,
+                    max(r[2] for r in one[v]) / 2**20,
+                    max(r[2] for r in two[v]) / 2**20,
+                    one[v][0][3],
+                )
+            )
         print(f"{name}: done", flush=True)
-    print("| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | "
-          "tiles 1w / model | scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | "
-          "peak MiB 2w | tiles |")
+    print(
+        "| area | block | Mpx | model-only Mpx/s | scan 1w Mpx/s (all) | scan 1w Mpx/s (tiles) | "
+        "tiles 1w / model | scan 2w Mpx/s (all) | scan 2w Mpx/s (tiles) | 2w/1w (tiles) | peak MiB 1w | "
+        "peak MiB 2w | tiles |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = ["{}", "{}", "{:.1f}", *["{:.2f}"] * 8, "{:.0f}", "{:.0f}", "{}"]
@@ -357,16 +409,19 @@ def main() -> None:
             for bands in (True, False):
                 fetched[bands].append(http_bytes(scene, bundle, args.out / f"run-http-{bands}-{i}", bands))
         for bands, runs in fetched.items():
-            print(f"over HTTP, {'worker bands' if bands else 'blocks in turn'}: "
-                  f"{statistics.median(r[0] for r in runs) / 2**20:.1f} MiB fetched of "
-                  f"{whole / 2**20:.1f} MiB in the band files; tile phase "
-                  f"{statistics.median(r[1] for r in runs):.2f} s (median of {len(runs)})")
+            print(
+                f"over HTTP, {'worker bands' if bands else 'blocks in turn'}: "
+                f"{statistics.median(r[0] for r in runs) / 2**20:.1f} MiB fetched of "
+                f"{whole / 2**20:.1f} MiB in the band files; tile phase "
+                f"{statistics.median(r[1] for r in runs):.2f} s (median of {len(runs)})"
+            )
     ten = args.out / "scene-10mpx"
     if not (ten / "scene.json").exists():
         generate_scene(ten, seed=41, size=3200)
     tiles, tasks, peak = graph_size(ten, bundle, args.out / "run-10mpx")
-    print(f"10.24 Mpx scene: {tiles} tiles in {tasks} tasks; at most {peak} tasks held by the scheduler "
-          "at once")
+    print(
+        f"10.24 Mpx scene: {tiles} tiles in {tasks} tasks; at most {peak} tasks held by the scheduler at once"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from fieldtruth.atomicfile import write_bytes
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.errors import BundleError, UnknownArchitectureError
 from fieldtruth.detectors.inference import inference_copy
-from fieldtruth.detectors.registry import build_model
+from fieldtruth.detectors.registry import FLOAT32_ONLY, build_model
 
 __all__ = ["BUNDLE_FORMAT", "LoadedBundle", "ModelCard", "load_bundle", "save_bundle"]
 
@@ -50,6 +50,8 @@ class LoadedBundle:
         runner: what detection runs: a copy of ``model`` made for inference (batch norm folded into the
             convolutions, see :mod:`fieldtruth.detectors.inference`), on the device asked for; ``model``
             itself when None (a network being trained is validated as it is).
+        precision: the arithmetic of ``runner`` (``float32`` or ``bfloat16``, see
+            :func:`fieldtruth.detectors.device.resolve_precision`); ``model`` always runs in float32.
     """
 
     model: torch.nn.Module
@@ -57,6 +59,7 @@ class LoadedBundle:
     sha256: str
     path: Path
     runner: torch.nn.Module | None = None
+    precision: str = "float32"
 
     @property
     def network(self) -> torch.nn.Module:
@@ -113,13 +116,15 @@ def save_bundle(path: Path, model: torch.nn.Module, card: ModelCard) -> str:
     return digest
 
 
-def load_bundle(path: Path, device: torch.device | str = "cpu") -> LoadedBundle:
+def load_bundle(path: Path, device: torch.device | str = "cpu", precision: str = "float32") -> LoadedBundle:
     """Load and verify a bundle: format, card, weights checksum, architecture; never unpickles.
 
     Args:
         path: the bundle file.
         device: where its :attr:`LoadedBundle.runner` runs (``model`` stays on the CPU); see
             :func:`fieldtruth.detectors.device.resolve_device`.
+        precision: the runner's arithmetic, ``float32`` or ``bfloat16`` (resolved, not ``auto``); the
+            non-learned baselines (:data:`~fieldtruth.detectors.registry.FLOAT32_ONLY`) always run in float32.
 
     Returns:
         The model (eval mode), its card and the file's sha256.
@@ -130,6 +135,8 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> LoadedBundle:
     """
     path = Path(path)
     source = f"bundle {str(path)!r}"
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be float32 or bfloat16 (resolve 'auto' first), got {precision!r}")
     if not path.is_file():
         raise BundleError(f"{source} does not exist or is not a file; give the path of a .safetensors bundle")
     if path.stat().st_size > _MAX_FILE:
@@ -159,8 +166,10 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> LoadedBundle:
     model = _check_fits(weights, card, source)
     # NHWC weights let oneDNN run the convolutions without reordering: 1.25x faster on a CPU, same outputs.
     model.eval().to(memory_format=torch.channels_last)
+    if card.architecture in FLOAT32_ONLY:
+        precision = "float32"
     return LoadedBundle(model=model, card=card, sha256=hashlib.sha256(blob).hexdigest(), path=path,
-                        runner=inference_copy(model).to(device))
+                        runner=inference_copy(model).to(device), precision=precision)
 
 
 def _check_fits(weights: dict[str, torch.Tensor], card: ModelCard, source: str) -> torch.nn.Module:

@@ -1,8 +1,17 @@
-"""Where a detector runs: ``cpu``, ``cuda`` (the first GPU) or ``auto`` (the GPU when there is one).
+"""Where a detector runs: ``cpu``, ``cuda`` (the first GPU) or ``auto`` (the GPU when there is one), and in
+what precision.
 
 :func:`resolve_device` turns the name a user gives (``--device``) into a :class:`torch.device`, refusing
 ``cuda`` on a machine without a usable CUDA device (one line naming the fix), and saying in one line when
 ``auto`` falls back to the CPU. Networks and their inputs move there; every result comes back to the CPU.
+
+:func:`resolve_precision` chooses the arithmetic of inference (``--precision``): ``bfloat16`` runs the
+convolutions in bfloat16 under :func:`torch.autocast` (weights and results stay float32); ``auto`` takes it
+on a CPU with native bfloat16 instructions (AVX512-BF16 or AMX), where oneDNN runs it about twice as fast
+as float32 with scores within 0.01 (benchmarks/README.md), and float32 everywhere else (emulated
+bfloat16 is slower, and GPUs are not measured yet). The default is float32: bfloat16 scores are coarse
+(about 1/256 apart), so two nearby peaks can tie and a scan and an evaluation may keep different ones.
+Training is always float32.
 """
 
 from __future__ import annotations
@@ -19,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: The names ``--device`` takes.
 DEVICES = ("auto", "cpu", "cuda")
+#: The names ``--precision`` takes.
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 class Device(NamedTuple):
@@ -50,6 +63,29 @@ def resolve_device(name: str) -> Device:
     if name == "auto":
         note = f"device auto: running on the GPU ({torch.cuda.get_device_name(device)})"
     return Device(device, note)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``float32`` or ``bfloat16``: the precision ``name`` (one of :data:`PRECISIONS`) means on ``device``.
+
+    Raises:
+        DeviceError: an unknown name.
+    """
+    if name not in PRECISIONS:
+        raise DeviceError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}; pick one of them")
+    if name != "auto":
+        return name
+    return "bfloat16" if device.type == "cpu" and native_bfloat16() else "float32"
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 instructions (read from ``/proc/cpuinfo``; False where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_FLAGS) and torch.backends.mkldnn.is_available()
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -117,10 +117,13 @@ def heads(
 @torch.inference_mode()
 def forward(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Probabilities ``(n, classes, ...)`` and box sizes ``(n, 2, ...)`` (or None) of a batch of normalised
-    chips, computed on the network's device and returned on the CPU."""
+    chips, computed on the network's device in the bundle's precision and returned on the CPU in float32."""
     network = bundle.network
-    x = x.to(device_of(network), non_blocking=True).contiguous(memory_format=torch.channels_last)
-    out = network(x)
+    device = device_of(network)
+    x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    reduced = bundle.runner is not None and bundle.precision == "bfloat16"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=reduced):
+        out = network(x)
     logits = out.heatmap if hasattr(out, "heatmap") else out
     size = getattr(out, "size", None)
     heat = torch.sigmoid(logits).float().cpu()

@@ -40,6 +40,10 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "baseline-vessel": VesselBaseline,  # non-learned yardstick: vessels
 }
 
+#: Non-learned filters: box sums and ratios that bfloat16's 8-bit mantissa would round away; cheap anyway,
+#: they always run in float32 (see :func:`fieldtruth.detectors.device.resolve_precision`).
+FLOAT32_ONLY = frozenset({"baseline-ring", "baseline-vessel"})
+
 #: Arguments earlier versions took and this one does not: architecture -> {argument: the value that meant
 #: "off"}. A card holding the "off" value loads as before (the network is the same); any other is refused.
 REMOVED_ARGUMENTS: dict[str, dict[str, Any]] = {"centrenet": {"local_window": 0, "log_input": False}}

@@ -294,7 +294,7 @@ def evaluate_bundle(
     results = evaluate_scenes(bundle, scene_dirs, tolerance_px=tolerance_px, grid=grid)
     card = bundle.card
     detector = {"name": card.name, "architecture": card.architecture, "sha256": bundle.sha256,
-                "split": card.split}
+                "precision": bundle.precision, "split": card.split}
     report = build_report(results, card.threshold, tolerance_px=tolerance_px)
     overlap = set(report.scenes) & (set(card.split.get("train", [])) | set(card.split.get("validation", [])))
     warning = (f"scenes {sorted(overlap)!r} were used in training or to choose the threshold: their figures "

@@ -15,6 +15,7 @@ from fieldtruth.pipelines.cli_common import (
     device_option,
     echo_for,
     given,
+    precision_option,
     reports_errors,
     scenes_argument,
 )
@@ -240,6 +241,7 @@ def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
     help="Scenes the baseline's threshold is chosen on (never the evaluated ones).",
 )
 @device_option
+@precision_option
 @click.pass_context
 @reports_errors
 def evaluate_command(
@@ -252,10 +254,11 @@ def evaluate_command(
     baseline: bool,
     baseline_fit: tuple[Path, ...],
     device: str,
+    precision: str,
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
-    from fieldtruth.detectors.device import resolve_device
+    from fieldtruth.detectors.device import resolve_device, resolve_precision
     from fieldtruth.detectors.report import evaluate_bundle
     from fieldtruth.pipelines.progress import evaluation_progress
 
@@ -266,7 +269,7 @@ def evaluate_command(
     )
     say = echo_for(ctx)
     where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
-    bundle = load_bundle(detector, device=where.device)
+    bundle = load_bundle(detector, device=where.device, precision=resolve_precision(precision, where.device))
     if where.note:
         say(where.note)
     with evaluation_progress(len(scenes), say):

@@ -36,7 +36,7 @@ from pyproj import Transformer
 from pyproj.exceptions import ProjError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.device import Device, resolve_device
+from fieldtruth.detectors.device import Device, resolve_device, resolve_precision
 from fieldtruth.detectors.scangrid import default_halo, default_tile_size
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.grid import TileGrid
@@ -73,6 +73,7 @@ class ScanPlan:
         block: tiles per side of the block one task reads.
         ground_m: each scene's ground pixel in metres, by scene id.
         device: where the model runs (``cpu`` or ``cuda``), and the line saying what ``auto`` chose.
+        precision: the model's arithmetic there (``float32`` or ``bfloat16``, ``--precision`` resolved).
     """
 
     bundle: LoadedBundle
@@ -81,6 +82,7 @@ class ScanPlan:
     block: int
     ground_m: dict[str, float]
     device: Device = Device(torch.device("cpu"), None)
+    precision: str = "float32"
 
     @property
     def megapixels(self) -> float:
@@ -102,7 +104,8 @@ def preflight(config: ScanConfig) -> ScanPlan:
     """
     try:
         device = resolve_device(config.device)
-        bundle = load_bundle(config.detector)
+        precision = resolve_precision(config.precision, device.device)
+        bundle = load_bundle(config.detector, precision=precision)
         aoi = read_aoi(config.aoi) if config.aoi else None
         scenes = open_imagery(
             config.imagery, collection=config.collection, datetime=config.datetime,
@@ -128,7 +131,8 @@ def preflight(config: ScanConfig) -> ScanPlan:
                                aoi_bounds=aoi.bounds if aoi is not None else None)
     except (FieldtruthError, ValueError) as exc:
         raise PreflightError(f"no tile grid can be laid over the imagery: {exc}") from exc
-    plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground, device)
+    plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground, device,
+                    precision)
     log.info("preflight: %d scene(s), %d tiles, %.1f Mpx", len(scenes), len(grid), plan.megapixels)
     return plan
 

@@ -91,6 +91,8 @@ class ScanConfig:
             (:mod:`fieldtruth.pipelines.bydate` scans each date of the imagery this way).
         device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a
             GPU a local cluster has one worker, and each block's tiles pass through the model in one batch.
+        precision: ``auto``, ``float32`` or ``bfloat16``
+            (:func:`~fieldtruth.detectors.device.resolve_precision`).
     """
 
     imagery: str | Path
@@ -115,6 +117,7 @@ class ScanConfig:
     previous: tuple[Path, ...] = ()
     date: str | None = None
     device: str = "auto"
+    precision: str = "float32"
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -157,7 +160,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     with cluster_client(config, say) as client:
         client.register_plugin(DetectorPlugin(
             config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
-            device=plan.device.device.type, batch=block * block if gpu else 1))
+            device=plan.device.device.type, batch=block * block if gpu else 1, precision=plan.precision))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
@@ -169,7 +172,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                 bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
     partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings,
-                          device=plan.device.device.type)
+                          device=plan.device.device.type, precision=plan.precision)
     return _finish(run, grid, scenes, bundle, config, partial, started)
 
 
@@ -421,6 +424,7 @@ def _write_run_json(
                  "tile_size": grid.tile_size, "halo": grid.halo, "shape": list(grid.shape)},
         "inputs": {"scenes": [_describe_input(s, grid) for s in scenes]},
         "device": {"asked": config.device, "used": summary.device},
+        "precision": {"asked": config.precision, "used": summary.precision},
         "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),

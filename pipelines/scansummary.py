@@ -40,6 +40,7 @@ class ScanSummary:
         tile_work: seconds summed over tiles (``read``, ``wait``, ``model``): worker time, not wall time;
             reads longer than the model mean a read-bound scan.
         device: where the model ran (``cpu`` or ``cuda``; ``--device auto`` resolved).
+        precision: its arithmetic (``float32`` or ``bfloat16``; ``--precision auto`` resolved).
     """
 
     run_dir: Path
@@ -53,6 +54,7 @@ class ScanSummary:
     timings: Mapping[str, float] = field(default_factory=dict)
     tile_work: Mapping[str, float] = field(default_factory=dict)
     device: str = "cpu"
+    precision: str = "float32"
 
     @property
     def complete(self) -> bool:

@@ -107,6 +107,7 @@ class DetectorPlugin(WorkerPlugin):
             None for none.
         device: where the model runs (``cpu`` or ``cuda``, as resolved by the scan's preflight).
         batch: tiles of one block passed through the model together (more than 1 on a GPU).
+        precision: the model's arithmetic (``float32`` or ``bfloat16``, as resolved by the preflight).
 
     On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once;
     the remaining task thread reads the next tile meanwhile.
@@ -122,12 +123,13 @@ class DetectorPlugin(WorkerPlugin):
         heatmap_factor: int | None = None,
         device: str = "cpu",
         batch: int = 1,
+        precision: str = "float32",
     ) -> None:
         self.bundle_bytes = bundle_bytes
         self.expected_sha256 = expected_sha256
         self.threads = threads
         self.heatmap_factor = heatmap_factor
-        self.device, self.batch = device, batch
+        self.device, self.batch, self.precision = device, batch, precision
         self.bundle: LoadedBundle | None = None
         self.model_slots: threading.Semaphore | None = None
 
@@ -139,7 +141,7 @@ class DetectorPlugin(WorkerPlugin):
         with tempfile.TemporaryDirectory(prefix="fieldtruth-bundle-") as tmp:
             path = Path(tmp) / "bundle.safetensors"
             path.write_bytes(self.bundle_bytes)
-            self.bundle = load_bundle(path, device=self.device)
+            self.bundle = load_bundle(path, device=self.device, precision=self.precision)
         if self.bundle.sha256 != self.expected_sha256:
             raise FieldtruthError(
                 f"detector bundle on worker {worker.address} has sha256 {self.bundle.sha256!r}, "

@@ -94,3 +94,74 @@ def test_on_the_gpu_the_same_sites_are_found_as_on_the_cpu(
     assert sum(map(len, on_cpu)) > 0
     for a, b in zip(on_cpu, on_gpu, strict=True):
         _same_sites(a, b, 0.05, GPU_SCORE_TOLERANCE)
+
+
+#: Largest difference of a score between float32 and bfloat16 inference (the stated tolerance).
+BF16_SCORE_TOLERANCE = 0.01
+#: Largest shift of a site's position (pixels) between the two.
+BF16_POSITION_TOLERANCE = 0.1
+
+
+def test_bfloat16_finds_the_sites_of_float32_within_the_stated_tolerance(
+    trained: tuple[LoadedBundle, list[float]], small_scene: SyntheticScene,
+) -> None:
+    """bfloat16 runs on any CPU (emulated where it has no bfloat16 instructions, only slower): every site
+    clearly above the threshold in one precision is found by the other, its score within 0.01."""
+    full = _eager(load_bundle(trained[0].path))
+    reduced = _eager(load_bundle(trained[0].path, precision="bfloat16"))
+    assert reduced.precision == "bfloat16" and full.precision == "float32"
+    chips = _chips(small_scene)
+    found = [(detect_array(full, data, valid), detect_array(reduced, data, valid)) for data, valid in chips]
+    assert sum(len(a) for a, _ in found) > 0
+    for a, b in found:
+        for one, other in ((a, b), (b, a)):
+            for d in (d for d in one if d.score >= 0.05 + BF16_SCORE_TOLERANCE):
+                near = [
+                    e
+                    for e in other
+                    if e.label == d.label
+                    and abs(e.row - d.row) <= BF16_POSITION_TOLERANCE
+                    and abs(e.col - d.col) <= BF16_POSITION_TOLERANCE
+                ]
+                assert near and abs(near[0].score - d.score) <= BF16_SCORE_TOLERANCE, d
+    assert any(abs(x.score - y.score) > 0 for a, b in found for x, y in zip(a, b, strict=False))  # it did run
+    # bfloat16 for training never: the saved network runs in float32 whatever the runner does
+    assert reduced.model.training is False and next(reduced.model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("native", "device", "asked", "used"),
+    [
+        (True, "cpu", "auto", "bfloat16"),
+        (False, "cpu", "auto", "float32"),
+        (True, "cuda", "auto", "float32"),  # not measured on GPUs: float32 there
+        (False, "cpu", "bfloat16", "bfloat16"),  # asked for: emulated, slower, but what was asked
+        (True, "cpu", "float32", "float32"),
+    ],
+)
+def test_precision_auto_takes_bfloat16_only_on_cpus_that_have_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, device: str, asked: str, used: str
+) -> None:
+    from fieldtruth.detectors import device as devices
+
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: native)
+    assert devices.resolve_precision(asked, torch.device(device)) == used
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    from fieldtruth.detectors.device import resolve_precision
+
+    with pytest.raises(DeviceError, match="auto, float32, bfloat16"):
+        resolve_precision("float16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        load_bundle("unused.safetensors", precision="auto")
+
+
+def test_the_non_learned_baselines_always_run_in_float32(tmp_path) -> None:  # noqa: ANN001
+    from fieldtruth.detectors.baseline import vessel_baseline_card
+    from fieldtruth.detectors.bundle import save_bundle
+    from fieldtruth.detectors.filters import VesselBaseline
+
+    path = tmp_path / "baseline.safetensors"
+    save_bundle(path, VesselBaseline(), vessel_baseline_card(threshold=0.5))
+    assert load_bundle(path, precision="bfloat16").precision == "float32"

@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner, Result
 from rasterio.transform import from_origin
 
+from fieldtruth.detectors.device import resolve_precision
 from fieldtruth.pipelines import dryrun
 from fieldtruth.pipelines.cli import cli
 from fieldtruth.pipelines.errors import PreflightError
@@ -191,3 +192,15 @@ def test_run_json_records_the_device_asked_and_the_one_used(tmp_path: Path, quic
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["device"] == {"asked": "auto", "used": "cpu"}
+    assert record["precision"] == {"asked": "float32", "used": "float32"}  # the default
+
+
+@pytest.mark.usefixtures("no_cuda")
+def test_precision_asked_for_is_the_one_the_workers_use(tmp_path: Path, quick_bundle: Path) -> None:
+    imagery = scene_folder(tmp_path / "scene", size=96)
+    result, _ = _scan(tmp_path, quick_bundle, imagery, "--precision", "auto")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["precision"] == {
+        "asked": "auto", "used": resolve_precision("auto", torch.device("cpu"))}
+    assert preflight(ScanConfig(imagery=imagery, detector=quick_bundle, out=tmp_path / "r2",
+                                precision="bfloat16")).bundle.precision == "bfloat16"
