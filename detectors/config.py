@@ -138,9 +138,6 @@ class TrainConfig:
         architecture_args: its keyword arguments (besides ``in_channels`` and ``num_classes``, which come
             from ``bands`` and ``classes``; with ``indices`` the normalisation statistics are added too).
         ensemble: number of members trained (seeds ``seed``, ``seed + 1``, ...) and averaged into one bundle.
-        distil: with an ensemble, train one more network of the members' architecture (seed ``seed +
-            ensemble``) on the labels and on the averaged members' heatmaps, and ship it alone: one
-            network's cost at inference (see :func:`fieldtruth.detectors.fit.distillation_loss`).
         scene_offset: per-scene water-level correction (see :mod:`fieldtruth.detectors.sceneoffset`),
             written to the card; empty for none.
         gsd_m: ground sampling distance written to the card (metres); the training scenes' mean ground
@@ -163,7 +160,6 @@ class TrainConfig:
         default_factory=lambda: {"width": 32, "dilations": [1, 2, 3, 1]}  # the default and demo CentreNet
     )
     ensemble: int = 1
-    distil: bool = False
     scene_offset: dict[str, Any] = field(default_factory=dict)
     gsd_m: float | None = 10.0
     licence: str = "CC-BY-4.0"
@@ -180,9 +176,6 @@ class TrainConfig:
                              f"{self.batch_size!r}, {self.ensemble!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.distil and self.ensemble < 2:
-            raise ValueError(f"distil needs an ensemble of at least 2 members to learn from, got ensemble "
-                             f"{self.ensemble!r}")
         if self.point_size_m is not None and not self.point_size_m > 0:
             raise ValueError(f"point_size_m must be positive (metres), got {self.point_size_m!r}")
         check_scene_offset(self.scene_offset, self.bands)

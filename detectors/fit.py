@@ -65,20 +65,6 @@ def focal_loss(
     return -(pos_term.sum() + neg_term.sum()) / pos.sum().clamp(min=1.0)
 
 
-def distillation_loss(
-    logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor
-) -> torch.Tensor:
-    """How far a student's heatmap is from its teacher's: the Bernoulli KL divergence of the student's
-    probabilities from the teacher's, summed over the cells the labels supervise (target >= 0) and
-    normalised like :func:`focal_loss` (by the number of centres), so the two add up on one scale."""
-    known = target.ge(0.0).float()
-    p = torch.sigmoid(teacher_logits)
-    kl = p * (F.logsigmoid(teacher_logits) - F.logsigmoid(logits)) + (1 - p) * (
-        F.logsigmoid(-teacher_logits) - F.logsigmoid(-logits)
-    )
-    return (known * kl).sum() / target.eq(1.0).float().sum().clamp(min=1.0)
-
-
 def one_cycle_lr(done: float, peak: float, warmup: float = 0.15) -> float:
     """One-cycle learning rate at training progress ``done`` in [0, 1] (cosine warm-up, then cosine decay)."""
     start, end = peak / 25, peak / 25 / 1e4
@@ -91,42 +77,25 @@ def one_cycle_lr(done: float, peak: float, warmup: float = 0.15) -> float:
 def fingerprint(config: TrainConfig, card: ModelCard, scenes: list[TrainingScene]) -> str:
     """A digest of the settings and scenes a checkpoint belongs to (not how many threads or where it is)."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("num_threads", "checkpoints")}
-    payload = json.dumps(
-        [settings, card.architecture_args, [s.id for s in scenes]], sort_keys=True, default=str
-    )
+    payload = json.dumps([settings, card.architecture_args, [s.id for s in scenes]], sort_keys=True,
+                         default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def fit(
-    model: torch.nn.Module,
-    card: ModelCard,
-    scenes: list[TrainingScene],
-    val_scenes: list[TrainingScene],
-    config: TrainConfig,
-    progress: Progress | None = None,
-    *,
-    freeze_norm: bool = False,
-    teacher: torch.nn.Module | None = None,
+    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], val_scenes: list[TrainingScene],
+    config: TrainConfig, progress: Progress | None = None, *, freeze_norm: bool = False,
 ) -> FitResult:
     """Train ``model`` in place for ``config.steps`` steps (fewer only when ``validation.patience`` runs
     out); with validation scenes, keep the weights of the best validation AP. ``freeze_norm`` keeps the
     batch-norm statistics as they are (a fine-tune: a few chips around a region's decisions would
-    otherwise replace the statistics the weights were trained with). With a ``teacher`` (a trained
-    network on the same input), the model also learns the teacher's heatmaps on every chip
-    (:func:`distillation_loss`)."""
+    otherwise replace the statistics the weights were trained with)."""
     chips = config.chips
     dataset = ChipDataset(
-        scenes,
-        classes=card.classes,
-        norm=(card.norm_mean, card.norm_std),
-        chip_size=chips.size,
-        length=config.steps * config.batch_size,
-        stride=output_stride(model),
-        positive_fraction=chips.positive_fraction,
-        hard_fraction=chips.hard_fraction,
-        sigma_px=chips.sigma_px,
-        seed=config.seed,
-        augment=default_augmentation(tuple(chips.gain), chips.band_jitter),
+        scenes, classes=card.classes, norm=(card.norm_mean, card.norm_std), chip_size=chips.size,
+        length=config.steps * config.batch_size, stride=output_stride(model),
+        positive_fraction=chips.positive_fraction, hard_fraction=chips.hard_fraction, sigma_px=chips.sigma_px,
+        seed=config.seed, augment=default_augmentation(tuple(chips.gain), chips.band_jitter),
     )
     model.to(memory_format=torch.channels_last)  # oneDNN trains NHWC convolutions ~1.45x faster on a CPU
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY)
@@ -145,7 +114,7 @@ def fit(
         lr = one_cycle_lr((state.step - 1) / config.steps, config.lr)
         if freeze_norm:
             _freeze_norm(model)
-        loss = _step(model, optimiser, dataset, state.step, lr, config, teacher)
+        loss = _step(model, optimiser, dataset, state.step, lr, config)
         state.losses.append(loss)
         if progress is not None:
             progress(state.step, config.steps, loss)
@@ -175,13 +144,8 @@ def _freeze_norm(model: torch.nn.Module) -> None:
 
 
 def _step(
-    model: torch.nn.Module,
-    optimiser: torch.optim.Optimizer,
-    dataset: ChipDataset,
-    step: int,
-    lr: float,
+    model: torch.nn.Module, optimiser: torch.optim.Optimizer, dataset: ChipDataset, step: int, lr: float,
     config: TrainConfig,
-    teacher: torch.nn.Module | None = None,
 ) -> float:
     torch.manual_seed(config.seed * 1_000_003 + step)
     first = (step - 1) * config.batch_size
@@ -195,13 +159,8 @@ def _step(
         items = zip(*(dataset[i] for i in indices), strict=True)
         device = device_of(model)
         x, heat, sizes, mask = (torch.stack(parts).to(device, non_blocking=True) for parts in items)
-        x = x.contiguous(memory_format=torch.channels_last)
-        heads = model(x)
+        heads = model(x.contiguous(memory_format=torch.channels_last))
         loss = focal_loss(heads.heatmap, heat)
-        if teacher is not None:
-            with torch.no_grad():
-                taught = teacher(x).heatmap
-            loss = loss + distillation_loss(heads.heatmap, taught, heat)
         if heads.size is not None:
             size_loss = F.l1_loss(heads.size * mask, sizes * mask, reduction="sum") / mask.sum().clamp(min=1)
             loss = loss + SIZE_LOSS_WEIGHT * size_loss
@@ -212,12 +171,8 @@ def _step(
 
 
 def _validate(
-    model: torch.nn.Module,
-    card: ModelCard,
-    val_scenes: list[TrainingScene],
-    config: TrainConfig,
-    state: LoopState,
-    best: dict[str, torch.Tensor] | None,
+    model: torch.nn.Module, card: ModelCard, val_scenes: list[TrainingScene], config: TrainConfig,
+    state: LoopState, best: dict[str, torch.Tensor] | None,
 ) -> tuple[dict[str, torch.Tensor] | None, bool]:
     """Score the validation scenes (average precision); keep the best weights; say when patience ran out."""
     model.eval()
@@ -240,9 +195,8 @@ def validation_scores(
     bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
     parts = []
     for scene in scenes:
-        found = detect_scene(
-            bundle, scene.data, scene.valid, tile=config.validation.tile, halo=VALIDATION_HALO, threshold=0.05
-        )
+        found = detect_scene(bundle, scene.data, scene.valid, tile=config.validation.tile,
+                             halo=VALIDATION_HALO, threshold=0.05)
         labels = [lab for lab in scene.labels if lab.label in card.classes]
         parts.append(score_detections(found, labels, tolerance_px=config.validation.tolerance_px))
     return merge_scores(parts)
@@ -259,11 +213,11 @@ def _mine_hard_negatives(
     for i, scene in enumerate(scenes):
         near = config.validation.tolerance_px + 2
         zones = shapely.union_all([lab.geometry.buffer(near) for lab in scene.labels])
-        for d in detect_scene(
-            bundle, scene.data, scene.valid, tile=config.validation.tile, halo=VALIDATION_HALO, threshold=0.1
-        ):
+        for d in detect_scene(bundle, scene.data, scene.valid, tile=config.validation.tile,
+                              halo=VALIDATION_HALO, threshold=0.1):
             if zones.is_empty or not zones.contains(shapely.Point(d.col, d.row)):
                 hard.append((i, d.row, d.col))
     model.train()
     log.debug("mined %d hard negative(s)", len(hard))
     return hard
+

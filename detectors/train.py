@@ -171,28 +171,9 @@ def _fit_model(
         members.append(model)
     card = dataclasses.replace(card, training_data=provenance)
     if len(members) > 1:
-        teacher, teacher_card = _ensemble(members, card)
-        if not config.distil:
-            return teacher.to(device), teacher_card, result
-        model, card, result = _distil(teacher.to(device), scenes, val_scenes, config, progress, device)
-        card = dataclasses.replace(card, training_data=provenance)
+        model, card = _ensemble(members, card)
+        model.to(device)
     return model, card, result
-
-
-def _distil(
-    teacher: torch.nn.Module, scenes: list[TrainingScene], val_scenes: list[TrainingScene],
-    config: TrainConfig, progress: Progress | None, device: torch.device,
-) -> tuple[torch.nn.Module, ModelCard, FitResult]:
-    """One network of the members' architecture trained on the labels and the ensemble's heatmaps."""
-    student_config = _member_config(config, config.ensemble)
-    model, card = _card(scenes, student_config)
-    if getattr(model, "box_targets", False):
-        raise TrainingError(f"architecture {config.architecture!r} trains on boxes, not heatmaps: it cannot "
-                            "be distilled; set distil: false")
-    teacher.eval()
-    log.info("distilling the %d-member ensemble into one network", config.ensemble)
-    result = fit(model.to(device), card, scenes, val_scenes, student_config, progress, teacher=teacher)
-    return model, dataclasses.replace(card, name="fieldtruth-distilled"), result
 
 
 def _train(
@@ -249,63 +230,39 @@ def _train(
     }
     if expected is not None:
         split["expected_on_new_scenes"] = expected
-    if config.distil and init is None:
-        split["distilled_from"] = {
-            "members": config.ensemble, "seeds": [config.seed + k for k in range(config.ensemble)],
-            "how": "one network trained on the labels and on the members' averaged heatmaps (KL "
-                   f"divergence beside the focal loss), seed {config.seed + config.ensemble}; the members "
-                   "are not shipped"}
     if init is not None:
-        split["started_from"] = {
-            "sha256": init.sha256,
-            "name": init.card.name,
-            "threshold": init.card.threshold,
-            "created": init.card.created,
-        }
+        split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
+                                 "threshold": init.card.threshold, "created": init.card.created}
     card = dataclasses.replace(card, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)
     return load_bundle(out)
 
 
-_VALIDATION_NOTE = (
-    "figures measured on the validation scenes the threshold was chosen on; test figures "
-    "come from `fieldtruth evaluate` on other scenes"
-)
+_VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures "
+                    "come from `fieldtruth evaluate` on other scenes")
 _TRAINING_NOTE = "figures measured on the training scenes"
 
 
 def _crossfit_threshold(
-    model: torch.nn.Module,
-    card: ModelCard,
-    folders: list[TrainingScene],
-    windows: list[DecisionWindow],
-    config: TrainConfig,
-    init: LoadedBundle | None,
-    provenance: tuple[dict, ...],
-    device: torch.device,
+    model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], windows: list[DecisionWindow],
+    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...], device: torch.device,
 ) -> tuple[ModelCard, CardMetrics]:
     """The threshold F1-best over the decided leads, each scored by a model fitted without its fold."""
     scored = []
     for fold in (0, 1):
         held = frozenset(w.cell for w in windows if fold_of(w.cell) == fold)
-        fold_model, fold_card, _ = _fit_model(
-            folders + training_scenes(windows, held), [], config, None, init, provenance, device
-        )
+        fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
+                                              init, provenance, device)
         scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
     floor = init.card.threshold if init is not None else 0.05
     threshold, figures = choose_on_decisions(scored, floor)
     metrics = CardMetrics(
-        scenes=(),
-        threshold=round(threshold, 4),
-        overall=figures,
-        average_precision=figures.ap,
+        scenes=(), threshold=round(threshold, 4), overall=figures, average_precision=figures.ap,
         tolerance_px=config.validation.tolerance_px,
-        note=(
-            f"threshold and figures from {len(scored)} decided leads, cross-fitted in two folds (each lead "
-            "scored by a model that did not learn from its decision); precision and recall are among the "
-            "decided leads only: sites no lead pointed to are not counted"
-            + (f"; never below the threshold started from ({floor:.4f})" if init is not None else "")
-        ),
+        note=(f"threshold and figures from {len(scored)} decided leads, cross-fitted in two folds (each lead "
+              "scored by a model that did not learn from its decision); precision and recall are among the "
+              "decided leads only: sites no lead pointed to are not counted"
+              + (f"; never below the threshold started from ({floor:.4f})" if init is not None else "")),
     )
     return dataclasses.replace(card, threshold=round(threshold, 4)), metrics

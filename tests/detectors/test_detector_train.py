@@ -220,31 +220,3 @@ def test_every_crossfitting_fold_trains_on_sites() -> None:
     assert set(crossfit_folds(scenes[:2] + scenes[4:5], ("brick_kiln",))) == {0, 1}
     assert crossfit_folds(scenes, ("fishing_camp",)) == [0] * len(scenes)
 
-
-def test_distillation_loss_is_zero_at_the_teacher_and_ignores_unsupervised_cells() -> None:
-    from fieldtruth.detectors.fit import distillation_loss
-
-    target = torch.zeros(1, 1, 4, 4)
-    target[0, 0, 1, 1] = 1.0
-    teacher = torch.randn(1, 1, 4, 4)
-    assert distillation_loss(teacher, teacher, target).item() == pytest.approx(0.0, abs=1e-6)
-    assert distillation_loss(teacher + 1.0, teacher, target).item() > 0.1
-    unknown = target.clone()
-    unknown[0, 0, 2:, :] = -1.0  # partial labels: these cells teach nothing
-    moved = teacher.clone()
-    moved[0, 0, 2:, :] += 5.0
-    assert distillation_loss(moved, teacher, unknown).item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_an_ensemble_distils_into_one_network(tmp_path: Path, small_scene: SyntheticScene,
-                                              quick_config: TrainConfig) -> None:
-    config = dataclasses.replace(quick_config, ensemble=2, distil=True, steps=12)
-    losses: list[float] = []
-    bundle = train_detector([small_scene.path], tmp_path / "d.safetensors", config,
-                            progress=lambda step, total, loss: losses.append(loss))
-    assert bundle.card.architecture == quick_config.architecture
-    assert bundle.card.name == "fieldtruth-distilled"
-    assert bundle.card.split["distilled_from"]["members"] == 2
-    assert len(losses) == 3 * 12  # two members, then the student
-    with pytest.raises(ValueError, match="distil needs an ensemble"):
-        dataclasses.replace(quick_config, distil=True)
