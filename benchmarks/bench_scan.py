@@ -332,8 +332,8 @@ def main() -> None:
     parser.add_argument(
         "--precisions",
         nargs="+",
-        default=["auto"],
-        help="--port: the model's arithmetic(s), side by side (auto: what a scan takes here)",
+        default=["float32"],
+        help="--port: the model's arithmetic(s), side by side (float32: the scan's default)",
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
