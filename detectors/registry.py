@@ -48,7 +48,7 @@ FLOAT32_ONLY = frozenset({"baseline-ring", "baseline-vessel"})
 #: "off"}. A card holding the "off" value loads as before (the network is the same); any other is refused.
 REMOVED_ARGUMENTS: dict[str, dict[str, Any]] = {"centrenet": {"local_window": 0, "log_input": False}}
 #: Architectures earlier versions had, and the commits they lived in (tried and not adopted, removed).
-REMOVED_ARCHITECTURES: dict[str, str] = {"unet": "af4f243 .. f30f21c"}
+REMOVED_ARCHITECTURES: dict[str, str] = {"unet": "af4f243 .. 706f2b6"}
 
 
 def build_model(architecture: str, architecture_args: Mapping[str, Any]) -> nn.Module:
