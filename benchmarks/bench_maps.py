@@ -23,17 +23,10 @@ import pandas as pd
 
 from fieldtruth.maps.leads import build_leads_map
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.tests.data.browser import CHROMIUM, CHROMIUM_ARGS
 from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 from fieldtruth.tests.maps.test_leads_fixture import make_map_run
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 PASS = "benchmark passphrase"
 
 
@@ -117,7 +110,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         for tier in ("restricted", "shared"):
             times = [
                 first_render(browser, paths[tier], PASS if tier == "restricted" else None) for _ in range(3)

@@ -28,8 +28,9 @@ from fieldtruth.pipelines.cli import cli
 from fieldtruth.review.errors import InvalidDecisionError
 from fieldtruth.review.ledger import Ledger
 from fieldtruth.review.rules import validate_reviewer
+from fieldtruth.tests.data.browser import CHROMIUM, CHROMIUM_ARGS
 from fieldtruth.tests.maps.test_leads_fixture import make_map_run
-from fieldtruth.tests.maps.test_leads_map_browser import ARGS, ARTIFACTS, CHROMIUM, PASS
+from fieldtruth.tests.maps.test_leads_map_browser import ARTIFACTS, PASS
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}
@@ -58,7 +59,7 @@ pytestmark = [
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
 

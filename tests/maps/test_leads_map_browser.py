@@ -12,18 +12,11 @@ import pytest
 
 from fieldtruth.maps.leads import build_leads_map
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.tests.data.browser import CHROMIUM, CHROMIUM_ARGS
 from fieldtruth.tests.data.runfolder import HOSTILE
 from fieldtruth.tests.maps.test_leads_fixture import HOSTILE_JS, make_map_run
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 PASS = "correct horse battery staple"
 
 pytestmark = [
@@ -47,7 +40,7 @@ def run(tmp_path_factory: pytest.TempPathFactory):
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
 

@@ -9,9 +9,10 @@ import pytest
 from fieldtruth.maps.leads import build_leads_map
 from fieldtruth.pipelines.sitelinks import carry_forward
 from fieldtruth.review.ledger import Ledger
+from fieldtruth.tests.data.browser import CHROMIUM
 from fieldtruth.tests.data.region import DATES, write_run
 from fieldtruth.tests.maps.test_decide_browser import _context, _watch
-from fieldtruth.tests.maps.test_leads_map_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401
+from fieldtruth.tests.maps.test_leads_map_browser import ARTIFACTS, browser  # noqa: F401
 
 D1, D2, _ = DATES
 pytestmark = [
