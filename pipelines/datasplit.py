@@ -93,8 +93,12 @@ def site_regions(plan: SplitPlan, frame, source: str) -> np.ndarray:  # noqa: AN
             raise DatasetError(f"inventory {source!r} column {plan.column!r} is empty on "
                                f"{int(values.isna().sum())} row(s); every site needs a region to be split by")
         return values.astype(str).to_numpy()
-    x, y = block_xy(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
-    cols, rows = np.floor(x / plan.block_m).astype(int), np.floor(y / plan.block_m).astype(int)
+    return block_names(*block_xy(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()), plan.block_m)
+
+
+def block_names(x: np.ndarray, y: np.ndarray, block_m: float) -> np.ndarray:
+    """The name (``b<col>_<row>``) of the block holding each point of the block grid's CRS."""
+    cols, rows = np.floor(x / block_m).astype(int), np.floor(y / block_m).astype(int)
     return np.array([f"b{c}_{r}" for c, r in zip(cols, rows, strict=True)], dtype=object)
 
 
@@ -169,8 +173,8 @@ def in_one_block(bounds: Sequence[float], crs: object, plan: SplitPlan) -> bool:
 def block_of(bounds: Sequence[float], crs: object, plan: SplitPlan) -> str:
     """The block (region name, as :func:`site_regions` names it) of a window's centre."""
     west, south, east, north = transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=5)
-    bx, by = block_xy(np.array([(west + east) / 2]), np.array([(south + north) / 2]))
-    return f"b{int(np.floor(bx[0] / plan.block_m))}_{int(np.floor(by[0] / plan.block_m))}"
+    return str(block_names(*block_xy(np.array([(west + east) / 2]), np.array([(south + north) / 2])),
+                           plan.block_m)[0])
 
 
 def window_set(sets_inside: Sequence[str | None], sets_near: Sequence[str | None]) -> str | None:
