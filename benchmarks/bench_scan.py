@@ -23,6 +23,9 @@ of the preset ``--untrained`` names, with untrained weights, which cost the same
 and two workers side by side, interleaved, Mpx counted in the mosaic's source pixels::
 
     .venv/bin/python benchmarks/bench_scan.py --port busan --copies 3 --tile-sizes 512 auto --repeats 3
+
+``--device cuda`` measures the same on a GPU: the model alone in batches of a block's tiles (chips read
+first), and the scan with its one GPU worker, with the share of time the GPU was busy (NVML).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -44,18 +48,19 @@ import psutil
 import rasterio
 import torch
 
-from fieldtruth.detectors.bundle import ModelCard, load_bundle, save_bundle
+from fieldtruth.detectors.bundle import LoadedBundle, ModelCard, load_bundle, save_bundle
 from fieldtruth.detectors.config import PRESETS
 from fieldtruth.detectors.device import resolve_precision
-from fieldtruth.detectors.predict import detect_array
+from fieldtruth.detectors.predict import detect_array, detect_arrays
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.detectors.scangrid import default_halo, default_tile_size, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
 from fieldtruth.detectors.train import TrainConfig, train_detector
+from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.imagery.read import read_chip
 from fieldtruth.imagery.synthetic import generate_scene
 from fieldtruth.imagery.target import grid_for_scene
-from fieldtruth.ingest.scene import open_scene
+from fieldtruth.ingest.scene import Scene, open_scene
 from fieldtruth.pipelines.scan import ScanConfig, scan
 from fieldtruth.pipelines.tilework import tune_allocator
 from fieldtruth.tests.data.shared import shared_data_root
@@ -92,27 +97,32 @@ class PeakMemory:
 
 
 def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
-               fused: bool = True, precision: str = "float32") -> tuple[float, float]:
+               fused: bool = True, precision: str = "float32", device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
     memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
     network as saved (batch norm not folded: the path before issue 21)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused, precision).result()
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused, precision, device).result()
 
 
 def _model_only(
     scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool, precision: str = "float32",
+    device: str = "cpu",
 ) -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
     timed), one thread, the workers' allocator; ``tile_size`` None: the scan's own choice. On a shared
-    machine the CPU seconds of the one thread are what a core of its own would take."""
+    machine the CPU seconds of the one thread are what a core of its own would take. On a GPU every chip
+    is read first, then all pass through the model in batches of a scan's block (after one batch to warm
+    up, untimed)."""
     torch.set_num_threads(1)
     tune_allocator()
-    bundle = load_bundle(bundle_path, precision=precision)
+    bundle = load_bundle(bundle_path, precision=precision, device=device)
     bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
     scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, scene, tile_size=tile_size)
+    if device == "cuda":
+        return _model_only_gpu(bundle, scene, grid)
     wall = cpu = 0.0
     for tile in grid:
         chip = read_chip(scene, tile, tuple(bundle.card.bands))
@@ -125,17 +135,63 @@ def _model_only(
     return wall, cpu
 
 
+def _model_only_gpu(bundle: LoadedBundle, scene: Scene, grid: TileGrid) -> tuple[float, float]:
+    chips = []
+    for tile in grid:
+        chip = read_chip(scene, tile, tuple(bundle.card.bands))
+        if chip.core_valid_fraction(tile.halo_px) > 0:
+            chips.append((chip.data, chip.valid))
+    batch = grid.default_block() ** 2
+    detect_arrays(bundle, chips[:batch], batch=batch)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    detect_arrays(bundle, chips, batch=batch)
+    return time.perf_counter() - started, time.process_time() - started_cpu
+
+
+class GpuBusy:
+    """The share of time the GPU ran a kernel, sampled from NVML every 50 ms (None where NVML is absent)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.samples, self._stop = interval, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        while not self._stop.is_set():
+            self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu / 100)
+            time.sleep(self.interval)
+
+    @property
+    def share(self) -> float | None:
+        return statistics.fmean(self.samples) if self.samples else None
+
+    def __enter__(self) -> GpuBusy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
                block: int | None = None, bands: bool = True, precision: str = "float32",
-               ) -> tuple[float, float, int, int]:
-    """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles."""
+               device: str = "cpu", busy: list[float] | None = None) -> tuple[float, float, int, int]:
+    """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles; on a
+    GPU, the share of the scan's time it was busy is appended to ``busy``."""
     shutil.rmtree(out, ignore_errors=True)
-    with PeakMemory() as memory:
+    gpu = GpuBusy() if device == "cuda" else nullcontext()
+    with PeakMemory() as memory, gpu:
         started = time.perf_counter()
         summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers,
-                                  tile_size=tile_size, block=block, worker_bands=bands, device="cpu",
+                                  tile_size=tile_size, block=block, worker_bands=bands, device=device,
                                   precision=precision))
         seconds = time.perf_counter() - started
+    if busy is not None and isinstance(gpu, GpuBusy) and gpu.share is not None:
+        busy.append(gpu.share)
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
 
@@ -246,25 +302,29 @@ def real_region(args: argparse.Namespace) -> None:
     with rasterio.open(next(scene.glob("B*.tif"))) as src:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
-    precisions = [resolve_precision(p, torch.device("cpu")) for p in args.precisions]
-    runs: dict[tuple, dict[str, list[float]]] = {(s, p): {"model": [], "cpu": [], "1w": [], "2w": []}
+    precisions = [resolve_precision(p, torch.device(args.device)) for p in args.precisions]
+    measures = ("model", "cpu", "1w", "2w", "busy")
+    runs: dict[tuple, dict[str, list[float]]] = {(s, p): {m: [] for m in measures}
                                                  for s in sizes for p in precisions}
+    worker_counts = () if args.model_only else (1,) if args.device == "cuda" else (1, 2)
     before: list[float] = []
     for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
         if args.unfused_too:
             before.append(model_only(scene, bundle, 512, fused=False)[1])
         for size, precision in runs:
-            wall, cpu = model_only(scene, bundle, size, precision=precision)
+            wall, cpu = model_only(scene, bundle, size, precision=precision, device=args.device)
             runs[size, precision]["model"].append(wall)
             runs[size, precision]["cpu"].append(cpu)
-            for workers in () if args.model_only else (1, 2):
+            for workers in worker_counts:
                 out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
-                tiles = end_to_end(scene, bundle, out, workers, size, precision=precision)[1]
+                tiles = end_to_end(scene, bundle, out, workers, size, precision=precision, device=args.device,
+                                   busy=runs[size, precision]["busy"])[1]
                 runs[size, precision][f"{workers}w"].append(tiles)
         print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     loaded = load_bundle(bundle)
     card = loaded.card
-    print(f"{args.port} x {args.copies * args.copies}: {mpx:.1f} Mpx (source pixels), detector "
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"{args.port} x {args.copies * args.copies} on {where}: {mpx:.1f} Mpx (source pixels), detector "
           f"{card.name or ''} {card.architecture} (receptive field {card.receptive_field_px} px, halo "
           f"{default_halo(loaded)} px); median of {args.repeats}")
     if before:
@@ -283,6 +343,9 @@ def real_region(args: argparse.Namespace) -> None:
             f"| {label} | {precision} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | "
             f"{model / one:.2f} | {mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |"
         )
+        if r["busy"]:
+            print(f"GPU busy during the one-worker scans ({label}, {precision}): "
+                  f"{statistics.median(r['busy']):.0%} of the time (NVML, median)")
 
 
 def main() -> None:
@@ -337,6 +400,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="--port: where the model runs; on cuda the scan has one GPU worker (no two-worker scans)",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

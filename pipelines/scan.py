@@ -157,7 +157,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
-    with cluster_client(config, say) as client:
+    with cluster_client(config, say, gpu=gpu) as client:
         client.register_plugin(DetectorPlugin(
             config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
             device=plan.device.device.type, batch=block * block if gpu else 1, precision=plan.precision))
@@ -270,9 +270,10 @@ def _finished(run: RunFolder, tile_id: str) -> bool:
 
 
 @contextmanager
-def cluster_client(config: ScanConfig, say: Callable[[str], None]) -> Iterator[Client]:
+def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = False) -> Iterator[Client]:
     """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
     ``config.workers`` processes whose allocator is set from their start (:func:`allocator_environ`).
+    A local GPU worker gets a task thread for every core: one drives the GPU while the others read.
 
     Raises:
         ClusterError: the scheduler could not be reached.
@@ -290,14 +291,16 @@ def cluster_client(config: ScanConfig, say: Callable[[str], None]) -> Iterator[C
         with client:
             yield client
         return
-    task_threads = worker_threads_for(config.threads_per_worker, config.workers)
+    task_threads = worker_threads_for(config.threads_per_worker, config.workers, gpu=gpu)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
         n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
-        reading = ("each reading ahead on one more" if task_threads > config.threads_per_worker
-                   else "each reading between model passes (no core to spare)")
+        reading = ("each reading between model passes (no core to spare)"
+                   if task_threads <= config.threads_per_worker
+                   else f"{task_threads - 1} thread(s) reading while the GPU computes" if gpu
+                   else "each reading ahead on one more")
         say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} "
             "model thread(s), "
             f"{reading}; dashboard {client.dashboard_link}")

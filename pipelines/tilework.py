@@ -109,8 +109,9 @@ class DetectorPlugin(WorkerPlugin):
         batch: tiles of one block passed through the model together (more than 1 on a GPU).
         precision: the model's arithmetic (``float32`` or ``bfloat16``, as resolved by the preflight).
 
-    On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once;
-    the remaining task thread reads the next tile meanwhile.
+    On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once
+    (one on a GPU, which runs one batch at a time); the remaining task threads read the next blocks
+    meanwhile.
     """
 
     name = PLUGIN_NAME
@@ -148,7 +149,7 @@ class DetectorPlugin(WorkerPlugin):
                 f"expected {self.expected_sha256!r}"
             )
         self.bundle_bytes = b""
-        slots = model_slots(worker.state.nthreads, self.threads)
+        slots = 1 if self.device == "cuda" else model_slots(worker.state.nthreads, self.threads)
         self.model_slots = threading.Semaphore(slots)
         log.info(
             "worker %s loaded detector %s (%d model slot(s))",
@@ -164,14 +165,19 @@ def model_slots(task_threads: int, torch_threads: int) -> int:
     return max(1, (task_threads - 1) // max(1, torch_threads))
 
 
-def worker_threads_for(torch_threads: int, workers: int = 1, cores: int | None = None) -> int:
+def worker_threads_for(
+    torch_threads: int, workers: int = 1, cores: int | None = None, gpu: bool = False,
+) -> int:
     """Task threads a local worker needs: one model slot of ``torch_threads``, plus one reading ahead
-    while the workers' model threads leave a core free for it.
+    while the workers' model threads leave a core free for it. A GPU worker (the only worker) gets one
+    for every core: the GPU outpaces a reader, so every core reads (GDAL releases the GIL).
 
     When the models fill every core, a reader thread only takes CPU from them: two workers on two cores
     scanned 10% faster with each reading and computing in turn (see benchmarks/README.md).
     """
     cores = cores or available_cores()
+    if gpu:
+        return max(2, cores)
     return torch_threads + (1 if workers * torch_threads < cores else 0)
 
 

@@ -192,3 +192,8 @@ def test_local_workers_start_with_the_allocator_settings_and_dasks_own(tmp_path:
     assert "MALLOC_ARENA_MAX" not in dask.config.get("distributed.nanny.pre-spawn-environ"), (
         "the setting outlived the scan"
     )
+
+
+@pytest.mark.parametrize(("cores", "task_threads"), [(1, 2), (2, 2), (16, 16)])
+def test_a_gpu_worker_reads_on_every_core(cores: int, task_threads: int) -> None:
+    assert worker_threads_for(1, 1, cores, gpu=True) == task_threads
