@@ -96,39 +96,33 @@ class PeakMemory:
         self._thread.join()
 
 
-def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512, fused: bool = True,
-               precision: str = "float32", device: str = "cpu", engine: str = "auto") -> tuple[float, float]:
+def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
+               fused: bool = True, precision: str = "float32", device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
     memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
     network as saved (batch norm not folded: the path before issue 21)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused, precision, device,
-                           engine).result()
+        return pool.submit(_model_only, scene_dir, bundle_path, tile_size, fused, precision, device).result()
 
 
 def _model_only(
     scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool, precision: str = "float32",
-    device: str = "cpu", engine: str = "auto",
+    device: str = "cpu",
 ) -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
     timed), one thread, the workers' allocator; ``tile_size`` None: the scan's own choice. On a shared
     machine the CPU seconds of the one thread are what a core of its own would take. On a GPU every chip
     is read first, then all pass through the model in batches of a scan's block (after one batch to warm
-    up, untimed). With ONNX Runtime, its export (once per process, on the first tile) is timed apart and
-    left out."""
+    up, untimed)."""
     torch.set_num_threads(1)
     tune_allocator()
-    bundle = load_bundle(bundle_path, precision=precision, device=device, engine=engine)
+    bundle = load_bundle(bundle_path, precision=precision, device=device)
     bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
     scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, scene, tile_size=tile_size)
     if device == "cuda":
         return _model_only_gpu(bundle, scene, grid)
-    if bundle.engine == "onnx":
-        started = time.perf_counter()
-        bundle.network(torch.zeros(1, len(bundle.card.bands), 64, 64))
-        print(f"ONNX export and session: {time.perf_counter() - started:.1f} s", flush=True)
     wall = cpu = 0.0
     for tile in grid:
         chip = read_chip(scene, tile, tuple(bundle.card.bands))
@@ -185,8 +179,7 @@ class GpuBusy:
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
                block: int | None = None, bands: bool = True, precision: str = "float32",
-               device: str = "cpu", busy: list[float] | None = None, engine: str = "auto",
-               ) -> tuple[float, float, int, int]:
+               device: str = "cpu", busy: list[float] | None = None) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles; on a
     GPU, the share of the scan's time it was busy is appended to ``busy``."""
     shutil.rmtree(out, ignore_errors=True)
@@ -195,7 +188,7 @@ def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile
         started = time.perf_counter()
         summary = scan(ScanConfig(imagery=scene_dir, detector=bundle_path, out=out, workers=workers,
                                   tile_size=tile_size, block=block, worker_bands=bands, device=device,
-                                  precision=precision, engine=engine))
+                                  precision=precision))
         seconds = time.perf_counter() - started
     if busy is not None and isinstance(gpu, GpuBusy) and gpu.share is not None:
         busy.append(gpu.share)
@@ -311,24 +304,22 @@ def real_region(args: argparse.Namespace) -> None:
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
     precisions = [resolve_precision(p, torch.device(args.device)) for p in args.precisions]
     measures = ("model", "cpu", "1w", "2w", "busy")
-    runs: dict[tuple, dict[str, list[float]]] = {(s, p, e): {m: [] for m in measures}
-                                                 for s in sizes for p in precisions for e in args.engines}
+    runs: dict[tuple, dict[str, list[float]]] = {(s, p): {m: [] for m in measures}
+                                                 for s in sizes for p in precisions}
     worker_counts = () if args.model_only else (1,) if args.device == "cuda" else (1, 2)
     before: list[float] = []
     for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
         if args.unfused_too:
             before.append(model_only(scene, bundle, 512, fused=False)[1])
-        for key, r in runs.items():
-            size, precision, engine = key
-            wall, cpu = model_only(scene, bundle, size, precision=precision, device=args.device,
-                                   engine=engine)
-            r["model"].append(wall)
-            r["cpu"].append(cpu)
+        for size, precision in runs:
+            wall, cpu = model_only(scene, bundle, size, precision=precision, device=args.device)
+            runs[size, precision]["model"].append(wall)
+            runs[size, precision]["cpu"].append(cpu)
             for workers in worker_counts:
                 out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
                 tiles = end_to_end(scene, bundle, out, workers, size, precision=precision, device=args.device,
-                                   busy=r["busy"], engine=engine)[1]
-                r[f"{workers}w"].append(tiles)
+                                   busy=runs[size, precision]["busy"])[1]
+                runs[size, precision][f"{workers}w"].append(tiles)
         print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     loaded = load_bundle(bundle)
     card = loaded.card
@@ -340,20 +331,20 @@ def real_region(args: argparse.Namespace) -> None:
         print(f"before (512 px cores, batch norm not folded): model-only "
               f"{mpx / statistics.median(before):.3f} Mpx per CPU second")
     print(
-        "| tile core | precision | engine | model-only Mpx per CPU s | model-only Mpx/s (wall) | "
+        "| tile core | precision | model-only Mpx per CPU s | model-only Mpx/s (wall) | "
         "scan 1w tiles Mpx/s | 1w / model | scan 2w tiles Mpx/s | 2w / model | 2w / 1w |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (size, precision, engine), r in runs.items():
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (size, precision), r in runs.items():
         model, cpu = statistics.median(r["model"]), statistics.median(r["cpu"])
         one, two = (statistics.median(r[k]) if r[k] else float("nan") for k in ("1w", "2w"))
         label = size or f"auto ({default_tile_size(loaded)})"
         print(
-            f"| {label} | {precision} | {engine} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | "
+            f"| {label} | {precision} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | "
             f"{model / one:.2f} | {mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |"
         )
         if r["busy"]:
-            print(f"GPU busy during the one-worker scans ({label}, {precision}, {engine}): "
+            print(f"GPU busy during the one-worker scans ({label}, {precision}): "
                   f"{statistics.median(r['busy']):.0%} of the time (NVML, median)")
 
 
@@ -409,10 +400,6 @@ def main() -> None:
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
-    )
-    parser.add_argument(
-        "--engines", nargs="+", default=["auto"], choices=("auto", "torch", "onnx"),
-        help="--port: what runs the model, side by side (auto: the scan's default)",
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu",

@@ -23,10 +23,8 @@ from safetensors.torch import save as st_save
 
 from fieldtruth.atomicfile import write_bytes
 from fieldtruth.detectors.card import ModelCard
-from fieldtruth.detectors.device import resolve_engine
 from fieldtruth.detectors.errors import BundleError, UnknownArchitectureError
 from fieldtruth.detectors.inference import inference_copy
-from fieldtruth.detectors.onnxrunner import OnnxNetwork
 from fieldtruth.detectors.registry import FLOAT32_ONLY, build_model
 
 __all__ = ["BUNDLE_FORMAT", "LoadedBundle", "ModelCard", "load_bundle", "save_bundle"]
@@ -54,8 +52,6 @@ class LoadedBundle:
             itself when None (a network being trained is validated as it is).
         precision: the arithmetic of ``runner`` (``float32`` or ``bfloat16``, see
             :func:`fieldtruth.detectors.device.resolve_precision`); ``model`` always runs in float32.
-        engine: what runs ``runner``: ``torch``, or ``onnx`` (ONNX Runtime, see
-            :mod:`fieldtruth.detectors.onnxrunner`).
     """
 
     model: torch.nn.Module
@@ -64,7 +60,6 @@ class LoadedBundle:
     path: Path
     runner: torch.nn.Module | None = None
     precision: str = "float32"
-    engine: str = "torch"
 
     @property
     def network(self) -> torch.nn.Module:
@@ -121,9 +116,7 @@ def save_bundle(path: Path, model: torch.nn.Module, card: ModelCard) -> str:
     return digest
 
 
-def load_bundle(
-    path: Path, device: torch.device | str = "cpu", precision: str = "float32", engine: str = "auto",
-) -> LoadedBundle:
+def load_bundle(path: Path, device: torch.device | str = "cpu", precision: str = "float32") -> LoadedBundle:
     """Load and verify a bundle: format, card, weights checksum, architecture; never unpickles.
 
     Args:
@@ -132,8 +125,6 @@ def load_bundle(
             :func:`fieldtruth.detectors.device.resolve_device`.
         precision: the runner's arithmetic, ``float32`` or ``bfloat16`` (resolved, not ``auto``); the
             non-learned baselines (:data:`~fieldtruth.detectors.registry.FLOAT32_ONLY`) always run in float32.
-        engine: ``auto``, ``torch`` or ``onnx`` (:func:`fieldtruth.detectors.device.resolve_engine`); with
-            ``onnx`` the runner exports itself to ONNX Runtime on its first call.
 
     Returns:
         The model (eval mode), its card and the file's sha256.
@@ -141,7 +132,6 @@ def load_bundle(
     Raises:
         BundleError: the file is missing, is not a safetensors bundle, lacks or has a malformed card,
             its weights do not match the checksum in the card, or do not fit the architecture.
-        DeviceError: ``engine`` is unknown, or ``onnx`` where ONNX Runtime cannot run this detector.
     """
     path = Path(path)
     source = f"bundle {str(path)!r}"
@@ -178,12 +168,8 @@ def load_bundle(
     model.eval().to(memory_format=torch.channels_last)
     if card.architecture in FLOAT32_ONLY:
         precision = "float32"
-    runner = inference_copy(model).to(device)
-    used = resolve_engine(engine, torch.device(device), precision, card.architecture)
-    if used == "onnx":
-        runner = OnnxNetwork(runner, len(card.bands))
     return LoadedBundle(model=model, card=card, sha256=hashlib.sha256(blob).hexdigest(), path=path,
-                        runner=runner, precision=precision, engine=used)
+                        runner=inference_copy(model).to(device), precision=precision)
 
 
 def _check_fits(weights: dict[str, torch.Tensor], card: ModelCard, source: str) -> torch.nn.Module:

@@ -12,11 +12,6 @@ as float32 with scores within 0.01 (benchmarks/README.md), and float32 everywher
 bfloat16 is slower, and GPUs are not measured yet). The default is float32: bfloat16 scores are coarse
 (about 1/256 apart), so two nearby peaks can tie and a scan and an evaluation may keep different ones.
 Training is always float32.
-
-:func:`resolve_engine` chooses what runs the network (``--engine``): ``onnx`` (ONNX Runtime, about 1.5x
-eager PyTorch on a CPU, see :mod:`fieldtruth.detectors.onnxrunner`) for a point detector on the CPU in
-float32; ``torch`` everywhere else (a GPU, bfloat16, box detectors, the non-learned baselines); ``auto``
-takes ONNX Runtime wherever it can run.
 """
 
 from __future__ import annotations
@@ -35,10 +30,6 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 #: The names ``--precision`` takes.
 PRECISIONS = ("auto", "float32", "bfloat16")
-#: The names ``--engine`` takes.
-ENGINES = ("auto", "torch", "onnx")
-#: Architectures ONNX Runtime runs: the point detectors (the box detectors and baselines stay in torch).
-ONNX_ARCHITECTURES = frozenset({"centrenet", "ensemble"})
 #: CPU flags (Linux ``/proc/cpuinfo``) of native bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -85,40 +76,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name != "auto":
         return name
     return "bfloat16" if device.type == "cpu" and native_bfloat16() else "float32"
-
-
-def resolve_engine(name: str, device: torch.device, precision: str, architecture: str) -> str:
-    """``torch`` or ``onnx``: what runs a network of ``architecture`` on ``device`` in ``precision``, for the
-    engine ``name`` (one of :data:`ENGINES`).
-
-    Raises:
-        DeviceError: an unknown name, or ``onnx`` where ONNX Runtime cannot run this network (the message
-            says why and names the fix).
-    """
-    if name not in ENGINES:
-        raise DeviceError(f"engine {name!r} is not one of {', '.join(ENGINES)}; pick one of them")
-    if name == "torch":
-        return "torch"
-    reason = _why_not_onnx(device, precision, architecture)
-    if reason and name == "onnx":
-        raise DeviceError(f"--engine onnx: {reason}; run with --engine torch, or --engine auto to use ONNX "
-                          "Runtime only where it can run")
-    return "torch" if reason else "onnx"
-
-
-def _why_not_onnx(device: torch.device, precision: str, architecture: str) -> str | None:
-    if device.type != "cpu":
-        return f"ONNX Runtime runs the detector on the CPU only, not on {device.type}"
-    if precision != "float32":
-        return f"ONNX Runtime runs the detector in float32 only, not {precision}"
-    if architecture not in ONNX_ARCHITECTURES:
-        return (f"architecture {architecture!r} is not run by ONNX Runtime (only "
-                f"{', '.join(sorted(ONNX_ARCHITECTURES))})")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "onnxruntime is not installed (pip install onnxruntime onnx onnxscript)"
-    return None
 
 
 def native_bfloat16() -> bool:

@@ -33,6 +33,7 @@ import torch
 from fieldtruth.detectors.config import PRESETS
 from fieldtruth.detectors.model import Heads
 from fieldtruth.detectors.registry import build_model
+from fieldtruth.pipelines.tilework import tune_allocator
 
 
 def preset_model(name: str = "vessels") -> torch.nn.Module:
@@ -213,6 +214,7 @@ def eager_variants(model: torch.nn.Module, fused: torch.nn.Module, scan_only: bo
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
+    tune_allocator()  # as every scan worker: without it eager PyTorch mmaps its activations, 1.35x slower
     from fieldtruth.detectors.inference import fuse_batchnorm
 
     if args.bundle:

@@ -58,10 +58,6 @@ precision_option = click.option(
     help="The model's arithmetic. bfloat16 is about twice as fast on a CPU with bfloat16 instructions "
          "(AVX512-BF16, AMX), scores within 0.01 of float32's, and slower on others; auto takes it where "
          "the CPU has them.")
-engine_option = click.option(
-    "--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-    help="What runs the model: ONNX Runtime (onnx: about 1.5x PyTorch on a CPU, float32 point detectors "
-         "only), PyTorch (torch), or auto: ONNX Runtime wherever it can run, else PyTorch.")
 workers_option = click.option(
     "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
     help="Local Dask worker processes.")

@@ -14,7 +14,6 @@ from fieldtruth.pipelines.cli_common import (
     detector_option,
     device_option,
     echo_for,
-    engine_option,
     given,
     precision_option,
     reports_errors,
@@ -243,7 +242,6 @@ def _reviewed(reviews: tuple[Path, ...], config) -> list:  # noqa: ANN001
 )
 @device_option
 @precision_option
-@engine_option
 @click.pass_context
 @reports_errors
 def evaluate_command(
@@ -257,7 +255,6 @@ def evaluate_command(
     baseline_fit: tuple[Path, ...],
     device: str,
     precision: str,
-    engine: str,
 ) -> None:
     """Evaluate a detector bundle on labelled scenes held out from its training: report.json + report.html."""
     from fieldtruth.detectors.bundle import load_bundle
@@ -272,8 +269,7 @@ def evaluate_command(
     )
     say = echo_for(ctx)
     where = resolve_device(device)  # before any work: cuda without CUDA stops here (exit 2)
-    bundle = load_bundle(detector, device=where.device, precision=resolve_precision(precision, where.device),
-                         engine=engine)
+    bundle = load_bundle(detector, device=where.device, precision=resolve_precision(precision, where.device))
     if where.note:
         say(where.note)
     with evaluation_progress(len(scenes), say):

@@ -13,7 +13,6 @@ from fieldtruth.pipelines.cli_common import (
     detector_option,
     device_option,
     echo_for,
-    engine_option,
     given,
     precision_option,
     refuse_together,
@@ -57,7 +56,6 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 @workers_option
 @device_option
 @precision_option
-@engine_option
 @click.option("--threads-per-worker", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Torch threads of the model on each worker.")
 @click.option("--scheduler", default=None,
@@ -84,8 +82,8 @@ def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
     tile_size: int | None, halo: int | None, block: int | None, workers: int, device: str,
-    precision: str, engine: str, threads_per_worker: int, scheduler: str | None, resume: bool,
-    performance_report: bool, dry_run: bool, heatmap: bool, previous: tuple[Path, ...], by_date: bool,
+    precision: str, threads_per_worker: int, scheduler: str | None, resume: bool, performance_report: bool,
+    dry_run: bool, heatmap: bool, previous: tuple[Path, ...], by_date: bool,
 ) -> None:
     """Scan imagery with a detector bundle into a run folder (detections, coverage, ledger, run.json).
 
@@ -101,7 +99,7 @@ def scan_command(
         max_cloud=max_cloud, allow_hosts=allow_hosts, tile_size=tile_size, block=block, halo=halo,
         workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler, resume=resume,
         performance_report=performance_report, heatmap=heatmap, previous=previous, device=device,
-        precision=precision, engine=engine,
+        precision=precision,
     )
     with allowing_dirs(allow_dirs):
         if dry_run:

@@ -36,7 +36,7 @@ from pyproj import Transformer
 from pyproj.exceptions import ProjError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.device import Device, resolve_device, resolve_engine, resolve_precision
+from fieldtruth.detectors.device import Device, resolve_device, resolve_precision
 from fieldtruth.detectors.scangrid import default_halo, default_tile_size
 from fieldtruth.errors import FieldtruthError
 from fieldtruth.imagery.grid import TileGrid
@@ -74,7 +74,6 @@ class ScanPlan:
         ground_m: each scene's ground pixel in metres, by scene id.
         device: where the model runs (``cpu`` or ``cuda``), and the line saying what ``auto`` chose.
         precision: the model's arithmetic there (``float32`` or ``bfloat16``, ``--precision`` resolved).
-        engine: what runs the model there (``torch`` or ``onnx``, ``--engine`` resolved).
     """
 
     bundle: LoadedBundle
@@ -84,7 +83,6 @@ class ScanPlan:
     ground_m: dict[str, float]
     device: Device = Device(torch.device("cpu"), None)
     precision: str = "float32"
-    engine: str = "torch"
 
     @property
     def megapixels(self) -> float:
@@ -107,9 +105,7 @@ def preflight(config: ScanConfig) -> ScanPlan:
     try:
         device = resolve_device(config.device)
         precision = resolve_precision(config.precision, device.device)
-        here = config.engine if device.device.type == "cpu" else "torch"  # the copy a dry run times
-        bundle = load_bundle(config.detector, precision=precision, engine=here)
-        engine = resolve_engine(config.engine, device.device, precision, bundle.card.architecture)
+        bundle = load_bundle(config.detector, precision=precision)
         aoi = read_aoi(config.aoi) if config.aoi else None
         scenes = open_imagery(
             config.imagery, collection=config.collection, datetime=config.datetime,
@@ -136,7 +132,7 @@ def preflight(config: ScanConfig) -> ScanPlan:
     except (FieldtruthError, ValueError) as exc:
         raise PreflightError(f"no tile grid can be laid over the imagery: {exc}") from exc
     plan = ScanPlan(bundle, scenes, grid, config.block or grid.default_block(), ground, device,
-                    precision, engine)
+                    precision)
     log.info("preflight: %d scene(s), %d tiles, %.1f Mpx", len(scenes), len(grid), plan.megapixels)
     return plan
 

@@ -23,7 +23,6 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 
 from fieldtruth.atomicfile import atomic_path, write_json
 from fieldtruth.detectors.bundle import LoadedBundle
-from fieldtruth.detectors.onnxrunner import OnnxNetwork
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileBlock, TileGrid
@@ -94,8 +93,6 @@ class ScanConfig:
             GPU a local cluster has one worker, and each block's tiles pass through the model in one batch.
         precision: ``auto``, ``float32`` or ``bfloat16``
             (:func:`~fieldtruth.detectors.device.resolve_precision`).
-        engine: ``auto``, ``torch`` or ``onnx``: what runs the model
-            (:func:`~fieldtruth.detectors.device.resolve_engine`).
     """
 
     imagery: str | Path
@@ -121,7 +118,6 @@ class ScanConfig:
     date: str | None = None
     device: str = "auto"
     precision: str = "float32"
-    engine: str = "auto"
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:
@@ -161,12 +157,10 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         f"on {grid.crs} at {grid.resolution:g} m; "
         f"{len(todo)} to do, {skipped} already done")
     timings: dict[str, float] = {}
-    onnx_model = bundle.runner.exported() if isinstance(bundle.runner, OnnxNetwork) else None
     with cluster_client(config, say, gpu=gpu) as client:
         client.register_plugin(DetectorPlugin(
             config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
-            device=plan.device.device.type, batch=block * block if gpu else 1, precision=plan.precision,
-            engine=plan.engine, onnx_model=onnx_model))
+            device=plan.device.device.type, batch=block * block if gpu else 1, precision=plan.precision))
         limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
@@ -178,7 +172,7 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
                 bar.tile_done(result)
         timings["tiles"] = time.perf_counter() - tiles_started
     partial = ScanSummary(run.root, len(grid), skipped=skipped, scenes_left_out=left_out, timings=timings,
-                          device=plan.device.device.type, precision=plan.precision, engine=plan.engine)
+                          device=plan.device.device.type, precision=plan.precision)
     return _finish(run, grid, scenes, bundle, config, partial, started)
 
 
@@ -434,7 +428,6 @@ def _write_run_json(
         "inputs": {"scenes": [_describe_input(s, grid) for s in scenes]},
         "device": {"asked": config.device, "used": summary.device},
         "precision": {"asked": config.precision, "used": summary.precision},
-        "engine": {"asked": config.engine, "used": summary.engine},
         "detector": {"path": str(config.detector.resolve()), "sha256": bundle.sha256,
                      "architecture": bundle.card.architecture, "threshold": bundle.card.threshold},
         "versions": software_versions(),

@@ -41,7 +41,6 @@ class ScanSummary:
             reads longer than the model mean a read-bound scan.
         device: where the model ran (``cpu`` or ``cuda``; ``--device auto`` resolved).
         precision: its arithmetic (``float32`` or ``bfloat16``; ``--precision auto`` resolved).
-        engine: what ran the model (``torch`` or ``onnx``; ``--engine auto`` resolved).
     """
 
     run_dir: Path
@@ -56,7 +55,6 @@ class ScanSummary:
     tile_work: Mapping[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "float32"
-    engine: str = "torch"
 
     @property
     def complete(self) -> bool:

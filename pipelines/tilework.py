@@ -28,7 +28,6 @@ from rasterio.errors import RasterioError
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
 from fieldtruth.detectors.model import output_stride
-from fieldtruth.detectors.onnxrunner import OnnxNetwork
 from fieldtruth.detectors.predict import (
     PixelDetection,
     detect_array,
@@ -109,8 +108,6 @@ class DetectorPlugin(WorkerPlugin):
         device: where the model runs (``cpu`` or ``cuda``, as resolved by the scan's preflight).
         batch: tiles of one block passed through the model together (more than 1 on a GPU).
         precision: the model's arithmetic (``float32`` or ``bfloat16``, as resolved by the preflight).
-        engine: what runs the model (``torch`` or ``onnx``, as resolved by the preflight).
-        onnx_model: with ``onnx``, the model the client exported (each worker would otherwise export it).
 
     On a worker with ``n`` task threads, ``max(1, (n - 1) // threads)`` tasks may run the model at once
     (one on a GPU, which runs one batch at a time); the remaining task threads read the next blocks
@@ -128,15 +125,12 @@ class DetectorPlugin(WorkerPlugin):
         device: str = "cpu",
         batch: int = 1,
         precision: str = "float32",
-        engine: str = "torch",
-        onnx_model: bytes | None = None,
     ) -> None:
         self.bundle_bytes = bundle_bytes
         self.expected_sha256 = expected_sha256
         self.threads = threads
         self.heatmap_factor = heatmap_factor
-        self.device, self.batch, self.precision, self.engine = device, batch, precision, engine
-        self.onnx_model = onnx_model
+        self.device, self.batch, self.precision = device, batch, precision
         self.bundle: LoadedBundle | None = None
         self.model_slots: threading.Semaphore | None = None
 
@@ -148,15 +142,13 @@ class DetectorPlugin(WorkerPlugin):
         with tempfile.TemporaryDirectory(prefix="fieldtruth-bundle-") as tmp:
             path = Path(tmp) / "bundle.safetensors"
             path.write_bytes(self.bundle_bytes)
-            self.bundle = load_bundle(path, device=self.device, precision=self.precision, engine=self.engine)
-        if self.onnx_model is not None and isinstance(self.bundle.runner, OnnxNetwork):
-            self.bundle.runner.adopt(self.onnx_model)
+            self.bundle = load_bundle(path, device=self.device, precision=self.precision)
         if self.bundle.sha256 != self.expected_sha256:
             raise FieldtruthError(
                 f"detector bundle on worker {worker.address} has sha256 {self.bundle.sha256!r}, "
                 f"expected {self.expected_sha256!r}"
             )
-        self.bundle_bytes, self.onnx_model = b"", None
+        self.bundle_bytes = b""
         slots = 1 if self.device == "cuda" else model_slots(worker.state.nthreads, self.threads)
         self.model_slots = threading.Semaphore(slots)
         log.info(

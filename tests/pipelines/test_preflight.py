@@ -193,23 +193,6 @@ def test_run_json_records_the_device_asked_and_the_one_used(tmp_path: Path, quic
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["device"] == {"asked": "auto", "used": "cpu"}
     assert record["precision"] == {"asked": "float32", "used": "float32"}  # the default
-    assert record["engine"] == {"asked": "auto", "used": "onnx"}  # the default on a CPU
-
-
-def test_engine_asked_for_is_recorded_and_one_that_cannot_run_stops_in_one_line(
-        tmp_path: Path, quick_bundle: Path) -> None:
-    imagery = scene_folder(tmp_path / "scene", size=96)
-    result, _ = _scan(tmp_path, quick_bundle, imagery, "--engine", "torch", "--workers", "1")
-    assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert record["engine"] == {"asked": "torch", "used": "torch"}
-    before = tree(tmp_path)
-    refused = ("--engine", "onnx", "--precision", "bfloat16")
-    result, _ = _scan(tmp_path / "refused", quick_bundle, imagery, *refused)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith("error: --engine onnx: ONNX Runtime runs the detector in float32 only")
-    assert tree(tmp_path) == before
 
 
 @pytest.mark.usefixtures("no_cuda")
