@@ -264,6 +264,42 @@ def port_mosaic(port: Path, out: Path, copies: int) -> Path:
     return out
 
 
+def utm_mosaic(mosaic: Path, out: Path, resolution: float) -> Path:
+    """The mosaic reprojected once to its UTM zone at ``resolution`` m, origin on multiples of it: the
+    scan's own grid, so that it reads plain windows and warps nothing (as for imagery delivered in UTM at
+    the detector's pixel size, e.g. Sentinel-2 L2A at 10 m)."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from fieldtruth.imagery.target import utm_crs_for
+
+    out.mkdir(parents=True, exist_ok=True)
+    for band in sorted(mosaic.glob("B*.tif")):
+        target = out / band.name
+        if target.exists():
+            continue
+        with rasterio.open(band) as src:
+            west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+            crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+            transform, width, height = calculate_default_transform(
+                src.crs, crs, src.width, src.height, *src.bounds, resolution=resolution)
+            left = np.floor(transform.c / resolution) * resolution
+            top = np.ceil(transform.f / resolution) * resolution
+            transform = rasterio.Affine(resolution, 0, left, 0, -resolution, top)
+            data = np.zeros((height + 1, width + 1), dtype=src.dtypes[0])
+            reproject(rasterio.band(src, 1), data, dst_transform=transform, dst_crs=crs,
+                      resampling=Resampling.bilinear)
+            profile = {**src.profile, "crs": crs, "transform": transform, "width": width + 1,
+                       "height": height + 1, "nodata": 0}
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(data, 1)
+    meta = json.loads((mosaic / "scene.json").read_text())
+    with rasterio.open(next(out.glob("B*.tif"))) as src:
+        meta.update(id=f"{meta['id']}-utm", crs=src.crs.to_string(), width=src.width, height=src.height,
+                    gsd_m=resolution)
+    (out / "scene.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 def untrained_bundle(path: Path, scene_dir: Path, preset: str = "vessels") -> Path:
     """A bundle of the preset's network with untrained weights (the cost of a pass does not depend on
     them), its card's statistics from the scene; written once."""
@@ -299,6 +335,9 @@ def real_region(args: argparse.Namespace) -> None:
     scene = port_mosaic(port, args.out / f"{args.port}-x{args.copies}", args.copies)
     untrained = args.out / f"untrained-{args.untrained}.safetensors"
     bundle = args.bundle or untrained_bundle(untrained, scene, args.untrained)
+    if args.utm:
+        gsd = load_bundle(bundle).card.gsd_m
+        scene = utm_mosaic(scene, args.out / f"{args.port}-x{args.copies}-utm-{gsd:g}", gsd)
     with rasterio.open(next(scene.glob("B*.tif"))) as src:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
@@ -400,6 +439,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
+    )
+    parser.add_argument(
+        "--utm", action="store_true",
+        help="--port: reproject the mosaic to UTM at the detector's pixel size first, so the scan warps "
+             "nothing (imagery delivered on the scan's grid)",
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu",

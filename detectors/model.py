@@ -165,8 +165,12 @@ class CentreNet(nn.Module):
             features = self.neck(stem + context[..., : stem.shape[-2], : stem.shape[-1]])
         else:
             features = self.neck(self.body(stem))
-        size = self.size(features) if self.size is not None else None
-        return Heads(self.heatmap(features), size)
+        # The 1 x 1 heads run in float32 even under bfloat16 autocast: bfloat16 logits are 1/128 apart
+        # near 1, so nearby peaks would tie; float32 sums of the features give continuous scores.
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            size = self.size(features) if self.size is not None else None
+            return Heads(self.heatmap(features), size)
 
 
 def output_stride(model: nn.Module) -> int:

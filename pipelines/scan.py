@@ -117,7 +117,7 @@ class ScanConfig:
     previous: tuple[Path, ...] = ()
     date: str | None = None
     device: str = "auto"
-    precision: str = "float32"
+    precision: str = "auto"
 
 
 def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -> ScanSummary:

@@ -108,16 +108,17 @@ def test_web_mercator_labels_land_on_their_ground_position(mercator: Path, train
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_evaluate_on_the_scan_grid_finds_exactly_what_the_scan_finds(
-    mercator: Path, eager: Path, tmp_path: Path
+    mercator: Path, eager: Path, tmp_path: Path, precision: str,
 ) -> None:
     from fieldtruth.pipelines.scan import ScanConfig, scan
 
-    bundle = load_bundle(eager)
+    bundle = load_bundle(eager, precision=precision)
     scene = open_scene(mercator)
     grid = scan_grid(bundle, scene)
     found = detect_like_a_scan(bundle, scene, grid)
-    scan(ScanConfig(imagery=mercator, detector=eager, out=tmp_path / "run", workers=1))
+    scan(ScanConfig(imagery=mercator, detector=eager, out=tmp_path / "run", workers=1, precision=precision))
     scanned = gpd.read_parquet(tmp_path / "run" / "detections.parquet").to_crs(grid.crs)
     to_pixel = ~grid_transform(grid)
     scanned_px = sorted(

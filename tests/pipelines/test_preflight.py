@@ -192,7 +192,7 @@ def test_run_json_records_the_device_asked_and_the_one_used(tmp_path: Path, quic
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["device"] == {"asked": "auto", "used": "cpu"}
-    assert record["precision"] == {"asked": "float32", "used": "float32"}  # the default
+    assert record["precision"] == {"asked": "auto", "used": resolve_precision("auto", torch.device("cpu"))}
 
 
 @pytest.mark.usefixtures("no_cuda")

@@ -25,7 +25,8 @@ POSITION_TOLERANCE_M = 0.5
 
 
 def _leads(small_scene: Path, quick_bundle: Path, out: Path, device: str) -> gpd.GeoDataFrame:
-    summary = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=out, workers=1, device=device))
+    summary = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=out, workers=1, device=device,
+                              precision="float32"))  # auto would be bfloat16 on some CPUs, float32 on GPUs
     assert summary.done == summary.tiles and not summary.failed
     assert json.loads((out / "run.json").read_text())["device"] == {"asked": device, "used": device}
     return gpd.read_parquet(out / "detections.parquet")
