@@ -24,8 +24,10 @@ and two workers side by side, interleaved, Mpx counted in the mosaic's source pi
 
     .venv/bin/python benchmarks/bench_scan.py --port busan --copies 3 --tile-sizes 512 auto --repeats 3
 
-``--device cuda`` measures the same on a GPU: the model alone in batches of a block's tiles (chips read
-first), and the scan with its one GPU worker, with the share of time the GPU was busy (NVML).
+``--utm`` reprojects the mosaic once to UTM at the detector's pixel size, so the scan reads it without
+warping (imagery delivered on the scan's grid). ``--device cuda`` measures the same on a GPU: the model
+alone in batches of a block's tiles (chips read first), and the scan with its one GPU worker, with the
+share of time the GPU was busy (NVML).
 """
 
 from __future__ import annotations
