@@ -12,40 +12,36 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import dask.config
-from distributed import Client, LocalCluster, as_completed, performance_report
+from distributed import performance_report
 
 from fieldtruth.atomicfile import atomic_path, write_json
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
 from fieldtruth.imagery.errors import ImageryReadError
-from fieldtruth.imagery.grid import TileBlock, TileGrid
+from fieldtruth.imagery.grid import TileGrid
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
-from fieldtruth.pipelines.errors import ClusterError, RunFolderError
+from fieldtruth.pipelines.errors import RunFolderError
 from fieldtruth.pipelines.heatmap import heatmap_factor, save_tile_scores, write_heatmap
 from fieldtruth.pipelines.merge import DetectionContext, merge_coverage, merge_detections, with_site_ids
-from fieldtruth.pipelines.placement import WorkerBands
 from fieldtruth.pipelines.preflight import preflight
 from fieldtruth.pipelines.progress import TileProgress
 from fieldtruth.pipelines.runfolder import RunFolder, software_versions
+from fieldtruth.pipelines.scancluster import cluster_client, run_blocks, worker_threads
 from fieldtruth.pipelines.scansummary import FailedTile, ScanSummary, SceneLeftOut
 from fieldtruth.pipelines.sitelinks import carry_forward, link_tolerance_m, load_run, run_date
 from fieldtruth.pipelines.stacitem import write_run_items
 from fieldtruth.pipelines.stacmodel import write_model_item
-from fieldtruth.pipelines.tileresult import TileResult, load_tile_results, read_tile_result
+from fieldtruth.pipelines.tileresult import load_tile_results, read_tile_result
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
     DetectorPlugin,
-    allocator_environ,
-    process_block,
-    worker_threads_for,
 )
 from fieldtruth.review.ledger import Ledger
 
@@ -161,11 +157,11 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
         client.register_plugin(DetectorPlugin(
             config.detector.read_bytes(), bundle.sha256, config.threads_per_worker, heatmap_factor=factor,
             device=plan.device.device.type, batch=block * block if gpu else 1, precision=plan.precision))
-        limit = config.max_in_flight or (2 if config.worker_bands else 4) * _worker_threads(client)
+        limit = config.max_in_flight or (2 if config.worker_bands else 4) * worker_threads(client)
         timings["startup"] = time.perf_counter() - started
         tiles_started = time.perf_counter()
         with _maybe_performance_report(config, run), TileProgress(todo, say) as bar:
-            for result in _run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
+            for result in run_blocks(client, scenes, grid.blocks(block, todo), limit, config.worker_bands):
                 if result.heatmap is not None:  # before the result: a finished tile has its scores
                     save_tile_scores(run, result.tile_id, result.heatmap)
                 run.write_tile_result(with_site_ids(result))
@@ -267,78 +263,6 @@ def _finished(run: RunFolder, tile_id: str) -> bool:
         return read_tile_result(path).ok
     except RunFolderError:
         return False
-
-
-@contextmanager
-def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = False) -> Iterator[Client]:
-    """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
-    ``config.workers`` processes whose allocator is set from their start (:func:`allocator_environ`).
-    A local GPU worker gets a task thread for every core: one drives the GPU while the others read.
-
-    Raises:
-        ClusterError: the scheduler could not be reached.
-    """
-    if config.scheduler:
-        try:
-            client = Client(config.scheduler, timeout="15s")
-        except OSError as exc:
-            raise ClusterError(
-                f"could not reach the Dask scheduler at {config.scheduler!r}: {exc}; "
-                "check the address and that "
-                "`dask scheduler` is running"
-            ) from exc
-        say(f"scan: using scheduler {config.scheduler} (dashboard {client.dashboard_link})")
-        with client:
-            yield client
-        return
-    task_threads = worker_threads_for(config.threads_per_worker, config.workers, gpu=gpu)
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
-        n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
-        host="127.0.0.1",
-    ) as cluster, Client(cluster) as client:
-        reading = ("each reading between model passes (no core to spare)"
-                   if task_threads <= config.threads_per_worker
-                   else f"{task_threads - 1} thread(s) reading while the GPU computes" if gpu
-                   else "each reading ahead on one more")
-        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} "
-            "model thread(s), "
-            f"{reading}; dashboard {client.dashboard_link}")
-        yield client
-
-
-def _worker_threads(client: Client) -> int:
-    return max(1, sum(client.nthreads().values()))
-
-
-def _run_blocks(
-    client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int, worker_bands: bool = True,
-) -> Iterator[TileResult]:
-    """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish.
-
-    With ``worker_bands``, each worker is asked to read one band of neighbouring blocks, and a worker that
-    finishes a block is given the next of its band (see :mod:`fieldtruth.pipelines.placement`); otherwise
-    blocks go out in grid order to whichever worker the scheduler picks.
-    """
-    bands = WorkerBands(blocks, list(client.nthreads()) if worker_bands else [])
-    scene_future = client.scatter(scenes, broadcast=True)
-    window = as_completed()
-
-    def submit(placed: tuple[TileBlock, str | None]) -> None:
-        block, worker = placed
-        where = {"workers": worker, "allow_other_workers": True} if worker else {}
-        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}",
-                                 pure=False, **where))
-
-    for placed in bands.first(limit):
-        submit(placed)
-    for future in window:
-        results = future.result()
-        future.release()
-        worker = results[0].worker if results and worker_bands else None
-        if (placed := bands.next_for(worker)) is not None:
-            submit(placed)
-        yield from results
 
 
 def _finish(

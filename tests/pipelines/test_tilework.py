@@ -12,7 +12,8 @@ from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines import tilework
-from fieldtruth.pipelines.scan import ScanConfig, cluster_client
+from fieldtruth.pipelines.scan import ScanConfig
+from fieldtruth.pipelines.scancluster import cluster_client
 from fieldtruth.pipelines.tilework import (
     allocator_environ,
     detect_block,

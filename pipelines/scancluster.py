@@ -1,0 +1,101 @@
+"""The scan's Dask cluster: a local one (or a running scheduler's), and the blocks a scan sends it.
+
+Blocks go out in a sliding window of at most ``limit`` futures, so the scheduler's graph stays small
+whatever the region's size; each worker reads a band of neighbouring blocks (see
+:mod:`fieldtruth.pipelines.placement`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import dask.config
+from distributed import Client, LocalCluster, as_completed
+
+from fieldtruth.imagery.grid import TileBlock
+from fieldtruth.ingest.scene import Scene
+from fieldtruth.pipelines.errors import ClusterError
+from fieldtruth.pipelines.placement import WorkerBands
+from fieldtruth.pipelines.tileresult import TileResult
+from fieldtruth.pipelines.tilework import allocator_environ, process_block, worker_threads_for
+
+if TYPE_CHECKING:
+    from fieldtruth.pipelines.scan import ScanConfig
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = False) -> Iterator[Client]:
+    """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
+    ``config.workers`` processes whose allocator is set from their start (:func:`allocator_environ`).
+    A local GPU worker gets a task thread for every core: one drives the GPU while the others read.
+
+    Raises:
+        ClusterError: the scheduler could not be reached.
+    """
+    if config.scheduler:
+        try:
+            client = Client(config.scheduler, timeout="15s")
+        except OSError as exc:
+            raise ClusterError(
+                f"could not reach the Dask scheduler at {config.scheduler!r}: {exc}; "
+                "check the address and that "
+                "`dask scheduler` is running"
+            ) from exc
+        say(f"scan: using scheduler {config.scheduler} (dashboard {client.dashboard_link})")
+        with client:
+            yield client
+        return
+    task_threads = worker_threads_for(config.threads_per_worker, config.workers, gpu=gpu)
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
+        n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
+        host="127.0.0.1",
+    ) as cluster, Client(cluster) as client:
+        reading = ("each reading between model passes (no core to spare)"
+                   if task_threads <= config.threads_per_worker
+                   else f"{task_threads - 1} thread(s) reading while the GPU computes" if gpu
+                   else "each reading ahead on one more")
+        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} "
+            "model thread(s), "
+            f"{reading}; dashboard {client.dashboard_link}")
+        yield client
+
+
+def worker_threads(client: Client) -> int:
+    """Task threads of every worker of the cluster together."""
+    return max(1, sum(client.nthreads().values()))
+
+
+def run_blocks(
+    client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int, worker_bands: bool = True,
+) -> Iterator[TileResult]:
+    """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish.
+
+    With ``worker_bands``, each worker is asked to read one band of neighbouring blocks, and a worker that
+    finishes a block is given the next of its band (see :mod:`fieldtruth.pipelines.placement`); otherwise
+    blocks go out in grid order to whichever worker the scheduler picks.
+    """
+    bands = WorkerBands(blocks, list(client.nthreads()) if worker_bands else [])
+    scene_future = client.scatter(scenes, broadcast=True)
+    window = as_completed()
+
+    def submit(placed: tuple[TileBlock, str | None]) -> None:
+        block, worker = placed
+        where = {"workers": worker, "allow_other_workers": True} if worker else {}
+        window.add(client.submit(process_block, scene_future, block, key=f"block-{block.window.id}",
+                                 pure=False, **where))
+
+    for placed in bands.first(limit):
+        submit(placed)
+    for future in window:
+        results = future.result()
+        future.release()
+        worker = results[0].worker if results and worker_bands else None
+        if (placed := bands.next_for(worker)) is not None:
+            submit(placed)
+        yield from results
