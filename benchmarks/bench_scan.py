@@ -99,7 +99,7 @@ class PeakMemory:
 
 
 def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
-               fused: bool = True, precision: str = "float32", device: str = "cpu") -> tuple[float, float]:
+               fused: bool = True, precision: str = "auto", device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile, chips in memory, in a child process (so its
     memory and allocator settings do not count in the scans measured next); ``fused`` False runs the
     network as saved (batch norm not folded: the path before issue 21)."""
@@ -109,7 +109,7 @@ def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
 
 
 def _model_only(
-    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool, precision: str = "float32",
+    scene_dir: Path, bundle_path: Path, tile_size: int | None, fused: bool, precision: str = "auto",
     device: str = "cpu",
 ) -> tuple[float, float]:
     """Wall and CPU seconds for the detector over every tile of the scan's grid (each chip read first, then
@@ -119,6 +119,7 @@ def _model_only(
     up, untimed)."""
     torch.set_num_threads(1)
     tune_allocator()
+    precision = resolve_precision(precision, torch.device(device))
     bundle = load_bundle(bundle_path, precision=precision, device=device)
     bundle = bundle if fused else dataclasses.replace(bundle, runner=None)
     scene = prepare_scenes([open_scene(scene_dir)], bundle.card.bands, bundle.card.scene_offset)[0]
@@ -158,9 +159,12 @@ class GpuBusy:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        import pynvml
+        try:
+            import pynvml
 
-        pynvml.nvmlInit()
+            pynvml.nvmlInit()
+        except (ImportError, OSError, RuntimeError):  # no NVML here: no share to report
+            return
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         while not self._stop.is_set():
             self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu / 100)
@@ -180,7 +184,7 @@ class GpuBusy:
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
-               block: int | None = None, bands: bool = True, precision: str = "float32",
+               block: int | None = None, bands: bool = True, precision: str = "auto",
                device: str = "cpu", busy: list[float] | None = None) -> tuple[float, float, int, int]:
     """Seconds in all, seconds of the tile phase (reads, model, results written), peak memory, tiles; on a
     GPU, the share of the scan's time it was busy is appended to ``busy``."""
@@ -436,8 +440,8 @@ def main() -> None:
     parser.add_argument(
         "--precisions",
         nargs="+",
-        default=["float32"],
-        help="--port: the model's arithmetic(s), side by side (float32: the scan's default)",
+        default=["auto"],
+        help="--port: the model's arithmetic(s), side by side (auto: the scan's default)",
     )
     parser.add_argument(
         "--tile-sizes", nargs="+", default=["512", "auto"], help="tile cores to compare (--port)"
