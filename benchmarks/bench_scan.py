@@ -44,6 +44,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import psutil
@@ -70,32 +71,51 @@ from fieldtruth.tests.data.shared import shared_data_root
 SIZES = {"1x": 1024, "4x": 2048, "16x": 4096}
 
 
-class PeakMemory:
-    """Samples the resident memory of this process and all its children."""
+class Sampler:
+    """Calls :meth:`sample` every ``interval`` seconds in a thread while its ``with`` block runs."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self._stop = interval, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def begin(self) -> bool:
+        """Prepare to sample; False when there is nothing to sample here."""
+        return True
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
-        me = psutil.Process()
+        if not self.begin():
+            return
         while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
+            self.sample()
             time.sleep(self.interval)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class PeakMemory(Sampler):
+    """The largest resident memory of this process and all its children together."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__(interval)
+        self.peak, self._me = 0, psutil.Process()
+
+    def sample(self) -> None:
+        total = 0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak = max(self.peak, total)
 
 
 def model_only(scene_dir: Path, bundle_path: Path, tile_size: int | None = 512,
@@ -151,36 +171,32 @@ def _model_only_gpu(bundle: LoadedBundle, scene: Scene, grid: TileGrid) -> tuple
     return time.perf_counter() - started, time.process_time() - started_cpu
 
 
-class GpuBusy:
-    """The share of time the GPU ran a kernel, sampled from NVML every 50 ms (None where NVML is absent)."""
+class GpuBusy(Sampler):
+    """The share of time the GPU ran a kernel, from NVML (None where NVML is absent)."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.samples, self._stop = interval, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
+        self.samples: list[float] = []
+        self._handle = None
 
-    def _run(self) -> None:
+    def begin(self) -> bool:
         try:
             import pynvml
 
             pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         except (ImportError, OSError, RuntimeError):  # no NVML here: no share to report
-            return
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        while not self._stop.is_set():
-            self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu / 100)
-            time.sleep(self.interval)
+            return False
+        return True
+
+    def sample(self) -> None:
+        import pynvml
+
+        self.samples.append(pynvml.nvmlDeviceGetUtilizationRates(self._handle).gpu / 100)
 
     @property
     def share(self) -> float | None:
         return statistics.fmean(self.samples) if self.samples else None
-
-    def __enter__(self) -> GpuBusy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile_size: int | None = 512,
@@ -515,7 +531,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        cells = ["{}", "{}", "{:.1f}", *["{:.2f}"] * 8, "{:.0f}", "{:.0f}", "{}"]
+        cells = ["{}", "{}", "{:.1f}", *["{:.2f}"] * 7, "{:.0f}", "{:.0f}", "{}"]
         print(("| " + " | ".join(cells) + " |").format(*row))
     print("km2/s at 10 m = Mpx/s x 100")
     if args.http:
