@@ -41,6 +41,7 @@ import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -266,60 +267,59 @@ def http_bytes(scene_dir: Path, bundle_path: Path, out: Path, bands: bool) -> tu
     return fetched, summary.timings["tiles"]
 
 
-def port_mosaic(port: Path, out: Path, copies: int) -> Path:
-    """A scene folder of ``copies`` x ``copies`` copies of a real port side by side, in the port's CRS
-    and pixels (tiled, deflate-compressed, as the port's own files)."""
+def derived_scene(source: Path, out: Path, band_from: Callable, **meta: object) -> Path:
+    """A scene folder made from ``source``'s: each band file ``band_from(src)`` -> ``(data, profile)``
+    (written once, kept on later runs), its ``scene.json`` with the new size and ``meta``."""
     out.mkdir(parents=True, exist_ok=True)
-    for band in sorted(port.glob("B*.tif")):
+    for band in sorted(source.glob("B*.tif")):
         target = out / band.name
         if target.exists():
             continue
         with rasterio.open(band) as src:
-            data = np.tile(src.read(1), (copies, copies))
-            profile = {**src.profile, "width": data.shape[1], "height": data.shape[0]}
-        with rasterio.open(target, "w", **profile) as dst:
+            data, profile = band_from(src)
+        size = {"width": data.shape[1], "height": data.shape[0]}
+        with rasterio.open(target, "w", **{**profile, **size}) as dst:
             dst.write(data, 1)
-    meta = json.loads((port / "scene.json").read_text())
+    record = json.loads((source / "scene.json").read_text())
     with rasterio.open(next(out.glob("B*.tif"))) as src:
-        meta.update(id=f"{meta['id']}-x{copies}", width=src.width, height=src.height, labels=0)
-    (out / "scene.json").write_text(json.dumps(meta, indent=1))
+        record.update(width=src.width, height=src.height, **meta)
+    (out / "scene.json").write_text(json.dumps(record, indent=1))
     return out
+
+
+def port_mosaic(port: Path, out: Path, copies: int) -> Path:
+    """A scene folder of ``copies`` x ``copies`` copies of a real port side by side, in the port's CRS
+    and pixels (tiled, deflate-compressed, as the port's own files)."""
+    name = json.loads((port / "scene.json").read_text())["id"]
+    return derived_scene(port, out, lambda src: (np.tile(src.read(1), (copies, copies)), src.profile),
+                         id=f"{name}-x{copies}", labels=0)
 
 
 def utm_mosaic(mosaic: Path, out: Path, resolution: float) -> Path:
     """The mosaic reprojected once to its UTM zone at ``resolution`` m, origin on multiples of it: the
     scan's own grid, so that it reads plain windows and warps nothing (as for imagery delivered in UTM at
     the detector's pixel size, e.g. Sentinel-2 L2A at 10 m)."""
-    from rasterio.warp import Resampling, calculate_default_transform, reproject
+    from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
 
     from fieldtruth.imagery.target import utm_crs_for
 
-    out.mkdir(parents=True, exist_ok=True)
-    for band in sorted(mosaic.glob("B*.tif")):
-        target = out / band.name
-        if target.exists():
-            continue
-        with rasterio.open(band) as src:
-            west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-            crs = utm_crs_for((west + east) / 2, (south + north) / 2)
-            transform, width, height = calculate_default_transform(
-                src.crs, crs, src.width, src.height, *src.bounds, resolution=resolution)
-            left = np.floor(transform.c / resolution) * resolution
-            top = np.ceil(transform.f / resolution) * resolution
-            transform = rasterio.Affine(resolution, 0, left, 0, -resolution, top)
-            data = np.zeros((height + 1, width + 1), dtype=src.dtypes[0])
-            reproject(rasterio.band(src, 1), data, dst_transform=transform, dst_crs=crs,
-                      resampling=Resampling.bilinear)
-            profile = {**src.profile, "crs": crs, "transform": transform, "width": width + 1,
-                       "height": height + 1, "nodata": 0}
-        with rasterio.open(target, "w", **profile) as dst:
-            dst.write(data, 1)
-    meta = json.loads((mosaic / "scene.json").read_text())
-    with rasterio.open(next(out.glob("B*.tif"))) as src:
-        meta.update(id=f"{meta['id']}-utm", crs=src.crs.to_string(), width=src.width, height=src.height,
-                    gsd_m=resolution)
-    (out / "scene.json").write_text(json.dumps(meta, indent=1))
-    return out
+    with rasterio.open(next(mosaic.glob("B*.tif"))) as src:
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        crs = utm_crs_for((west + east) / 2, (south + north) / 2)
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds, resolution=resolution)
+    left = np.floor(transform.c / resolution) * resolution
+    top = np.ceil(transform.f / resolution) * resolution
+    transform = rasterio.Affine(resolution, 0, left, 0, -resolution, top)
+
+    def reprojected(src: rasterio.DatasetReader) -> tuple[np.ndarray, dict]:
+        data = np.zeros((height + 1, width + 1), dtype=src.dtypes[0])
+        reproject(rasterio.band(src, 1), data, dst_transform=transform, dst_crs=crs,
+                  resampling=Resampling.bilinear)
+        return data, {**src.profile, "crs": crs, "transform": transform, "nodata": 0}
+
+    name = json.loads((mosaic / "scene.json").read_text())["id"]
+    return derived_scene(mosaic, out, reprojected, id=f"{name}-utm", gsd_m=resolution, crs=crs.to_string())
 
 
 def untrained_bundle(path: Path, scene_dir: Path, preset: str = "vessels") -> Path:
