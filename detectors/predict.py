@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fieldtruth.detectors.bundle import LoadedBundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.device import device_of
 from fieldtruth.detectors.errors import InputMismatchError
 from fieldtruth.detectors.model import output_stride
+from fieldtruth.detectors.peaks import find_peaks, suppress_inside_boxes
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,20 @@ class PixelDetection(NamedTuple):
     label: str
 
 
-class Peak(NamedTuple):
-    """A local maximum of a heatmap: class channel, sub-cell position (cell units), score."""
-
-    channel: int
-    row: float
-    col: float
-    score: float
-
-
-def normalise(card: ModelCard, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+def normalise(
+    card: ModelCard, data: np.ndarray, valid: np.ndarray, device: torch.device | None = None,
+) -> torch.Tensor:
     """Check the input against the card, fill invalid pixels with the band means, standardise.
 
     Args:
         card: the model card (band order, normalisation statistics).
         data: float ``(bands, h, w)`` raw values in ``card.bands`` order.
         valid: bool ``(h, w)``.
+        device: where to normalise and leave the result (the CPU when None): on a GPU the raw chip is
+            copied there once, and the arithmetic runs there.
 
     Returns:
-        float32 tensor ``(1, bands, h, w)``.
+        float32 tensor ``(1, bands, h, w)`` on ``device``.
 
     Raises:
         InputMismatchError: wrong number of bands or a mask of another shape.
@@ -65,44 +60,12 @@ def normalise(card: ModelCard, data: np.ndarray, valid: np.ndarray) -> torch.Ten
     if valid.shape != data.shape[1:]:
         raise InputMismatchError(
             f"validity mask of shape {valid.shape!r} does not match the data {data.shape!r}")
-    mean = np.asarray(card.norm_mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(card.norm_std, dtype=np.float32)[:, None, None]
-    x = np.where(valid[None], data.astype(np.float32, copy=False), mean)
-    x = np.nan_to_num((x - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
-
-
-def extract_peaks(heat: torch.Tensor, threshold: float, min_distance: int) -> list[Peak]:
-    """Local maxima of a ``(classes, h, w)`` probability heatmap, by max-pool non-maximum suppression.
-
-    A cell is a peak when its best class score is >= ``threshold`` and is the largest within
-    ``min_distance`` cells (any class). Its position is refined to the score-weighted centroid of its
-    3 x 3 neighbourhood in its class channel.
-
-    Args:
-        heat: probabilities ``(classes, h, w)``.
-        threshold: minimum score.
-        min_distance: suppression radius in cells (>= 1).
-    """
-    if heat.ndim != 3:
-        raise ValueError(f"heatmap must be (classes, h, w), got shape {tuple(heat.shape)!r}")
-    best, channel = heat.max(dim=0)
-    radius = max(int(min_distance), 1)
-    pooled = F.max_pool2d(best[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
-    keep = (best >= threshold) & (best == pooled)
-    rows, cols = torch.nonzero(keep, as_tuple=True)
-    padded = F.pad(heat, (1, 1, 1, 1))
-    offsets = torch.tensor([-1.0, 0.0, 1.0])
-    peaks = []
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        k = int(channel[r, c])
-        window = padded[k, r : r + 3, c : c + 3].clamp(min=0)
-        total = float(window.sum()) or 1.0
-        dr = float((window.sum(dim=1) * offsets).sum()) / total
-        dc = float((window.sum(dim=0) * offsets).sum()) / total
-        peaks.append(Peak(k, r + dr, c + dc, float(best[r, c])))
-    peaks.sort(key=lambda p: -p.score)
-    return peaks
+    x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)).to(device)
+    ok = torch.from_numpy(np.ascontiguousarray(valid, dtype=bool)).to(device)
+    mean = torch.tensor(card.norm_mean, dtype=torch.float32, device=x.device)[:, None, None]
+    std = torch.tensor(card.norm_std, dtype=torch.float32, device=x.device)[:, None, None]
+    x = (torch.where(ok, x, mean) - mean) / std
+    return x.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)[None]
 
 
 def heads(
@@ -114,10 +77,16 @@ def heads(
     return heat[0], (None if sizes is None else sizes[0])
 
 
-@torch.inference_mode()
 def forward(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Probabilities ``(n, classes, ...)`` and box sizes ``(n, 2, ...)`` (or None) of a batch of normalised
-    chips, computed on the network's device in the bundle's precision and returned on the CPU in float32."""
+    chips, computed on the network's device in the bundle's precision and returned on the CPU."""
+    heat, sizes = forward_on_device(bundle, x)
+    return heat.cpu(), (None if sizes is None else sizes.cpu())
+
+
+@torch.inference_mode()
+def forward_on_device(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`forward`, its float32 results left on the network's device (for :func:`find_peaks` there)."""
     network = bundle.network
     device = device_of(network)
     x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -126,35 +95,13 @@ def forward(bundle: LoadedBundle, x: torch.Tensor) -> tuple[torch.Tensor, torch.
         out = network(x)
     logits = out.heatmap if hasattr(out, "heatmap") else out
     size = getattr(out, "size", None)
-    heat = torch.sigmoid(logits).float().cpu()
-    return heat, (None if size is None else torch.exp(size.clamp(max=6.0)).float().cpu())
+    heat = torch.sigmoid(logits).float()
+    return heat, (None if size is None else torch.exp(size.clamp(max=6.0)).float())
 
 
 def heatmap(bundle: LoadedBundle, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
     """Class probabilities ``(classes, ceil(h / stride), ceil(w / stride))`` for a chip of raw values."""
     return heads(bundle, data, valid)[0]
-
-
-def suppress_inside_boxes(
-    peaks: list[Peak], sizes: torch.Tensor, stride: int, shrink: float = 0.5,
-) -> list[Peak]:
-    """Drop peaks lying inside the predicted box of a stronger kept peak (one detection per large site).
-
-    Args:
-        peaks: peaks sorted by decreasing score.
-        sizes: predicted box (height, width) in pixels per cell, ``(2, h, w)``.
-        stride: output stride (pixels per cell).
-        shrink: fraction of the half box within which a weaker peak counts as the same site.
-    """
-    kept: list[tuple[Peak, float, float]] = []
-    h, w = sizes.shape[1:]
-    for peak in peaks:
-        if any(abs(peak.row - k.row) * stride < hr and abs(peak.col - k.col) * stride < wr
-               for k, hr, wr in kept):
-            continue
-        r, c = min(max(round(peak.row), 0), h - 1), min(max(round(peak.col), 0), w - 1)
-        kept.append((peak, shrink * float(sizes[0, r, c]), shrink * float(sizes[1, r, c])))
-    return [k for k, _, _ in kept]
 
 
 def detect_array(
@@ -197,9 +144,9 @@ def detect_array_each(
         return [[] for _ in cards]
     if hasattr(bundle.model, "detect"):
         return [_box_detections(bundle, data, valid, _threshold(card, threshold)) for card in cards]
-    heat, sizes = heads(bundle, data, valid)
+    heat, sizes = forward_on_device(bundle, normalise(bundle.card, data, valid, device_of(bundle.network)))
     stride = output_stride(bundle.model)
-    return [_decode(card, stride, heat, sizes, valid, _threshold(card, threshold)) for card in cards]
+    return [_decode(card, stride, heat, sizes, [valid], _threshold(card, threshold))[0] for card in cards]
 
 
 def detect_arrays(
@@ -217,15 +164,15 @@ def detect_arrays(
             by_shape.setdefault(data.shape, []).append(i)
         else:
             _ = normalise(bundle.card, data, valid)  # still validate the input
-    stride, card = output_stride(bundle.network), bundle.card
+    stride, card, device = output_stride(bundle.network), bundle.card, device_of(bundle.network)
     for members in by_shape.values():
         for first in range(0, len(members), batch):
             group = members[first : first + batch]
-            x = torch.cat([normalise(card, *chips[i]) for i in group])
-            heat, sizes = forward(bundle, x)
-            for k, i in enumerate(group):
-                found[i] = _decode(card, stride, heat[k], None if sizes is None else sizes[k], chips[i][1],
-                                   card.threshold)
+            x = torch.cat([normalise(card, *chips[i], device) for i in group])
+            heat, sizes = forward_on_device(bundle, x)
+            decoded = _decode(card, stride, heat, sizes, [chips[i][1] for i in group], card.threshold)
+            for i, detections in zip(group, decoded, strict=True):
+                found[i] = detections
     return found
 
 
@@ -234,20 +181,24 @@ def _threshold(card: ModelCard, threshold: float | None) -> float:
 
 
 def _decode(
-    card: ModelCard, stride: int, heat: torch.Tensor, sizes: torch.Tensor | None, valid: np.ndarray,
+    card: ModelCard, stride: int, heat: torch.Tensor, sizes: torch.Tensor | None, valid: Sequence[np.ndarray],
     threshold: float,
-) -> list[PixelDetection]:
-    """Peaks of a heatmap above ``threshold``, suppressed as the card says, as chip pixel detections."""
-    peaks = extract_peaks(heat, threshold, max(1, round(card.min_distance_px / stride)))
-    if sizes is not None:
-        peaks = suppress_inside_boxes(peaks, sizes, stride, card.box_suppression)
-    h, w = valid.shape
-    out = []
-    for peak in peaks:
-        row = min(max((peak.row + 0.5) * stride, 0.0), h - 1e-3)
-        col = min(max((peak.col + 0.5) * stride, 0.0), w - 1e-3)
-        if valid[int(row), int(col)]:
-            out.append(PixelDetection(row, col, peak.score, card.classes[peak.channel]))
+) -> list[list[PixelDetection]]:
+    """Peaks of a batch of heatmaps ``(n, classes, h, w)`` above ``threshold`` (found on their device),
+    suppressed as the card says, as pixel detections of each chip (``valid``: its ``(h, w)`` mask)."""
+    found = find_peaks(heat, threshold, max(1, round(card.min_distance_px / stride)), sizes)
+    out: list[list[PixelDetection]] = []
+    for peaks, mask in zip(found, valid, strict=True):
+        if sizes is not None:
+            peaks = suppress_inside_boxes(peaks, stride, card.box_suppression)
+        h, w = mask.shape
+        chip = []
+        for peak in peaks:
+            row = min(max((peak.row + 0.5) * stride, 0.0), h - 1e-3)
+            col = min(max((peak.col + 0.5) * stride, 0.0), w - 1e-3)
+            if mask[int(row), int(col)]:
+                chip.append(PixelDetection(row, col, peak.score, card.classes[peak.channel]))
+        out.append(chip)
     return out
 
 
@@ -329,7 +280,7 @@ def detect_array_with_scores(
     """
     if not valid.any() or hasattr(bundle.model, "detect"):
         return detect_array(bundle, data, valid), None
-    heat, sizes = heads(bundle, data, valid)
+    heat, sizes = forward(bundle, normalise(bundle.card, data, valid))
     card = bundle.card
-    found = _decode(card, output_stride(bundle.model), heat, sizes, valid, card.threshold)
-    return found, heat.max(dim=0).values.numpy().astype(np.float32, copy=False)
+    found = _decode(card, output_stride(bundle.model), heat, sizes, [valid], card.threshold)[0]
+    return found, heat[0].max(dim=0).values.numpy().astype(np.float32, copy=False)

@@ -14,7 +14,8 @@ from torch import nn
 from fieldtruth.detectors.bundle import LoadedBundle, ModelCard
 from fieldtruth.detectors.errors import InputMismatchError
 from fieldtruth.detectors.model import Heads
-from fieldtruth.detectors.predict import detect_array, detect_scene, detect_scene_each, extract_peaks
+from fieldtruth.detectors.peaks import extract_peaks
+from fieldtruth.detectors.predict import detect_array, detect_scene, detect_scene_each
 
 
 def gaussian(h: int, w: int, row: float, col: float, sigma: float, peak: float) -> torch.Tensor:

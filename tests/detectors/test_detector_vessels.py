@@ -60,13 +60,16 @@ def test_ndwi_input_and_size_suppression_keep_one_detection_per_ship() -> None:
     model = build_model("centrenet", args).eval()
     out = model(torch.randn(2, 4, 37, 50))
     assert out.heatmap.shape == (2, 1, 19, 25) and out.size.shape == (2, 2, 19, 25)
-    from fieldtruth.detectors.predict import Peak, suppress_inside_boxes
+    from fieldtruth.detectors.peaks import find_peaks, suppress_inside_boxes
 
-    sizes = torch.full(
-        (2, 20, 20), 12.0
-    )  # 12 px boxes at stride 2: a weaker peak 2 cells away is the same ship
-    peaks = [Peak(0, 10, 10, 0.9), Peak(0, 11, 12, 0.8), Peak(0, 16, 10, 0.7)]
-    assert suppress_inside_boxes(peaks, sizes, 2) == [peaks[0], peaks[2]]
+    heat = torch.zeros(1, 1, 20, 20)
+    for row, col, score in ((10, 10, 0.9), (11, 12, 0.8), (16, 10, 0.7)):
+        heat[0, 0, row, col] = score
+    sizes = torch.full((1, 2, 20, 20), 12.0)  # 12 px boxes at stride 2: a peak 2 cells away is the same ship
+    peaks = find_peaks(heat, threshold=0.5, min_distance=1, sizes=sizes)[0]
+    assert [(p.row, p.col) for p in peaks] == [(10, 10), (11, 12), (16, 10)]
+    assert suppress_inside_boxes(peaks, 2) == [peaks[0], peaks[2]]
+    assert suppress_inside_boxes(peaks, 2, shrink=0.1) == peaks  # smaller boxes: three ships
 
 
 @pytest.mark.slow
