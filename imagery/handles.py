@@ -3,10 +3,13 @@
 GDAL caches decoded blocks per open dataset and drops them when the dataset is closed. Tiles overlap
 by their halo and neighbours share blocks (a 578 px window touches 9 blocks of 256 px), so opening each
 band anew for every tile decoded most blocks two to four times; reads of a row of tiles ran about 3x
-faster with the handles kept open (see benchmarks/README.md). Handles live in a small LRU keyed by href
-and, for local files, size and modification time (a file rewritten in place is reopened; for a member of
-a zip, the archive's). Each handle has its own lock: a GDAL dataset must not be read by two threads at
-once. The decoded blocks stay bounded by ``GDAL_CACHEMAX``.
+faster with the handles kept open (see benchmarks/README.md). Handles are kept in a small LRU pool keyed
+by href and, for local files, size and modification time (a file rewritten in place is reopened; for a
+member of a zip, the archive's). A GDAL dataset must not be read by two threads at once, so a handle is
+lent to one thread at a time: a thread takes the most recently returned handle of its file, or opens
+another one when every handle of that file is lent. Threads reading one file at once therefore read in
+parallel (a GPU scan reads on every core: with one handle per file, its readers had waited on each other).
+The decoded blocks stay bounded by ``GDAL_CACHEMAX``.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from fieldtruth.ingest.guard import zip_member_parts
 from fieldtruth.ingest.rasters import open_raster
 from fieldtruth.ingest.remote import is_remote
 
-#: Most raster handles kept open per process (a few scenes of a handful of bands each).
-MAX_OPEN = 32
+#: Most idle raster handles kept open per process (a few scenes of a handful of bands, for each of the
+#: threads that read them at once).
+MAX_OPEN = 64
 
 _lock = threading.Lock()
-_handles: OrderedDict[tuple, tuple[rasterio.DatasetReader, threading.Lock]] = OrderedDict()
+#: Handles not lent to a thread, least recently returned first: id -> (key, dataset).
+_idle: OrderedDict[int, tuple[tuple, rasterio.DatasetReader]] = OrderedDict()
+_lent = 0
+#: Raised by :func:`close_all`: a handle lent before it is closed when returned, not kept.
+_generation = 0
 
 
 def _key(href: str) -> tuple:
@@ -43,7 +51,8 @@ def _key(href: str) -> tuple:
 
 @contextmanager
 def shared_raster(href: str, allow_hosts: Iterable[str] = ()) -> Iterator[rasterio.DatasetReader]:
-    """The open raster for ``href`` (opened with :func:`open_raster` on first use), held for this thread.
+    """An open raster for ``href``, lent to this thread for the ``with`` block (opened with
+    :func:`open_raster` when no kept handle of the file is free).
 
     Args:
         href: the raster's path or URL.
@@ -52,39 +61,52 @@ def shared_raster(href: str, allow_hosts: Iterable[str] = ()) -> Iterator[raster
     Raises:
         the errors of :func:`open_raster` (missing file, refused suffix or size, not a raster).
     """
+    global _lent
     href = str(href)
     key = _key(href)
     with _lock:
-        entry = _handles.get(key)
-        if entry is None:
-            entry = (open_raster(href, allow_hosts=allow_hosts), threading.Lock())
-            _handles[key] = entry
-            _evict(MAX_OPEN)
-        else:
-            _handles.move_to_end(key)
-    with entry[1]:
-        if entry[0].closed:  # evicted by another thread between the two locks: read from a fresh handle
-            with open_raster(href, allow_hosts=allow_hosts) as dataset:
-                yield dataset
-            return
-        yield entry[0]
+        dataset, generation = _take_idle(key), _generation
+        _lent += 1
+    try:
+        if dataset is None:  # opened outside the lock: other threads go on meanwhile (a remote open is slow)
+            dataset = open_raster(href, allow_hosts=allow_hosts)
+        yield dataset
+    finally:
+        with _lock:
+            _lent -= 1
+            if dataset is not None and not dataset.closed:
+                if generation == _generation:
+                    _idle[id(dataset)] = (key, dataset)
+                    _evict(MAX_OPEN)
+                else:
+                    dataset.close()
 
 
 def close_all() -> None:
-    """Close every kept handle (tests, and long-lived processes that are done with a region)."""
+    """Close every kept handle (tests, and long-lived processes that are done with a region); handles
+    lent at the time are closed when returned."""
+    global _generation
     with _lock:
+        _generation += 1
         _evict(0)
 
 
 def open_count() -> int:
-    """How many handles are kept open."""
+    """How many handles are open: kept, or lent to a thread."""
     with _lock:
-        return len(_handles)
+        return len(_idle) + _lent
+
+
+def _take_idle(key: tuple) -> rasterio.DatasetReader | None:
+    """Remove and return the most recently returned idle handle of ``key``; the caller holds ``_lock``."""
+    for handle_id in reversed(_idle):
+        if _idle[handle_id][0] == key:
+            return _idle.pop(handle_id)[1]
+    return None
 
 
 def _evict(keep: int) -> None:
-    """Close the least recently used handles beyond ``keep``; the caller holds ``_lock``."""
-    while len(_handles) > keep:
-        _, (dataset, handle_lock) = _handles.popitem(last=False)
-        with handle_lock:  # waits for a thread still reading it
-            dataset.close()
+    """Close the least recently returned idle handles beyond ``keep``; the caller holds ``_lock``."""
+    while len(_idle) > keep:
+        _, (_, dataset) = _idle.popitem(last=False)
+        dataset.close()

@@ -1,7 +1,9 @@
-"""Kept-open raster handles: reused, reopened when a file changes, bounded, and safe across threads."""
+"""Kept-open raster handles: reused, reopened when a file changes, bounded, lent to one thread at a time,
+and read by several threads at once."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,3 +76,31 @@ def test_threads_reading_at_once_get_what_one_thread_gets(
         got = list(pool.map(lambda t: read_chip(scene, t).data, tiles * 3))
     for i, data in enumerate(got):
         assert np.array_equal(data, expected[i % len(tiles)])
+
+
+def test_threads_read_one_file_at_the_same_time_each_with_its_own_handle(tmp_path: Path) -> None:
+    band = str(scene_folder(tmp_path / "s", size=64) / "B02.tif")
+    inside = threading.Barrier(3, timeout=10)  # broken if a thread waits for another to finish reading
+
+    def read_while_the_others_read() -> tuple[int, int]:
+        with handles.shared_raster(band) as dataset:
+            inside.wait()
+            pixels = dataset.read(1)
+            inside.wait()
+            return id(dataset), int(pixels.sum())
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda _: read_while_the_others_read(), range(3)))
+    assert len({handle for handle, _ in got}) == 3 and len({total for _, total in got}) == 1
+    assert handles.open_count() == 3  # all kept for the next reads
+    with handles.shared_raster(band) as dataset:  # a kept handle is lent again, none opened
+        assert id(dataset) in {handle for handle, _ in got}
+    assert handles.open_count() == 3
+
+
+def test_handles_lent_when_all_are_closed_are_closed_when_returned(tmp_path: Path) -> None:
+    band = str(scene_folder(tmp_path / "s", size=64) / "B02.tif")
+    with handles.shared_raster(band) as dataset:
+        handles.close_all()
+        assert not dataset.closed and dataset.read(1).shape == (64, 64)  # the reader is not cut off
+    assert dataset.closed and handles.open_count() == 0
