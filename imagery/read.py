@@ -272,7 +272,10 @@ def _read_warped(
         nodata=src_nodata if src_nodata is not None else 0,
         add_alpha=src_nodata is None,
     ) as vrt:
-        dest[:] = vrt.read(index)
+        pixels = vrt.read(index)
+        dest[:] = pixels
         if src_nodata is None:
-            return vrt.read(vrt.count) > 0
-        return vrt.read_masks(index) > 0
+            return vrt.read(vrt.count) > 0  # the alpha band, warped with the band (no second warp)
+    # GDAL's mask of a band with a nodata value is where the band differs from it: taken from the pixels
+    # read, as ``read_masks`` would warp the band a second time (twice the read's cost).
+    return ~np.isnan(pixels) if np.isnan(src_nodata) else pixels != src_nodata

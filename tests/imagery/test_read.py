@@ -164,3 +164,39 @@ def test_a_scenes_band_offsets_are_added_to_its_valid_pixels_as_read(tmp_path: P
     np.testing.assert_array_equal(shifted.data[0], plain.data[0])
     np.testing.assert_allclose(shifted.data[1][plain.valid], plain.data[1][plain.valid] - 250.5)
     assert (shifted.data[1][~plain.valid] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"), [("uint16", 0.0), ("float32", float("nan")), ("float32", -9999.0)])
+def test_a_warped_reads_validity_is_gdals_nodata_mask(tmp_path: Path, dtype: str, nodata: float) -> None:
+    """The mask of a warped band with a nodata value is taken from its pixels, not warped a second time:
+    it must be GDAL's own mask (``read_masks``) of the same warp, holes and the scene's edge included."""
+    from rasterio.crs import CRS
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_origin
+    from rasterio.vrt import WarpedVRT
+
+    from fieldtruth.imagery.read import _read_source
+
+    rng = np.random.default_rng(5)
+    data = rng.uniform(1, 3000, (96, 96)).astype(dtype)
+    data[30:50, 20:45] = nodata  # a hole of nodata inside the scene
+    path = tmp_path / "B04.tif"
+    profile = {"driver": "GTiff", "dtype": dtype, "count": 1, "width": 96, "height": 96, "crs": "EPSG:3857",
+               "transform": from_origin(9_680_000.0, 3_000_000.0, 10.0, 10.0), "nodata": nodata}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    scene = open_scene(path.parent)
+    grid = grid_for_scene(scene, resolution=9.0, tile_size=48, halo=6)
+    mixed = 0
+    for tile in grid:
+        dest = np.zeros(tile.shape, dtype=np.float32)
+        valid = _read_source(str(path), 1, tile, nodata, dest)
+        with rasterio.open(path) as src, WarpedVRT(
+            src, crs=CRS.from_user_input(tile.crs), transform=tile.transform, width=tile.shape[1],
+            height=tile.shape[0], resampling=Resampling.bilinear, src_nodata=nodata, nodata=nodata,
+        ) as vrt:
+            expected = vrt.read_masks(1) > 0
+        assert np.array_equal(valid, expected), tile.id
+        mixed += 0 < expected.sum() < expected.size
+    assert mixed >= 2  # tiles with both data and nodata: the hole, the scene's edge
