@@ -32,7 +32,9 @@ def _package_dirs() -> set[str]:
     found = set()
     for init in ROOT.rglob("__init__.py"):
         parts = init.relative_to(ROOT).parent.parts
-        if parts and not SKIP_DIRS.intersection(parts) and not any(p.endswith(".egg-info") for p in parts):
+        hidden = any(p.startswith(".") for p in parts)  # a tool's or a developer's folder, never a package
+        if parts and not hidden and not SKIP_DIRS.intersection(parts) and not any(
+                p.endswith(".egg-info") for p in parts):
             found.add(".".join(("fieldtruth", *parts)))
     return found
 
