@@ -10,7 +10,8 @@ convolutions in bfloat16 under :func:`torch.autocast` (weights, the 1 x 1 heads 
 ``auto``, the default of ``scan`` and ``evaluate``, takes it on a CPU with native bfloat16 instructions
 (AVX512-BF16 or AMX), where oneDNN runs the vessels ensemble 1.75x as fast as float32 with the same
 held-out quality and scores within 0.003 (benchmarks/README.md), and float32 everywhere else (emulated
-bfloat16 is slower; on a GPU the scan is bound by its CPU work, so bfloat16 gained nothing there).
+bfloat16 is slower; on a GPU the scan is bound by reading on the CPU, and the forward pass took as long in
+bfloat16).
 Training is always float32.
 """
 
