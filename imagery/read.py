@@ -1,8 +1,9 @@
 """Reading the pixels of one tile from a scene: only the blocks the tile overlaps, with a validity mask.
 
 When the scene is already on the tile grid (same CRS, same pixel size, aligned origin), the tile is a
-plain window read, clipped to the file and pasted into an invalid-filled array. Otherwise each band is
-read through a :class:`rasterio.vrt.WarpedVRT` onto the tile grid. Either way, pixels outside the
+plain window read, clipped to the file and pasted into an invalid-filled array. Otherwise the bands are
+warped onto the tile grid (:mod:`fieldtruth.imagery.warp`: together, where they are local files on one
+grid, else each through its own :class:`rasterio.vrt.WarpedVRT`). Either way, pixels outside the
 scene, nodata pixels, pixels that are not plausible numbers (NaN, infinite, or beyond
 :data:`~fieldtruth.imagery.validity.PLAUSIBLE_MAX`) and (where no nodata is declared) pixels that are
 zero in every band are invalid: gaps are never silently filled with zeros that a detector would take for
@@ -24,7 +25,6 @@ import shapely
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
@@ -33,6 +33,7 @@ from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.handles import shared_raster
 from fieldtruth.imagery.validity import blank_invalid, plausible
+from fieldtruth.imagery.warp import aligned, read_stacked, read_warped
 from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import CLOUD_MASK, Scene
 
@@ -70,7 +71,13 @@ def read_chip(scene: Scene, tile: Tile, bands: tuple[str, ...] | None = None) ->
     data = np.zeros((len(names), rows, cols), dtype=np.float32)
     valid = np.ones((rows, cols), dtype=bool)
     remote = any(is_remote(scene.bands[n].href) for n in names)
-    for i, name in enumerate(names):
+    try:
+        together = None if remote else read_stacked(scene, names, tile, data)
+    except RasterioError:  # read band by band below, so that the error names the band that fails
+        together = None
+    if together is not None:
+        valid &= together
+    for i, name in enumerate(names if together is None else ()):
         source = scene.bands[name]
         try:
             with gdal_http_env() if remote else nullcontext():
@@ -193,9 +200,9 @@ def _read_source(
     """Read one band of a tile into ``dest`` (tile shape); return where it holds data (not nodata, NaN
     nodata included; plausibility is judged by the caller over all bands)."""
     with shared_raster(href, allow_hosts) as dataset:
-        if _aligned(dataset, tile):
+        if aligned(dataset, tile):
             return _read_window(dataset, index, tile, nodata, dest)
-        return _read_warped(dataset, index, tile, nodata, dest, resampling)
+        return read_warped(dataset, index, tile, nodata, dest, resampling)
 
 
 def _clear_sky(scene: Scene, tile: Tile) -> np.ndarray:
@@ -211,18 +218,6 @@ def _clear_sky(scene: Scene, tile: Tile) -> np.ndarray:
         raise ImageryReadError(
             f"could not read the cloud mask of tile {tile.id} from {source.href!r}: {exc}") from exc
     return inside & ~np.isin(classes, SCL_UNUSABLE)
-
-
-def _aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
-    if dataset.crs != CRS.from_user_input(tile.crs):
-        return False
-    xres, yres = dataset.res
-    res = tile.resolution
-    if abs(xres - res) > 1e-6 * res or abs(yres - res) > 1e-6 * res:
-        return False
-    col_off = (tile.halo.left - dataset.bounds.left) / res
-    row_off = (dataset.bounds.top - tile.halo.top) / res
-    return abs(col_off - round(col_off)) < 1e-6 and abs(row_off - round(row_off)) < 1e-6
 
 
 def _read_window(
@@ -252,30 +247,3 @@ def _overlaps(window: Window, dataset: rasterio.DatasetReader) -> bool:
         and window.col_off + window.width > 0
         and window.row_off + window.height > 0
     )
-
-
-def _read_warped(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray,
-    resampling: Resampling = Resampling.bilinear,
-) -> np.ndarray:
-    """Read through a WarpedVRT onto the tile grid; the VRT's mask marks what the scene covers."""
-    rows, cols = tile.shape
-    src_nodata = nodata if nodata is not None else dataset.nodata
-    with WarpedVRT(
-        dataset,
-        crs=CRS.from_user_input(tile.crs),
-        transform=tile.transform,
-        width=cols,
-        height=rows,
-        resampling=resampling,
-        src_nodata=src_nodata,
-        nodata=src_nodata if src_nodata is not None else 0,
-        add_alpha=src_nodata is None,
-    ) as vrt:
-        pixels = vrt.read(index)
-        dest[:] = pixels
-        if src_nodata is None:
-            return vrt.read(vrt.count) > 0  # the alpha band, warped with the band (no second warp)
-    # GDAL's mask of a band with a nodata value is where the band differs from it: taken from the pixels
-    # read, as ``read_masks`` would warp the band a second time (twice the read's cost).
-    return ~np.isnan(pixels) if np.isnan(src_nodata) else pixels != src_nodata

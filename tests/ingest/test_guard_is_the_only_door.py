@@ -56,6 +56,7 @@ KNOWN = {
     ("pipelines/stacitem.py", "rasterio.open"): "the run folder's heatmap (RunFiles), written by the scan",
     ("pipelines/heatmap.py", "rasterio.open"): "the heatmap this module wrote (RunFiles), or its staged copy",
     ("imagery/synthetic_dates.py", "rasterio.open"): "the bands of a synthetic scene the generator wrote",
+    ("imagery/warp.py", "rasterio.open"): "a VRT built in memory of band files open_raster already opened",
     ("pipelines/sitelinks.py", "gpd.read_parquet"): "run folders' detections and coverage (RunFiles, a Path)",
     ("pipelines/forget.py", "pq.read_table"): "linked run folders' detections (RunFiles), as a local Path",
     ("maps/sincedates.py", "pq.read_table"): "linked run folders' detections (RunFiles), as a local Path",
