@@ -73,11 +73,10 @@ def _inside(grid: TileGrid, labels: list) -> list:
     return [lab for lab in labels if 0 <= lab.centre[0] < rows and 0 <= lab.centre[1] < cols]
 
 
-def queue(found: list, threshold: float, order: str, rng: np.random.Generator, below: float = 0.0) -> list:
+def queue(found: list, threshold: float, order: str, rng: np.random.Generator) -> list:
     """The leads a scan writes (score >= threshold) in the queue's order (``fieldtruth review queue``'s
-    orders; ``spread`` over the grid's pixels, as the queue does over the ground); with ``below`` > 0 also
-    the candidates scoring up to that much under the threshold (a review band: missed sites can be taught)."""
-    leads = sorted((d for d in found if d.score >= threshold - below), key=lambda d: -d.score)
+    orders; ``spread`` over the grid's pixels, as the queue does over the ground)."""
+    leads = sorted((d for d in found if d.score >= threshold), key=lambda d: -d.score)
     if order == "score":
         return leads
     if order == "uncertain":
@@ -128,8 +127,7 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
     labels_a = _inside(a, labels_on_grid(folder, raw, a))
     labels_b = _inside(b, labels_on_grid(folder, raw, b))
     found_a = detect_like_a_scan(bundle, scene, a, threshold=0.05)
-    leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed),
-                  args.below)[: args.k]
+    leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed))[: args.k]
     verdicts = decide(leads, labels_a)
     to_crs = grid_transform(a)
     decided = [
@@ -277,10 +275,6 @@ def main() -> None:
     )
     parser.add_argument(
         "--replay", action="store_true", help="mix in chips of the fold's own training ports (crossval.json)"
-    )
-    parser.add_argument(
-        "--below", type=float, default=0.0,
-        help="review band: also queue candidates scoring up to this much under the bundle's threshold",
     )
     parser.add_argument("--tag", default="", help="suffix of the output file (a variant's name)")
     parser.add_argument("--preset", default="vessels", help="the preset the fold bundles were trained with")
