@@ -73,8 +73,8 @@ def read_stacked(scene: Scene, names: tuple[str, ...], tile: Tile, dest: np.ndar
 
     Returns:
         Where every band holds data; None, having read nothing, when the bands cannot be stacked (fewer
-        than two, not all local plain files, not on one grid, or with a nodata value) or need no warp (the
-        tile is on their grid: plain window reads cost less).
+        than two, not all local plain files, not on one grid or of one data type, or with a nodata value)
+        or need no warp (the tile is on their grid: plain window reads cost less).
     """
     sources = [scene.bands[name] for name in names]
     if len(sources) < 2 or any(is_remote(s.href) or zip_member_parts(str(s.href)) for s in sources):
@@ -82,10 +82,10 @@ def read_stacked(scene: Scene, names: tuple[str, ...], tile: Tile, dest: np.ndar
     with ExitStack() as lent:
         datasets = [lent.enter_context(shared_raster(s.href, scene.allow_hosts)) for s in sources]
         first = datasets[0]
-        grid = (first.crs, first.transform, first.width, first.height)
+        layouts = {(d.crs, d.transform, d.width, d.height, d.dtypes[s.index - 1])
+                   for d, s in zip(datasets, sources, strict=True)}
         with_nodata = scene.nodata is not None or any(d.nodata is not None for d in datasets)
-        one_grid = all((d.crs, d.transform, d.width, d.height) == grid for d in datasets)
-        if with_nodata or not one_grid or aligned(first, tile):
+        if with_nodata or len(layouts) > 1 or aligned(first, tile):
             return None
         xml = _stack_xml(datasets, [s.index for s in sources])
     rows, cols = tile.shape

@@ -87,6 +87,13 @@ def test_bands_are_not_stacked_on_their_own_grid_on_two_grids_or_alone(tmp_path:
     (folder / "B08.tif").write_bytes((shifted / "B08.tif").read_bytes())  # nir half a pixel off
     moved = open_scene(folder, hash_files=False)
     assert read_stacked(moved, moved.band_names, warped, dest) is None
+    other_type = scene_folder(tmp_path / "typed", size=96, crs="EPSG:3857", origin=MERCATOR_ORIGIN)
+    with rasterio.open(other_type / "B02.tif") as src:
+        profile, pixels = {**src.profile, "dtype": "float32"}, src.read(1).astype("float32")
+    with rasterio.open(other_type / "B02.tif", "w", **profile) as dst:  # blue in float32, the others uint16
+        dst.write(pixels, 1)
+    typed = open_scene(other_type, hash_files=False)
+    assert read_stacked(typed, typed.band_names, warped, dest) is None
     assert not dest.any()  # nothing read
 
 
