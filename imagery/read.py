@@ -32,7 +32,7 @@ from fieldtruth.imagery.chip import Chip
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import Tile, TileBlock
 from fieldtruth.imagery.handles import shared_raster
-from fieldtruth.imagery.validity import blank_invalid, plausible
+from fieldtruth.imagery.validity import blank_invalid, has_data, plausible
 from fieldtruth.imagery.warp import aligned, read_stacked, read_warped
 from fieldtruth.ingest.remote import gdal_http_env, is_remote
 from fieldtruth.ingest.scene import CLOUD_MASK, Scene
@@ -236,7 +236,7 @@ def _read_window(
     if nodata is None:
         valid[r0 : r0 + h, c0 : c0 + w] = True
     else:
-        valid[r0 : r0 + h, c0 : c0 + w] = ~np.isnan(pixels) if np.isnan(nodata) else pixels != nodata
+        valid[r0 : r0 + h, c0 : c0 + w] = has_data(pixels, nodata)
     return valid
 
 

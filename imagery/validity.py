@@ -34,6 +34,11 @@ def plausible(data: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return ok.all(axis=0)
 
 
+def has_data(pixels: np.ndarray, nodata: float) -> np.ndarray:
+    """Where ``pixels`` differ from ``nodata`` (NaN included): GDAL's nodata mask, from pixels read."""
+    return ~np.isnan(pixels) if np.isnan(nodata) else pixels != nodata
+
+
 def blank_invalid(data: np.ndarray, valid: np.ndarray) -> None:
     """Set every band of the invalid pixels to 0, in place (an assignment: never NaN, as ``NaN * 0`` is)."""
     if not valid.all():

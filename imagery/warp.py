@@ -25,6 +25,7 @@ from rasterio.vrt import WarpedVRT
 
 from fieldtruth.imagery.grid import Tile
 from fieldtruth.imagery.handles import shared_raster
+from fieldtruth.imagery.validity import has_data
 from fieldtruth.ingest.guard import zip_member_parts
 from fieldtruth.ingest.remote import is_remote
 from fieldtruth.ingest.scene import Scene
@@ -65,7 +66,7 @@ def read_warped(
         dest[:] = pixels
         if src_nodata is None:
             return vrt.read(vrt.count) > 0  # the alpha band, warped with the band (no second warp)
-    return _has_data(pixels, src_nodata)
+    return has_data(pixels, src_nodata)  # read_masks would warp the band a second time
 
 
 def read_stacked(scene: Scene, names: tuple[str, ...], tile: Tile, dest: np.ndarray) -> np.ndarray | None:
@@ -95,11 +96,6 @@ def read_stacked(scene: Scene, names: tuple[str, ...], tile: Tile, dest: np.ndar
     ) as vrt:
         dest[:] = vrt.read(list(range(1, len(sources) + 1)))
         return vrt.read(vrt.count) > 0  # the alpha band: where the scene covers the tile
-
-
-def _has_data(pixels: np.ndarray, nodata: float) -> np.ndarray:
-    """GDAL's nodata mask, from the pixels read (``read_masks`` would warp them a second time)."""
-    return ~np.isnan(pixels) if np.isnan(nodata) else pixels != nodata
 
 
 def _stack_xml(datasets: list[rasterio.DatasetReader], indexes: list[int]) -> str:
