@@ -45,10 +45,11 @@ def aligned(dataset: rasterio.DatasetReader, tile: Tile) -> bool:
 
 
 def read_warped(
-    dataset: rasterio.DatasetReader, index: int, tile: Tile, nodata: float | None, dest: np.ndarray,
-    resampling: Resampling = Resampling.bilinear,
+    dataset: rasterio.DatasetReader, index: int | list[int], tile: Tile, nodata: float | None,
+    dest: np.ndarray, resampling: Resampling = Resampling.bilinear,
 ) -> np.ndarray:
-    """Read one band through a WarpedVRT onto the tile grid into ``dest``; where it holds data."""
+    """Read one band (or, without nodata, a list of bands) through a WarpedVRT onto the tile grid into
+    ``dest``; where it holds data."""
     rows, cols = tile.shape
     src_nodata = nodata if nodata is not None else dataset.nodata
     with WarpedVRT(
@@ -89,13 +90,8 @@ def read_stacked(scene: Scene, names: tuple[str, ...], tile: Tile, dest: np.ndar
         if with_nodata or len(layouts) > 1 or aligned(first, tile):
             return None
         xml = _stack_xml(datasets, [s.index for s in sources])
-    rows, cols = tile.shape
-    with rasterio.open(xml) as stack, WarpedVRT(
-        stack, crs=CRS.from_user_input(tile.crs), transform=tile.transform, width=cols, height=rows,
-        resampling=Resampling.bilinear, nodata=0, add_alpha=True,
-    ) as vrt:
-        dest[:] = vrt.read(list(range(1, len(sources) + 1)))
-        return vrt.read(vrt.count) > 0  # the alpha band: where the scene covers the tile
+    with rasterio.open(xml) as stack:
+        return read_warped(stack, list(range(1, len(sources) + 1)), tile, None, dest)
 
 
 def _stack_xml(datasets: list[rasterio.DatasetReader], indexes: list[int]) -> str:
