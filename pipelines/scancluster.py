@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Dask settings of the scan's own local cluster. Dask samples every task thread's stack 100 times a
+#: second (for the dashboard's Profile page), checks each worker's memory 10 times a second, and its
+#: event loops tick 50 times a second: together about 7 % of a core on a two-worker scan, taken from the
+#: model where every core runs one (benchmarks/README.md). The profiler is off; the rest runs less often
+#: (memory limits are still enforced, within a second).
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": "200ms",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
+
 @contextmanager
 def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = False) -> Iterator[Client]:
     """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
@@ -52,7 +65,8 @@ def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = F
         return
     task_threads = worker_threads_for(config.threads_per_worker, config.workers, gpu=gpu)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **allocator_environ()}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(
+    settings = {"distributed.nanny.pre-spawn-environ": environ, **QUIET_CLUSTER}
+    with dask.config.set(settings), LocalCluster(
         n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
@@ -71,16 +85,22 @@ def worker_threads(client: Client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
+def block_pixels(block: TileBlock) -> int:
+    """The pixels a block's tiles pass through the model, halos included: its share of a scan's work."""
+    return sum(rows * cols for rows, cols in (tile.shape for tile in block.tiles))
+
+
 def run_blocks(
     client: Client, scenes: list[Scene], blocks: list[TileBlock], limit: int, worker_bands: bool = True,
 ) -> Iterator[TileResult]:
     """Submit blocks in a sliding window of at most ``limit`` futures; yield tile results as blocks finish.
 
-    With ``worker_bands``, each worker is asked to read one band of neighbouring blocks, and a worker that
-    finishes a block is given the next of its band (see :mod:`fieldtruth.pipelines.placement`); otherwise
-    blocks go out in grid order to whichever worker the scheduler picks.
+    With ``worker_bands``, each worker is asked to read one band of neighbouring blocks (bands of equal
+    pixels), and a worker that finishes a block is given the next of its band (see
+    :mod:`fieldtruth.pipelines.placement`); otherwise blocks go out in grid order to whichever worker the
+    scheduler picks.
     """
-    bands = WorkerBands(blocks, list(client.nthreads()) if worker_bands else [])
+    bands = WorkerBands(blocks, list(client.nthreads()) if worker_bands else [], work=block_pixels)
     scene_future = client.scatter(scenes, broadcast=True)
     window = as_completed()
 

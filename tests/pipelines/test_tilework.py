@@ -13,7 +13,7 @@ from fieldtruth.imagery.target import grid_for_scene
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.pipelines import tilework
 from fieldtruth.pipelines.scan import ScanConfig
-from fieldtruth.pipelines.scancluster import cluster_client
+from fieldtruth.pipelines.scancluster import QUIET_CLUSTER, cluster_client
 from fieldtruth.pipelines.tilework import (
     allocator_environ,
     detect_block,
@@ -187,9 +187,12 @@ def test_local_workers_start_with_the_allocator_settings_and_dasks_own(tmp_path:
     )
     with cluster_client(config, lambda message: None) as client:
         seen = client.run(_environ_of_interest)
+        quiet = client.run(lambda: {key: dask.config.get(key) for key in QUIET_CLUSTER})
     assert len(seen) == 2
     for environ in seen.values():
         assert environ == {**allocator_environ(), "OMP_NUM_THREADS": "1"}
+    assert list(quiet.values()) == [QUIET_CLUSTER] * 2, "Dask's monitors would take CPU from the model"
+    assert dask.config.get("distributed.worker.profile.enabled"), "the setting outlived the scan"
     assert "MALLOC_ARENA_MAX" not in dask.config.get("distributed.nanny.pre-spawn-environ"), (
         "the setting outlived the scan"
     )
