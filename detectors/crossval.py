@@ -51,7 +51,9 @@ def _label_count(path: Path) -> int:
 
 def make_folds(scene_dirs: Sequence[Path], k: int, validation: int = 1) -> list[Fold]:
     """``k`` folds of consecutive scenes (sorted by name); validation: the ``validation`` non-test scenes
-    with most labels (more than one, so that one odd scene does not set the threshold alone).
+    with most labels (more than one, so that one odd scene does not set the threshold alone; none, so
+    that every non-test scene is trained on and the threshold is cross-fitted over them, as
+    ``fieldtruth train`` does without ``--val``).
 
     Raises:
         ValueError: fewer than 3 scenes, ``k`` outside ``2..len(scenes)``, or no training scene left.
@@ -64,7 +66,7 @@ def make_folds(scene_dirs: Sequence[Path], k: int, validation: int = 1) -> list[
     for i in range(k):
         test = tuple(scenes[j] for j in range(len(scenes)) if j * k // len(scenes) == i)
         rest = [p for p in scenes if p not in test]
-        if not 1 <= validation < len(rest):
+        if not 0 <= validation < len(rest):
             raise ValueError(f"fold {i} has {len(rest)} non-test scene(s): {validation!r} validation "
                              "scene(s) leave none to train on")
         val = sorted(rest, key=lambda p: (_label_count(p), p.name), reverse=True)[:validation]
@@ -104,7 +106,9 @@ def check_split(train: Sequence[Path], evaluation: Sequence[Path]) -> None:
 
 @dataclass(frozen=True)
 class FoldResult:
-    """What one fold did: its scene names, the threshold chosen on its validation scenes, training time."""
+    """What one fold did: its scene names, the threshold chosen (on its validation scenes, or cross-fitted
+    over its training scenes), training time, and, where cross-fitted, the F1 its model card told to
+    expect on new scenes (to set against what its test scenes gave)."""
 
     train: tuple[str, ...]
     validation: tuple[str, ...]
@@ -112,13 +116,16 @@ class FoldResult:
     threshold: float
     train_seconds: float
     baseline_threshold: float | None = None
+    expected_on_new_scenes: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the baseline's threshold only when there is a baseline)."""
+        """JSON-ready (the baseline's threshold and the card's expectation only where there are some)."""
         out = {"train": list(self.train), "validation": list(self.validation), "test": list(self.test),
                "threshold": self.threshold, "train_seconds": self.train_seconds}
         if self.baseline_threshold is not None:
             out["baseline_threshold"] = self.baseline_threshold
+        if self.expected_on_new_scenes is not None:
+            out["expected_on_new_scenes"] = self.expected_on_new_scenes
         return out
 
 
@@ -174,6 +181,7 @@ def run_crossval(
             train=tuple(p.name for p in fold.train), validation=tuple(p.name for p in fold.validation),
             test=tuple(p.name for p in fold.test), threshold=bundle.card.threshold,
             train_seconds=round(seconds, 1), baseline_threshold=baseline_threshold,
+            expected_on_new_scenes=(bundle.card.split or {}).get("expected_on_new_scenes"),
         )
         fold_results.append(result)
         say(f"fold {i}: trained {seconds:.0f} s on {list(result.train)}, validated on "

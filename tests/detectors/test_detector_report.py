@@ -53,6 +53,8 @@ def test_folds_hold_whole_scenes_out(tmp_path: Path) -> None:
         assert len(fold.validation) == 1 and len(fold.train) == 5
     with pytest.raises(ValueError, match="k"):
         make_folds(dirs[:2], 2)
+    for fold in make_folds(dirs, 3, validation=0):  # every non-test scene trained on, threshold cross-fitted
+        assert fold.validation == () and len(fold.train) == 6 and not set(fold.test) & set(fold.train)
 
 
 def test_folds_can_validate_on_several_scenes_with_most_labels(tmp_path: Path) -> None:
