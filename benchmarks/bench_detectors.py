@@ -67,14 +67,11 @@ def _table(summary: dict) -> str:
                 f"{v['box_suppression']}); trained {fold['train_seconds']:.0f} s."
             )
         if expected := fold.get("expected_on_new_scenes"):
-            tested = [learned["per_scene"][f"sen2ships-{port}"] for port in fold["test"]]
-            tp, fp, fn = (sum(t[k] for t in tested) for k in ("tp", "fp", "fn"))
             low, high = expected["ci95"]
-            measured = 2 * tp / (2 * tp + fp + fn)
             lines.append(
                 f"Fold {i}: no validation port; threshold {fold['threshold']:.3f} cross-fitted over "
                 f"{expected['folds']} folds of its training ports; its card expects F1 {expected['f1']:.2f} "
-                f"[{low:.2f}, {high:.2f}] on new scenes, its test ports gave {measured:.2f}; "
+                f"[{low:.2f}, {high:.2f}] on new scenes, its test ports gave {fold['test_f1']:.2f}; "
                 f"trained {fold['train_seconds']:.0f} s."
             )
     return "\n".join(lines) + "\n"

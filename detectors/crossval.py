@@ -107,8 +107,8 @@ def check_split(train: Sequence[Path], evaluation: Sequence[Path]) -> None:
 @dataclass(frozen=True)
 class FoldResult:
     """What one fold did: its scene names, the threshold chosen (on its validation scenes, or cross-fitted
-    over its training scenes), training time, and, where cross-fitted, the F1 its model card told to
-    expect on new scenes (to set against what its test scenes gave)."""
+    over its training scenes), training time, its test scenes' F1 pooled at that threshold, and, where
+    cross-fitted, the F1 its model card told to expect on new scenes."""
 
     train: tuple[str, ...]
     validation: tuple[str, ...]
@@ -117,6 +117,7 @@ class FoldResult:
     train_seconds: float
     baseline_threshold: float | None = None
     expected_on_new_scenes: dict[str, Any] | None = None
+    test_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the baseline's threshold and the card's expectation only where there are some)."""
@@ -126,6 +127,8 @@ class FoldResult:
             out["baseline_threshold"] = self.baseline_threshold
         if self.expected_on_new_scenes is not None:
             out["expected_on_new_scenes"] = self.expected_on_new_scenes
+        if self.test_f1 is not None:
+            out["test_f1"] = self.test_f1
         return out
 
 
@@ -182,6 +185,7 @@ def run_crossval(
             test=tuple(p.name for p in fold.test), threshold=bundle.card.threshold,
             train_seconds=round(seconds, 1), baseline_threshold=baseline_threshold,
             expected_on_new_scenes=(bundle.card.split or {}).get("expected_on_new_scenes"),
+            test_f1=_pooled([(r, bundle.card.threshold) for r in tested], tolerance_px).pooled.f1,
         )
         fold_results.append(result)
         say(f"fold {i}: trained {seconds:.0f} s on {list(result.train)}, validated on "
