@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Dask settings of the scan's own local cluster. Dask samples every task thread's stack 100 times a
 #: second (for the dashboard's Profile page), checks each worker's memory 10 times a second, and its
-#: event loops tick 50 times a second: together about 7 % of a core on a two-worker scan, taken from the
+#: event loops tick 50 times a second: together about 7 % of two cores in a two-worker scan, taken from the
 #: model where every core runs one (benchmarks/README.md). The profiler is off; the rest runs less often
 #: (memory limits are still enforced, within a second).
 QUIET_CLUSTER = {
