@@ -266,7 +266,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ports", default="", help="comma-separated subset of the nine test ports")
-    parser.add_argument("--bundles", default="/work/cv-prune", help="folder of fold0..2.safetensors")
+    parser.add_argument(
+        "--bundles", type=Path, default=REPO / "benchmarks" / "out" / "detectors",
+        help="folder of fold0..2.safetensors and crossval.json, as bench_detectors.py writes them "
+             "[default: its default --out]",
+    )
     parser.add_argument(
         "--partial",
         type=float,
@@ -284,6 +288,9 @@ def main() -> None:
         help="also measure before and after on the fold's other test ports (whole ports)",
     )
     args = parser.parse_args()
+    if not (args.bundles / "crossval.json").is_file():
+        parser.error(f"{args.bundles} holds no crossval.json: run bench_detectors.py first, or name its "
+                     "--out with --bundles")
     torch.set_num_threads(args.threads)
     data_folder_or_exit(shared_data_root() / "sen2ships")
     out_dir = REPO / "benchmarks" / "out"
@@ -342,7 +349,7 @@ def main() -> None:
     (out_dir / f"review_loop_{args.order}_k{args.k}{args.tag}.json").write_text(
         json.dumps(
             {
-                "args": vars(args),
+                "args": {**vars(args), "bundles": str(args.bundles)},
                 "ports": records,
                 "pooled_before": before,
                 "pooled_after": after,
