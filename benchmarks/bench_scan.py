@@ -26,8 +26,8 @@ and two workers side by side, interleaved, Mpx counted in the mosaic's source pi
 
 ``--utm`` reprojects the mosaic once to UTM at the detector's pixel size, so the scan reads it without
 warping (imagery delivered on the scan's grid). ``--device cuda`` measures the same on a GPU: the model
-alone in batches of a block's tiles (chips read first), and the scan with its one GPU worker, with the
-share of time the GPU was busy (NVML).
+alone in batches of a block's tiles (chips read first), and the scan with each of ``--gpu-workers``
+worker processes sharing the GPU, with the share of time the GPU was busy (NVML).
 """
 
 from __future__ import annotations
@@ -213,6 +213,10 @@ def end_to_end(scene_dir: Path, bundle_path: Path, out: Path, workers: int, tile
         seconds = time.perf_counter() - started
     if busy is not None and isinstance(gpu, GpuBusy) and gpu.share is not None:
         busy.append(gpu.share)
+    phases = ", ".join(f"{phase} {took:.1f} s" for phase, took in summary.timings.items())
+    work = ", ".join(f"{kind} {took:.1f} s" for kind, took in summary.tile_work.items())
+    print(f"  scan, {workers} worker(s): {phases}, in all {seconds:.1f} s; summed over tiles: {work}",
+          flush=True)
     return seconds, summary.timings["tiles"], memory.peak, summary.tiles
 
 
@@ -362,10 +366,11 @@ def real_region(args: argparse.Namespace) -> None:
         mpx = src.width * src.height / 1e6
     sizes = [None if size == "auto" else int(size) for size in args.tile_sizes]
     precisions = [resolve_precision(p, torch.device(args.device)) for p in args.precisions]
-    measures = ("model", "cpu", "1w", "2w", "busy")
+    worker_counts = () if args.model_only else args.gpu_workers if args.device == "cuda" else (1, 2)
+    measures = ("model", "cpu", "1w", "2w", *(f"{n}w" for n in worker_counts),
+                *(f"busy{n}" for n in worker_counts))
     runs: dict[tuple, dict[str, list[float]]] = {(s, p): {m: [] for m in measures}
                                                  for s in sizes for p in precisions}
-    worker_counts = () if args.model_only else (1,) if args.device == "cuda" else (1, 2)
     before: list[float] = []
     for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits all alike
         if args.unfused_too:
@@ -377,7 +382,7 @@ def real_region(args: argparse.Namespace) -> None:
             for workers in worker_counts:
                 out = args.out / f"run-{args.port}-{size}-{workers}-{i}"
                 tiles = end_to_end(scene, bundle, out, workers, size, precision=precision, device=args.device,
-                                   busy=runs[size, precision]["busy"])[1]
+                                   busy=runs[size, precision][f"busy{workers}"])[1]
                 runs[size, precision][f"{workers}w"].append(tiles)
         print(f"repeat {i + 1} of {args.repeats} done ({os.getloadavg()[0]:.1f} load)", flush=True)
     loaded = load_bundle(bundle)
@@ -402,9 +407,20 @@ def real_region(args: argparse.Namespace) -> None:
             f"| {label} | {precision} | {mpx / cpu:.3f} | {mpx / model:.3f} | {mpx / one:.3f} | "
             f"{model / one:.2f} | {mpx / two:.3f} | {model / two:.2f} | {one / two:.2f} |"
         )
-        if r["busy"]:
-            print(f"GPU busy during the one-worker scans ({label}, {precision}): "
-                  f"{statistics.median(r['busy']):.0%} of the time (NVML, median)")
+        if args.device == "cuda":
+            print_gpu_scans(mpx, model, r, worker_counts, label, precision)
+
+
+def print_gpu_scans(mpx: float, model: float, r: dict[str, list[float]], worker_counts: tuple[int, ...],
+                    label: object, precision: str) -> None:
+    """One line for each number of worker processes sharing the GPU: the scan, its ratio to the model
+    alone, and the share of the time the GPU was busy."""
+    for n in worker_counts:
+        scan_seconds = statistics.median(r[f"{n}w"])
+        busy = statistics.median(r[f"busy{n}"]) if r[f"busy{n}"] else float("nan")
+        print(f"GPU scan ({label}, {precision}), {n} worker process(es): tiles "
+              f"{mpx / scan_seconds:.1f} Mpx/s ({model / scan_seconds:.2f}x the model alone), "
+              f"GPU busy {busy:.0%} (NVML, median)")
 
 
 def main() -> None:
@@ -467,7 +483,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu",
-        help="--port: where the model runs; on cuda the scan has one GPU worker (no two-worker scans)",
+        help="--port: where the model runs",
+    )
+    parser.add_argument(
+        "--gpu-workers", type=int, nargs="+", default=[1],
+        help="--device cuda: worker processes sharing the GPU, each count measured side by side",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,13 @@ def resolve_device(name: str) -> Device:
     return Device(device, note)
 
 
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory of a CUDA ``device``; None for the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """``float32`` or ``bfloat16``: the precision ``name`` (one of :data:`PRECISIONS`) means on ``device``.
 

@@ -59,8 +59,8 @@ precision_option = click.option(
          "where it runs 1.75x as fast with the same detection quality and scores within 0.003 of "
          "float32's; float32 elsewhere (emulated bfloat16 is slower) and on a GPU.")
 workers_option = click.option(
-    "--workers", type=click.IntRange(1, 256), default=2, show_default=True,
-    help="Local Dask worker processes.")
+    "--workers", type=click.IntRange(1, 256), default=None,
+    help="Local Dask worker processes [default: 2 on the CPU; on a GPU one per 4 cores, sharing it].")
 
 
 def configure_logging(verbosity: int) -> None:

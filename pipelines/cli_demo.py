@@ -17,7 +17,7 @@ from fieldtruth.pipelines.cli_common import echo_for, reports_errors, workers_op
 @workers_option
 @click.pass_context
 @reports_errors
-def demo_command(ctx: click.Context, out: Path, seed: int, workers: int) -> None:
+def demo_command(ctx: click.Context, out: Path, seed: int, workers: int | None) -> None:
     """Run the whole path offline on a synthetic region: generate, train, scan, map, and score."""
     from fieldtruth.pipelines.demo import run_demo
 

@@ -81,7 +81,7 @@ STAC_SEARCH = ("collection", "datetime", "max_cloud")
 def scan_command(
     ctx: click.Context, imagery: str, detector: Path, out: Path, aoi: str | None, collection: str | None,
     datetime: str | None, max_cloud: float | None, allow_hosts: tuple[str, ...], allow_dirs: tuple[Path, ...],
-    tile_size: int | None, halo: int | None, block: int | None, workers: int, device: str,
+    tile_size: int | None, halo: int | None, block: int | None, workers: int | None, device: str,
     precision: str, threads_per_worker: int, scheduler: str | None, resume: bool, performance_report: bool,
     dry_run: bool, heatmap: bool, previous: tuple[Path, ...], by_date: bool,
 ) -> None:

@@ -74,7 +74,7 @@ class DemoReport:
         return "\n".join(lines + (self.changes.lines() if self.changes else []))
 
 
-def run_demo(out: Path, *, seed: int = 1, workers: int = 2, size: int = DEMO_SIZE,
+def run_demo(out: Path, *, seed: int = 1, workers: int | None = None, size: int = DEMO_SIZE,
              train_config: TrainConfig | None = None,
              progress: Callable[[str], None] | None = None) -> DemoReport:
     """Generate, train, scan, score and map; return where everything is and the scores.

@@ -62,7 +62,7 @@ def quarter_bbox(scene: SyntheticScene) -> str:
            f"{min(lats[0], lats[1]) - pad}"
 
 
-def second_date(out: Path, scene: SyntheticScene, bundle: Path, workers: int,
+def second_date(out: Path, scene: SyntheticScene, bundle: Path, workers: int | None,
                 say: Callable[[str], None]) -> DemoChanges:
     """Generate the later date, scan its north-west quarter with the first run as ``--previous``, and
     report what changed (files ``changes.csv`` and ``changes_shared.geojson`` in ``out``)."""

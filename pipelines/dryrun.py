@@ -15,10 +15,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from fieldtruth.detectors.device import device_memory
 from fieldtruth.detectors.predict import detect_array
 from fieldtruth.imagery.read import read_mosaic
 from fieldtruth.pipelines.preflight import ScanPlan, preflight
-from fieldtruth.pipelines.tilework import available_cores, worker_threads_for
+from fieldtruth.pipelines.tilework import available_cores, local_workers, worker_threads_for
 
 if TYPE_CHECKING:
     from fieldtruth.pipelines.scan import ScanConfig
@@ -109,9 +110,10 @@ def dry_run_report(config: ScanConfig) -> list[str]:
         lines.append(f"estimate: about {duration(per_thread)} of work for one worker of the scheduler; "
                      "divide by its workers (cluster start not included)")
     else:
-        seconds = estimate_seconds(len(grid), timing, config.workers, config.threads_per_worker,
-                                   available_cores())
-        lines.append(f"estimate: about {duration(seconds)} on {config.workers} local worker(s) x "
+        workers = local_workers(config.workers, plan.device.device.type == "cuda",
+                                gpu_memory=device_memory(plan.device.device))
+        seconds = estimate_seconds(len(grid), timing, workers, config.threads_per_worker, available_cores())
+        lines.append(f"estimate: about {duration(seconds)} on {workers} local worker(s) x "
                      f"{config.threads_per_worker} model thread(s) (cluster start not included)")
     lines.append("dry run: nothing written, no cluster started; without --dry-run the scan writes "
                  f"{config.out}")

@@ -22,6 +22,7 @@ from distributed import performance_report
 
 from fieldtruth.atomicfile import atomic_path, write_json
 from fieldtruth.detectors.bundle import LoadedBundle
+from fieldtruth.detectors.device import device_memory
 from fieldtruth.detectors.sceneoffset import looks_like_water, prepare_scenes
 from fieldtruth.imagery.errors import ImageryReadError
 from fieldtruth.imagery.grid import TileGrid
@@ -42,6 +43,7 @@ from fieldtruth.pipelines.tileresult import load_tile_results, read_tile_result
 from fieldtruth.pipelines.tilework import (
     READ_ERRORS,
     DetectorPlugin,
+    local_workers,
 )
 from fieldtruth.review.ledger import Ledger
 
@@ -62,7 +64,9 @@ class ScanConfig:
             blocks under their halos, which are then decoded once); 1 reads every tile alone; the grid's
             default (2, or 1 for a region of fewer than 16 blocks) when None.
         halo: halo in pixels; at least the detector's receptive field when None.
-        workers: local Dask worker processes (ignored with ``scheduler``).
+        workers: local Dask worker processes (ignored with ``scheduler``); when None, 2 on the CPU, and on
+            a GPU one per 4 cores (as many as its memory holds), all sharing it
+            (:func:`~fieldtruth.pipelines.tilework.local_workers`).
         threads_per_worker: torch threads per local worker; each also gets one more task thread, which reads
             the next block while the model runs, when the workers' model threads leave a core free.
         scheduler: address of a running Dask scheduler (``tcp://host:port``); local cluster when None.
@@ -86,7 +90,7 @@ class ScanConfig:
         date: scan only the scenes acquired on this date (``YYYY-MM-DD``); all when None
             (:mod:`fieldtruth.pipelines.bydate` scans each date of the imagery this way).
         device: ``auto``, ``cpu`` or ``cuda`` (:func:`~fieldtruth.detectors.device.resolve_device`); on a
-            GPU a local cluster has one worker, and each block's tiles pass through the model in one batch.
+            GPU each block's tiles pass through the model in one batch.
         precision: ``auto``, ``float32`` or ``bfloat16``
             (:func:`~fieldtruth.detectors.device.resolve_precision`).
     """
@@ -102,7 +106,7 @@ class ScanConfig:
     tile_size: int | None = None
     block: int | None = None
     halo: int | None = None
-    workers: int = 2
+    workers: int | None = None
     threads_per_worker: int = 1
     scheduler: str | None = None
     resume: bool = False
@@ -138,9 +142,8 @@ def scan(config: ScanConfig, *, progress: Callable[[str], None] | None = None) -
     if plan.device.note:
         say(f"scan: {plan.device.note}")
     gpu = plan.device.device.type == "cuda"
-    if gpu and not config.scheduler and config.workers != 1:
-        say(f"scan: one worker drives the GPU (--workers {config.workers} ignored)")
-        config = replace(config, workers=1)
+    workers = local_workers(config.workers, gpu, gpu_memory=device_memory(plan.device.device))
+    config = replace(config, workers=workers)
     scenes, left_out = _with_scene_offsets(bundle, plan.scenes, say)
     factor = heatmap_factor(bundle, grid.tile_size) if config.heatmap else None
     run = _prepare_run_folder(config)

@@ -45,7 +45,7 @@ QUIET_CLUSTER = {
 def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = False) -> Iterator[Client]:
     """A client of the scan's cluster: the scheduler at ``config.scheduler``, or a local cluster of
     ``config.workers`` processes whose allocator is set from their start (:func:`allocator_environ`).
-    A local GPU worker gets a task thread for every core: one drives the GPU while the others read.
+    Local GPU workers share the cores: each thread reads, one at a time drives the GPU.
 
     Raises:
         ClusterError: the scheduler could not be reached.
@@ -70,13 +70,14 @@ def cluster_client(config: ScanConfig, say: Callable[[str], None], gpu: bool = F
         n_workers=config.workers, threads_per_worker=task_threads, processes=True, dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
-        reading = ("each reading between model passes (no core to spare)"
-                   if task_threads <= config.threads_per_worker
-                   else f"{task_threads - 1} thread(s) reading while the GPU computes" if gpu
-                   else "each reading ahead on one more")
-        say(f"scan: local cluster of {config.workers} worker(s) x {config.threads_per_worker} "
-            "model thread(s), "
-            f"{reading}; dashboard {client.dashboard_link}")
+        if gpu:
+            layout = (f"{config.workers} worker(s) sharing the GPU, each with {task_threads} thread(s) "
+                      "reading while one of them drives it")
+        else:
+            reading = ("each reading between model passes (no core to spare)"
+                       if task_threads <= config.threads_per_worker else "each reading ahead on one more")
+            layout = f"{config.workers} worker(s) x {config.threads_per_worker} model thread(s), {reading}"
+        say(f"scan: local cluster of {layout}; dashboard {client.dashboard_link}")
         yield client
 
 

@@ -169,16 +169,45 @@ def worker_threads_for(
     torch_threads: int, workers: int = 1, cores: int | None = None, gpu: bool = False,
 ) -> int:
     """Task threads a local worker needs: one model slot of ``torch_threads``, plus one reading ahead
-    while the workers' model threads leave a core free for it. A GPU worker (the only worker) gets one
-    for every core: the GPU outpaces a reader, so every core reads (GDAL releases the GIL).
+    while the workers' model threads leave a core free for it. GPU workers share the cores between them,
+    every one of their threads reading while one drives the GPU: the GPU outpaces a reader (GDAL releases
+    the GIL).
 
     When the models fill every core, a reader thread only takes CPU from them: two workers on two cores
     scanned 10% faster with each reading and computing in turn (see benchmarks/README.md).
     """
     cores = cores or available_cores()
     if gpu:
-        return max(2, cores)
+        return max(2, cores // max(1, workers))
     return torch_threads + (1 if workers * torch_threads < cores else 0)
+
+
+#: Local workers of a scan on the CPU unless asked otherwise.
+CPU_WORKERS = 2
+#: Cores per worker process of a scan on a GPU unless asked otherwise (see :func:`local_workers`).
+CORES_PER_GPU_WORKER = 4
+#: GPU memory a worker process may take: its CUDA context and a block's batch of activations (2.4-2.5 GiB
+#: measured for the vessels preset's 1,024 px cores, blocks of 2 x 2, float32; benchmarks/README.md).
+GPU_MEMORY_PER_WORKER = 3 << 30
+
+
+def local_workers(
+    asked: int | None, gpu: bool, cores: int | None = None, gpu_memory: int | None = None,
+) -> int:
+    """Worker processes of a local cluster: ``asked``, else :data:`CPU_WORKERS` on the CPU, else one per
+    :data:`CORES_PER_GPU_WORKER` cores sharing the GPU, as many as its ``gpu_memory`` (bytes) holds.
+
+    GPU workers are processes, not threads of one: GDAL reads of one process's threads hinder each
+    other (16 threads of one process spent 1.4x the time per read of 4 processes of 4 threads each, and
+    the scan ran 1.28x as fast with the four; benchmarks/README.md).
+    """
+    if asked is not None:
+        return asked
+    if not gpu:
+        return CPU_WORKERS
+    by_cores = (cores or available_cores()) // CORES_PER_GPU_WORKER
+    by_memory = gpu_memory // GPU_MEMORY_PER_WORKER if gpu_memory else by_cores
+    return max(1, min(by_cores, by_memory))
 
 
 def available_cores() -> int:

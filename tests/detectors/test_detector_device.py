@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle
-from fieldtruth.detectors.device import device_of, resolve_device
+from fieldtruth.detectors.device import device_memory, device_of, resolve_device
 from fieldtruth.detectors.errors import DeviceError
 from fieldtruth.detectors.predict import PixelDetection, detect_array, detect_arrays
 from fieldtruth.imagery.synthetic import SyntheticScene
@@ -35,6 +35,18 @@ def test_auto_without_cuda_falls_back_to_the_cpu_and_says_so() -> None:
     device, note = resolve_device("auto")
     assert device.type == "cpu" and note == "device auto: no CUDA device here, running on the CPU"
     assert resolve_device("cpu") == (torch.device("cpu"), None)
+
+
+def test_device_memory_is_the_gpus_total_and_none_for_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    def properties(device: torch.device) -> object:
+        asked.append(device)
+        return dataclasses.make_dataclass("Properties", ["total_memory"])(8 << 30)
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    assert device_memory(torch.device("cpu")) is None and not asked
+    assert device_memory(torch.device("cuda")) == 8 << 30 and asked == [torch.device("cuda")]
 
 
 @pytest.mark.parametrize("name", ["gpu", "CUDA", ""])

@@ -24,19 +24,23 @@ SCORE_TOLERANCE = 1e-3
 POSITION_TOLERANCE_M = 0.5
 
 
-def _leads(small_scene: Path, quick_bundle: Path, out: Path, device: str) -> gpd.GeoDataFrame:
-    summary = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=out, workers=1, device=device,
-                              precision="float32"))  # auto would be bfloat16 on some CPUs, float32 on GPUs
+def _leads(
+    small_scene: Path, quick_bundle: Path, out: Path, device: str, workers: int = 1,
+) -> gpd.GeoDataFrame:
+    # precision auto would be bfloat16 on some CPUs, float32 on GPUs
+    summary = scan(ScanConfig(imagery=small_scene, detector=quick_bundle, out=out, workers=workers,
+                              device=device, precision="float32"))
     assert summary.done == summary.tiles and not summary.failed
     assert json.loads((out / "run.json").read_text())["device"] == {"asked": device, "used": device}
     return gpd.read_parquet(out / "detections.parquet")
 
 
+@pytest.mark.parametrize("gpu_workers", [1, 2])  # 2: processes sharing the GPU, each its share of the blocks
 def test_a_scan_on_the_gpu_finds_the_sites_of_a_scan_on_the_cpu(
-    small_scene: Path, quick_bundle: Path, tmp_path: Path,
+    small_scene: Path, quick_bundle: Path, tmp_path: Path, gpu_workers: int,
 ) -> None:
     on_cpu = _leads(small_scene, quick_bundle, tmp_path / "cpu", "cpu")
-    on_gpu = _leads(small_scene, quick_bundle, tmp_path / "gpu", "cuda")
+    on_gpu = _leads(small_scene, quick_bundle, tmp_path / "gpu", "cuda", gpu_workers)
     threshold = load_bundle(quick_bundle).card.threshold
     assert len(on_cpu) > 0
     for one, other in ((on_cpu, on_gpu), (on_gpu, on_cpu)):

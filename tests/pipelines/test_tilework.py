@@ -18,6 +18,7 @@ from fieldtruth.pipelines.tilework import (
     allocator_environ,
     detect_block,
     detect_tile,
+    local_workers,
     model_slots,
     worker_threads_for,
 )
@@ -198,6 +199,29 @@ def test_local_workers_start_with_the_allocator_settings_and_dasks_own(tmp_path:
     )
 
 
-@pytest.mark.parametrize(("cores", "task_threads"), [(1, 2), (2, 2), (16, 16)])
-def test_a_gpu_worker_reads_on_every_core(cores: int, task_threads: int) -> None:
-    assert worker_threads_for(1, 1, cores, gpu=True) == task_threads
+@pytest.mark.parametrize(("workers", "cores", "task_threads"),
+                         [(1, 1, 2), (1, 2, 2), (1, 16, 16), (4, 16, 4), (3, 16, 5), (4, 4, 2)])
+def test_gpu_workers_share_every_core_between_them(workers: int, cores: int, task_threads: int) -> None:
+    assert worker_threads_for(1, workers, cores, gpu=True) == task_threads
+
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(
+    ("asked", "gpu", "cores", "gpu_memory", "workers"),
+    [
+        (None, False, 16, None, 2),  # the CPU's default, whatever the cores
+        (3, False, 2, None, 3),  # asked for: as asked
+        (1, True, 16, 141 * GIB, 1),
+        (None, True, 16, 141 * GIB, 4),  # a GPU: one per 4 cores
+        (None, True, 32, 141 * GIB, 8),
+        (None, True, 16, 8 * GIB, 2),  # as many as its memory holds
+        (None, True, 2, 141 * GIB, 1),  # never none
+        (None, True, 16, 2 * GIB, 1),
+    ],
+)
+def test_local_workers_default_to_two_on_the_cpu_and_to_cores_and_memory_on_a_gpu(
+    asked: int | None, gpu: bool, cores: int, gpu_memory: int | None, workers: int,
+) -> None:
+    assert local_workers(asked, gpu, cores, gpu_memory) == workers
