@@ -67,13 +67,12 @@ def suppress_duplicates(points: pd.DataFrame, min_distance: float) -> pd.DataFra
     if len(points) < 2 or min_distance <= 0:
         return points
     ordered = points.sort_values(["score", "x", "y"], ascending=[False, True, True]).reset_index(drop=True)
-    tree = cKDTree(ordered[["x", "y"]].to_numpy())
+    close = cKDTree(ordered[["x", "y"]].to_numpy()).query_pairs(r=min_distance, output_type="ndarray")
     keep = np.ones(len(ordered), dtype=bool)
-    for i in range(len(ordered)):
+    # pairs (i, j), i < j, in order of i: whether i is kept is settled before its own pairs come
+    for i, j in close[np.lexsort((close[:, 1], close[:, 0]))]:
         if keep[i]:
-            for j in tree.query_ball_point(ordered.loc[i, ["x", "y"]].to_numpy(), r=min_distance):
-                if j > i:
-                    keep[j] = False
+            keep[j] = False
     return ordered[keep]
 
 
