@@ -97,10 +97,12 @@ def config_from_bundle(config: TrainConfig, bundle: LoadedBundle) -> TrainConfig
 
 @dataclass(frozen=True)
 class ScoredLead:
-    """A decided lead with a model's score at its place (0 when the model finds nothing there)."""
+    """A decided lead with a model's score at its place (0 when the model finds nothing there), and the
+    cross-fitting fold it was held out in (None when it was not cross-fitted)."""
 
     confirmed: bool
     score: float
+    fold: int | None = None
 
 
 def with_predicted_sizes(bundle: LoadedBundle, windows: Sequence[DecisionWindow]) -> list[DecisionWindow]:
@@ -177,11 +179,18 @@ def choose_on_decisions(scored: Sequence[ScoredLead], floor: float = 0.05) -> tu
         f1 = _f1(scores >= t, positive)
         if f1 > best[0] + 1e-12:
             best = (f1, t)
-    threshold = best[1]
+    return best[1], figures_at(scored, best[1])
+
+
+def figures_at(scored: Sequence[ScoredLead], threshold: float) -> Figures:
+    """Precision, recall, F1 and AP over decided leads at ``threshold`` (as :func:`choose_on_decisions`
+    counts them)."""
+    scores = np.array([s.score for s in scored], dtype=float)
+    positive = np.array([s.confirmed for s in scored], dtype=bool)
     kept = scores >= threshold
     tp, fp = int((kept & positive).sum()), int((kept & ~positive).sum())
     fn = int((~kept & positive).sum())
-    return threshold, Figures(
+    return Figures(
         precision=round(tp / max(tp + fp, 1), 4), recall=round(tp / max(tp + fn, 1), 4),
         f1=round(_f1(kept, positive), 4), ap=round(_average_precision(scores, positive), 4),
         tp=tp, fp=fp, fn=fn, n_labels=int(positive.sum()))
