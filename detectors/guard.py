@@ -36,9 +36,11 @@ from typing import Any
 from fieldtruth.detectors.bundle import LoadedBundle, load_bundle, save_bundle
 from fieldtruth.detectors.card import ModelCard
 from fieldtruth.detectors.config import TrainConfig
+from fieldtruth.detectors.data import TrainingScene
 from fieldtruth.detectors.decisions import CONFIRMED, DecisionWindow
 from fieldtruth.detectors.finetune import MIN_EACH, ScoredLead, choose_on_decisions, figures_at, score_leads
 from fieldtruth.detectors.metrics import Figures
+from fieldtruth.detectors.threshold import measure_card
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,21 @@ def judge(
                          f"{len(start)}, not the same confirmed and rejected ones; score both on the same "
                          "windows")
     ours, theirs = figures_at(tuned, tuned_threshold), figures_at(start, start_threshold)
+    where = f"over {len(tuned)} decided leads it did not learn from ({ours.n_labels} confirmed)"
+    verdict = compare(ours, tuned_threshold, theirs, start_threshold, where, adopt_anyway=adopt_anyway)
+    return dataclasses.replace(verdict, leads=len(tuned),
+                               tuned_crossfit=crossfit_figures(tuned, start_threshold))
+
+
+def compare(
+    ours: Figures, tuned_threshold: float, theirs: Figures, start_threshold: float, where: str, *,
+    adopt_anyway: bool = False,
+) -> Verdict:
+    """Adopt the fine-tune (figures ``ours``) unless its F1 is below the starting bundle's (``theirs``),
+    both measured ``where`` (words for the reason), each at its own threshold."""
     harms = ours.f1 < theirs.f1
-    figures = (f"over {len(tuned)} decided leads it did not learn from ({ours.n_labels} confirmed), F1 "
-               f"{ours.f1:.3f} at its threshold {tuned_threshold:.3f} against {theirs.f1:.3f} for the bundle "
-               f"started from at its threshold {start_threshold:.3f}")
+    figures = (f"{where}, F1 {ours.f1:.3f} at its threshold {tuned_threshold:.3f} against {theirs.f1:.3f} "
+               f"for the bundle started from at its threshold {start_threshold:.3f}")
     if not harms:
         reason = f"fine-tune adopted: {figures}"
     elif adopt_anyway:
@@ -112,8 +125,8 @@ def judge(
         reason = (f"fine-tune NOT adopted, it does worse: {figures}; the bundle written is the one started "
                   f"from (its weights and threshold); {OVERRIDE} keeps the fine-tune")
     return Verdict(adopted=not harms or adopt_anyway, forced=harms and adopt_anyway, reason=reason,
-                   leads=len(tuned), tuned=ours, start=theirs, tuned_threshold=tuned_threshold,
-                   start_threshold=start_threshold, tuned_crossfit=crossfit_figures(tuned, start_threshold))
+                   leads=0, tuned=ours, start=theirs, tuned_threshold=tuned_threshold,
+                   start_threshold=start_threshold)
 
 
 def crossfit_figures(tuned: Sequence[ScoredLead], floor: float) -> Figures | None:
@@ -162,6 +175,19 @@ def check(
     started = time.perf_counter()
     start = score_leads(init.model, init.card, windows, config)
     verdict = judge(tuned, threshold, start, floor, adopt_anyway=adopt_anyway)
+    return dataclasses.replace(verdict, seconds=round(time.perf_counter() - started, 2))
+
+
+def check_on_scenes(
+    init: LoadedBundle, tuned: Figures, tuned_threshold: float, scenes: list[TrainingScene],
+    config: TrainConfig, *, adopt_anyway: bool = False,
+) -> Verdict:
+    """The guard's verdict on a fine-tune of ``init`` measured on labelled validation scenes (``tuned``:
+    its figures there at the threshold chosen there): ``init`` is measured on them at its own."""
+    started = time.perf_counter()
+    theirs = measure_card(init.model, init.card, scenes, config)
+    where = f"on the validation scenes {[s.id for s in scenes]!r} ({theirs.n_labels} labelled sites)"
+    verdict = compare(tuned, tuned_threshold, theirs, init.card.threshold, where, adopt_anyway=adopt_anyway)
     return dataclasses.replace(verdict, seconds=round(time.perf_counter() - started, 2))
 
 

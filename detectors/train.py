@@ -42,7 +42,7 @@ from fieldtruth.detectors.finetune import (
     with_predicted_sizes,
 )
 from fieldtruth.detectors.fit import FitResult, Progress, fit, focal_loss, one_cycle_lr
-from fieldtruth.detectors.guard import check, keep_start
+from fieldtruth.detectors.guard import check, check_on_scenes, keep_start
 from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.detectors.scenesplit import check_roles
@@ -202,7 +202,6 @@ def _train(
         verdict = check(init, windows, scored, config, adopt_anyway=adopt_anyway)
         if not verdict.adopted:
             return keep_start(init, out, verdict, [run.provenance for run in reviewed])
-        log.info("%s", verdict.reason)
     started = time.perf_counter()
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
                                      provenance, device)
@@ -211,6 +210,11 @@ def _train(
     if val_scenes:
         card, metrics = choose_operating_point(model, card, val_scenes, config)
         chosen, held_out, note = "validation", True, _VALIDATION_NOTE
+        if init is not None and windows:
+            verdict = check_on_scenes(init, metrics.overall, card.threshold, val_scenes, config,
+                                      adopt_anyway=adopt_anyway)
+            if not verdict.adopted:
+                return keep_start(init, out, verdict, [run.provenance for run in reviewed])
     elif scored is not None:
         card, metrics = _crossfit_threshold(card, scored, config, init)
         chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
@@ -250,6 +254,7 @@ def _train(
                                  "threshold": init.card.threshold, "created": init.card.created}
     if verdict is not None:
         split["fine_tune"] = verdict.to_dict()
+        log.info("%s", verdict.reason)
     card = dataclasses.replace(card, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)

@@ -320,3 +320,21 @@ def test_a_fine_tune_that_harms_is_not_adopted(scanned: Path, tmp_path: Path, sm
     assert "fine-tune adopted with --adopt-anyway although it does worse" in anyway.output
     assert [e["bundle_sha256"] for e in learned_by(run)] == [forced.sha256]
 
+
+
+def test_with_validation_scenes_the_guard_compares_there(scanned: Path, tmp_path: Path,
+                                                         small_scene: Path) -> None:
+    run = _copy(scanned, tmp_path)
+    _decide(run, _misled(run, small_scene))
+    val = generate_scene(tmp_path / "val", seed=11, size=384).path
+    out = tmp_path / "tuned.safetensors"
+    config = tmp_path / "fast.yaml"
+    config.write_text(json.dumps({"lr": 0.03}))  # misleading decisions learnt at 100x the rate: harm
+    result = _fine_tune(run, None, out, "--val", str(val), "--config", str(config))
+    assert result.exit_code == 0, result.output
+    written, start = load_bundle(out), load_bundle(_bundle_of(run))
+    guard = written.card.split["fine_tune"]
+    assert not guard["adopted"], result.output
+    assert guard["tuned"]["f1"] < guard["start"]["f1"] and guard["leads"] == 0
+    assert "NOT adopted, it does worse: on the validation scenes ['synthetic-seed11-384']" in result.output
+    assert _same_weights(written, start) and learned_by(run) == []
