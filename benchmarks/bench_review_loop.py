@@ -217,9 +217,9 @@ def _guard_text(guard: dict | None) -> str:
         return ""
     if guard.get("tuned") is None:
         return f"; guard: {'adopted' if guard['adopted'] else 'kept the fold bundle'}, too few decisions"
-    strict = guard.get("tuned_crossfit") or {}
-    return (f"; guard on the decisions: F1 tuned {guard['tuned']['f1']:.3f} (threshold from the other fold "
-            f"{strict.get('f1', float('nan')):.3f}) vs start {guard['start']['f1']:.3f} -> "
+    shipped = guard.get("tuned_shipped") or {}
+    return (f"; guard on the decisions: F1 tuned {guard['tuned']['f1']:.3f} (at the threshold it ships with "
+            f"{shipped.get('f1', float('nan')):.3f}) vs start {guard['start']['f1']:.3f} -> "
             f"{'adopted' if guard['adopted'] else 'kept the fold bundle'}")
 
 

@@ -66,4 +66,19 @@ def test_crossfit_figures_choose_each_folds_threshold_on_the_other() -> None:
     # only; fold 0 chooses 0.9: fold 1 keeps nothing (0.8 and 0.7 under it)
     assert (figures.tp, figures.fp, figures.fn) == (1, 0, 1)
     assert crossfit_figures([ScoredLead(True, 0.9)], 0.3) is None  # folds unknown
-    assert judge(tuned, 0.7, tuned, 0.3).tuned_crossfit == figures
+
+
+def test_the_verdict_follows_the_threshold_chosen_on_the_other_fold() -> None:
+    # at 0.7, chosen on all four, the fine-tune keeps both confirmed leads and one rejected: F1 0.8, above
+    # the start's 0.667; with each fold's threshold from the other fold it finds one of two: F1 0.667 ...
+    tuned = [ScoredLead(True, 0.9, 0), ScoredLead(False, 0.6, 0), ScoredLead(True, 0.7, 1),
+             ScoredLead(False, 0.8, 1)]
+    start = [ScoredLead(True, 0.5), ScoredLead(True, 0.5), ScoredLead(False, 0.5), ScoredLead(False, 0.5)]
+    verdict = judge(tuned, 0.7, start, 0.3)
+    assert verdict.tuned_shipped.f1 == 0.8 and verdict.tuned == crossfit_figures(tuned, 0.3)
+    assert verdict.tuned.f1 == pytest.approx(0.6667) and verdict.start.f1 == pytest.approx(0.6667)
+    assert verdict.adopted and "each fold's threshold chosen on the other fold" in verdict.reason
+    # ... and a start that keeps the confirmed leads only beats that, though not the shipped figure
+    better = [ScoredLead(True, 0.5), ScoredLead(True, 0.5), ScoredLead(False, 0.5), ScoredLead(False, 0.1)]
+    verdict = judge(tuned, 0.7, better, 0.3)
+    assert verdict.start.f1 == 0.8 and not verdict.adopted and verdict.to_dict()["tuned_shipped"]["f1"] == 0.8
