@@ -24,6 +24,10 @@ the fine-tune, and the card says that too. The guard costs no extra fine-tune: i
 fits the threshold needs, and adds one pass of the starting bundle over the decision windows (seconds);
 a fine-tune it will not adopt is not fitted at all (the final fit is skipped, and nothing is fitted when
 the decisions are too few).
+
+With validation scenes (``--val``) the threshold is chosen there, and so is the comparison
+(:func:`check_on_scenes`): the fine-tune at the threshold chosen on them (which leans towards it) against
+the starting bundle at its own; it costs one pass of the starting bundle over those scenes.
 """
 
 from __future__ import annotations

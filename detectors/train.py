@@ -71,13 +71,15 @@ def train_detector(
             validation scenes, the threshold is cross-fitted on them (see
             :mod:`fieldtruth.detectors.finetune`).
         init: a bundle to start from (its weights and the settings they need); its threshold is carried
-            over when neither validation scenes nor enough decisions can choose one.
+            over when neither validation scenes nor enough decisions can choose one (with decisions, only
+            with ``adopt_anyway``: else the guard keeps ``init`` whole).
         device: where the network trains (see :func:`fieldtruth.detectors.device.resolve_device`); the
             bundle is written from the CPU either way.
-        adopt_anyway: with ``init`` and ``reviewed`` (and no validation scenes), write the fine-tune even
-            when the guard (:mod:`fieldtruth.detectors.guard`) finds it worse than ``init`` on the
-            decisions, or cannot check it; otherwise ``init``'s weights and threshold are written then,
-            and the card's ``split["fine_tune"]`` says why.
+        adopt_anyway: with ``init`` and ``reviewed``, write the fine-tune even when the guard
+            (:mod:`fieldtruth.detectors.guard`) finds it worse than ``init`` (out of fold on the
+            decisions, or on the validation scenes), or the decisions are too few to check it; otherwise
+            ``init``'s weights and threshold are written then, and the card's ``split["fine_tune"]``
+            says why.
 
     Returns:
         The bundle as written and loaded back (verified).

@@ -81,8 +81,9 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
                    "offsets), with a fine-tune's few steps and lower learning rate.")
 @click.option("--adopt-anyway", is_flag=True,
               help="With --init and --from-review: write the fine-tune even when it does worse than the "
-                   "bundle started from on the decisions it did not learn from, or when the decisions are "
-                   "too few to check it [default: write the bundle started from then, and say why].")
+                   "bundle started from (on the decisions it did not learn from, or on --val scenes), or "
+                   "when the decisions are too few to check it [default: write the bundle started from "
+                   "then, and say why].")
 @click.option("--point-size-m", type=click.FloatRange(0, min_open=True), default=None,
               help="Ground size (metres) of the square a point label or a confirmed lead becomes (config key "
                    "point_size_m) [default: 3 pixels].")
