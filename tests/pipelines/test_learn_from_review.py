@@ -250,7 +250,6 @@ def test_another_scene_is_not_the_scanned_imagery(scanned: Path, tmp_path: Path)
         reviewed_run(run, BANDS, {}, chip_size=64)
 
 
-
 def _decide(run: Path, decisions: dict[str, str]) -> None:
     with Ledger.of_run(run) as ledger:
         for site, decision in decisions.items():
@@ -321,7 +320,6 @@ def test_a_fine_tune_that_harms_is_not_adopted(scanned: Path, tmp_path: Path, sm
     assert [e["bundle_sha256"] for e in learned_by(run)] == [forced.sha256]
 
 
-
 def test_with_validation_scenes_the_guard_compares_there(scanned: Path, tmp_path: Path,
                                                          small_scene: Path) -> None:
     run = _copy(scanned, tmp_path)
@@ -338,3 +336,22 @@ def test_with_validation_scenes_the_guard_compares_there(scanned: Path, tmp_path
     assert guard["tuned"]["f1"] < guard["start"]["f1"] and guard["leads"] == 0
     assert "NOT adopted, it does worse: on the validation scenes ['synthetic-seed11-384']" in result.output
     assert _same_weights(written, start) and learned_by(run) == []
+
+
+def test_too_few_decisions_keep_the_start_without_fitting(scanned: Path, tmp_path: Path,
+                                                          small_scene: Path) -> None:
+    run = _copy(scanned, tmp_path)
+    oracle = _oracle(run, small_scene)
+    first = {decision: site for site, decision in reversed(oracle.items())}  # one of each
+    _decide(run, {site: decision for decision, site in first.items()})
+    result = _fine_tune(run, None, tmp_path / "kept.safetensors")
+    assert result.exit_code == 0, result.output
+    assert "fine-tune NOT adopted: too few decisions to check it (1 confirmed, 1 rejected" in result.output
+    assert "\ntrain: " not in result.output  # nothing was fitted (no progress line)
+    written, start = load_bundle(tmp_path / "kept.safetensors"), load_bundle(_bundle_of(run))
+    assert _same_weights(written, start) and written.card.split["fine_tune"]["tuned"] is None
+    anyway = _fine_tune(run, None, tmp_path / "anyway.safetensors", "--adopt-anyway")
+    assert anyway.exit_code == 0 and "fine-tune adopted with --adopt-anyway, unchecked" in anyway.output
+    assert "\ntrain: " in anyway.output  # fitted this time
+    forced = load_bundle(tmp_path / "anyway.safetensors")
+    assert not _same_weights(forced, start) and forced.card.split["threshold_chosen_on"].startswith("carried")
