@@ -15,7 +15,9 @@ The threshold of a detector trained on decisions is chosen on decisions it did n
 decision windows are cross-fitted in two folds (a checkerboard of grid cells, so neighbouring windows fall
 in different folds and a window never scores its own decisions), each fold's model scores the other
 fold's decided leads, and the threshold is the F1-best one over those out-of-fold scores (confirmed
-leads are the positives, rejected ones the negatives). It costs two more fits of the same length. A
+leads are the positives, rejected ones the negatives). It costs two more fits of the same length (done
+before the final fit: the do-no-harm guard, :mod:`fieldtruth.detectors.guard`, judges the fine-tune on
+the same out-of-fold scores and skips the final fit when it keeps the starting bundle). A
 fine-tuned bundle's threshold never drops below the one it started with: its decisions only sample the
 leads that threshold let through, so they cannot tell how many false leads lie below it (on sen2ships,
 the unbounded choice fell to the floor of 0.05 and halved F1 on the unreviewed half of a port).
