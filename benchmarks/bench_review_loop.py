@@ -9,6 +9,9 @@ leads of half A in the queue's order; the bundle is fine-tuned on those decision
 windows read from half A only, partial labels within ``--partial`` px of the decisions, confirmed leads
 sized by the bundle, threshold cross-fitted on the decisions), with ``--replay`` together with the fold's
 own training ports (its ``crossval.json``); both bundles are measured on half B at their own thresholds.
+The do-no-harm guard applies as in the command (:mod:`fieldtruth.detectors.guard`): where the fine-tune
+does worse than the fold bundle on the decisions out of fold, or the decisions are too few to check it,
+"after" is the fold bundle itself (``--adopt-anyway`` measures every fine-tune, as before the guard).
 Pooled over the ports, with bootstrap intervals over ports.
 
     .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order score --steps 40 --replay
@@ -185,16 +188,19 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
         config,
         reviewed=[ReviewedRun(port, tuple(windows), {"kind": "benchmark"})],
         init=bundle,
+        adopt_anyway=args.adopt_anyway,
     )
     seconds = time.perf_counter() - started
+    guard = {k: v for k, v in tuned.card.split.get("fine_tune", {}).items() if k != "tried_on"}
     (after_all, after), (_, carried) = measure(tuned, scene, b, labels_b, (bundle.card.threshold,))
     record.update(
         after=_fig(after_all, after),
         after_carried=_fig(after_all, carried),
         seconds=round(seconds, 1),
         threshold=tuned.card.threshold,
-        chosen=tuned.card.split["threshold_chosen_on"],
+        chosen=tuned.card.split["threshold_chosen_on"] if guard.get("adopted") else "not adopted",
         before_threshold=bundle.card.threshold,
+        guard=guard,
     )
     if args.others:
         record["others"] = {
@@ -203,6 +209,18 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
             if other != port
         }
     return record
+
+
+def _guard_text(guard: dict | None) -> str:
+    """The guard's figures for the port's line (decided leads, out of fold)."""
+    if not guard:
+        return ""
+    if guard.get("tuned") is None:
+        return f"; guard: {'adopted' if guard['adopted'] else 'kept the fold bundle'}, too few decisions"
+    shipped = guard.get("tuned_shipped") or {}
+    return (f"; guard on the decisions: F1 tuned {guard['tuned']['f1']:.3f} (at the threshold it ships with "
+            f"{shipped.get('f1', float('nan')):.3f}) vs start {guard['start']['f1']:.3f} -> "
+            f"{'adopted' if guard['adopted'] else 'kept the fold bundle'}")
 
 
 def _whole_port_f1(bundle: LoadedBundle, port: str) -> dict:
@@ -280,6 +298,9 @@ def main() -> None:
     parser.add_argument(
         "--replay", action="store_true", help="mix in chips of the fold's own training ports (crossval.json)"
     )
+    parser.add_argument(
+        "--adopt-anyway", action="store_true", help="measure every fine-tune (the command's --adopt-anyway)"
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file (a variant's name)")
     parser.add_argument("--preset", default="vessels", help="the preset the fold bundles were trained with")
     parser.add_argument(
@@ -310,7 +331,7 @@ def main() -> None:
                 "tuned at the old "
                 f"threshold {r['after_carried']['f1']:.3f})  threshold {r.get('before_threshold', 0):.3f} -> "
                 f"{r['threshold']:.3f} "
-                f"({r['chosen']}) fine-tune {r['seconds']:.0f} s",
+                f"({r['chosen']}) fine-tune {r['seconds']:.0f} s{_guard_text(r.get('guard'))}",
                 flush=True,
             )
     before, after = pooled(records, "before"), pooled(records, "after")
@@ -338,6 +359,10 @@ def main() -> None:
             for port in [r["port"]]
         )
         print(f"largest loss on another port: {worst[0]:+.3f} ({worst[2]} after fine-tuning on {worst[1]})")
+    guarded = [r for r in records if "guard" in r]
+    kept = [r["port"] for r in guarded if not r["guard"].get("adopted")]
+    print(f"guard: fine-tune not adopted on {len(kept)} of {len(guarded)} fine-tuned port(s) {kept}; its "
+          f"own pass {sum(r['guard'].get('seconds', 0.0) for r in guarded):.1f} s in all")
     intervals = bootstrap(records)
     print(
         f"pooled over {len(records)} port(s): F1 {before[0]:.3f} (P {before[1]:.2f} R {before[2]:.2f}) -> "

@@ -15,7 +15,9 @@ The threshold of a detector trained on decisions is chosen on decisions it did n
 decision windows are cross-fitted in two folds (a checkerboard of grid cells, so neighbouring windows fall
 in different folds and a window never scores its own decisions), each fold's model scores the other
 fold's decided leads, and the threshold is the F1-best one over those out-of-fold scores (confirmed
-leads are the positives, rejected ones the negatives). It costs two more fits of the same length. A
+leads are the positives, rejected ones the negatives). It costs two more fits of the same length (done
+before the final fit: the do-no-harm guard, :mod:`fieldtruth.detectors.guard`, judges the fine-tune on
+the same out-of-fold scores and skips the final fit when it keeps the starting bundle). A
 fine-tuned bundle's threshold never drops below the one it started with: its decisions only sample the
 leads that threshold let through, so they cannot tell how many false leads lie below it (on sen2ships,
 the unbounded choice fell to the floor of 0.05 and halved F1 on the unreviewed half of a port).
@@ -97,10 +99,12 @@ def config_from_bundle(config: TrainConfig, bundle: LoadedBundle) -> TrainConfig
 
 @dataclass(frozen=True)
 class ScoredLead:
-    """A decided lead with a model's score at its place (0 when the model finds nothing there)."""
+    """A decided lead with a model's score at its place (0 when the model finds nothing there), and the
+    cross-fitting fold it was held out in (None when it was not cross-fitted)."""
 
     confirmed: bool
     score: float
+    fold: int | None = None
 
 
 def with_predicted_sizes(bundle: LoadedBundle, windows: Sequence[DecisionWindow]) -> list[DecisionWindow]:
@@ -177,11 +181,18 @@ def choose_on_decisions(scored: Sequence[ScoredLead], floor: float = 0.05) -> tu
         f1 = _f1(scores >= t, positive)
         if f1 > best[0] + 1e-12:
             best = (f1, t)
-    threshold = best[1]
+    return best[1], figures_at(scored, best[1])
+
+
+def figures_at(scored: Sequence[ScoredLead], threshold: float) -> Figures:
+    """Precision, recall, F1 and AP over decided leads at ``threshold`` (as :func:`choose_on_decisions`
+    counts them)."""
+    scores = np.array([s.score for s in scored], dtype=float)
+    positive = np.array([s.confirmed for s in scored], dtype=bool)
     kept = scores >= threshold
     tp, fp = int((kept & positive).sum()), int((kept & ~positive).sum())
     fn = int((~kept & positive).sum())
-    return threshold, Figures(
+    return Figures(
         precision=round(tp / max(tp + fp, 1), 4), recall=round(tp / max(tp + fn, 1), 4),
         f1=round(_f1(kept, positive), 4), ap=round(_average_precision(scores, positive), 4),
         tp=tp, fp=fp, fn=fn, n_labels=int(positive.sum()))

@@ -76,6 +76,21 @@ def choose_operating_point(
     return _choose(card, _detect(model, card, scenes, config), scenes, config)
 
 
+def measure_card(
+    model: torch.nn.Module, card: ModelCard, scenes: list[TrainingScene], config: TrainConfig
+) -> Figures:
+    """The figures of a model at its card's own operating point (threshold and suppression) over whole
+    scenes, as :func:`choose_operating_point` measures them at the threshold it chooses."""
+    bundle = LoadedBundle(model=model, card=card, sha256="", path=Path())
+    parts = []
+    for scene in scenes:
+        [found] = detect_scene_each(bundle, [card], scene.data, scene.valid, tile=config.validation.tile,
+                                    halo=VALIDATION_HALO, threshold=0.05)
+        labels = [lab for lab in scene.labels if lab.label in card.classes]
+        parts.append(score_detections(found, labels, tolerance_px=config.validation.tolerance_px))
+    return Figures.of(merge_scores(parts).at_threshold(card.threshold))
+
+
 def _choose(
     card: ModelCard, found: Found, scenes: list[TrainingScene], config: TrainConfig
 ) -> tuple[ModelCard, CardMetrics]:

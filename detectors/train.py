@@ -33,6 +33,7 @@ from fieldtruth.detectors.decisions import DecisionWindow, ReviewedRun, training
 from fieldtruth.detectors.errors import TrainingError
 from fieldtruth.detectors.finetune import (
     MIN_EACH,
+    ScoredLead,
     choose_on_decisions,
     config_from_bundle,
     enough_for_crossfit,
@@ -41,6 +42,7 @@ from fieldtruth.detectors.finetune import (
     with_predicted_sizes,
 )
 from fieldtruth.detectors.fit import FitResult, Progress, fit, focal_loss, one_cycle_lr
+from fieldtruth.detectors.guard import check, check_on_scenes, keep_start
 from fieldtruth.detectors.metrics import CardMetrics
 from fieldtruth.detectors.registry import build_model
 from fieldtruth.detectors.scenesplit import check_roles
@@ -54,7 +56,7 @@ log = logging.getLogger(__name__)
 def train_detector(
     scene_dirs: Sequence[Path], out: Path, config: TrainConfig, progress: Progress | None = None,
     *, val_dirs: Sequence[Path] | None = None, reviewed: Sequence[ReviewedRun] = (),
-    init: LoadedBundle | None = None, device: torch.device | str = "cpu",
+    init: LoadedBundle | None = None, device: torch.device | str = "cpu", adopt_anyway: bool = False,
 ) -> LoadedBundle:
     """Train a point detector on labelled scene folders and reviewed scans, and write its bundle.
 
@@ -69,9 +71,15 @@ def train_detector(
             validation scenes, the threshold is cross-fitted on them (see
             :mod:`fieldtruth.detectors.finetune`).
         init: a bundle to start from (its weights and the settings they need); its threshold is carried
-            over when neither validation scenes nor enough decisions can choose one.
+            over when neither validation scenes nor enough decisions can choose one (with decisions, only
+            with ``adopt_anyway``: else the guard keeps ``init`` whole).
         device: where the network trains (see :func:`fieldtruth.detectors.device.resolve_device`); the
             bundle is written from the CPU either way.
+        adopt_anyway: with ``init`` and ``reviewed``, write the fine-tune even when the guard
+            (:mod:`fieldtruth.detectors.guard`) finds it worse than ``init`` (out of fold on the
+            decisions, or on the validation scenes), or the decisions are too few to check it; otherwise
+            ``init``'s weights and threshold are written then, and the card's ``split["fine_tune"]``
+            says why.
 
     Returns:
         The bundle as written and loaded back (verified).
@@ -90,7 +98,7 @@ def train_detector(
         if init is not None:
             config = config_from_bundle(config, init)
         return _train(list(scene_dirs), list(val_dirs or []), Path(out), config, progress,
-                      list(reviewed), init, torch.device(device))
+                      list(reviewed), init, torch.device(device), adopt_anyway)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -178,7 +186,7 @@ def _fit_model(
 
 def _train(
     scene_dirs: list[Path], val_dirs: list[Path], out: Path, config: TrainConfig, progress: Progress | None,
-    reviewed: list[ReviewedRun], init: LoadedBundle | None, device: torch.device,
+    reviewed: list[ReviewedRun], init: LoadedBundle | None, device: torch.device, adopt_anyway: bool,
 ) -> LoadedBundle:
     folders, val_scenes = _split(scene_dirs, val_dirs, config)
     windows = [w for run in reviewed for w in run.windows]
@@ -188,6 +196,14 @@ def _train(
             log.warning("fine-tuning on decisions alone: on sen2ships that lowered F1 on the rest of each "
                         "port; give the bundle's own training scenes too (replay), see docs/detectors.md")
     provenance = tuple(s.provenance for s in folders) + tuple(run.provenance for run in reviewed)
+    scored = None  # the decided leads' out-of-fold scores (two fold fits), before the final fit
+    if windows and not val_scenes and enough_for_crossfit(windows):
+        scored = _out_of_fold(folders, windows, config, init, provenance, device)
+    verdict = None
+    if init is not None and windows and not val_scenes:
+        verdict = check(init, windows, scored, config, adopt_anyway=adopt_anyway)
+        if not verdict.adopted:
+            return keep_start(init, out, verdict, [run.provenance for run in reviewed])
     started = time.perf_counter()
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
                                      provenance, device)
@@ -196,8 +212,13 @@ def _train(
     if val_scenes:
         card, metrics = choose_operating_point(model, card, val_scenes, config)
         chosen, held_out, note = "validation", True, _VALIDATION_NOTE
-    elif windows and enough_for_crossfit(windows):
-        card, metrics = _crossfit_threshold(model, card, folders, windows, config, init, provenance, device)
+        if init is not None and windows:
+            verdict = check_on_scenes(init, metrics.overall, card.threshold, val_scenes, config,
+                                      adopt_anyway=adopt_anyway)
+            if not verdict.adopted:
+                return keep_start(init, out, verdict, [run.provenance for run in reviewed])
+    elif scored is not None:
+        card, metrics = _crossfit_threshold(card, scored, config, init)
         chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
     elif sum(any(lab.label in card.classes for lab in s.labels) for s in folders) > 1:
         one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
@@ -233,6 +254,9 @@ def _train(
     if init is not None:
         split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
                                  "threshold": init.card.threshold, "created": init.card.created}
+    if verdict is not None:
+        split["fine_tune"] = verdict.to_dict()
+        log.info("%s", verdict.reason)
     card = dataclasses.replace(card, metrics=metrics, split=split)
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)
@@ -244,17 +268,25 @@ _VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was
 _TRAINING_NOTE = "figures measured on the training scenes"
 
 
-def _crossfit_threshold(
-    model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], windows: list[DecisionWindow],
-    config: TrainConfig, init: LoadedBundle | None, provenance: tuple[dict, ...], device: torch.device,
-) -> tuple[ModelCard, CardMetrics]:
-    """The threshold F1-best over the decided leads, each scored by a model fitted without its fold."""
+def _out_of_fold(
+    folders: list[TrainingScene], windows: list[DecisionWindow], config: TrainConfig,
+    init: LoadedBundle | None, provenance: tuple[dict, ...], device: torch.device,
+) -> list[ScoredLead]:
+    """Each decided lead scored by a model fitted without its fold of the checkerboard (two fits)."""
     scored = []
     for fold in (0, 1):
         held = frozenset(w.cell for w in windows if fold_of(w.cell) == fold)
         fold_model, fold_card, _ = _fit_model(folders + training_scenes(windows, held), [], config, None,
                                               init, provenance, device)
-        scored += score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)
+        scored += [dataclasses.replace(lead, fold=fold) for lead in
+                   score_leads(fold_model, fold_card, [w for w in windows if w.cell in held], config)]
+    return scored
+
+
+def _crossfit_threshold(
+    card: ModelCard, scored: list[ScoredLead], config: TrainConfig, init: LoadedBundle | None,
+) -> tuple[ModelCard, CardMetrics]:
+    """The threshold F1-best over the decided leads' out-of-fold scores (see :func:`_out_of_fold`)."""
     floor = init.card.threshold if init is not None else 0.05
     threshold, figures = choose_on_decisions(scored, floor)
     metrics = CardMetrics(

@@ -79,6 +79,11 @@ def _load_config(  # noqa: ANN202 - a TrainConfig
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Fine-tune this bundle: start from its weights and settings (architecture, bands, scene "
                    "offsets), with a fine-tune's few steps and lower learning rate.")
+@click.option("--adopt-anyway", is_flag=True,
+              help="With --init and --from-review: write the fine-tune even when it does worse than the "
+                   "bundle started from (on the decisions it did not learn from, or on --val scenes), or "
+                   "when the decisions are too few to check it [default: write the bundle started from "
+                   "then, and say why].")
 @click.option("--point-size-m", type=click.FloatRange(0, min_open=True), default=None,
               help="Ground size (metres) of the square a point label or a confirmed lead becomes (config key "
                    "point_size_m) [default: 3 pixels].")
@@ -112,6 +117,7 @@ def train_command(
     val: tuple[Path, ...],
     reviews: tuple[Path, ...],
     init_path: Path | None,
+    adopt_anyway: bool,
     point_size_m: float | None,
     config_path: Path | None,
     preset: str,
@@ -159,10 +165,18 @@ def train_command(
             reviewed=reviewed,
             init=init,
             device=where.device,
+            adopt_anyway=adopt_anyway,
         )
+    there, split = bundle.card.metrics.overall, bundle.card.split
+    guard = split.get("fine_tune")
+    if guard is not None:
+        click.echo(guard["reason"])
+    if guard is not None and not guard["adopted"]:
+        click.echo(f"wrote the bundle started from, unchanged but for its card -> {out} sha256 "
+                   f"{bundle.sha256[:12]}")
+        return
     for run in reviews:
         record_learning(run, bundle.sha256, out)
-    there, split = bundle.card.metrics.overall, bundle.card.split
     expected = split.get("expected_on_new_scenes")
     if expected:
         low, high = expected["ci95"]
