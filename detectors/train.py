@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -208,49 +209,20 @@ def _train(
     model, card, result = _fit_model(folders + training_scenes(windows), val_scenes, config, progress, init,
                                      provenance, device)
     seconds = time.perf_counter() - started
-    expected = None
-    if val_scenes:
-        card, metrics = choose_operating_point(model, card, val_scenes, config)
-        chosen, held_out, note = "validation", True, _VALIDATION_NOTE
-        if init is not None and windows:
-            verdict = check_on_scenes(init, metrics.overall, card.threshold, val_scenes, config,
-                                      adopt_anyway=adopt_anyway)
-            if not verdict.adopted:
-                return keep_start(init, out, verdict, [run.provenance for run in reviewed])
-    elif scored is not None:
-        card, metrics = _crossfit_threshold(card, scored, config, init)
-        chosen, held_out, note = "decisions (two folds, cross-fitted)", True, metrics.note
-    elif sum(any(lab.label in card.classes for lab in s.labels) for s in folders) > 1:
-        one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
-
-        def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:
-            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance, device)[:2]
-
-        card, metrics, expected = crossfit_operating_point(card, folders, config, fit_scenes)
-        chosen = f"training scenes, cross-fitted ({expected['folds']} folds)"
-        held_out, note = True, metrics.note
-    elif init is not None:
-        metrics = CardMetrics(threshold=init.card.threshold)
-        chosen, held_out = "carried over from the bundle started from", False
-        note = (f"threshold {init.card.threshold:.4f} carried over from the bundle started from (too few "
-                f"decisions to choose one: at least {MIN_EACH} confirmed and {MIN_EACH} rejected, in both "
-                "folds); no figure was measured on this model")
-    else:
-        card, metrics = choose_operating_point(model, card, folders + training_scenes(windows), config)
-        chosen, held_out, note = "training (no held-out scene was given)", False, _TRAINING_NOTE
-    losses = result.state.losses
-    metrics = dataclasses.replace(
-        metrics, train_seconds=round(seconds, 1), steps_run=len(losses),
-        final_loss=round(float(np.mean(losses[-20:])), 4), measured_on_held_out=held_out,
-        kept_step=result.state.best_step or len(losses), stopped_early=result.stopped_early,
-        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations), note=note,
-    )
+    card, point = _operating_point(model, card, folders, val_scenes, windows, scored, config, init,
+                                   provenance, device)
+    if val_scenes and init is not None and windows:
+        verdict = check_on_scenes(init, point.metrics.overall, card.threshold, val_scenes, config,
+                                  adopt_anyway=adopt_anyway)
+        if not verdict.adopted:
+            return keep_start(init, out, verdict, [run.provenance for run in reviewed])
+    metrics = _with_fit(point, result, seconds)
     split = {
         "train": [s.id for s in folders] + [run.name for run in reviewed],
-        "validation": [s.id for s in val_scenes], "test": [], "threshold_chosen_on": chosen,
+        "validation": [s.id for s in val_scenes], "test": [], "threshold_chosen_on": point.chosen,
     }
-    if expected is not None:
-        split["expected_on_new_scenes"] = expected
+    if point.expected is not None:
+        split["expected_on_new_scenes"] = point.expected
     if init is not None:
         split["started_from"] = {"sha256": init.sha256, "name": init.card.name,
                                  "threshold": init.card.threshold, "created": init.card.created}
@@ -261,6 +233,60 @@ def _train(
     save_bundle(out, model, card)
     log.info("trained %s in %.0f s; threshold %.3f; %s", out, seconds, card.threshold, metrics.overall)
     return load_bundle(out)
+
+
+class _OperatingPoint(NamedTuple):
+    """How a trained model's threshold was chosen, and the figures measured then."""
+
+    metrics: CardMetrics
+    chosen: str
+    held_out: bool
+    note: str
+    expected: dict | None = None
+
+
+def _operating_point(
+    model: torch.nn.Module, card: ModelCard, folders: list[TrainingScene], val_scenes: list[TrainingScene],
+    windows: list[DecisionWindow], scored: list[ScoredLead] | None, config: TrainConfig,
+    init: LoadedBundle | None, provenance: tuple[dict, ...], device: torch.device,
+) -> tuple[ModelCard, _OperatingPoint]:
+    """The threshold, on the best ground there is: validation scenes, else the decisions' out-of-fold
+    scores, else the training scenes cross-fitted, else the bundle started from, else the training
+    scenes themselves (said so)."""
+    if val_scenes:
+        card, metrics = choose_operating_point(model, card, val_scenes, config)
+        return card, _OperatingPoint(metrics, "validation", True, _VALIDATION_NOTE)
+    if scored is not None:
+        card, metrics = _crossfit_threshold(card, scored, config, init)
+        return card, _OperatingPoint(metrics, "decisions (two folds, cross-fitted)", True, metrics.note)
+    if sum(any(lab.label in card.classes for lab in s.labels) for s in folders) > 1:
+        one = dataclasses.replace(config, ensemble=1, checkpoints=Checkpoints())
+
+        def fit_scenes(scenes: list[TrainingScene]) -> tuple[torch.nn.Module, ModelCard]:
+            return _fit_model(scenes + training_scenes(windows), [], one, None, init, provenance, device)[:2]
+
+        card, metrics, expected = crossfit_operating_point(card, folders, config, fit_scenes)
+        chosen = f"training scenes, cross-fitted ({expected['folds']} folds)"
+        return card, _OperatingPoint(metrics, chosen, True, metrics.note, expected)
+    if init is not None:
+        note = (f"threshold {init.card.threshold:.4f} carried over from the bundle started from (too few "
+                f"decisions to choose one: at least {MIN_EACH} confirmed and {MIN_EACH} rejected, in both "
+                "folds); no figure was measured on this model")
+        return card, _OperatingPoint(CardMetrics(threshold=init.card.threshold),
+                                     "carried over from the bundle started from", False, note)
+    card, metrics = choose_operating_point(model, card, folders + training_scenes(windows), config)
+    return card, _OperatingPoint(metrics, "training (no held-out scene was given)", False, _TRAINING_NOTE)
+
+
+def _with_fit(point: _OperatingPoint, result: FitResult, seconds: float) -> CardMetrics:
+    """The operating point's figures with the fit's own record (time, steps, loss, step kept)."""
+    losses = result.state.losses
+    return dataclasses.replace(
+        point.metrics, train_seconds=round(seconds, 1), steps_run=len(losses),
+        final_loss=round(float(np.mean(losses[-20:])), 4), measured_on_held_out=point.held_out,
+        kept_step=result.state.best_step or len(losses), stopped_early=result.stopped_early,
+        validations=tuple((int(step), float(ap)) for step, ap in result.state.validations), note=point.note,
+    )
 
 
 _VALIDATION_NOTE = ("figures measured on the validation scenes the threshold was chosen on; test figures "
