@@ -12,7 +12,9 @@ own training ports (its ``crossval.json``); both bundles are measured on half B 
 The do-no-harm guard applies as in the command (:mod:`fieldtruth.detectors.guard`): where the fine-tune
 does worse than the fold bundle on the decisions out of fold, or the decisions are too few to check it,
 "after" is the fold bundle itself (``--adopt-anyway`` measures every fine-tune, as before the guard).
-Pooled over the ports, with bootstrap intervals over ports.
+Pooled over the ports, with bootstrap intervals over ports. Two ceilings are printed beside them: the
+best threshold for each B half (chosen on its labels), and every false lead at the bundle's threshold
+removed; a review round that only re-scores the leads a scan found cannot beat the second.
 
     .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order score --steps 40 --replay
     .venv/bin/python benchmarks/bench_review_loop.py --k 30 --order uncertain --steps 60 --ports algiers,busan
@@ -153,6 +155,7 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
         "before": _fig(before_all, before),
         "threshold_only": _fig(before_all, own_before),
         "own_threshold": own,
+        **ceilings(before_all, before),
     }
     if not any(verdicts):
         record.update(
@@ -209,6 +212,18 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
             if other != port
         }
     return record
+
+
+def ceilings(every: Scores, kept: Scores) -> dict:
+    """What no review round can beat on half B without finding vessels the bundle missed: the best
+    threshold for the half (chosen on its labels), and every false lead at the bundle's threshold removed
+    (a perfect reviewer-taught filter)."""
+    best = every.best_threshold()[1]
+    return {
+        "ceiling_threshold": _fig(every, best),
+        "ceiling_filter": {"tp": kept.tp, "fp": 0, "fn": kept.fn, "f1": round(2 * kept.tp / max(
+            2 * kept.tp + kept.fn, 1), 4)},
+    }
 
 
 def _guard_text(guard: dict | None) -> str:
@@ -344,6 +359,11 @@ def main() -> None:
         f"threshold only (weights unchanged, F1-best threshold over the K decisions): pooled F1 "
         f"{own[0]:.3f} (P {own[1]:.2f} R {own[2]:.2f})"
     )
+    for key, what in (("ceiling_threshold", "the best threshold for each B half, on its labels"),
+                      ("ceiling_filter", "every false lead at the bundle's threshold removed")):
+        f1, precision, recall = pooled(records, key)
+        print(f"ceiling, {what}: pooled F1 {f1:.3f} (P {precision:.2f} R {recall:.2f}), "
+              f"{f1 - before[0]:+.3f} over before")
     if args.others:
         pairs = [pair for r in records for pair in r["others"].values()]
         for i, when in enumerate(("before", "after")):
@@ -380,6 +400,7 @@ def main() -> None:
                 "pooled_after": after,
                 "pooled_threshold_only": own,
                 "pooled_after_carried": carried,
+                "pooled_ceilings": {k: pooled(records, k) for k in ("ceiling_threshold", "ceiling_filter")},
                 "intervals": intervals,
             },
             indent=1,
