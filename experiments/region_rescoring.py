@@ -46,7 +46,7 @@ from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the benchmark's protocol
-from bench_review_loop import FOLDS, TOLERANCE_PX, _inside, decide, half  # noqa: E402
+from bench_review_loop import FOLDS, TOLERANCE_PX, _inside, ceilings, decide, half  # noqa: E402
 
 PATCH_RADIUS = 15
 K = 30
@@ -154,22 +154,22 @@ def main() -> None:
             every = score_detections(found_b, labels_b, tolerance_px=TOLERANCE_PX)
             kept = every.at_threshold(t)
             counts["before"].append((kept.tp, kept.fp, kept.fn))
-            best = every.best_threshold()[1]
-            counts["threshold"].append((best.tp, best.fp, best.fn))
-            counts["filter"].append((kept.tp, 0, kept.fn))
+            ceiling = ceilings(every, kept)
+            for key, name in (("threshold", "ceiling_threshold"), ("filter", "ceiling_filter")):
+                counts[key].append(tuple(ceiling[name][k] for k in ("tp", "fp", "fn")))
             found_vessels = sum(hit for _, hit in every.ranked)  # one-to-one: a vessel counts once
             counts["rerank"].append((found_vessels, 0, every.n_labels - found_vessels))
             decided = [i for i, d in enumerate(found_a) if d.score >= t][:K]
             truth_a = np.array(decide([found_a[i] for i in decided], labels_a))
-            on_b = np.array([d.score >= t for d in found_b])
+            scores_b = np.array([d.score for d in found_b])
+            on_b = scores_b >= t
             line = f"{port:<11} K {len(decided):>2} ({truth_a.sum()} confirmed)  F1 on B {kept.f1:.3f}"
             if min(truth_a.sum(), (~truth_a).sum()) >= 2 and 0 < truth_b[on_b].sum() < on_b.sum():
                 xa, xb = features(patches_a[decided]), features(patches_b[on_b])
                 mean, std = xa.mean(0), xa.std(0) + 1e-6
                 w = ridge_logistic((xa - mean) / std, truth_a.astype(float))
                 verifier = ((xb - mean) / std) @ w[:-1]
-                logit = np.log(np.array([d.score for d in found_b])[on_b] / (1 - np.array(
-                    [d.score for d in found_b])[on_b]))
+                logit = np.log(scores_b[on_b] / (1 - scores_b[on_b]))
                 aucs.append([auc(logit + a * verifier, truth_b[on_b]) for a in (0.0, 0.25, 0.5, 1.0)]
                             + [auc(verifier, truth_b[on_b])])
                 line += "  AUC of B's leads: score {:.2f}, +0.25/0.5/1 x verifier {:.2f}/{:.2f}/{:.2f}, " \
@@ -178,9 +178,9 @@ def main() -> None:
                 adapted = adapted_batch_norm(bundle, scene, grid)
                 after = score_detections(detect_like_a_scan(adapted, scene, half(grid, "B"), threshold=0.05),
                                          labels_b, tolerance_px=TOLERANCE_PX)
-                counts["adabn"].append((after.at_threshold(t).tp, after.at_threshold(t).fp,
-                                        after.at_threshold(t).fn))
-                line += (f"  adabn: F1 {after.at_threshold(t).f1:.3f}, AP {every.average_precision:.3f} -> "
+                at_t = after.at_threshold(t)
+                counts["adabn"].append((at_t.tp, at_t.fp, at_t.fn))
+                line += (f"  adabn: F1 {at_t.f1:.3f}, AP {every.average_precision:.3f} -> "
                          f"{after.average_precision:.3f}")
             print(line, flush=True)
     print("pooled F1 on the B halves: " + ", ".join(f"{k} {f1(v):.3f}" for k, v in counts.items() if v))
