@@ -72,7 +72,8 @@ def half(grid: TileGrid, side: str) -> TileGrid:
     return dataclasses.replace(grid, bounds=bounds)
 
 
-def _inside(grid: TileGrid, labels: list) -> list:
+def labels_inside(grid: TileGrid, labels: list) -> list:
+    """The labels whose centre lies on ``grid`` (a half's labels from the whole port's)."""
     rows, cols = (grid.bounds.top - grid.bounds.bottom) / grid.resolution, (
         grid.bounds.right - grid.bounds.left) / grid.resolution
     return [lab for lab in labels if 0 <= lab.centre[0] < rows and 0 <= lab.centre[1] < cols]
@@ -129,8 +130,8 @@ def run_port(port: str, fold: int, args: argparse.Namespace, out_dir: Path) -> d
     scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, raw)
     a, b = half(grid, "A"), half(grid, "B")
-    labels_a = _inside(a, labels_on_grid(folder, raw, a))
-    labels_b = _inside(b, labels_on_grid(folder, raw, b))
+    labels_a = labels_inside(a, labels_on_grid(folder, raw, a))
+    labels_b = labels_inside(b, labels_on_grid(folder, raw, b))
     found_a = detect_like_a_scan(bundle, scene, a, threshold=0.05)
     leads = queue(found_a, bundle.card.threshold, args.order, np.random.default_rng(args.seed))[: args.k]
     verdicts = decide(leads, labels_a)
@@ -244,7 +245,7 @@ def _whole_port_f1(bundle: LoadedBundle, port: str) -> dict:
     raw = open_scene(folder)
     scene = prepare_scenes([raw], bundle.card.bands, bundle.card.scene_offset)[0]
     grid = scan_grid(bundle, raw)
-    [(every, kept)] = measure(bundle, scene, grid, _inside(grid, labels_on_grid(folder, raw, grid)))
+    [(every, kept)] = measure(bundle, scene, grid, labels_inside(grid, labels_on_grid(folder, raw, grid)))
     return _fig(every, kept)
 
 

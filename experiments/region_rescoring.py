@@ -25,38 +25,43 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fieldtruth.benchmarks.bench_review_loop import (
+    FOLDS,
+    TOLERANCE_PX,
+    ceilings,
+    decide,
+    half,
+    labels_inside,
+)
 from fieldtruth.detectors.bundle import load_bundle
 from fieldtruth.detectors.evaluate import score_detections
 from fieldtruth.detectors.predict import PixelDetection, detect_array, normalise
-from fieldtruth.detectors.scangrid import (
-    _chips,
-    detect_like_a_scan,
-    grid_transform,
-    labels_on_grid,
-    scan_grid,
-)
+from fieldtruth.detectors.scangrid import detect_like_a_scan, grid_transform, labels_on_grid, scan_grid
 from fieldtruth.detectors.sceneoffset import prepare_scenes
+from fieldtruth.imagery.read import read_block
 from fieldtruth.ingest.scene import open_scene
 from fieldtruth.tests.data.shared import data_folder_or_exit, shared_data_root
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the benchmark's protocol
-from bench_review_loop import FOLDS, TOLERANCE_PX, _inside, ceilings, decide, half  # noqa: E402
-
 PATCH_RADIUS = 15
 K = 30
+
+
+def chips(bundle, scene, grid):  # noqa: ANN001, ANN201
+    """(tile, chip) over ``grid`` read in its default blocks, as a scan reads them."""
+    for block in grid.blocks(grid.default_block()):
+        yield from zip(block.tiles, read_block([scene], block, tuple(bundle.card.bands)), strict=True)
 
 
 def leads_with_patches(bundle, scene, grid) -> tuple[list[PixelDetection], np.ndarray]:  # noqa: ANN001
     """Every candidate >= 0.05 on ``grid`` as a scan finds it, best first, with the raw bands around it."""
     to_pixel, r = ~grid_transform(grid), PATCH_RADIUS
     found, patches = [], []
-    for tile, chip in _chips(bundle, scene, grid, grid.default_block()):
+    for tile, chip in chips(bundle, scene, grid):
         if chip.core_valid_fraction(tile.halo_px) == 0:
             continue
         padded = np.pad(chip.data, ((0, 0), (r, r), (r, r)), mode="reflect")
@@ -123,7 +128,7 @@ def adapted_batch_norm(bundle, scene, grid):  # noqa: ANN001, ANN201
             m.momentum = None  # a plain average over the tiles
     model.train()
     with torch.no_grad():
-        for _, chip in _chips(bundle, scene, grid, grid.default_block()):
+        for _, chip in chips(bundle, scene, grid):
             if chip.valid.mean() >= 0.5:
                 model(normalise(bundle.card, chip.data, chip.valid))
     return dataclasses.replace(bundle, model=model.eval(), runner=None, precision="float32")
@@ -148,7 +153,7 @@ def main() -> None:
             grid = scan_grid(bundle, raw)
             (found_a, patches_a), (found_b, patches_b) = (leads_with_patches(bundle, scene, half(grid, s))
                                                           for s in "AB")
-            labels_a, labels_b = (_inside(half(grid, s), labels_on_grid(folder, raw, half(grid, s)))
+            labels_a, labels_b = (labels_inside(half(grid, s), labels_on_grid(folder, raw, half(grid, s)))
                                   for s in "AB")
             truth_b = np.array(decide(found_b, labels_b))
             every = score_detections(found_b, labels_b, tolerance_px=TOLERANCE_PX)
