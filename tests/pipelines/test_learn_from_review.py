@@ -282,28 +282,30 @@ def _same_weights(a, b) -> bool:  # noqa: ANN001 - loaded bundles
     return one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
 
 
-def test_a_fine_tune_that_helps_is_adopted(scanned: Path, tmp_path: Path, small_scene: Path,
-                                           replay: Path) -> None:
+def _reviewed_and_fine_tuned(scanned: Path, tmp_path: Path, decisions, replay: Path | None):  # noqa: ANN001, ANN202
+    """A copy of the scanned run with ``decisions(run)`` recorded, fine-tuned from its bundle: (the run,
+    the command's result, the bundle written, the bundle started from, the card's guard record)."""
     run = _copy(scanned, tmp_path)
-    _decide(run, _oracle(run, small_scene))
+    _decide(run, decisions(run))
     out = tmp_path / "tuned.safetensors"
     result = _fine_tune(run, replay, out)
     assert result.exit_code == 0, result.output
-    tuned, start = load_bundle(out), load_bundle(_bundle_of(run))
-    guard = tuned.card.split["fine_tune"]
+    written, start = load_bundle(out), load_bundle(_bundle_of(run))
+    return run, result, written, start, written.card.split["fine_tune"]
+
+
+def test_a_fine_tune_that_helps_is_adopted(scanned: Path, tmp_path: Path, small_scene: Path,
+                                           replay: Path) -> None:
+    run, result, tuned, start, guard = _reviewed_and_fine_tuned(
+        scanned, tmp_path, lambda run: _oracle(run, small_scene), replay)
     assert guard["adopted"] and not guard["forced"] and guard["tuned"]["f1"] > guard["start"]["f1"]
     assert "fine-tune adopted: over 8 decided leads" in result.output
     assert not _same_weights(tuned, start) and [e["bundle_sha256"] for e in learned_by(run)] == [tuned.sha256]
 
 
 def test_a_fine_tune_that_harms_is_not_adopted(scanned: Path, tmp_path: Path, small_scene: Path) -> None:
-    run = _copy(scanned, tmp_path)
-    _decide(run, _misled(run, small_scene))
-    out = tmp_path / "tuned.safetensors"
-    result = _fine_tune(run, None, out)
-    assert result.exit_code == 0, result.output
-    written, start = load_bundle(out), load_bundle(_bundle_of(run))
-    guard = written.card.split["fine_tune"]
+    run, result, written, start, guard = _reviewed_and_fine_tuned(
+        scanned, tmp_path, lambda run: _misled(run, small_scene), None)
     assert not guard["adopted"] and guard["tuned"]["recall"] < guard["start"]["recall"] == 1.0
     assert guard["tuned"]["f1"] < guard["start"]["f1"] and guard["kept"]["sha256"] == start.sha256
     line = next(t for t in result.output.splitlines() if t.startswith("fine-tune NOT adopted, it does worse"))
